@@ -1,0 +1,18 @@
+"""sr4k: patch-free 4K super-resolution nodes for ComfyUI.
+
+ComfyUI loads this folder as a package and calls :func:`comfy_entrypoint` (the V3 API). Nothing
+here imports ComfyUI at import time, so the package also imports in tests, the CLI and training.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["comfy_entrypoint"]
+
+
+async def comfy_entrypoint() -> Any:
+    """Return the pack's ``ComfyExtension`` (imported lazily: only ComfyUI has ``comfy_api``)."""
+    from .nodes.extension import SR4KExtension
+
+    return SR4KExtension()

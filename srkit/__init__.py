@@ -1,0 +1,1 @@
+"""Shared helpers of both cores: colour, weights, degradations, metrics, downloads. Pure PyTorch."""

@@ -1,0 +1,65 @@
+"""The pack installs the way ComfyUI-Manager and the registry expect."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+import tomllib
+from comfy_harness import REPO, ComfyServer
+
+
+def _names(lines: list[str]) -> dict[str, str]:
+    out = {}
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name = re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0].lower().replace("_", "-")
+            out[name] = line.replace(" ", "")
+    return out
+
+
+def test_requirements_txt_equals_pyproject_dependencies() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    reqs = _names((REPO / "requirements.txt").read_text().splitlines())
+    assert reqs == _names(project["dependencies"])
+    # Never pin torch (a pin would make Manager reinstall the user's CUDA build).
+    assert not re.search(r"[=<~]", reqs["torch"].removeprefix("torch").replace(">=", ""))
+
+
+def test_pyproject_has_what_the_registry_needs() -> None:
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())
+    project = data["project"]
+    assert project["name"] == "sr4k"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", project["version"])
+    assert project["description"] and project["license"] and project["requires-python"]
+    assert project["urls"]["Repository"]
+    comfy = data["tool"]["comfy"]
+    assert comfy["PublisherId"] and comfy["DisplayName"] and comfy["Icon"]
+
+
+def test_root_package_imports_without_comfyui_and_exposes_only_the_v3_entrypoint() -> None:
+    # A fresh interpreter: other tests may have put ComfyUI's tree on this process's sys.path.
+    code = (
+        "import importlib, sr4k\n"
+        "assert callable(sr4k.comfy_entrypoint)\n"
+        "assert not hasattr(sr4k, 'NODE_CLASS_MAPPINGS')\n"  # it would make ComfyUI ignore the entrypoint
+        "import sr4k.srkit, sr4k.gtasr_core, sr4k.op4ksr_core\n"
+        "try:\n    importlib.import_module('sr4k.nodes.extension')\n"
+        "except ModuleNotFoundError as e:\n    assert 'comfy' in str(e)\n"
+        "else:\n    raise AssertionError('nodes imported without ComfyUI?')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO.parent)
+
+
+@pytest.mark.comfy
+def test_node_list_json_equals_the_registered_ids(comfy_server: ComfyServer) -> None:
+    info = comfy_server.get_json("/object_info")
+    ours = {k for k, v in info.items() if v.get("python_module", "").endswith("custom_nodes.sr4k")}
+    listed = json.loads((REPO / "node_list.json").read_text())
+    assert len(listed) == len(set(listed))
+    assert ours == set(listed)
+    assert all(k.startswith(("SR4K_", "GTASR_", "OP4KSR_")) for k in ours)
