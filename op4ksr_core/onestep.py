@@ -1,0 +1,145 @@
+"""The one-step SR update and its input/output geometry (pure functions).
+
+OP4KSR runs the FLUX transformer once: the LR image is bicubic-upsampled to the target size,
+encoded by the F16 VAE, and one velocity prediction at time ``t*`` turns it into the HR latent,
+
+    x_{t*} = input(z_LR, t*),        x0 = x_{t*} - t* . v(x_{t*}, t*)        (rectified flow)
+
+which is exactly one Euler step on the sigmas ``[t*, 0]``, so ComfyUI's own sampler runs it.
+The paper does not state how the LR latent enters the model nor t* (op4ksr.md §2.1, §11); the two
+documented candidates are options of :class:`OneStepConfig`:
+
+``flow`` (default)  ``x_{t*} = (1 - t*) . z_LR``: the noise-free point of the rectified-flow path
+                    ``x_t = (1 - t) x0 + t eps`` with ``eps = 0``; this is what ComfyUI's sampler
+                    builds with added noise disabled, so core nodes reproduce it exactly.
+``direct``          ``x_{t*} = z_LR`` (OSEDiff/FluxSR style: the LR latent itself stands at t*).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+InputMode = Literal["flow", "direct"]
+INPUT_MODES: tuple[str, ...] = ("flow", "direct")
+
+DEFAULT_T_STAR = 0.5
+DEFAULT_TARGET_LONG_SIDE = 4096
+
+
+@dataclass(frozen=True)
+class OneStepConfig:
+    """Hyperparameters of the one-step update.
+
+    Attributes:
+        t_star: the flow time (= ComfyUI sigma) of the single model call, in (0, 1]. Unknown in the
+            paper; 0.5 is the middle of the engineering fallback's sweep {0.25, 0.5, 1.0}.
+        input_mode: how the LR latent becomes ``x_{t*}`` (see module docstring).
+        guidance: FLUX-dev guidance-embedding value used when no conditioning carries one.
+        empty_text_tokens: length of the all-zero text context used when no conditioning is given.
+    """
+
+    t_star: float = DEFAULT_T_STAR
+    input_mode: InputMode = "flow"
+    guidance: float = 3.5
+    empty_text_tokens: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.t_star <= 1.0:
+            raise ValueError(f"t_star must be in (0, 1], got {self.t_star}; 0.5 is the default.")
+        if self.input_mode not in INPUT_MODES:
+            raise ValueError(f"input_mode {self.input_mode!r} unknown; choose one of {INPUT_MODES}.")
+        if self.input_mode == "flow" and self.t_star == 1.0:
+            raise ValueError("input_mode 'flow' with t_star 1.0 discards the LR latent; use t_star < 1.")
+        if self.empty_text_tokens < 1:
+            raise ValueError(f"empty_text_tokens must be >= 1, got {self.empty_text_tokens}.")
+
+
+def one_step_input(z_lr: torch.Tensor, t_star: float, mode: InputMode) -> torch.Tensor:
+    """``x_{t*}`` from the (model-space) LR latent ``z_lr`` ``[B, C, h, w]``."""
+    if mode == "flow":
+        return (1.0 - t_star) * z_lr
+    if mode == "direct":
+        return z_lr
+    raise ValueError(f"input_mode {mode!r} unknown; choose one of {INPUT_MODES}.")
+
+
+def one_step_x0(x_t: torch.Tensor, velocity: torch.Tensor, t_star: float) -> torch.Tensor:
+    """Rectified-flow estimate of the clean latent: ``x0 = x_t - t* . v`` (one Euler step to 0)."""
+    return x_t - t_star * velocity
+
+
+def target_size(
+    height: int, width: int, *, scale: float | None = None, long_side: int | None = None
+) -> tuple[int, int]:
+    """Output ``(H, W)`` for an ``height`` x ``width`` input: by ``scale`` or by ``long_side``.
+
+    Exactly one of the two is given; the aspect ratio is kept and sides are rounded to pixels.
+    """
+    if (scale is None) == (long_side is None):
+        raise ValueError("give exactly one of scale (e.g. 4.0) or long_side (e.g. 4096).")
+    if height < 1 or width < 1:
+        raise ValueError(f"image size must be positive, got {height}x{width}.")
+    if scale is not None:
+        if scale <= 0:
+            raise ValueError(f"scale must be > 0, got {scale}.")
+        return max(1, round(height * scale)), max(1, round(width * scale))
+    assert long_side is not None
+    if long_side < 1:
+        raise ValueError(f"long_side must be >= 1, got {long_side}.")
+    factor = long_side / max(height, width)
+    return max(1, round(height * factor)), max(1, round(width * factor))
+
+
+def pad_to_multiple(image: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad ``[B, C, H, W]`` on the bottom/right up to a multiple of ``multiple``.
+
+    Returns the padded image and the original ``(H, W)`` to crop back to. Reflection (not zeros)
+    so the padded border encodes like image content; it falls back to replicate for pads larger
+    than the image.
+    """
+    h, w = image.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return image, (h, w)
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(image, (0, pw, 0, ph), mode=mode), (h, w)
+
+
+def upsample_bicubic(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bicubic resize of ``[B, C, H, W]`` in [0, 1] to ``size``, clamped (antialiased when shrinking)."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    shrink = size[0] < image.shape[-2] or size[1] < image.shape[-1]
+    out = F.interpolate(image.float(), size=size, mode="bicubic", align_corners=False, antialias=shrink)
+    return out.clamp(0.0, 1.0)
+
+
+def pack_latents(z: torch.Tensor, patch: int) -> torch.Tensor:
+    """``[B, C, h, w]`` -> tokens ``[B, (h/p)(w/p), C p p]`` in FLUX's (c, ph, pw) order."""
+    b, c, h, w = z.shape
+    if h % patch or w % patch:
+        raise ValueError(f"latent {h}x{w} is not a multiple of the patch size {patch}.")
+    z = z.view(b, c, h // patch, patch, w // patch, patch)
+    return z.permute(0, 2, 4, 1, 3, 5).reshape(b, (h // patch) * (w // patch), c * patch * patch)
+
+
+def unpack_latents(tokens: torch.Tensor, hw: tuple[int, int], patch: int) -> torch.Tensor:
+    """Inverse of :func:`pack_latents`: tokens -> ``[B, C, h, w]`` for latent size ``hw``."""
+    b, n, d = tokens.shape
+    h, w = hw
+    c = d // (patch * patch)
+    if n != (h // patch) * (w // patch) or c * patch * patch != d:
+        raise ValueError(f"{n} tokens of width {d} do not tile a {h}x{w} latent with patch {patch}.")
+    z = tokens.view(b, h // patch, w // patch, c, patch, patch)
+    return z.permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
+
+
+def latent_multiple(vae_downscale: int, patch_size: int) -> int:
+    """Pixel multiple an image must have: one token per ``vae_downscale * patch_size`` pixels."""
+    if vae_downscale < 1 or patch_size < 1:
+        raise ValueError(f"vae_downscale and patch_size must be >= 1, got {vae_downscale}, {patch_size}.")
+    return vae_downscale * patch_size
