@@ -5,10 +5,24 @@ from __future__ import annotations
 from comfy_api.latest import ComfyExtension, io
 
 from .color import ColorCorrect
+from .folders import register_folders
+from .op4ksr_loaders import LoadF16VAE, LoadModel
+from .op4ksr_patch import ApplyRFR, EmptyConditioning
+from .op4ksr_upscale import Upscale as OP4KSRUpscale
 
-NODES: list[type[io.ComfyNode]] = [ColorCorrect]
+NODES: list[type[io.ComfyNode]] = [
+    ColorCorrect,
+    ApplyRFR,
+    EmptyConditioning,
+    LoadF16VAE,
+    LoadModel,
+    OP4KSRUpscale,
+]
 
 
 class SR4KExtension(ComfyExtension):
+    async def on_load(self) -> None:
+        register_folders()
+
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return list(NODES)

@@ -110,12 +110,15 @@ def pad_to_multiple(image: torch.Tensor, multiple: int) -> tuple[torch.Tensor, t
 
 
 def upsample_bicubic(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bicubic resize of ``[B, C, H, W]`` in [0, 1] to ``size``, clamped (antialiased when shrinking)."""
+    """Bicubic resize of ``[B, C, H, W]`` to ``size`` (antialiased only when shrinking).
+
+    Not clamped: the small bicubic overshoot encodes fine, and this equals ComfyUI's ``ImageScale``
+    (bicubic) exactly, so the exploded core-node workflow reproduces the upscale node.
+    """
     if tuple(image.shape[-2:]) == tuple(size):
         return image
     shrink = size[0] < image.shape[-2] or size[1] < image.shape[-1]
-    out = F.interpolate(image.float(), size=size, mode="bicubic", align_corners=False, antialias=shrink)
-    return out.clamp(0.0, 1.0)
+    return F.interpolate(image.float(), size=size, mode="bicubic", align_corners=False, antialias=shrink)
 
 
 def pack_latents(z: torch.Tensor, patch: int) -> torch.Tensor:

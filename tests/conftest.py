@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from comfy_harness import REPO, ComfyServer, harness_available, start_server, stop_server
 
 

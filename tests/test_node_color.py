@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from comfy_harness import ComfyServer, PromptError, execution_error
 from PIL import Image
-from workflow_files import api_workflow
 
+from comfy_harness import ComfyServer, PromptError, execution_error
 from sr4k.srkit.color import color_correct
+from workflow_files import api_workflow
 
 pytestmark = pytest.mark.comfy
 

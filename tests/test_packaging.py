@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import tomllib
+
 from comfy_harness import REPO, ComfyServer
 
 

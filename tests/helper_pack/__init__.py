@@ -65,9 +65,24 @@ class EmptyImageBatch(io.ComfyNode):
         return io.NodeOutput(image[:0])
 
 
+class NonFluxModel(io.ComfyNode):
+    """A MODEL that is not FLUX (a ModelPatcher around a plain module), to test model-kind checks."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(node_id="SR4KTest_NonFluxModel", category="sr4k/testing", outputs=[io.Model.Output()])
+
+    @classmethod
+    def execute(cls) -> io.NodeOutput:
+        import comfy.model_patcher
+
+        cpu = torch.device("cpu")
+        return io.NodeOutput(comfy.model_patcher.ModelPatcher(torch.nn.Linear(2, 2), cpu, cpu))
+
+
 class HelperExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [ZeroFluxConditioning, MaskAsImage, EmptyImageBatch]
+        return [ZeroFluxConditioning, MaskAsImage, EmptyImageBatch, NonFluxModel]
 
 
 async def comfy_entrypoint() -> HelperExtension:

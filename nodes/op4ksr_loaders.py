@@ -1,0 +1,118 @@
+"""``OP4KSR_LoadF16VAE`` and ``OP4KSR_LoadModel``."""
+
+from __future__ import annotations
+
+import comfy.sd
+import comfy.utils
+import torch
+from comfy_api.latest import io
+
+from ..op4ksr_core.flux_keys import detect_flux_layout, diffusers_to_bfl
+from ..op4ksr_core.vae_config import DECODE_MODES
+from ..op4ksr_core.vae_loader import load_f16_vae
+from ..srkit.weights import load_state_dict
+from .f16_vae import make_comfy_vae
+from .flux_model import flux_diffusion_model
+from .folders import file_list, full_path
+from .op4ksr_patch import apply_rfr, rfr_config, rfr_inputs
+
+WEIGHT_DTYPES: dict[str, dict] = {
+    "default": {},
+    "fp8_e4m3fn": {"dtype": torch.float8_e4m3fn},
+    "fp8_e4m3fn_fast": {"dtype": torch.float8_e4m3fn, "fp8_optimizations": True},
+    "fp8_e5m2": {"dtype": torch.float8_e5m2},
+}
+
+
+def load_vae_file(vae_name: str, decode_mode: str) -> comfy.sd.VAE:
+    sd = load_state_dict(full_path("vae", vae_name))
+    return make_comfy_vae(load_f16_vae(sd, decode_mode))
+
+
+def decode_mode_input() -> io.Combo.Input:
+    return io.Combo.Input(
+        "decode_mode",
+        options=list(DECODE_MODES),
+        default="partitioned",
+        tooltip="partitioned: the Diffusion-4K F16 decode, right for F16 VAEs fine-tuned that way (SC-VAE, "
+        "UltraFlux). aligned: plain nearest x2 before the last conv, right for the raw FLUX ae.safetensors.",
+    )
+
+
+class LoadF16VAE(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="OP4KSR_LoadF16VAE",
+            display_name="OP4KSR Load F16 VAE",
+            category="sr4k/op4ksr",
+            description="Loads FLUX VAE weights (ae.safetensors, or a diffusers-format F16 VAE) as a 16x "
+            "VAE: a 4096x4096 image becomes a 256x256 latent. Works with core VAE Encode/Decode.",
+            inputs=[
+                io.Combo.Input("vae_name", options=file_list("vae"),
+                               tooltip="A FLUX.1 VAE file from models/vae (BFL or diffusers key layout)."),
+                decode_mode_input(),
+            ],  # fmt: skip
+            outputs=[io.Vae.Output(tooltip="The F16 VAE.")],
+        )
+
+    @classmethod
+    def execute(cls, vae_name: str, decode_mode: str) -> io.NodeOutput:
+        return io.NodeOutput(load_vae_file(vae_name, decode_mode))
+
+
+def load_flux_transformer(path: str, weight_dtype: str):  # noqa: ANN201 - a ComfyUI ModelPatcher
+    """A FLUX transformer file (BFL/ComfyUI or diffusers layout) as a ComfyUI ``MODEL``."""
+    sd = comfy.utils.load_torch_file(path)
+    try:
+        if detect_flux_layout(sd) == "diffusers":
+            sd = diffusers_to_bfl(sd)
+    except ValueError:
+        pass  # not FLUX-like at all: ComfyUI's detection below names what it is not
+    model = comfy.sd.load_diffusion_model_state_dict(sd, model_options=WEIGHT_DTYPES[weight_dtype])
+    if model is None:
+        raise ValueError(
+            f"{path} is not a diffusion-model file ComfyUI recognises; OP4KSR needs a FLUX.1 transformer "
+            "(models/diffusion_models, e.g. flux1-dev.safetensors or an OP4KSR fine-tune)."
+        )
+    flux_diffusion_model(model)  # a non-FLUX model (SD, SDXL, ...) gets a clear error
+    return model
+
+
+class LoadModel(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        loras = ["none", *file_list("loras")]
+        return io.Schema(
+            node_id="OP4KSR_LoadModel",
+            display_name="OP4KSR Load Model",
+            category="sr4k/op4ksr",
+            description="Loads an OP4KSR model: a FLUX.1 transformer (full fine-tune, or the base model plus an "
+            "OP4KSR LoRA), with RoPE frequency rescaling applied, and the F16 VAE.",
+            inputs=[
+                io.Combo.Input("unet_name", options=file_list("diffusion_models"),
+                               tooltip="FLUX.1 transformer from models/diffusion_models (BFL or diffusers layout)."),
+                io.Combo.Input("weight_dtype", options=list(WEIGHT_DTYPES), default="default",
+                               tooltip="fp8 halves the transformer's memory at a small quality cost."),
+                io.Combo.Input("lora_name", options=loras, default="none",
+                               tooltip="OP4KSR LoRA from models/loras, or none for a full fine-tune."),
+                io.Float.Input("lora_strength", default=1.0, min=-10.0, max=10.0, step=0.01,
+                               tooltip="Strength of the LoRA (1 = as trained)."),
+                io.Combo.Input("vae_name", options=file_list("vae"), tooltip="FLUX.1 VAE weights for the F16 VAE."),
+                decode_mode_input(),
+                *rfr_inputs(),
+            ],  # fmt: skip
+            outputs=[io.Model.Output(tooltip="The OP4KSR transformer."), io.Vae.Output(tooltip="The F16 VAE.")],
+        )
+
+    @classmethod
+    def execute(
+        cls, unet_name: str, weight_dtype: str, lora_name: str, lora_strength: float, vae_name: str,
+        decode_mode: str, rfr_mode: str, alpha: float, reference_tokens: int,
+    ) -> io.NodeOutput:  # fmt: skip
+        config = rfr_config(rfr_mode, alpha, reference_tokens)  # validate before the slow loads
+        model = load_flux_transformer(full_path("diffusion_models", unet_name), weight_dtype)
+        if lora_name != "none":
+            lora = comfy.utils.load_torch_file(full_path("loras", lora_name), safe_load=True)
+            model, _ = comfy.sd.load_lora_for_models(model, None, lora, lora_strength, 0.0)
+        return io.NodeOutput(apply_rfr(model, config), load_vae_file(vae_name, decode_mode))

@@ -1,0 +1,86 @@
+"""``OP4KSR_ApplyRFR`` (MODEL -> MODEL) and ``OP4KSR_EmptyConditioning``."""
+
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from ..op4ksr_core.embedder import RFREmbedder
+from ..op4ksr_core.onestep import OneStepConfig
+from ..op4ksr_core.rfr import FLUX_TRAIN_GRID, RFR_MODES, RFRConfig
+from .flux_model import empty_flux_conditioning, flux_diffusion_model
+
+
+def rfr_config(mode: str, alpha: float, reference_tokens: int) -> RFRConfig:
+    return RFRConfig(mode=mode, alpha=alpha, reference_grid=(float(reference_tokens), float(reference_tokens)))
+
+
+def apply_rfr(model, config: RFRConfig):  # noqa: ANN001, ANN201 - ComfyUI ModelPatcher in and out
+    """Clone ``model`` and swap its positional embedder for an RFR one (the input stays untouched)."""
+    inner = flux_diffusion_model(model)
+    patched = model.clone()
+    patched.add_object_patch("diffusion_model.pe_embedder", RFREmbedder.from_module(inner.pe_embedder, config))
+    return patched
+
+
+def rfr_inputs() -> list:
+    """The RFR widgets shared by ``OP4KSR_ApplyRFR`` and ``OP4KSR_LoadModel``."""
+    return [
+        io.Combo.Input(
+            "rfr_mode",
+            options=list(RFR_MODES),
+            default="ntk",
+            tooltip="RoPE base-frequency rescaling against periodic artifacts at 4K. ntk: rescale each axis' "
+            "base by how far the token grid exceeds the training grid (default). scale: multiply the base by "
+            "alpha. none: stock FLUX RoPE.",
+        ),
+        io.Float.Input(
+            "alpha", default=1.0, min=0.01, max=100.0, step=0.01,
+            tooltip="Base multiplier for rfr_mode 'scale' (theta' = alpha * 10000). Ignored by the other modes.",
+        ),
+        io.Int.Input(
+            "reference_tokens", default=int(FLUX_TRAIN_GRID[0]), min=1, max=1024,
+            tooltip="Tokens per side of the grid the model was trained at (FLUX.1: 1024 px / 16 px = 64). "
+            "Used by 'ntk'.",
+        ),
+    ]  # fmt: skip
+
+
+class ApplyRFR(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="OP4KSR_ApplyRFR",
+            display_name="OP4KSR Apply RoPE Frequency Rescaling",
+            category="sr4k/op4ksr",
+            description="Patches any FLUX model (UNETLoader, fp8, GGUF, LoRA stacks) with RoPE base-frequency "
+            "rescaling (RFR), which suppresses periodic artifacts at 4K. Works in plain FLUX generation graphs "
+            "too. The input model is not changed.",
+            inputs=[io.Model.Input("model", tooltip="A FLUX.1 model."), *rfr_inputs()],
+            outputs=[io.Model.Output(tooltip="The same model with the RFR positional embedder.")],
+        )
+
+    @classmethod
+    def execute(cls, model, rfr_mode: str, alpha: float, reference_tokens: int) -> io.NodeOutput:  # noqa: ANN001
+        return io.NodeOutput(apply_rfr(model, rfr_config(rfr_mode, alpha, reference_tokens)))
+
+
+class EmptyConditioning(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="OP4KSR_EmptyConditioning",
+            display_name="OP4KSR Empty Conditioning",
+            category="sr4k/op4ksr",
+            description="All-zero FLUX conditioning sized for the connected model: what OP4KSR uses when no "
+            "prompt is given, without loading the T5/CLIP text encoders.",
+            inputs=[
+                io.Model.Input("model", tooltip="The FLUX model the conditioning is for (its text widths)."),
+                io.Float.Input("guidance", default=3.5, min=0.0, max=100.0, step=0.1,
+                               tooltip="FLUX-dev guidance embedding value."),
+            ],  # fmt: skip
+            outputs=[io.Conditioning.Output(tooltip="Zero text conditioning.")],
+        )
+
+    @classmethod
+    def execute(cls, model, guidance: float) -> io.NodeOutput:  # noqa: ANN001
+        return io.NodeOutput(empty_flux_conditioning(model, tokens=OneStepConfig().empty_text_tokens, guidance=guidance))

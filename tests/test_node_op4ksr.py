@@ -1,0 +1,105 @@
+"""OP4KSR nodes in the real ComfyUI server, with a tiny FLUX.1 that core UNETLoader detects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from comfy_harness import ComfyServer, PromptError, execution_error
+from tiny_models import f16_vae_file, tiny_flux_bfl_file
+from workflow_files import api_workflow
+
+pytestmark = pytest.mark.comfy
+
+LR_W, LR_H = 32, 24  # -> long side 128: 128x96, a multiple of 32 (F16 x patch 2)
+
+
+@pytest.fixture(scope="module")
+def models(comfy_server: ComfyServer) -> ComfyServer:
+    for folder, name, path in (
+        ("diffusion_models", "flux1-dev.safetensors", tiny_flux_bfl_file()),
+        ("vae", "ae.safetensors", f16_vae_file("bfl")),
+    ):
+        link = comfy_server.models / folder / name
+        if not link.exists():
+            link.symlink_to(path)
+    rng = np.random.default_rng(0)
+    low = np.array(Image.fromarray((rng.random((6, 8, 3)) * 255).astype(np.uint8)).resize((LR_W, LR_H)))
+    Image.fromarray(low).save(comfy_server.input_dir / "sr4k_example_lowres.png")
+    return comfy_server
+
+
+def _small(prompt: dict, long_side: int = 128) -> dict:
+    for node in prompt.values():
+        if node["class_type"] == "OP4KSR_Upscale":
+            node["inputs"]["long_side"] = long_side
+        if node["class_type"] == "ImageScale":
+            node["inputs"]["width"], node["inputs"]["height"] = long_side, long_side * LR_H // LR_W
+    return prompt
+
+
+def test_upscale_node_equals_the_exploded_core_node_workflow(models: ComfyServer) -> None:
+    node = models.images(models.run(_small(api_workflow("op4ksr_upscale_4k"))), "4")[0]
+    exploded = models.images(models.run(_small(api_workflow("op4ksr_exploded"))), "14")[0]
+    assert node.shape == (96, 128, 3)
+    np.testing.assert_array_equal(node, exploded)
+    assert node.std() > 1.0  # a real image came out, not a constant
+
+
+@pytest.mark.parametrize(("long_side", "shape"), [(128, (96, 128, 3)), (100, (75, 100, 3))])
+def test_output_size_follows_the_target_and_crops_padding(models: ComfyServer, long_side: int, shape: tuple) -> None:
+    out = models.images(models.run(_small(api_workflow("op4ksr_upscale_4k"), long_side)), "4")[0]
+    assert out.shape == shape
+
+
+def test_rfr_changes_the_model_but_not_its_input(models: ComfyServer) -> None:
+    prompt = _small(api_workflow("op4ksr_exploded"))
+    prompt["3"]["inputs"].update(rfr_mode="scale", alpha=4.0)
+    rfr = models.images(models.run(prompt), "14")[0]
+    # The same graph where the sampler uses the unpatched model: RFR's clone left it untouched.
+    for nid in ("7", "9", "11"):
+        prompt[nid]["inputs"]["model"] = ["2", 0]
+    plain = models.images(models.run(prompt), "14")[0]
+    prompt["3"]["inputs"]["rfr_mode"] = "none"
+    for nid in ("7", "9", "11"):
+        prompt[nid]["inputs"]["model"] = ["3", 0]
+    none = models.images(models.run(prompt), "14")[0]
+    np.testing.assert_array_equal(plain, none)
+    assert np.abs(rfr.astype(int) - plain.astype(int)).max() > 0
+
+
+def test_non_flux_model_is_a_clear_error(models: ComfyServer) -> None:
+    prompt = _small(api_workflow("op4ksr_exploded"))
+    prompt["20"] = {"class_type": "SR4KTest_NonFluxModel", "inputs": {}}
+    prompt["3"]["inputs"]["model"] = ["20", 0]
+    with pytest.raises(PromptError) as err:
+        models.run(prompt)
+    msg = execution_error(err.value.payload)
+    assert msg["node_type"] == "OP4KSR_ApplyRFR"
+    assert "needs a FLUX.1 MODEL" in msg["exception_message"]
+    models.run(_small(api_workflow("op4ksr_upscale_4k")))  # and the server goes on
+
+
+def test_wrong_file_in_the_model_loader_is_a_clear_error(models: ComfyServer) -> None:
+    link = models.models / "diffusion_models" / "not_a_flux.safetensors"
+    if not link.exists():
+        link.symlink_to(f16_vae_file("bfl"))
+    prompt = _small(api_workflow("op4ksr_upscale_4k"))
+    prompt["2"]["inputs"]["unet_name"] = "not_a_flux.safetensors"
+    with pytest.raises(PromptError) as err:
+        models.run(prompt)
+    assert "FLUX.1 transformer" in execution_error(err.value.payload)["exception_message"]
+
+
+def test_flux_generate_then_4k(models: ComfyServer) -> None:
+    prompt = _small(api_workflow("flux_generate_then_4k"))
+    # T5-XXL cannot be shrunk: the test takes zero conditioning from the test-only helper pack.
+    for nid in ("2", "3"):
+        del prompt[nid]
+    prompt["3"] = {"class_type": "SR4KTest_ZeroFluxConditioning",
+                   "inputs": {"context_dim": 64, "pooled_dim": 32, "tokens": 4}}  # fmt: skip
+    prompt["5"]["inputs"].update(width=64, height=64)
+    prompt["6"]["inputs"]["steps"] = 2
+    out = models.images(models.run(prompt), "12")[0]
+    assert out.shape == (128, 128, 3)
