@@ -13,7 +13,7 @@ from torch import nn
 
 from .latent_format import LatentFormat, latent_format_for
 from .vae_config import FLUX_F16, DecodeMode, VaeConfig, check_decode_mode
-from .vae_layers import DownBlock, MidBlock, UpBlock, norm_silu, run_layers
+from .vae_layers import DownBlock, MidBlock, UpBlock, group_norm, norm_silu, run_layers
 from .vae_tail import DECODE_SHIFT, upsample_conv_tail
 
 # Output rows per chunk of the full-resolution tail. At 4096 px wide and 128 channels a 256-row chunk
@@ -47,7 +47,7 @@ class Encoder(nn.Module):
             ]
         )
         self.mid_block = MidBlock(chans[-1], groups, eps)
-        self.conv_norm_out = nn.GroupNorm(groups, chans[-1], eps=eps)
+        self.conv_norm_out = group_norm(chans[-1], groups, eps)
         self.conv_out = nn.Conv2d(chans[-1], config.moment_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -79,7 +79,7 @@ class Decoder(nn.Module):
                 for i in range(config.num_levels)
             ]
         )
-        self.conv_norm_out = nn.GroupNorm(groups, chans[-1], eps=eps)
+        self.conv_norm_out = group_norm(chans[-1], groups, eps)
         self.conv_out = nn.Conv2d(chans[-1], config.out_channels, 3, padding=1)
 
     def forward(self, z: torch.Tensor, shift: int, chunk_rows: int) -> torch.Tensor:
@@ -196,6 +196,12 @@ class F16VAE(nn.Module):
         mode = check_decode_mode(decode_mode or self.decode_mode, self.config)
         rows = check_chunk_rows(self.chunk_rows if chunk_rows is None else chunk_rows)
         return self.decoder(latent.to(self.dtype), DECODE_SHIFT[mode], rows)
+
+    def forward(
+        self, image: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Reconstruction ``decode(encode(image))`` (e.g. for decoder fine-tuning)."""
+        return self.decode(self.encode(image, sample=sample, generator=generator))
 
     def to_model_latent(self, z: torch.Tensor) -> torch.Tensor:
         """``(z - shift) * scale``: VAE latent -> diffusion-model latent."""

@@ -87,6 +87,7 @@ def test_encode_sample_and_latent_helpers(vae: F16VAE, golden: dict) -> None:
     with torch.no_grad():
         mean, logvar = vae.encode_moments(image)
         assert torch.equal(vae.encode(image), mean)
+        assert torch.equal(vae(image), vae.decode(mean))
         sample = vae.encode(image, sample=True, generator=torch.Generator().manual_seed(11))
     noise = torch.randn(mean.shape, generator=torch.Generator().manual_seed(11))
     torch.testing.assert_close(sample, mean + torch.exp(0.5 * logvar) * noise)
