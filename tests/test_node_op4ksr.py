@@ -103,3 +103,27 @@ def test_flux_generate_then_4k(models: ComfyServer) -> None:
     prompt["6"]["inputs"]["steps"] = 2
     out = models.images(models.run(prompt), "12")[0]
     assert out.shape == (128, 128, 3)
+
+
+def test_comfyui_path_equals_the_headless_diffusers_path(models: ComfyServer) -> None:
+    """Same tiny weights: ComfyUI's FLUX + our VAE wrapper vs diffusers' FluxTransformer2DModel."""
+    import torch
+
+    from sr4k.op4ksr_core.flux_loader import load_flux_transformer
+    from sr4k.op4ksr_core.headless import set_rfr, upscale_image
+    from sr4k.op4ksr_core.onestep import OneStepConfig
+    from sr4k.op4ksr_core.rfr import RFRConfig
+    from sr4k.op4ksr_core.vae_loader import load_f16_vae
+    from tiny_models import load
+
+    comfy = models.images(models.run(_small(api_workflow("op4ksr_upscale_4k"))), "4")[0]
+    transformer = set_rfr(load_flux_transformer(load(tiny_flux_bfl_file())), RFRConfig(mode="ntk"))
+    vae = load_f16_vae(load(f16_vae_file("bfl")), "aligned", dtype=torch.float32)
+    lr = np.array(Image.open(models.input_dir / "sr4k_example_lowres.png").convert("RGB"))
+    lr_t = torch.from_numpy(lr).float().div(255).permute(2, 0, 1)[None]
+    ours = upscale_image(transformer, vae, lr_t, long_side=128, config=OneStepConfig(t_star=0.5))
+    ours8 = np.clip(ours[0].permute(1, 2, 0).numpy() * 255, 0, 255).astype(np.uint8).astype(np.float64)  # as SaveImage
+    assert ours8.shape == comfy.shape
+    diff = np.abs(ours8 - comfy.astype(np.float64))
+    assert diff.max() <= 1, f"max |diff| {diff.max()} of 255"
+    assert diff.mean() < 0.02

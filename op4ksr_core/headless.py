@@ -1,0 +1,112 @@
+"""OP4KSR one-step upscale without ComfyUI: diffusers' ``FluxTransformer2DModel`` + our F16 VAE.
+
+The same computation as the ComfyUI path (``nodes/op4ksr_upscale.py``): bicubic to the target,
+pad to the token multiple, encode, ``x0 = x_{t*} - t* v``, decode, crop, colour-correct. Used by
+the CLI, the trainer and the benchmarks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ..srkit.color import check_image_batch, color_correct
+from .embedder import RFRPosEmbed
+from .onestep import (
+    OneStepConfig,
+    latent_multiple,
+    one_step_input,
+    one_step_x0,
+    pack_latents,
+    pad_to_multiple,
+    target_size,
+    unpack_latents,
+    upsample_bicubic,
+)
+from .rfr import RFRConfig
+from .rope import flux_image_ids, flux_text_ids
+from .vae import F16VAE
+
+Progress = Callable[[int, int], None]
+
+
+def set_rfr(transformer: torch.nn.Module, config: RFRConfig) -> torch.nn.Module:
+    """Swap ``transformer.pos_embed`` for an RFR embedder (in place; returns the transformer)."""
+    base = transformer.pos_embed
+    original = getattr(base, "original", base)  # re-applying RFR starts from the stock embedder
+    transformer.pos_embed = RFRPosEmbed.from_module(original, config)
+    transformer.pos_embed.original = original
+    return transformer
+
+
+def patch_size_of(transformer: torch.nn.Module, latent_channels: int) -> int:
+    """FLUX packs ``p x p`` latent pixels per token: ``in_channels = latent_channels * p^2``."""
+    per_token = transformer.config.in_channels // latent_channels
+    p = int(round(per_token**0.5))
+    if p * p * latent_channels != transformer.config.in_channels:
+        raise ValueError(
+            f"transformer in_channels {transformer.config.in_channels} is not {latent_channels} x p^2; "
+            "the VAE and the transformer do not belong together."
+        )
+    return p
+
+
+def velocity(
+    transformer: torch.nn.Module, x_t: torch.Tensor, t_star: float, config: OneStepConfig
+) -> torch.Tensor:
+    """``v(x_t, t*)`` for a model-space latent ``[B, C, h, w]`` with zero text conditioning."""
+    b, c, h, w = x_t.shape
+    p = patch_size_of(transformer, c)
+    param = next(transformer.parameters())
+    tokens = pack_latents(x_t, p).to(param.dtype)
+    ctx = torch.zeros(b, config.empty_text_tokens, transformer.config.joint_attention_dim)
+    pooled = torch.zeros(b, transformer.config.pooled_projection_dim)
+    t = torch.full((b,), t_star)
+    guidance = torch.full((b,), config.guidance) if transformer.config.guidance_embeds else None
+    out = transformer(
+        hidden_states=tokens,
+        encoder_hidden_states=ctx.to(param),
+        pooled_projections=pooled.to(param),
+        timestep=t.to(param),
+        img_ids=flux_image_ids(h // p, w // p).to(param.device),
+        txt_ids=flux_text_ids(config.empty_text_tokens).to(param.device),
+        guidance=None if guidance is None else guidance.to(param),
+        return_dict=False,
+    )[0]
+    return unpack_latents(out.float(), (h, w), p)
+
+
+@torch.no_grad()
+def upscale_image(
+    transformer: torch.nn.Module,
+    vae: F16VAE,
+    lr: torch.Tensor,
+    *,
+    long_side: int | None = None,
+    scale: float | None = None,
+    config: OneStepConfig | None = None,
+    color: str = "wavelet",
+    progress: Progress | None = None,
+) -> torch.Tensor:
+    """Upscale ``lr`` ``[B, 3, h, w]`` in [0, 1] to ``[B, 3, H, W]`` in [0, 1], one image at a time."""
+    config = config or OneStepConfig()
+    check_image_batch(lr, "image")
+    lr = lr[:, :3].float()
+    if long_side is None and scale is None:
+        long_side = 4096
+    size = target_size(*lr.shape[-2:], long_side=long_side, scale=scale)
+    multiple = latent_multiple(vae.downscale, patch_size_of(transformer, vae.config.latent_channels))
+    device = next(transformer.parameters()).device
+    outs = []
+    for i in range(lr.shape[0]):
+        padded, (h, w) = pad_to_multiple(upsample_bicubic(lr[i : i + 1], size), multiple)
+        z = vae.to_model_latent(vae.encode((padded * 2 - 1).to(vae.device)).float())
+        x_t = one_step_input(z, config.t_star, config.input_mode).to(device)
+        x0 = one_step_x0(x_t, velocity(transformer, x_t, config.t_star, config), config.t_star)
+        image = vae.decode(vae.from_model_latent(x0).to(vae.device)).float()
+        image = ((image + 1) / 2).clamp(0, 1)[..., :h, :w].cpu()
+        outs.append(color_correct(image, lr[i : i + 1].cpu(), color))
+        if progress is not None:
+            progress(i + 1, lr.shape[0])
+    return torch.cat(outs)
