@@ -1,0 +1,43 @@
+"""GTASR core (pure PyTorch): the released one-step consistency SR network, its loader and inference.
+
+Public API::
+
+    cfg = RELEASED                                  # GTASRConfig preset (PRESETS["released"])
+    net = build_released()                          # GTASRNet, random weights, exact reference keys
+    net = load_gtasr("GTASR_final_phase.pth")       # infer config, check keys, load params_ema
+    hr = upscale(net, lr, seed=0)                   # lr [B, 3, h, w] in [0, 1] -> [B, 3, 4h, 4w] in [0, 1]
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .checkpoint import convert_to_safetensors, load_gtasr, load_gtasr_state_dict
+from .config import PRESETS, RELEASED, GTASRConfig
+from .infer import infer_config
+from .precond import GTASRNet, c_noise, c_out, c_skip
+from .tiling import TileRect, pad_to_multiple, plan_tiles
+from .upscale import upscale
+
+__all__ = [
+    "GTASRConfig", "GTASRNet", "PRESETS", "RELEASED", "TileRect", "build", "build_released", "c_noise",
+    "c_out", "c_skip", "convert_to_safetensors", "infer_config", "load_gtasr", "load_gtasr_state_dict",
+    "pad_to_multiple", "plan_tiles", "upscale",
+]
+
+
+def build(config: GTASRConfig, *, device: torch.device | str | None = None,
+          dtype: torch.dtype | None = None) -> GTASRNet:
+    """A GTASR network for ``config`` in eval mode (random weights; load a checkpoint into it)."""
+    if not isinstance(config, GTASRConfig):
+        raise TypeError(f"build() needs a GTASRConfig, got {type(config).__name__}; "
+                        "use gtasr_core.RELEASED or infer_config(state_dict)")
+    net = GTASRNet(config).eval()
+    if device is not None or dtype is not None:
+        net = net.to(device=device, dtype=dtype)
+    return net
+
+
+def build_released(*, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> GTASRNet:
+    """The released GTASR architecture (171,518,529 parameters), random weights, eval mode."""
+    return build(RELEASED, device=device, dtype=dtype)

@@ -1,0 +1,199 @@
+"""Layers of the GTASR UNet: EDM resampling conv, fp32 GroupNorm and the Swin window-attention layer.
+
+Swin (Liu et al. 2021, arXiv 2103.14030) as used by CTMSR/GTASR: feature maps stay B x C x H x W, norms
+are GroupNorm(32), the MLP is two 1x1 convs, attention runs in non-overlapping windows with a learned
+relative-position bias (docs/gtasr.md §2.2). Masks and windows are computed per call, so any map size
+that is a multiple of the window works.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "FP32GroupNorm", "ResampleConv2d", "SwinLayer", "resample_filter_2d", "relative_position_index",
+    "window_partition", "window_reverse", "shifted_window_mask",
+]
+
+
+class FP32GroupNorm(nn.GroupNorm):
+    """GroupNorm computed in float32 and cast back (statistics over large maps are precision-sensitive)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        w = self.weight.float() if self.weight is not None else None
+        b = self.bias.float() if self.bias is not None else None
+        return F.group_norm(x.float(), self.num_groups, w, b, self.eps).to(x.dtype)
+
+
+def resample_filter_2d(taps: tuple[float, ...]) -> Tensor:
+    """Separable resampling kernel ``f f^T / (sum f)^2`` as [1, 1, k, k] (EDM Conv2d).
+
+    Stored in float16 like the released checkpoint's buffers ((1, 1) gives 0.25 exactly).
+    """
+    f = torch.tensor(taps, dtype=torch.float64)
+    return (torch.outer(f, f) / f.sum().square()).to(torch.float16)[None, None]
+
+
+class ResampleConv2d(nn.Module):
+    """EDM conv with optional x2 up/down resampling before it: depthwise filter, then the conv.
+
+    With the [1, 1] filter, down is 2x2 average pooling and up is nearest x2 (the filter is scaled by 4
+    and applied transposed with stride 2).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, *, up: bool = False,
+                 down: bool = False, resample_taps: tuple[float, ...] = (1.0, 1.0)) -> None:
+        super().__init__()
+        if up and down:
+            raise ValueError("ResampleConv2d: up and down are exclusive")
+        self.in_channels, self.out_channels, self.up, self.down = in_channels, out_channels, up, down
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel, kernel))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        nn.init.xavier_uniform_(self.weight)
+        self.register_buffer("resample_filter", resample_filter_2d(resample_taps) if up or down else None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.resample_filter is not None:
+            f = self.resample_filter.to(x.dtype)
+            pad = (f.shape[-1] - 1) // 2
+            if self.up:
+                x = F.conv_transpose2d(x, (f * 4).tile(self.in_channels, 1, 1, 1),
+                                       groups=self.in_channels, stride=2, padding=pad)
+            else:
+                x = F.conv2d(x, f.tile(self.in_channels, 1, 1, 1), groups=self.in_channels, stride=2,
+                             padding=pad)
+        return F.conv2d(x, self.weight.to(x.dtype), self.bias.to(x.dtype), padding=self.weight.shape[-1] // 2)
+
+
+# ---- Swin window maths (pure) -------------------------------------------------------------------------
+
+def relative_position_index(window: int) -> Tensor:
+    """[w*w, w*w] int64 index into the (2w-1)^2 bias table: (dy + w - 1) * (2w - 1) + (dx + w - 1)."""
+    ys, xs = torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
+    coords = torch.stack([ys.flatten(), xs.flatten()])  # [2, N]
+    rel = coords[:, :, None] - coords[:, None, :] + (window - 1)  # [2, N, N], both in [0, 2w-2]
+    return rel[0] * (2 * window - 1) + rel[1]
+
+
+def window_partition(x: Tensor, window: int) -> Tensor:
+    """[B, C, H, W] -> [B * nW, w*w, C], windows in row-major order, tokens row-major inside."""
+    b, c, h, w = x.shape
+    x = x.view(b, c, h // window, window, w // window, window)
+    return x.permute(0, 2, 4, 3, 5, 1).reshape(-1, window * window, c)
+
+
+def window_reverse(windows: Tensor, window: int, h: int, w: int) -> Tensor:
+    """Inverse of :func:`window_partition`: [B * nW, w*w, C] -> [B, C, H, W]."""
+    c = windows.shape[-1]
+    x = windows.view(-1, h // window, w // window, window, window, c)
+    return x.permute(0, 5, 1, 3, 2, 4).reshape(-1, c, h, w)
+
+
+def shifted_window_mask(h: int, w: int, window: int, shift: int, device: torch.device | None = None) -> Tensor:
+    """Additive mask [nW, N, N] for shifted windows (Swin §3.2): -100 between tokens whose pre-roll
+    regions differ, so wrapped-around pixels do not attend to each other; 0 elsewhere."""
+    region = torch.zeros(1, 1, h, w, device=device)
+    bounds = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
+    label = 0
+    for ys in bounds:
+        for xs in bounds:
+            region[:, :, ys, xs] = label
+            label += 1
+    labels = window_partition(region, window).squeeze(-1)  # [nW, N]
+    diff = labels[:, None, :] - labels[:, :, None]
+    return torch.zeros_like(diff).masked_fill(diff != 0, -100.0)
+
+
+# ---- Swin modules -------------------------------------------------------------------------------------
+
+class WindowAttention(nn.Module):
+    """Multi-head self-attention inside windows with a relative-position bias table [(2w-1)^2, heads]."""
+
+    def __init__(self, dim: int, window: int, num_heads: int) -> None:
+        super().__init__()
+        self.window, self.num_heads = window, num_heads
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, num_heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        self.register_buffer("relative_position_index", relative_position_index(window))
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """x: [B*nW, N, C]; mask: [nW, N, N] additive or None -> [B*nW, N, C]."""
+        bw, n, c = x.shape
+        q, k, v = self.qkv(x).view(bw, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+        bias = bias.view(n, n, self.num_heads).permute(2, 0, 1).to(q.dtype)  # [heads, N, N]
+        if mask is not None:
+            nw = mask.shape[0]
+            bias = (bias[None] + mask[:, None].to(q.dtype)).repeat(bw // nw, 1, 1, 1)  # [B*nW, heads, N, N]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # scale = head_dim ** -0.5
+        return self.proj(out.transpose(1, 2).reshape(bw, n, c))
+
+
+class SwinBlock(nn.Module):
+    """Pre-norm Swin block on [B, C, H, W]: x + W-MSA(norm1(x)), then x + MLP(norm2(x))."""
+
+    def __init__(self, dim: int, num_heads: int, window: int, shift: int, mlp_ratio: float) -> None:
+        super().__init__()
+        self.window, self.shift = window, shift
+        self.norm1 = FP32GroupNorm(32, dim)
+        self.attn = WindowAttention(dim, window, num_heads)
+        self.norm2 = FP32GroupNorm(32, dim)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential()
+        self.mlp.add_module("fc1", nn.Conv2d(dim, hidden, 1))
+        self.mlp.add_module("act", nn.GELU())
+        self.mlp.add_module("fc2", nn.Conv2d(hidden, dim, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        _, _, h, w = x.shape
+        if h % self.window or w % self.window:
+            raise ValueError(f"Swin map {h}x{w} is not a multiple of its window {self.window}; pad the LR "
+                             "input to the config's lr_multiple")
+        y = self.norm1(x)
+        mask = None
+        if self.shift:
+            y = torch.roll(y, shifts=(-self.shift, -self.shift), dims=(2, 3))
+            mask = shifted_window_mask(h, w, self.window, self.shift, device=x.device)
+        y = window_reverse(self.attn(window_partition(y, self.window), mask), self.window, h, w)
+        if self.shift:
+            y = torch.roll(y, shifts=(self.shift, self.shift), dims=(2, 3))
+        x = x + y
+        return x + self.mlp(self.norm2(x))
+
+
+class _Proj(nn.Module):
+    """1x1 conv under the name ``proj`` (keeps the reference keys ``patch_embed.proj.*``)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(x)
+
+
+class SwinLayer(nn.Module):
+    """CTMSR Swin ``BasicLayer``: 1x1 in -> Swin blocks -> 1x1 out -> (3x3 conv + residual if use_conv).
+
+    Without ``use_conv`` the reference layer has no residual; that is kept.
+    """
+
+    def __init__(self, channels: int, embed_dim: int, num_heads: int, window: int, shift: int,
+                 depth: int, mlp_ratio: float, use_conv: bool) -> None:
+        super().__init__()
+        self.patch_embed = _Proj(channels, embed_dim)
+        self.patch_unembed = _Proj(embed_dim, channels)
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1) if use_conv else None
+        self.blocks = nn.ModuleList(
+            SwinBlock(embed_dim, num_heads, window, shift if i % 2 else 0, mlp_ratio) for i in range(depth))
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.patch_embed(x)
+        for block in self.blocks:
+            y = block(y)
+        y = self.patch_unembed(y)
+        return self.conv(y) + x if self.conv is not None else y

@@ -1,0 +1,127 @@
+"""The GTASR denoiser body F: EDM SongUNet (DDPM++) with Swin blocks on pixel-unshuffled inputs.
+
+Karras et al. 2022 (EDM, arXiv 2206.00364) ``SongUNet`` as modified by CTMSR/GTASR (docs/gtasr.md §2.2):
+x (B x 3 x 4h x 4w) is pixel-unshuffled to 48 channels and concatenated with the LR image; the UNet runs
+at LR resolution and ends in 192 channels, which a nearest-upsampler head turns into the HR image.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import BlockSpec, GTASRConfig, decoder_plan, encoder_plan, group_count
+from .layers import FP32GroupNorm, ResampleConv2d, SwinLayer
+
+__all__ = ["SongUNet", "UNetBlock", "positional_embedding"]
+
+_EDM_NORM_EPS = 1e-6  # block_kwargs eps of SongUNet (the EDM default 1e-5 is overridden)
+
+
+def positional_embedding(c_noise: Tensor, channels: int, max_positions: float = 1e4) -> Tensor:
+    """EDM DDPM++ noise embedding with ``endpoint=True``, sin half first (the reference swaps halves).
+
+    c_noise: [B] -> [B, channels]; frequencies (1/max_positions)^(i/(channels/2 - 1)), computed in fp32.
+    """
+    half = channels // 2
+    freqs = torch.arange(half, dtype=torch.float32, device=c_noise.device) / (half - 1)
+    freqs = (1.0 / max_positions) ** freqs
+    angles = torch.outer(c_noise.float(), freqs)  # [B, half]
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+def _edm_norm(channels: int) -> FP32GroupNorm:
+    return FP32GroupNorm(group_count(channels), channels, eps=_EDM_NORM_EPS)
+
+
+class UNetBlock(nn.Module):
+    """EDM residual block (``adaptive_scale=False``) with an optional Swin layer after it.
+
+    h = conv0(silu(norm0(x))); h = conv1(dropout(silu(norm1(h + affine(emb))))); x' = (h + skip(x)) * s;
+    with Swin: x' = swin(x') * s, s = sqrt(1/2).
+    """
+
+    def __init__(self, spec: BlockSpec, cfg: GTASRConfig) -> None:
+        super().__init__()
+        cin, cout = spec.in_channels, spec.out_channels
+        self.in_channels, self.out_channels = cin, cout
+        self.dropout = cfg.dropout
+        self.norm0 = _edm_norm(cin)
+        self.conv0 = ResampleConv2d(cin, cout, 3, up=spec.up, down=spec.down, resample_taps=cfg.resample_filter)
+        self.affine = nn.Linear(cfg.emb_channels, cout)
+        self.norm1 = _edm_norm(cout)
+        self.conv1 = ResampleConv2d(cout, cout, 3)
+        self.skip = None
+        if cin != cout or spec.up or spec.down:
+            # resample_proj=True: the skip path always has a 1x1 projection.
+            self.skip = ResampleConv2d(cin, cout, 1, up=spec.up, down=spec.down,
+                                       resample_taps=cfg.resample_filter)
+        self.swin_layer = None
+        if spec.swin_window:
+            self.swin_layer = SwinLayer(cout, cfg.swin_embed_dim, cfg.swin_num_heads, spec.swin_window,
+                                        spec.swin_shift, cfg.swin_depth, cfg.swin_mlp_ratio, cfg.swin_use_conv)
+
+    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+        skip_scale = math.sqrt(0.5)
+        h = self.conv0(F.silu(self.norm0(x)))
+        h = F.silu(self.norm1(h + self.affine(emb)[:, :, None, None].to(h.dtype)))
+        h = self.conv1(F.dropout(h, p=self.dropout, training=self.training))
+        x = (h + (self.skip(x) if self.skip is not None else x)) * skip_scale
+        if self.swin_layer is not None:
+            x = self.swin_layer(x) * skip_scale
+        return x
+
+
+class SongUNet(nn.Module):
+    """F(x, c_noise, lq): x [B, 3, 4h, 4w], c_noise [B], lq [B, 3, h, w] -> [B, 3, 4h, 4w].
+
+    Keys follow the reference (``map_layer0``, ``enc.64x64_conv``, ``dec.8x8_in0``, ``conv_up1`` ...).
+    """
+
+    def __init__(self, cfg: GTASRConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        mc, res0 = cfg.model_channels, cfg.level_resolution(0)
+        self.map_layer0 = nn.Linear(cfg.noise_channels, cfg.emb_channels)
+        self.map_layer1 = nn.Linear(cfg.emb_channels, cfg.emb_channels)
+        # Nearest-upsampler head: two (x2 nearest, 3x3 conv, LeakyReLU 0.2) stages, then 3x3 to RGB.
+        self.conv_up1 = nn.Conv2d(mc, mc, 3, padding=1)
+        self.conv_up2 = nn.Conv2d(mc, mc, 3, padding=1)
+        self.conv_last = nn.Conv2d(mc, cfg.in_channels, 3, padding=1)
+        self.enc = nn.ModuleDict({f"{res0}x{res0}_conv": ResampleConv2d(cfg.unshuffled_channels, mc, 3)})
+        for spec in encoder_plan(cfg):
+            self.enc[spec.name] = UNetBlock(spec, cfg)
+        dec_specs = decoder_plan(cfg)
+        self._takes_skip = [spec.takes_skip for spec in dec_specs]
+        self.dec = nn.ModuleDict({spec.name: UNetBlock(spec, cfg) for spec in dec_specs})
+        cout = dec_specs[-1].out_channels
+        self.dec[f"{res0}x{res0}_aux_norm"] = _edm_norm(cout)
+        self.dec[f"{res0}x{res0}_aux_conv"] = ResampleConv2d(cout, mc, 3)
+
+    def embed_noise(self, c_noise: Tensor) -> Tensor:
+        """c_noise [B] -> embedding [B, emb_channels] (positional embedding, then a 2-layer SiLU MLP)."""
+        emb = positional_embedding(c_noise, self.config.noise_channels, self.config.max_positions)
+        emb = emb.to(self.map_layer0.weight.dtype)
+        return F.silu(self.map_layer1(F.silu(self.map_layer0(emb))))
+
+    def forward(self, x: Tensor, c_noise: Tensor, lq: Tensor) -> Tensor:
+        emb = self.embed_noise(c_noise)
+        h = torch.cat([F.pixel_unshuffle(x, self.config.scale), lq], dim=1)
+        blocks = list(self.enc.values())
+        h = blocks[0](h)
+        skips = [h]
+        for block in blocks[1:]:
+            h = block(h, emb)
+            skips.append(h)
+        dec = list(self.dec.values())
+        for block, takes_skip in zip(dec[:-2], self._takes_skip, strict=True):
+            if takes_skip:
+                h = torch.cat([h, skips.pop()], dim=1)
+            h = block(h, emb)
+        h = dec[-1](F.silu(dec[-2](h)))  # aux_norm, aux_conv: 192 channels at LR size
+        h = F.leaky_relu(self.conv_up1(F.interpolate(h, scale_factor=2, mode="nearest")), 0.2)
+        h = F.leaky_relu(self.conv_up2(F.interpolate(h, scale_factor=2, mode="nearest")), 0.2)
+        return self.conv_last(h)

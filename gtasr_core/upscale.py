@@ -1,0 +1,154 @@
+"""GTASR one-step inference: x_T = bicubic_x4(lr) + sigma * eps, x0 = D(x_T; sigma, lr) (docs/gtasr.md §8).
+
+Conventions: images go in and out as float BCHW in [0, 1]; the network works in [-1, 1]. The noise
+eps is drawn once for the whole padded HR image from ``seed`` with a CPU ``torch.Generator``, so the
+output does not depend on the device, and the tiled and patch-free paths see the same noise field.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .precond import GTASRNet
+from .tiling import pad_to_multiple, plan_tiles, tile_weight
+
+__all__ = ["DEFAULT_OVERLAP", "DEFAULT_TILE", "check_image", "upscale"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TILE = 512  # released chop_size (LR pixels)
+DEFAULT_OVERLAP = 64  # released chop_size - chop_stride (512 - 448)
+_OOM_ERRORS: tuple[type[BaseException], ...] = tuple(
+    {getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError), torch.cuda.OutOfMemoryError})
+
+Progress = Callable[[int, int], None]
+
+
+def check_image(lr: object, channels: int = 3) -> Tensor:
+    """Validate an LR batch: float tensor [B, C, H, W], B >= 1, values in [0, 1]. Returns it."""
+    if not isinstance(lr, Tensor):
+        raise TypeError(f"lr must be a torch.Tensor [B, {channels}, H, W] in [0, 1], got {type(lr).__name__}")
+    if lr.ndim != 4:
+        fix = ("add the batch dimension with x[None] (and x.movedim(-1, 0) first if it is HWC)" if lr.ndim == 3
+               else "fold the extra dimension into the batch with x.flatten(0, 1)" if lr.ndim == 5
+               else "reshape it to one batch of RGB images")
+        raise ValueError(f"lr must be 4-D [B, {channels}, H, W], got shape {tuple(lr.shape)}; {fix}")
+    if lr.shape[1] != channels:
+        fix = ("repeat a grey image to RGB with x.expand(-1, 3, -1, -1)" if lr.shape[1] == 1 else
+               "drop the alpha channel with x[:, :3]" if lr.shape[1] == 4 else
+               "if the tensor is BHWC, use x.movedim(-1, 1)")
+        raise ValueError(f"lr must have {channels} channels (RGB), got {lr.shape[1]} (shape "
+                         f"{tuple(lr.shape)}); {fix}")
+    if lr.shape[0] == 0 or lr.shape[2] == 0 or lr.shape[3] == 0:
+        raise ValueError(f"lr is empty (shape {tuple(lr.shape)}); pass at least one non-empty image")
+    if not lr.is_floating_point():
+        raise ValueError(f"lr must be a float tensor in [0, 1], got {lr.dtype}; for 8-bit images use "
+                         "x.float() / 255")
+    lo, hi = float(lr.min()), float(lr.max())
+    if not (lo >= -1e-3 and hi <= 1 + 1e-3):
+        raise ValueError(f"lr values must lie in [0, 1], got [{lo:.3g}, {hi:.3g}]; map [-1, 1] data with "
+                         "(x + 1) / 2 and 8-bit data with x / 255")
+    return lr
+
+
+def _noisy_input(lq: Tensor, sigma: float, seed: int, scale: int) -> Tensor:
+    """x_T = bicubic_x{scale}(lq) + sigma * eps on lq's device, eps from a CPU generator (float32)."""
+    y = F.interpolate(lq, scale_factor=scale, mode="bicubic", align_corners=False)
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    eps = torch.randn(y.shape, generator=gen, dtype=torch.float32)
+    return y + sigma * eps.to(y.device)
+
+
+def _run(net: GTASRNet, x: Tensor, sigma: float, lq: Tensor, device: torch.device) -> Tensor:
+    with torch.no_grad():
+        return net(x.to(device), sigma, lq.to(device)).to(x.device)
+
+
+def _patch_free(net: GTASRNet, x_t: Tensor, lq: Tensor, sigma: float, device: torch.device,
+                progress: Progress | None) -> Tensor:
+    outs = []
+    for i in range(lq.shape[0]):
+        outs.append(_run(net, x_t[i:i + 1], sigma, lq[i:i + 1], device))
+        if progress is not None:
+            progress(i + 1, lq.shape[0])
+    return torch.cat(outs)
+
+
+def _tiled(net: GTASRNet, x_t: Tensor, lq: Tensor, sigma: float, device: torch.device, tile: int,
+           overlap: int, progress: Progress | None) -> Tensor:
+    """Run LR tiles and blend their HR outputs with feathered weights (sum w*y / sum w)."""
+    s, (h, w) = net.scale, lq.shape[-2:]
+    rects = plan_tiles(h, w, tile, overlap, net.lr_multiple)
+    total, done = lq.shape[0] * len(rects), 0
+    out = torch.zeros(x_t.shape, dtype=torch.float32, device=x_t.device)
+    norm = torch.zeros((1, 1, *x_t.shape[-2:]), dtype=torch.float32, device=x_t.device)
+    for i in range(lq.shape[0]):
+        for r in rects:
+            hr = (slice(None), slice(None), slice(r.y * s, (r.y + r.h) * s), slice(r.x * s, (r.x + r.w) * s))
+            y = _run(net, x_t[i:i + 1][hr], sigma, lq[i:i + 1, :, r.y:r.y + r.h, r.x:r.x + r.w], device)
+            wgt = tile_weight(r, h, w, overlap, s, device=x_t.device)
+            out[i:i + 1][hr] += wgt * y
+            if i == 0:
+                norm[hr] += wgt
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    return out / norm
+
+
+def _free_memory(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def upscale(net: GTASRNet, lr: Tensor, *, seed: int, tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
+            sigma: float = 1.0, progress: Progress | None = None, allow_tile_fallback: bool = True,
+            fallback_tile: int = DEFAULT_TILE) -> Tensor:
+    """Super-resolve ``lr`` [B, 3, h, w] (float, [0, 1]) to [B, 3, 4h, 4w] (same dtype/device, [0, 1]).
+
+    One network call per image (patch-free, ``tile=None``) or per LR tile of ``tile`` px with ``overlap``
+    px (released: 512 / 64, i.e. stride 448). Any size works: the LR is reflect-padded to
+    ``net.lr_multiple`` and the output cropped. ``seed`` fixes eps (same seed -> same output).
+    ``progress(done, total)`` is called after every image or tile; its exceptions propagate (cancel).
+    When patch-free runs out of memory and ``allow_tile_fallback``, the image is retried in tiles of
+    ``fallback_tile`` (halved on further OOM, down to the LR multiple) with a logged warning.
+    """
+    check_image(lr, net.config.in_channels)
+    if not 0.0 < sigma <= 1.0:
+        raise ValueError(f"sigma={sigma} must be in (0, 1]; the released one-step sampler uses 1.0")
+    device = next(net.parameters()).device
+    h, w = lr.shape[-2:]
+    lq = pad_to_multiple(lr.float() * 2 - 1, net.lr_multiple)
+    x_t = _noisy_input(lq, sigma, seed, net.scale)
+    tiles = [tile] if tile is not None else [None]
+    if tile is None and allow_tile_fallback:
+        m = net.lr_multiple
+        t = min(fallback_tile // m * m, max(lq.shape[-2:]))
+        while t >= net.lr_multiple:
+            tiles.append(t)
+            t = t // 2 // m * m
+    for i, t in enumerate(tiles):
+        ov = overlap if tile is not None else min(overlap, (t or 0) // 8)
+        try:
+            if t is None:
+                out = _patch_free(net, x_t, lq, sigma, device, progress)
+            else:
+                out = _tiled(net, x_t, lq, sigma, device, t, ov, progress)
+            break
+        except _OOM_ERRORS:
+            if i == len(tiles) - 1:
+                raise
+        # Outside the except block, so the traceback (and the tensors its frames hold) is released.
+        _free_memory(device)
+        log.warning("GTASR: out of memory %s; retrying with %d px LR tiles (overlap %d)",
+                    "patch-free" if t is None else f"with {t} px tiles", tiles[i + 1],
+                    min(overlap, tiles[i + 1] // 8))
+    out = out[..., : h * net.scale, : w * net.scale]
+    return ((out + 1) / 2).clamp_(0, 1).to(lr.dtype)

@@ -1,0 +1,214 @@
+"""GTASR inference: released x_T construction, determinism, tiling, seams, OOM fallback, input errors."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gtasr_support import TINY, border_ratio, deterministic_init_
+from sr4k.gtasr_core import GTASRNet, build, pad_to_multiple, plan_tiles, upscale
+from sr4k.gtasr_core.tiling import TileRect, axis_starts, tile_weight
+
+
+@pytest.fixture(scope="module")
+def net() -> GTASRNet:
+    return deterministic_init_(build(TINY))
+
+
+def _image(h: int, w: int, seed: int = 0, batch: int = 1) -> Tensor:
+    return torch.rand(batch, 3, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+def test_patch_free_matches_released_recipe(net: GTASRNet) -> None:
+    """x_T = bicubic_x4(2*lr - 1) + eps (CPU generator), one call at sigma 1, (x0 + 1) / 2 clamped."""
+    lr = _image(16, 24)
+    out = upscale(net, lr, seed=123)
+    lq = lr * 2 - 1
+    y = F.interpolate(lq, scale_factor=4, mode="bicubic", align_corners=False)
+    eps = torch.randn(y.shape, generator=torch.Generator().manual_seed(123))
+    with torch.no_grad():
+        ref = ((net(y + eps, torch.tensor([1.0]), lq) + 1) / 2).clamp(0, 1)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)
+
+
+def test_same_seed_same_output_other_seed_differs(net: GTASRNet) -> None:
+    lr = _image(16, 16)
+    a, b, c = upscale(net, lr, seed=7), upscale(net, lr, seed=7), upscale(net, lr, seed=8)
+    assert torch.equal(a, b)
+    assert (a - c).abs().mean() > 0.02
+
+
+def test_batch_equals_single_images(net: GTASRNet) -> None:
+    lr = _image(16, 16, batch=2)
+    both = upscale(net, lr, seed=3)
+    assert both.shape == (2, 3, 64, 64)
+    torch.testing.assert_close(both[:1], upscale(net, lr[:1], seed=3), rtol=0, atol=1e-6)
+
+
+def test_odd_size_is_padded_and_cropped(net: GTASRNet) -> None:
+    """13 x 21 LR: reflect-padded to 16 x 24 for the network; the output is its top-left 52 x 84."""
+    lr = _image(13, 21)
+    out = upscale(net, lr, seed=5)
+    assert out.shape == (1, 3, 52, 84)
+    lq = pad_to_multiple(lr * 2 - 1, net.lr_multiple)
+    assert lq.shape[-2:] == (16, 24)
+    assert torch.equal(lq[..., 13:, :21], (lr * 2 - 1)[..., [11, 10, 9], :])  # reflected rows
+    y = F.interpolate(lq, scale_factor=4, mode="bicubic", align_corners=False)
+    eps = torch.randn(y.shape, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        ref = ((net(y + eps, 1.0, lq) + 1) / 2).clamp(0, 1)[..., :52, :84]
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)
+
+
+def test_tiny_image_pads_by_repeated_reflection(net: GTASRNet) -> None:
+    for h, w in ((1, 1), (3, 2), (2, 17)):
+        assert upscale(net, _image(h, w), seed=0).shape == (1, 3, 4 * h, 4 * w)
+    x = torch.arange(3.0).view(1, 1, 1, 3)  # width reflects repeatedly, the 1-px height replicates
+    assert pad_to_multiple(x, 8).tolist() == [[[[0, 1, 2, 1, 0, 1, 2, 1]] * 8]]
+
+
+def test_tiled_is_close_to_patch_free(net: GTASRNet) -> None:
+    """Same noise field everywhere: tiling changes the output far less than changing the seed does."""
+    lr = _image(64, 64)
+    rects = plan_tiles(64, 64, 48, 32, net.lr_multiple)
+    assert len(rects) == 4
+    full = upscale(net, lr, seed=1)
+    tiled = upscale(net, lr, seed=1, tile=48, overlap=32)
+    other_seed = upscale(net, lr, seed=2)
+    tiling_error = (tiled - full).abs().mean()
+    seed_spread = (other_seed - full).abs().mean()
+    assert tiling_error < 0.25 * seed_spread, (tiling_error, seed_spread)  # measured ~0.09x
+
+
+class _TileSensitiveNet(GTASRNet):
+    """Smooth output plus a per-call global offset (like GroupNorm statistics), so each tile is offset
+    differently: naive stitching shows the tile borders, blending must hide them."""
+
+    def forward(self, x: Tensor, sigma: float | Tensor, lq: Tensor) -> Tensor:
+        up = F.interpolate(lq, scale_factor=self.scale, mode="bilinear", align_corners=False)
+        return 0.5 * up + 0.4 * lq.mean()
+
+
+def _borders(rects: list[TileRect], h: int, w: int, s: int) -> tuple[list[int], list[int]]:
+    bx = {r.x * s for r in rects if r.x > 0} | {(r.x + r.w) * s for r in rects if r.x + r.w < w}
+    by = {r.y * s for r in rects if r.y > 0} | {(r.y + r.h) * s for r in rects if r.y + r.h < h}
+    return sorted(bx), sorted(by)
+
+
+def test_feathered_tiles_leave_no_seam() -> None:
+    net = _TileSensitiveNet(TINY).eval()
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 64), torch.linspace(0, 1, 96), indexing="ij")
+    lr = torch.stack([xx, yy, (xx * yy) ** 2])[None] * 0.8 + 0.1  # smooth, varying means per tile
+    feathered = upscale(net, lr, seed=0, tile=32, overlap=16)
+    hard = upscale(net, lr, seed=0, tile=32, overlap=0)
+    bx, by = _borders(plan_tiles(64, 96, 32, 16, 8), 64, 96, 4)
+    hx, hy = _borders(plan_tiles(64, 96, 32, 0, 8), 64, 96, 4)
+    assert border_ratio(hard, hx, hy) > 3.0  # the metric sees a hard seam
+    assert border_ratio(feathered, bx, by) < 1.3  # measured ~1.0
+    assert border_ratio(feathered, hx, hy) < 1.3
+
+
+def test_plan_tiles_released_geometry() -> None:
+    assert axis_starts(1024, 512, 448) == [0, 448, 512]
+    assert axis_starts(512, 512, 448) == [0] and axis_starts(300, 512, 448) == [0]
+    assert axis_starts(960, 512, 448) == [0, 448]
+    rects = plan_tiles(1024, 640, 512, 64, 64)
+    assert [(r.y, r.x) for r in rects] == [(y, x) for y in (0, 448, 512) for x in (0, 128)]
+    assert all((r.h, r.w) == (512, 512) for r in rects)
+    assert plan_tiles(128, 192, 512, 64, 64) == [TileRect(0, 0, 128, 192)]
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    ((128, 128, 100, 8, 64), r"tile=100 must be a positive multiple of 64.*use e.g. 64 or 128"),
+    ((128, 128, 64, 64, 64), r"overlap=64 must be in \[0, tile=64\)"),
+    ((100, 128, 64, 8, 64), r"image 100x128 is not a positive multiple of 64; pad it first"),
+])
+def test_plan_tiles_errors(args: tuple[int, ...], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        plan_tiles(*args)
+
+
+def test_tile_weights_partition_of_unity_shape() -> None:
+    """Weights are 1 on image borders and interiors, ramp smoothly inside, and never vanish."""
+    rects = plan_tiles(64, 64, 32, 16, 8)
+    total = torch.zeros(1, 1, 256, 256)
+    for r in rects:
+        wgt = tile_weight(r, 64, 64, 16, 4)
+        total[..., r.y * 4:(r.y + r.h) * 4, r.x * 4:(r.x + r.w) * 4] += wgt
+        assert wgt.min() > 0 and wgt.max() <= 1
+    assert tile_weight(rects[0], 64, 64, 16, 4)[0, 0, 0, 0] == 1  # image corner: no ramp
+    assert total.min() >= 1 - 1e-6
+
+
+def test_progress_per_image_and_tile_and_cancel(net: GTASRNet) -> None:
+    calls: list[tuple[int, int]] = []
+    upscale(net, _image(16, 16, batch=2), seed=0, progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(1, 2), (2, 2)]
+    calls.clear()
+    upscale(net, _image(16, 24), seed=0, tile=8, overlap=0, progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(i, 6) for i in range(1, 7)]
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel(done: int, total: int) -> None:
+        raise Cancelled
+
+    with pytest.raises(Cancelled):
+        upscale(net, _image(16, 16), seed=0, tile=8, overlap=0, progress=cancel)
+
+
+class _SmallMemoryNet(GTASRNet):
+    """Raises torch.OutOfMemoryError for LR inputs wider than ``limit`` (a device with little memory)."""
+
+    limit = 16
+    calls: list[int]
+
+    def forward(self, x: Tensor, sigma: float | Tensor, lq: Tensor) -> Tensor:
+        self.calls.append(lq.shape[-1])
+        if lq.shape[-1] > self.limit:
+            raise torch.OutOfMemoryError("simulated: CUDA out of memory")
+        return super().forward(x, sigma, lq)
+
+
+def test_oom_falls_back_to_tiles(net: GTASRNet, caplog: pytest.LogCaptureFixture) -> None:
+    small = _SmallMemoryNet(TINY).eval()
+    small.load_state_dict(net.state_dict())
+    small.calls = []
+    lr = _image(8, 32)
+    with caplog.at_level(logging.WARNING, logger="sr4k.gtasr_core.upscale"):
+        out = upscale(small, lr, seed=4, fallback_tile=32)
+    assert small.calls == [32, 32, 16, 16, 16]  # patch-free, one 32-px tile, then three 16-px tiles
+    assert "out of memory" in caplog.text and "16 px LR tiles (overlap 2)" in caplog.text
+    torch.testing.assert_close(out, upscale(net, lr, seed=4, tile=16, overlap=2), rtol=0, atol=1e-6)
+    small.limit = 4
+    with pytest.raises(torch.OutOfMemoryError):
+        upscale(small, lr, seed=4, fallback_tile=32)  # even the smallest tile does not fit
+    with pytest.raises(torch.OutOfMemoryError):
+        upscale(small, lr, seed=4, allow_tile_fallback=False)
+
+
+@pytest.mark.parametrize(("image", "match"), [
+    (torch.rand(1, 1, 8, 8), r"3 channels \(RGB\), got 1.*expand\(-1, 3, -1, -1\)"),
+    (torch.rand(1, 4, 8, 8), r"got 4.*x\[:, :3\]"),
+    (torch.rand(1, 8, 8, 3), r"got 8.*movedim"),
+    (torch.rand(1, 2, 3, 8, 8), r"4-D \[B, 3, H, W\], got shape \(1, 2, 3, 8, 8\).*flatten\(0, 1\)"),
+    (torch.rand(3, 8, 8), r"got shape \(3, 8, 8\).*x\[None\]"),
+    (torch.rand(0, 3, 8, 8), r"lr is empty"),
+    (torch.randint(0, 255, (1, 3, 8, 8), dtype=torch.uint8), r"float tensor in \[0, 1\], got torch.uint8.*/ 255"),
+    (torch.rand(1, 3, 8, 8) * 2 - 1, r"values must lie in \[0, 1\].*\(x \+ 1\) / 2"),
+])
+def test_bad_input_errors_name_the_fix(net: GTASRNet, image: Tensor, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        upscale(net, image, seed=0)
+
+
+def test_bad_sigma_and_non_tensor(net: GTASRNet) -> None:
+    with pytest.raises(ValueError, match=r"sigma=1.5 must be in \(0, 1\]"):
+        upscale(net, _image(8, 8), seed=0, sigma=1.5)
+    with pytest.raises(TypeError, match="must be a torch.Tensor"):
+        upscale(net, [[0.0]], seed=0)  # type: ignore[arg-type]
