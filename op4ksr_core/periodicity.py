@@ -118,16 +118,18 @@ def _window_terms(h: int, w: int, max_lag: int, window: bool, highpass_sigma: fl
                   device: torch.device) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
     """Data-independent pieces, cached per geometry: (window [H, W], its autocorrelation at the lags
     [2L+1, 2L+1], high-pass |H|² on the rfft2 grid or None, lag indices [2, 2L+1])."""
-    wy, wx = (_hann(h, device), _hann(w, device)) if window else \
-        (torch.ones(h, device=device), torch.ones(w, device=device))
-    win = wy[:, None] * wx[None, :]
-    size = (h + max_lag, w + max_lag)   # zero padding >= max lag: no circular wrap-around
-    lags = torch.arange(-max_lag, max_lag + 1, device=device)
-    idx = torch.stack([lags % size[0], lags % size[1]])
-    wacf = torch.fft.irfft2(_power(torch.fft.rfft2(win, s=size)), s=size)
-    wacf = wacf[idx[0]][:, idx[1]]
-    wacf = wacf.clamp(min=1e-6 * float(wacf[max_lag, max_lag]))
-    hp = _highpass_power(size, highpass_sigma, device) if highpass_sigma > 0 else None
+    # Normal (not inference-mode) tensors: the cache is shared by ComfyUI inference and training with autograd.
+    with torch.inference_mode(False), torch.no_grad():
+        wy, wx = (_hann(h, device), _hann(w, device)) if window else \
+            (torch.ones(h, device=device), torch.ones(w, device=device))
+        win = wy[:, None] * wx[None, :]
+        size = (h + max_lag, w + max_lag)   # zero padding >= max lag: no circular wrap-around
+        lags = torch.arange(-max_lag, max_lag + 1, device=device)
+        idx = torch.stack([lags % size[0], lags % size[1]])
+        wacf = torch.fft.irfft2(_power(torch.fft.rfft2(win, s=size)), s=size)
+        wacf = wacf[idx[0]][:, idx[1]]
+        wacf = wacf.clamp(min=1e-6 * float(wacf[max_lag, max_lag]))
+        hp = _highpass_power(size, highpass_sigma, device) if highpass_sigma > 0 else None
     return win, wacf, hp, idx
 
 

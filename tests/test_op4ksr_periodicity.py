@@ -161,3 +161,14 @@ def test_periodicity_map_localises_the_pattern():
     assert hm.shape == (h, w)
     left, right = float(hm[:, : w // 2 - 64].mean()), float(hm[:, w // 2 + 64:].mean())
     assert left > 0.05 and left > 4 * right
+
+
+def test_cache_filled_in_inference_mode_still_supports_autograd():
+    img = natural_image(144, 176, 6)
+    with torch.inference_mode():
+        first = periodicity_loss(img, harmonics=1, periods=(36,))   # a geometry no other test uses
+    sr = img.clone().requires_grad_(True)
+    loss = periodicity_loss(sr, harmonics=1, periods=(36,))
+    (g,) = torch.autograd.grad(loss.sum() + (sr**2).sum(), sr)
+    assert torch.isfinite(g).all()
+    torch.testing.assert_close(loss.detach(), first)
