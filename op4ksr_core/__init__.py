@@ -9,6 +9,7 @@ from .flux_keys import bfl_to_diffusers, convert_flux_state_dict, detect_flux_la
 from .geometry import TokenGrid, token_grid
 from .latent_format import F16_LATENT, LatentFormat
 from .onestep import OneStepConfig, one_step_input, one_step_x0, target_size
+from .periodicity import PeriodicityOptions, periodicity_loss, periodicity_map, periodicity_score
 from .rfr import (
     FLUX_TRAIN_GRID,
     RFR_MODES,
@@ -26,10 +27,11 @@ from .vae_loader import load_f16_vae
 
 __all__ = [
     "DECODE_MODES", "DEFAULT_CHUNK_ROWS", "F16VAE", "F16_LATENT", "FLUX_F16", "FLUX_F8", "FLUX_TRAIN_GRID",
-    "LatentFormat", "OneStepConfig", "RFRConfig", "RFREmbedder", "RFRPosEmbed", "RFR_MODES", "RFR_PRESETS",
+    "LatentFormat", "OneStepConfig", "PeriodicityOptions", "RFRConfig", "RFREmbedder", "RFRPosEmbed", "RFR_MODES", "RFR_PRESETS",
     "TokenGrid", "VaeConfig", "axis_frequencies", "band_allocation", "bfl_to_diffusers", "bfl_to_diffusers_vae",
     "convert_flux_state_dict", "detect_flux_layout", "detect_vae_layout", "diffusers_to_bfl",
     "diffusers_to_bfl_vae", "flux_ids", "flux_image_ids", "flux_text_ids", "format_allocation_table",
-    "grid_from_ids", "load_f16_vae", "one_step_input", "one_step_x0", "rescaled_thetas", "target_size",
+    "grid_from_ids", "load_f16_vae", "one_step_input", "one_step_x0", "periodicity_loss", "periodicity_map",
+    "periodicity_score", "rescaled_thetas", "target_size",
     "token_grid",
 ]  # fmt: skip
