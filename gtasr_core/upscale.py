@@ -111,7 +111,7 @@ def _free_memory(device: torch.device) -> None:
 def upscale(net: GTASRNet, lr: Tensor, *, seed: int, tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
             sigma: float = 1.0, progress: Progress | None = None, allow_tile_fallback: bool = True,
             fallback_tile: int = DEFAULT_TILE) -> Tensor:
-    """Super-resolve ``lr`` [B, 3, h, w] (float, [0, 1]) to [B, 3, 4h, 4w] (same dtype/device, [0, 1]).
+    """Super-resolve ``lr`` [B, 3, h, w] (float, [0, 1]) to [B, 3, 4h, 4w] (lr's dtype and device, [0, 1]).
 
     One network call per image (patch-free, ``tile=None``) or per LR tile of ``tile`` px with ``overlap``
     px (released: 512 / 64, i.e. stride 448). Any size works: the LR is reflect-padded to
@@ -121,6 +121,8 @@ def upscale(net: GTASRNet, lr: Tensor, *, seed: int, tile: int | None = None, ov
     ``fallback_tile`` (halved on further OOM, down to the LR multiple) with a logged warning.
     """
     check_image(lr, net.config.in_channels)
+    if net.training:
+        raise ValueError("net is in training mode (dropout would randomise the output); call net.eval() first")
     if not 0.0 < sigma <= 1.0:
         raise ValueError(f"sigma={sigma} must be in (0, 1]; the released one-step sampler uses 1.0")
     device = next(net.parameters()).device

@@ -207,6 +207,12 @@ def test_bad_input_errors_name_the_fix(net: GTASRNet, image: Tensor, match: str)
         upscale(net, image, seed=0)
 
 
+def test_training_mode_net_is_refused() -> None:
+    train_net = build(TINY).train()
+    with pytest.raises(ValueError, match=r"training mode.*net\.eval\(\)"):
+        upscale(train_net, _image(8, 8), seed=0)
+
+
 def test_bad_sigma_and_non_tensor(net: GTASRNet) -> None:
     with pytest.raises(ValueError, match=r"sigma=1.5 must be in \(0, 1\]"):
         upscale(net, _image(8, 8), seed=0, sigma=1.5)
