@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["comfy_entrypoint"]
+__all__ = ["WEB_DIRECTORY", "comfy_entrypoint"]
+
+# Served at /extensions/<pack folder>/: in-app node help (docs/<NodeId>.md) and the pack's frontend scripts (js/).
+WEB_DIRECTORY = "./web"
 
 
 async def comfy_entrypoint() -> Any:

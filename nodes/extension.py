@@ -6,6 +6,7 @@ from comfy_api.latest import ComfyExtension, io
 
 from .color import ColorCorrect
 from .folders import register_folders
+from .inspect import InspectArtifacts
 from .op4ksr_loaders import LoadF16VAE, LoadModel
 from .op4ksr_patch import ApplyRFR, EmptyConditioning
 from .op4ksr_upscale import Upscale as OP4KSRUpscale
@@ -17,6 +18,7 @@ NODES: list[type[io.ComfyNode]] = [
     LoadF16VAE,
     LoadModel,
     OP4KSRUpscale,
+    InspectArtifacts,
 ]
 
 
