@@ -18,7 +18,7 @@ from torch import Tensor
 from .precond import GTASRNet
 from .tiling import pad_to_multiple, plan_tiles, tile_weight
 
-__all__ = ["DEFAULT_OVERLAP", "DEFAULT_TILE", "check_image", "upscale"]
+__all__ = ["DEFAULT_OVERLAP", "DEFAULT_TILE", "check_image", "fallback_tiles", "upscale"]
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,16 @@ def _tiled(net: GTASRNet, x_t: Tensor, lq: Tensor, sigma: float, device: torch.d
     return out / norm
 
 
+def fallback_tiles(first: int, longest_side: int, multiple: int) -> list[int]:
+    """Tile sizes to try after an OOM: ``first`` (capped at the image), then halved, all multiples of
+    ``multiple`` and >= it. E.g. (512, 1024, 64) -> [512, 256, 128, 64]."""
+    tiles, t = [], min(first // multiple * multiple, longest_side)
+    while t >= multiple:
+        tiles.append(t)
+        t = t // 2 // multiple * multiple
+    return tiles
+
+
 def _free_memory(device: torch.device) -> None:
     gc.collect()
     if device.type == "cuda":
@@ -129,13 +139,9 @@ def upscale(net: GTASRNet, lr: Tensor, *, seed: int, tile: int | None = None, ov
     h, w = lr.shape[-2:]
     lq = pad_to_multiple(lr.float() * 2 - 1, net.lr_multiple)
     x_t = _noisy_input(lq, sigma, seed, net.scale)
-    tiles = [tile] if tile is not None else [None]
+    tiles: list[int | None] = [tile]
     if tile is None and allow_tile_fallback:
-        m = net.lr_multiple
-        t = min(fallback_tile // m * m, max(lq.shape[-2:]))
-        while t >= net.lr_multiple:
-            tiles.append(t)
-            t = t // 2 // m * m
+        tiles += fallback_tiles(fallback_tile, max(lq.shape[-2:]), net.lr_multiple)
     for i, t in enumerate(tiles):
         ov = overlap if tile is not None else min(overlap, (t or 0) // 8)
         try:

@@ -12,6 +12,7 @@ from torch import Tensor
 from gtasr_support import TINY, border_ratio, deterministic_init_
 from sr4k.gtasr_core import GTASRNet, build, pad_to_multiple, plan_tiles, upscale
 from sr4k.gtasr_core.tiling import TileRect, axis_starts, tile_weight
+from sr4k.gtasr_core.upscale import fallback_tiles
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +174,13 @@ class _SmallMemoryNet(GTASRNet):
         if lq.shape[-1] > self.limit:
             raise torch.OutOfMemoryError("simulated: CUDA out of memory")
         return super().forward(x, sigma, lq)
+
+
+def test_fallback_tile_sizes() -> None:
+    assert fallback_tiles(512, 1024, 64) == [512, 256, 128, 64]
+    assert fallback_tiles(512, 192, 64) == [192, 64]
+    assert fallback_tiles(500, 4096, 64) == [448, 192, 64]
+    assert fallback_tiles(32, 16, 64) == []
 
 
 def test_oom_falls_back_to_tiles(net: GTASRNet, caplog: pytest.LogCaptureFixture) -> None:
