@@ -1,0 +1,101 @@
+"""``sr4k upscale --model gtasr``: the GTASR one-step x4 upscaler on image files.
+
+Weights come from ``--weights`` or, by default, the released ``GTASR_final_phase.pth`` kept in the user
+cache (``$SR4K_HOME``, default ``~/.cache/sr4k``), downloaded from the Hugging Face Hub on first use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..gtasr_core import DEFAULT_OVERLAP, DEFAULT_TILE, load_gtasr, upscale
+from ..srkit.download import Progress, download_model, manual_download_message
+from ..srkit.model_registry import GTASR_FINAL
+
+__all__ = ["TILING", "GTASRUpscaler", "add_arguments", "cache_home", "released_weights"]
+
+log = logging.getLogger(__name__)
+
+TILING = ("auto", "off", "force")
+PROGRESS_STEP = 0.1  # log the download every 10 %
+
+
+def add_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--weights", type=Path, default=None,
+                       help="GTASR checkpoint (BasicSR .pth or converted .safetensors). Default: the released "
+                       f"{GTASR_FINAL.filename}, downloaded once into $SR4K_HOME (default ~/.cache/sr4k)")
+    group.add_argument("--seed", type=int, default=0, help="noise seed; same seed, same output (default 0)")
+    group.add_argument("--tiling", choices=TILING, default="auto",
+                       help="auto: whole image, tiles after an out-of-memory error; off: whole image only; "
+                       "force: always tiles (default auto)")
+    group.add_argument("--tile", type=int, default=DEFAULT_TILE,
+                       help=f"tile side in low-res pixels, a multiple of the network's multiple (default {DEFAULT_TILE})")
+    group.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP,
+                       help=f"tile overlap in low-res pixels (default {DEFAULT_OVERLAP})")
+    group.add_argument("--no-download", action="store_true",
+                       help="never download the released weights; fail if they are not cached")
+    group.add_argument("--hf-endpoint", default=None,
+                       help="Hugging Face endpoint or mirror for the download (default: $HF_ENDPOINT or huggingface.co)")
+
+
+def cache_home() -> Path:
+    """The CLI's model cache: ``$SR4K_HOME`` or ``~/.cache/sr4k``."""
+    return Path(os.environ.get("SR4K_HOME") or Path.home() / ".cache" / "sr4k").expanduser()
+
+
+def _log_progress(name: str) -> Progress:
+    last = [-1.0]
+
+    def report(done: int, total: int | None) -> None:
+        if total:
+            frac = done / total
+            if frac >= last[0] + PROGRESS_STEP or done == total:
+                last[0] = frac
+                log.info("downloading %s: %3.0f %% of %.1f MB", name, 100 * frac, total / 1e6)
+
+    return report
+
+
+def released_weights(*, allow_download: bool = True, endpoint: str | None = None) -> Path:
+    """Path of the cached released weights, downloading them first if needed and allowed."""
+    folder = cache_home() / GTASR_FINAL.folder
+    path = folder / GTASR_FINAL.filename
+    if path.is_file():
+        return path
+    endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
+    if not allow_download:
+        raise FileNotFoundError(f"no --weights given and the released weights are not cached at {path} "
+                                "(--no-download is set). " + manual_download_message(
+                                    GTASR_FINAL.repo_id, GTASR_FINAL.filename, folder, endpoint=endpoint))
+    log.info("first use: fetching the released GTASR weights into %s", folder)
+    return download_model(GTASR_FINAL, folder, endpoint=endpoint, progress=_log_progress(GTASR_FINAL.filename))
+
+
+class GTASRUpscaler:
+    """Loads the network once; ``__call__`` upscales one ``[1, 3|4, H, W]`` image x4 (alpha bicubic)."""
+
+    def __init__(self, args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> None:
+        weights = args.weights or released_weights(allow_download=not args.no_download, endpoint=args.hf_endpoint)
+        if not Path(weights).is_file():
+            raise FileNotFoundError(f"--weights {weights} does not exist")
+        self.net = load_gtasr(weights, dtype=dtype, device=device)
+        self.args = args
+        log.info("GTASR: %s on %s (%s)", weights, device, dtype)
+
+    def __call__(self, image: Tensor) -> Tensor:
+        a = self.args
+        progress = lambda done, total: log.debug("  %d/%d", done, total)  # noqa: E731 - a one-line callback
+        out = upscale(self.net, image[:, :3], seed=a.seed, tile=a.tile if a.tiling == "force" else None,
+                      overlap=a.overlap, progress=progress, allow_tile_fallback=a.tiling == "auto",
+                      fallback_tile=a.tile)
+        if image.shape[1] == 4:
+            alpha = F.interpolate(image[:, 3:], scale_factor=self.net.scale, mode="bicubic", align_corners=False)
+            out = torch.cat([out, alpha.clamp(0, 1)], dim=1)
+        return out

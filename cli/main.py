@@ -1,0 +1,121 @@
+"""The ``sr4k`` command: ``sr4k upscale --model gtasr IN OUT`` and ``sr4k convert IN.pth OUT.safetensors``.
+
+Upscalers are rows of :data:`UPSCALERS` (their own flags in an argument group, and a loader that returns
+an image -> image callable), so another model is one more row. Logs and progress go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..gtasr_core import convert_to_safetensors
+from . import gtasr
+from .devices import DEVICES, DTYPES, resolve_device, resolve_dtype
+from .images import load_image, plan_outputs, save_image
+
+__all__ = ["UPSCALERS", "UpscalerSpec", "build_parser", "main"]
+
+log = logging.getLogger("sr4k.cli")
+
+
+@dataclass(frozen=True)
+class UpscalerSpec:
+    """One ``--model`` choice: its help line, its flags, and ``load(args, device, dtype) -> image fn``."""
+
+    help: str
+    add_arguments: Callable[[argparse._ArgumentGroup], None]
+    load: Callable[[argparse.Namespace, torch.device, torch.dtype], Callable[[Tensor], Tensor]]
+
+
+UPSCALERS: dict[str, UpscalerSpec] = {
+    "gtasr": UpscalerSpec("GTASR one-step x4 (pixel space, 171.5 M parameters)", gtasr.add_arguments,
+                          gtasr.GTASRUpscaler),
+}
+
+CONVERT_DTYPES = {"keep": None, "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sr4k", description="Patch-free 4K super-resolution (headless).")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log per-tile progress")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log errors only")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("upscale", help="upscale an image file or a folder of images",
+                        description="Upscale IN (a file, or a folder of images) to OUT (a file, or a folder).")
+    up.add_argument("--model", choices=sorted(UPSCALERS), default="gtasr",
+                    help="; ".join(f"{k}: {v.help}" for k, v in UPSCALERS.items()))
+    up.add_argument("--device", choices=DEVICES, default="auto", help="default auto: CUDA, else MPS, else CPU")
+    up.add_argument("--dtype", choices=list(DTYPES), default="auto",
+                    help="weights/compute dtype; auto: bf16 on GPUs that support it, else fp32")
+    up.add_argument("input", type=Path, metavar="IN", help="image file or folder of images")
+    up.add_argument("output", type=Path, metavar="OUT", help="output image file, or folder (PNG files)")
+    for name, spec in UPSCALERS.items():
+        spec.add_arguments(up.add_argument_group(f"{name} options"))
+    up.set_defaults(run=_upscale)
+
+    conv = sub.add_parser("convert", help="convert a GTASR .pth (BasicSR) checkpoint to .safetensors")
+    conv.add_argument("input", type=Path, metavar="IN", help="GTASR checkpoint, e.g. GTASR_final_phase.pth")
+    conv.add_argument("output", type=Path, metavar="OUT", help="output .safetensors file")
+    conv.add_argument("--key", default="params_ema", help="BasicSR entry to convert (default params_ema)")
+    conv.add_argument("--dtype", choices=list(CONVERT_DTYPES), default="keep",
+                      help="cast floating tensors (default keep)")
+    conv.set_defaults(run=_convert)
+    return parser
+
+
+def _upscale(args: argparse.Namespace) -> None:
+    pairs = plan_outputs(args.input, args.output)  # check the paths before loading a model
+    device = resolve_device(args.device)
+    model = UPSCALERS[args.model].load(args, device, resolve_dtype(args.dtype, device))
+    for k, (src, dst) in enumerate(pairs, 1):
+        start = time.perf_counter()
+        image = load_image(src)
+        out = model(image)
+        save_image(out, dst)
+        log.info("[%d/%d] %s (%dx%d) -> %s (%dx%d) in %.1f s", k, len(pairs), src, image.shape[-1],
+                 image.shape[-2], dst, out.shape[-1], out.shape[-2], time.perf_counter() - start)
+
+
+def _convert(args: argparse.Namespace) -> None:
+    if not args.input.is_file():
+        raise FileNotFoundError(f"input {args.input} does not exist")
+    out = convert_to_safetensors(args.input, args.output, key=args.key, dtype=CONVERT_DTYPES[args.dtype])
+    log.info("wrote %s", out)
+
+
+def _setup_logging(verbose: bool, quiet: bool) -> None:
+    """One stderr handler on the ``sr4k`` logger (idempotent, so in-process calls do not stack handlers)."""
+    root = logging.getLogger("sr4k")
+    if not any(getattr(h, "_sr4k_cli", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._sr4k_cli = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(logging.ERROR if quiet else logging.DEBUG if verbose else logging.INFO)
+    log.setLevel(logging.NOTSET)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 1 failed, 2 bad arguments)."""
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose, args.quiet)
+    try:
+        args.run(args)
+    except torch.cuda.OutOfMemoryError as err:
+        log.error("sr4k: error: out of memory (%s). Use --tiling force with a smaller --tile (or --tiling auto), "
+                  "or --dtype bf16/fp16.", str(err).splitlines()[0])
+        return 1
+    except (OSError, ValueError, RuntimeError) as err:  # includes checkpoint and download errors
+        log.error("sr4k: error: %s", err)
+        return 1
+    return 0
