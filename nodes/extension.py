@@ -6,6 +6,8 @@ from comfy_api.latest import ComfyExtension, io
 
 from .color import ColorCorrect
 from .folders import register_folders
+from .gtasr import LoadModel as GTASRLoadModel
+from .gtasr import Upscale as GTASRUpscale
 from .inspect import InspectArtifacts
 from .op4ksr_loaders import LoadF16VAE, LoadModel
 from .op4ksr_patch import ApplyRFR, EmptyConditioning
@@ -19,6 +21,8 @@ NODES: list[type[io.ComfyNode]] = [
     LoadF16VAE,
     LoadModel,
     OP4KSRUpscale,
+    GTASRLoadModel,
+    GTASRUpscale,
     InspectArtifacts,
 ]
 

@@ -1,0 +1,33 @@
+"""Memory estimate of a patch-free GTASR upscale, for ComfyUI's loader and the ``tiling=auto`` choice.
+
+The peak of a GTASR forward is its nearest-upsampling head: ``model_channels``-wide maps at the HR size
+(input and output of ``conv_up2`` and its activation) dwarf the UNet body, which runs at LR size. So the
+working memory grows with the padded LR pixel count times ``model_channels * scale**2`` feature values.
+``HEAD_MAPS`` was measured (CPU, torch 2.13, released network, fp32, LR 64->128 px: 54.4 kB per extra
+LR pixel = 4.4 HR maps of 192 channels); rounded up to 5 as a margin for other devices' conv workspaces.
+"""
+
+from __future__ import annotations
+
+import comfy.model_management as mm
+import torch
+
+from ..gtasr_core import GTASRNet
+from ..gtasr_core.tiling import padded_size
+
+HEAD_MAPS = 5  # model_channels-wide HR maps alive at the peak (measured 4.4, see module docstring)
+FP32_HR_IMAGES = 4  # x_T, its noise, the output and the tiled blend buffer, float32 RGB at HR size
+
+
+def upscale_memory(net: GTASRNet, h: int, w: int) -> int:
+    """Bytes of working memory (beyond the weights) to upscale one h x w LR image in one pass."""
+    cfg = net.config
+    ph, pw = padded_size(h, w, net.lr_multiple)
+    value_bytes = next(net.parameters()).element_size()
+    per_pixel = (HEAD_MAPS * cfg.model_channels * value_bytes + FP32_HR_IMAGES * cfg.in_channels * 4) * cfg.scale**2
+    return ph * pw * per_pixel
+
+
+def fits_patch_free(need: int, device: torch.device) -> bool:
+    """Whether ``need`` bytes are free on ``device`` now (after the weights are loaded)."""
+    return need <= mm.get_free_memory(device)
