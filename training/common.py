@@ -18,6 +18,7 @@ import shutil
 import sys
 import types
 import typing
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
@@ -225,6 +226,10 @@ def prune_checkpoints(output_dir: str | Path, keep: int) -> list[Path]:
     return doomed
 
 
+# Accelerators whose checkpoints hold only trainable tensors: loaded non-strictly, checked by the load hook.
+_TRAINABLE_ONLY: weakref.WeakSet = weakref.WeakSet()
+
+
 def _trainable_names(model: torch.nn.Module) -> set[str]:
     return {name for name, p in model.named_parameters() if p.requires_grad}
 
@@ -233,7 +238,8 @@ def register_trainable_only_state(accelerator: Any) -> None:
     """Make ``accelerator.save_state`` store only parameters with ``requires_grad`` and check them on load.
 
     The frozen base (e.g. 12B FLUX weights) comes back from its own file at start-up, so a checkpoint is a few
-    MB of LoRA instead of a copy of the base. Load with ``accelerator.load_state(path, strict=False)``.
+    MB of LoRA instead of a copy of the base. :func:`resume_checkpoint` then loads non-strictly (the frozen
+    tensors are absent) after this hook has checked that the stored names are exactly the trainable ones.
     """
 
     def save_hook(models: list, weights: list, output_dir: str) -> None:
@@ -261,6 +267,7 @@ def register_trainable_only_state(accelerator: Any) -> None:
 
     accelerator.register_save_state_pre_hook(save_hook)
     accelerator.register_load_state_pre_hook(load_hook)
+    _TRAINABLE_ONLY.add(accelerator)
 
 
 def save_checkpoint(
@@ -279,8 +286,8 @@ def save_checkpoint(
             save_file({k: v.detach().cpu().contiguous() for k, v in extra.items()}, str(path / EXTRA_FILE))
         (path / STATE_FILE).write_text(json.dumps({"step": int(step)}))
         prune_checkpoints(output_dir, keep)
+        logger.info("saved checkpoint %s", path)
     accelerator.wait_for_everyone()
-    logger.info("saved checkpoint %s", path)
     return path
 
 
@@ -303,7 +310,7 @@ def resume_checkpoint(
                 f"resume={resume!r} is not a complete checkpoint folder (no {STATE_FILE}); use 'latest' or a "
                 f"{CHECKPOINT_PREFIX}<step> folder of the output dir"
             )
-    accelerator.load_state(str(path), strict=False)
+    accelerator.load_state(str(path), strict=accelerator not in _TRAINABLE_ONLY)
     step = int(json.loads((path / STATE_FILE).read_text())["step"])
     extra = load_file(str(path / EXTRA_FILE)) if (path / EXTRA_FILE).is_file() else {}
     logger.info("resumed from %s at step %d", path, step)
