@@ -19,6 +19,7 @@ from torch import Tensor
 
 from ..gtasr_core import convert_to_safetensors
 from . import gtasr
+from .bench import add_bench_parser
 from .devices import DEVICES, DTYPES, resolve_device, resolve_dtype
 from .images import load_image, plan_outputs, save_image
 
@@ -70,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--dtype", choices=list(CONVERT_DTYPES), default="keep",
                       help="cast floating tensors (default keep)")
     conv.set_defaults(run=_convert)
+
+    add_bench_parser(sub)  # sr4k bench: metrics and method comparisons (cli/bench.py)
     return parser
 
 
