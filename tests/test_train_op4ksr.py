@@ -238,5 +238,19 @@ def test_config_file_and_cli_overrides(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["--config", str(path), "--print-config", "--t_star", "0.25"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["t_star"] == 0.25 and printed["rfr"]["alpha"] == 2.0
-    with pytest.raises(ValueError, match="set flux_path and vae_path"):
+    with pytest.raises(ValueError, match="set flux_path"):
         main(["--config", str(path), "--data_dir", str(tmp_path)])
+
+
+def test_transformer_loads_from_a_file_with_the_configured_rope_split(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from sr4k.training.op4ksr import load_transformer
+
+    reference = small_flux()
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(tmp_path / "flux.safetensors"))
+    cfg = OP4KSRTrainConfig(flux_path=str(tmp_path / "flux.safetensors"), axes_dims_rope=(4, 6, 6), base_dtype="float32")
+    loaded = load_transformer(cfg)
+    assert tuple(loaded.config.axes_dims_rope) == (4, 6, 6)
+    for key, value in reference.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value, rtol=0, atol=0)

@@ -51,17 +51,23 @@ def _dtype(name: str) -> torch.dtype:
     return getattr(torch, name)
 
 
-def load_models(config: OP4KSRTrainConfig) -> tuple[torch.nn.Module, F16VAE]:
-    """The FLUX transformer and the F16 VAE from ``flux_path`` / ``vae_path`` in ``base_dtype``."""
-    missing = [k for k in ("flux_path", "vae_path") if not getattr(config, k)]
-    if missing:
-        raise ValueError(f"set {' and '.join(missing)} (FLUX transformer / FLUX VAE safetensors) in the config")
-    dtype = _dtype(config.base_dtype)
-    transformer = load_flux_transformer(
-        load_state_dict(config.flux_path), dtype=dtype, axes_dims_rope=config.axes_dims_rope or None
-    )
-    vae = load_f16_vae(load_state_dict(config.vae_path), config.decode_mode, dtype=dtype)
-    return transformer, vae
+def _path(config: OP4KSRTrainConfig, name: str, what: str) -> str:
+    value = getattr(config, name)
+    if not value:
+        raise ValueError(f"set {name} (the {what} safetensors) in the config or with --{name} PATH")
+    return value
+
+
+def load_transformer(config: OP4KSRTrainConfig) -> torch.nn.Module:
+    """The FLUX transformer from ``flux_path`` (BFL/ComfyUI or diffusers keys) in ``base_dtype``."""
+    sd = load_state_dict(_path(config, "flux_path", "FLUX transformer"))
+    return load_flux_transformer(sd, dtype=_dtype(config.base_dtype), axes_dims_rope=config.axes_dims_rope or None)
+
+
+def load_vae(config: OP4KSRTrainConfig) -> F16VAE:
+    """The F16 VAE from the FLUX VAE weights at ``vae_path`` in ``base_dtype``."""
+    sd = load_state_dict(_path(config, "vae_path", "FLUX VAE"))
+    return load_f16_vae(sd, config.decode_mode, dtype=_dtype(config.base_dtype))
 
 
 def make_dataset(config: OP4KSRTrainConfig) -> Dataset:
@@ -104,8 +110,8 @@ def train(
         log_with=config.report_to or None, project_dir=config.output_dir, step_scheduler_with_optimizer=False,
     )  # fmt: skip
     set_seed(config.seed)
-    if transformer is None or vae is None:
-        transformer, vae = load_models(config)
+    transformer = transformer if transformer is not None else load_transformer(config)
+    vae = vae if vae is not None else load_vae(config)
     dataset = dataset if dataset is not None else make_dataset(config)
     vae = vae.to(accelerator.device).eval().requires_grad_(False)
     unit = token_pixels(transformer, vae)
