@@ -3,8 +3,9 @@
 The peak of a GTASR forward is its nearest-upsampling head: ``model_channels``-wide maps at the HR size
 (input and output of ``conv_up2`` and its activation) dwarf the UNet body, which runs at LR size. So the
 working memory grows with the padded LR pixel count times ``model_channels * scale**2`` feature values.
-``HEAD_MAPS`` was measured (CPU, torch 2.13, released network, fp32, LR 64->128 px: 54.4 kB per extra
-LR pixel = 4.4 HR maps of 192 channels); rounded up to 5 as a margin for other devices' conv workspaces.
+``HEAD_MAPS`` was measured on CPU (torch 2.13, released network, fp32, peak RSS): 38.3 kB per extra LR
+pixel from LR 64 to 128 px and 42.7 kB from 128 to 192 px, i.e. 3.1-3.5 HR maps of 192 channels; 5 leaves
+room for GPU convolution workspaces (not measured here). E.g. 1024x1024 -> 4096x4096 in bf16: ~31 GB.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 from ..gtasr_core import GTASRNet
 from ..gtasr_core.tiling import padded_size
 
-HEAD_MAPS = 5  # model_channels-wide HR maps alive at the peak (measured 4.4, see module docstring)
+HEAD_MAPS = 5  # model_channels-wide HR maps alive at the peak (measured 3.1-3.5, see module docstring)
 FP32_HR_IMAGES = 4  # x_T, its noise, the output and the tiled blend buffer, float32 RGB at HR size
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from comfy_harness import ComfyServer, PromptError, execution_error
 from gtasr_support import border_ratio
@@ -32,6 +32,9 @@ def models(comfy_server: ComfyServer) -> ComfyServer:
     (folder / "truncated.pth").write_bytes(data[: len(data) // 2])
     flux_keys = ("img_in.weight", "double_blocks.0.img_attn.qkv.weight", "single_blocks.0.linear1.weight")
     save_file({k: torch.zeros(4, 4) for k in flux_keys}, str(folder / "flux1-dev.safetensors"))
+    sd = load_file(str(st))  # one key missing, one unexpected
+    sd["model.extra.weight"] = sd.pop("model.dec.16x16_block0.norm1.bias")
+    save_file(sd, str(folder / "wrong_keys.safetensors"))
     Image.fromarray(lowres(0)).save(comfy_server.input_dir / "sr4k_example_lowres.png")
     Image.fromarray(lowres(1, SEAM_LR, SEAM_LR)).save(comfy_server.input_dir / "sr4k_gtasr_seam.png")
     return comfy_server
@@ -138,6 +141,8 @@ def _expect_error(server: ComfyServer, prompt: dict, node_type: str, *fragments:
 @pytest.mark.parametrize(("model_name", "fragments"), [
     ("flux1-dev.safetensors", ("is not a GTASR network", "FLUX transformer", "GTASR_final_phase.pth")),
     ("truncated.pth", ("truncated or corrupt", "Re-download")),
+    ("wrong_keys.safetensors", ("does not fit the inferred GTASR network", "1 missing keys",
+                                "model.dec.16x16_block0.norm1.bias", "1 unexpected keys", "model.extra.weight")),
     ("GTASR_final_phase.pth (download)", ("download_released is off", "https://huggingface.co/Blaze-UESTC/GTASR/"
                                           "resolve/main/GTASR_final_phase.pth")),
 ])  # fmt: skip
@@ -269,3 +274,12 @@ def test_cancel_propagates_and_frees_memory(nodes, monkeypatch: pytest.MonkeyPat
         nodes.Upscale.execute(_patcher(nodes), torch.rand(1, 24, 24, 3), 0, "force", 8, 0)
     assert seen[0] == (0, 1) and seen[-1][0] == 1 and seen[-1][1] == 9  # 3 x 3 tiles, stopped after one
     assert emptied
+
+
+def test_memory_estimate_counts_padded_pixels_and_dtype(nodes) -> None:  # noqa: ANN001
+    from sr4k.nodes.gtasr_memory import HEAD_MAPS, upscale_memory
+
+    fp32, bf16 = _patcher(nodes).model, _patcher(nodes, "bf16").model
+    # 20 x 28 LR pads to 24 x 32 (multiple 8); per LR pixel: HEAD_MAPS 32-channel maps + 4 fp32 RGB, at 16 HR px.
+    assert upscale_memory(fp32, 20, 28) == 24 * 32 * 16 * (HEAD_MAPS * 32 * 4 + 4 * 3 * 4)
+    assert upscale_memory(bf16, 20, 28) == 24 * 32 * 16 * (HEAD_MAPS * 32 * 2 + 4 * 3 * 4)
