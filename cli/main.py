@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _upscale(args: argparse.Namespace) -> None:
+def _upscale(args: argparse.Namespace) -> int:
     pairs = plan_outputs(args.input, args.output)  # check the paths before loading a model
     device = resolve_device(args.device)
     model = UPSCALERS[args.model].load(args, device, resolve_dtype(args.dtype, device))
@@ -87,13 +87,15 @@ def _upscale(args: argparse.Namespace) -> None:
         save_image(out, dst)
         log.info("[%d/%d] %s (%dx%d) -> %s (%dx%d) in %.1f s", k, len(pairs), src, image.shape[-1],
                  image.shape[-2], dst, out.shape[-1], out.shape[-2], time.perf_counter() - start)
+    return 0
 
 
-def _convert(args: argparse.Namespace) -> None:
+def _convert(args: argparse.Namespace) -> int:
     if not args.input.is_file():
         raise FileNotFoundError(f"input {args.input} does not exist")
     out = convert_to_safetensors(args.input, args.output, key=args.key, dtype=CONVERT_DTYPES[args.dtype])
     log.info("wrote %s", out)
+    return 0
 
 
 def _setup_logging(verbose: bool, quiet: bool) -> None:
@@ -113,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose, args.quiet)
     try:
-        args.run(args)
+        status = args.run(args)  # a subcommand may return its exit status (None means success)
     except torch.cuda.OutOfMemoryError as err:
         log.error("sr4k: error: out of memory (%s). Use --tiling force with a smaller --tile (or --tiling auto), "
                   "or --dtype bf16/fp16.", str(err).splitlines()[0])
@@ -121,4 +123,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError, RuntimeError) as err:  # includes checkpoint and download errors
         log.error("sr4k: error: %s", err)
         return 1
-    return 0
+    return int(status or 0)
