@@ -1,0 +1,361 @@
+"""Cost of OP4KSR and GTASR at real size (random weights): time, peak memory, FLOPs and TFLOP/s per stage.
+
+Builds the FLUX.1-dev transformer (19 double + 38 single blocks, hidden 3072; on the meta device, then
+materialised on the target device), the real-size F16 VAE and the released GTASR, all with random weights,
+and measures: the bf16 matmul ceiling; the transformer at 2048^2 and 4096^2 with F16 latents and the
+patch-free F8 alternative at 4096^2 (4x the tokens); VAE encode / decode; the headless OP4KSR path end to end
+(``op4ksr_core.headless.upscale_image``, per stage through forward hooks); GTASR LR 1024 -> 4096 patch-free
+and with the released 512/64 tiling. Designed for < 5 min on one H100.
+
+FLOPs: the transformer's are analytical (:func:`flux_flops`: every linear layer on the tokens it sees, joint
+attention 4 L^2 d per block, per-sample modulation / embedders once), checked against
+``torch.utils.flop_counter`` in ``tests/test_bench_cost.py``. ``../shared/docs/op4ksr.md`` §10 counted
+2 x parameters x tokens + attention, which also charges the per-sample modulation weights (3.2 B of the
+11.9 B parameters) to every token; that convention is reported too (``flops_2PL``) so its TFLOP/s compare.
+VAE and GTASR FLOPs come from ``FlopCounterMode`` on meta tensors (no memory, exact op shapes).
+
+    python benchmarks/cost.py --json cost.json          # CUDA: full size; CPU: the reduced smoke plan
+    python benchmarks/cost.py --smoke --no-write        # CI smoke test (reduced sizes, < 1 min on CPU)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from common import GIB, StageTimer, append_results, environment, markdown_table, matmul_ceiling, measure
+from torch.utils.flop_counter import FlopCounterMode
+
+from sr4k.gtasr_core import RELEASED, GTASRConfig, GTASRNet, plan_tiles, upscale
+from sr4k.op4ksr_core.headless import upscale_image
+from sr4k.op4ksr_core.onestep import OneStepConfig
+from sr4k.op4ksr_core.vae import F16VAE
+from sr4k.op4ksr_core.vae_config import FLUX_F16
+
+# black-forest-labs flux-dev as diffusers FluxTransformer2DModel kwargs (op4ksr.md Appendix A).
+FLUX_DEV: dict[str, Any] = dict(
+    patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
+    num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768, guidance_embeds=True,
+    axes_dims_rope=(16, 56, 56))
+FLUX_PATCH = 2  # FLUX packs 2x2 latent pixels per token
+TIMESTEP_DIM = 256  # sinusoidal timestep / guidance embedding width
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to measure. ``transformer``: (label, image px, VAE downscale); ``e2e``: (LR px, output px)."""
+
+    name: str
+    flux: dict[str, Any]
+    text_tokens: int
+    transformer: tuple[tuple[str, int, int], ...]
+    vae_px: tuple[int, ...]
+    e2e: tuple[tuple[int, int], ...]
+    gtasr_lr: int
+    gtasr_tile: int
+    repeats: int
+    slow_repeats: int
+    matmul_n: int
+    dtype: str
+    warmup: int = 1
+    gtasr: GTASRConfig = RELEASED
+    notes: list[str] = field(default_factory=list)
+
+
+FULL = Plan("full", FLUX_DEV, 512,
+            (("F16 2048²", 2048, 16), ("F16 4096² (OP4KSR)", 4096, 16), ("F8 4096² (patch-free alternative)", 4096, 8)),
+            (2048, 4096), ((512, 2048), (1024, 4096)), 1024, 512, 3, 1, 8192, "bfloat16")
+# CPU smoke plan: every code path at toy cost (CI); the VAE is real-size, the rest shrunk.
+SMOKE_GTASR = GTASRConfig(model_channels=32, channel_mult=(1, 2), num_blocks=1, train_resolution=16,
+                          attn_resolutions=(16, 8), channel_mult_emb=2, swin_embed_dim=32, swin_num_heads=2,
+                          swin_window=4)
+SMOKE = Plan("smoke", {**FLUX_DEV, "num_layers": 1, "num_single_layers": 1, "num_attention_heads": 4}, 32,
+             (("F16 256²", 256, 16), ("F8 256²", 256, 8)), (128,), ((32, 128),), 32, 24, 1, 1, 1024, "float32",
+             warmup=0, gtasr=SMOKE_GTASR,
+             notes=["reduced size: transformer depth 1+1 with 4 heads (hidden 512), 32 text tokens; real-size F16 "
+                    "VAE at 128²; end to end 32² -> 128²; GTASR 2-level config (32 channels), LR 32, 24 px tiles"])
+SLOW_TOKENS = 16_384  # more image tokens than OP4KSR's 4096^2 F16 case
+DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
+
+
+def image_tokens(px: int, vae_downscale: int, patch: int = FLUX_PATCH) -> int:
+    """Tokens of a square px x px image: (px / (downscale * patch))^2."""
+    side = px // (vae_downscale * patch)
+    if side * vae_downscale * patch != px:
+        raise ValueError(f"{px} px is not a multiple of {vae_downscale * patch} (VAE {vae_downscale} x patch {patch})")
+    return side * side
+
+
+def flux_flops(cfg: dict[str, Any], n_img: int, n_txt: int) -> dict[str, float]:
+    """Forward FLOPs (2 per multiply-add) of a diffusers FluxTransformer2DModel, batch 1.
+
+    Per block, on its L = n_img + n_txt tokens: QKV 3d^2, output d^2, MLP 2 r d^2 (double blocks: one set per
+    stream, each on its own tokens; single blocks: fused on all L), i.e. 2 (4 + 2 r) d^2 L; joint attention
+    QK^T and AV: 4 L^2 d. Once per sample: timestep/guidance/pooled-text embedders, AdaLN modulations
+    (6d per stream per double block, 3d per single block, 2d final). Per token: x/context embedders, proj_out.
+    """
+    d = cfg["num_attention_heads"] * cfg["attention_head_dim"]
+    r = 4.0  # FLUX mlp_ratio
+    blocks = cfg["num_layers"] + cfg["num_single_layers"]
+    seq = n_img + n_txt
+    linear = 2 * (4 + 2 * r) * d * d * seq * blocks
+    attention = 4 * seq * seq * d * blocks
+    embed = 2 * d * (cfg["in_channels"] * n_img + cfg["joint_attention_dim"] * n_txt + cfg["in_channels"] * n_img)
+    t_emb = 2 * (TIMESTEP_DIM * d + d * d) * (2 if cfg["guidance_embeds"] else 1)
+    pooled = 2 * (cfg["pooled_projection_dim"] * d + d * d)
+    modulation = 2 * d * d * (2 * 6 * cfg["num_layers"] + 3 * cfg["num_single_layers"] + 2)
+    return {"exact": linear + attention + embed + t_emb + pooled + modulation, "attention": attention,
+            "linear_tokens": linear}
+
+
+def flux_flops_2pl(params: int, n_img: int, n_txt: int, cfg: dict[str, Any]) -> float:
+    """op4ksr.md §10's convention: 2 x parameters x tokens + joint attention."""
+    d = cfg["num_attention_heads"] * cfg["attention_head_dim"]
+    seq = n_img + n_txt
+    return 2 * params * seq + 4 * seq * seq * d * (cfg["num_layers"] + cfg["num_single_layers"])
+
+
+@torch.no_grad()
+def random_init_(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Fan-in scaled normal weights, unit norm scales, zero biases (finite activations at any depth)."""
+    g = torch.Generator(device=next(module.parameters()).device).manual_seed(seed)
+    for name, p in module.named_parameters():
+        if p.ndim >= 2:
+            p.normal_(0.0, 1.0 / math.sqrt(p[0].numel()), generator=g)
+        elif name.endswith("weight"):
+            p.fill_(1.0)
+        else:
+            p.zero_()
+    return module
+
+
+def build_flux(cfg: dict[str, Any], device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+    """A diffusers FLUX transformer of ``cfg``: built on meta, materialised on ``device``, random weights."""
+    from diffusers import FluxTransformer2DModel
+
+    with torch.device("meta"):
+        model = FluxTransformer2DModel(**cfg)
+    # Cast on meta first: materialising in float32 would need 47.6 GB for FLUX.1-dev before the bf16 copy.
+    return random_init_(model.to(dtype).to_empty(device=device)).eval().requires_grad_(False)
+
+
+def build_vae(device: torch.device, dtype: torch.dtype) -> F16VAE:
+    """The real-size F16 VAE (FLUX.1 autoencoder, stride-2 input, partitioned decode), random weights."""
+    with torch.device("meta"):
+        vae = F16VAE(FLUX_F16, decode_mode="partitioned")
+    return random_init_(vae.to(dtype).to_empty(device=device)).eval().requires_grad_(False)
+
+
+def meta_flops(fn: Any, *args: Any) -> int:
+    """FLOPs of ``fn(*args)`` counted by ``FlopCounterMode`` (use meta tensors: free at any size)."""
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        fn(*args)
+    return counter.get_total_flops()
+
+
+def flux_inputs(cfg: dict[str, Any], n_img: int, n_txt: int, device: torch.device,
+                dtype: torch.dtype) -> dict[str, Any]:
+    g = None if device.type == "meta" else torch.Generator(device=device).manual_seed(0)
+    side = int(math.isqrt(n_img))
+    ids = torch.zeros(side, side, 3, device=device)
+    ids[..., 1], ids[..., 2] = torch.arange(side, device=device)[:, None], torch.arange(side, device=device)
+    return dict(hidden_states=torch.randn(1, n_img, cfg["in_channels"], generator=g, device=device).to(dtype),
+                encoder_hidden_states=torch.randn(1, n_txt, cfg["joint_attention_dim"], generator=g,
+                                                  device=device).to(dtype),
+                pooled_projections=torch.zeros(1, cfg["pooled_projection_dim"], device=device, dtype=dtype),
+                timestep=torch.full((1,), 0.5, device=device, dtype=dtype), img_ids=ids.reshape(-1, 3),
+                txt_ids=torch.zeros(n_txt, 3, device=device),
+                guidance=torch.full((1,), 3.5, device=device, dtype=dtype), return_dict=False)
+
+
+class Bench:
+    """One run: plan, device, dtype, measured ceiling, and the models (built once, shared by the parts)."""
+
+    def __init__(self, plan: Plan, device: torch.device) -> None:
+        self.plan, self.device, self.dtype = plan, device, DTYPES[plan.dtype]
+        self.ceiling = matmul_ceiling(device, self.dtype, plan.matmul_n)
+        self._flux: torch.nn.Module | None = None
+        self._vae: F16VAE | None = None
+
+    def flux(self) -> torch.nn.Module:
+        if self._flux is None:
+            self._flux = build_flux(self.plan.flux, self.device, self.dtype)
+        return self._flux
+
+    def vae(self) -> F16VAE:
+        if self._vae is None:
+            self._vae = build_vae(self.device, self.dtype)
+        return self._vae
+
+    def measure(self, fn: Any, slow: bool = False) -> Any:
+        plan = self.plan
+        with torch.no_grad():
+            return measure(fn, self.device, repeats=plan.slow_repeats if slow else plan.repeats, warmup=plan.warmup)
+
+    def row(self, stage: str, case: str, size: str, m: Any, flops: float | None, **extra: Any) -> dict[str, Any]:
+        tflops = flops / m.median / 1e12 if flops else None
+        return {"stage": stage, "case": case, "size": size, **m.summary(), "tflop": flops / 1e12 if flops else None,
+                "tflops_per_s": tflops, "pct_ceiling": 100 * tflops / self.ceiling if tflops else None, **extra}
+
+
+def bench_transformer(b: Bench) -> list[dict]:
+    model, cfg, txt = b.flux(), b.plan.flux, b.plan.text_tokens
+    params = sum(p.numel() for p in model.parameters())
+    rows = []
+    for label, px, down in b.plan.transformer:
+        n = image_tokens(px, down)
+        inputs = flux_inputs(cfg, n, txt, b.device, b.dtype)
+        m = b.measure(lambda inputs=inputs: model(**inputs)[0], slow=n > SLOW_TOKENS)
+        if not bool(torch.isfinite(m.result).all()):
+            raise RuntimeError(f"transformer output not finite for {label}")
+        f, f2 = flux_flops(cfg, n, txt)["exact"], flux_flops_2pl(params, n, txt, cfg)
+        rows.append(b.row("transformer", label, f"{n:,} img + {txt} txt tokens", m, f, params=params,
+                          tflop_2PL=f2 / 1e12, tflops_per_s_2PL=f2 / m.median / 1e12))
+    return rows
+
+
+def bench_vae(b: Bench) -> list[dict]:
+    vae = b.vae()
+    with torch.device("meta"):
+        meta_vae = F16VAE(FLUX_F16, decode_mode="partitioned")
+    rows = []
+    for px in b.plan.vae_px:
+        lat, ch = px // FLUX_F16.downscale, FLUX_F16.latent_channels
+        image = torch.rand(1, 3, px, px, device=b.device, dtype=b.dtype) * 2 - 1
+        enc = b.measure(lambda image=image: vae.encode(image))
+        dec = b.measure(lambda z=enc.result: vae.decode(z))
+        f_enc = meta_flops(meta_vae.encode, torch.empty(1, 3, px, px, device="meta"))
+        f_dec = meta_flops(meta_vae.decode, torch.empty(1, ch, lat, lat, device="meta"))
+        rows.append(b.row("vae encode", f"{px}²", f"{px}² -> {lat}² x {ch}", enc, f_enc))
+        rows.append(b.row("vae decode", f"{px}²", f"{lat}² x {ch} -> {px}²", dec, f_dec))
+    return rows
+
+
+def run_e2e(transformer: torch.nn.Module, vae: F16VAE, lr_px: int, out_px: int, device: torch.device,
+            repeats: int, warmup: int, config: OneStepConfig | None = None) -> tuple[Any, dict[str, Any]]:
+    """Time ``headless.upscale_image`` (LR lr_px^2 -> out_px^2) and each stage inside it (forward hooks on
+    the VAE encoder, the transformer and the VAE decoder; 'other' = bicubic, padding, transfers, colour)."""
+    config = config or OneStepConfig()
+    lr = torch.rand(1, 3, lr_px, lr_px, generator=torch.Generator().manual_seed(0))
+    timer = StageTimer({"vae encode": vae.encoder, "transformer": transformer, "vae decode": vae.decoder}, device)
+    try:
+        with torch.no_grad():
+            m = measure(lambda: upscale_image(transformer, vae, lr, long_side=out_px, config=config), device,
+                        repeats=repeats, warmup=warmup)
+    finally:
+        timer.remove()
+    stages = {k: v[-repeats:] for k, v in timer.records.items()}  # the timed repeats only
+    stage_s = {k: statistics.median(r["seconds"] for r in v) for k, v in stages.items()}
+    return m, {"stage_s": stage_s, "other_s": m.median - sum(stage_s.values()),
+               "stage_peak_gib": {k: max(r["peak_bytes"] for r in v) / GIB for k, v in stages.items()}}
+
+
+def bench_e2e(b: Bench) -> list[dict]:
+    """Headless OP4KSR upscale (bicubic, encode, one transformer step, decode, wavelet colour) per stage."""
+    config, rows = OneStepConfig(), []
+    for lr_px, out_px in b.plan.e2e:
+        m, stages = run_e2e(b.flux(), b.vae(), lr_px, out_px, b.device, b.plan.repeats, b.plan.warmup, config)
+        n = image_tokens(out_px, FLUX_F16.downscale)
+        f = flux_flops(b.plan.flux, n, config.empty_text_tokens)["exact"]
+        rows.append(b.row("op4ksr end to end", f"{lr_px}² -> {out_px}²", f"{n:,} img + "
+                          f"{config.empty_text_tokens} txt tokens", m, None, transformer_tflop=f / 1e12, **stages))
+    return rows
+
+
+def gtasr_flops(config: GTASRConfig, lr_px: int) -> int:
+    """FLOPs of one GTASR network call at LR lr_px^2 (FlopCounterMode on meta tensors)."""
+    with torch.device("meta"):
+        net = GTASRNet(config).eval()
+    s = config.scale
+    return meta_flops(net, torch.empty(1, 3, s * lr_px, s * lr_px, device="meta"), 1.0,
+                      torch.empty(1, 3, lr_px, lr_px, device="meta"))
+
+
+def bench_gtasr(b: Bench) -> list[dict]:
+    cfg, lr_px, tile = b.plan.gtasr, b.plan.gtasr_lr, b.plan.gtasr_tile
+    net = random_init_(GTASRNet(cfg).to(device=b.device, dtype=b.dtype)).eval()
+    s, g = cfg.scale, torch.Generator().manual_seed(0)
+    lr = torch.rand(1, 3, lr_px, lr_px, generator=g)
+    x = (torch.rand(1, 3, s * lr_px, s * lr_px, generator=g) * 2 - 1).to(b.device)
+    fwd = b.measure(lambda: net(x, 1.0, lr.to(b.device) * 2 - 1))
+    tiled = b.measure(lambda: upscale(net, lr, seed=0, tile=tile, overlap=tile // 8, allow_tile_fallback=False))
+    n_tiles = len(plan_tiles(lr_px, lr_px, tile, tile // 8, net.lr_multiple))
+    size = f"{lr_px}² -> {s * lr_px}²"
+    return [b.row("gtasr forward", "patch-free", size, fwd, gtasr_flops(cfg, lr_px)),
+            b.row("gtasr upscale", f"tiled {tile}/{tile // 8} ({n_tiles} tiles)", size, tiled,
+                  n_tiles * gtasr_flops(cfg, tile), tiles=n_tiles)]
+
+
+def _fmt(v: float | None, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def section(plan: Plan, env: dict[str, str], ceiling: float, rows: list[dict], argv: list[str]) -> str:
+    cpu = env["device"].startswith("CPU")  # a loaded CPU: process CPU time says more than wall time
+    table = markdown_table(
+        ["stage", "case", "size", "median s", *(["CPU s"] if cpu else []), "TFLOP", "TFLOP/s", "% ceiling",
+         "TFLOP/s (2PL)", "peak GiB"],
+        [[r["stage"], r["case"], r["size"], f"{r['median_s']:.3f}",
+          *([f"{statistics.median(r['cpu_s']):.2f}"] if cpu else []), _fmt(r["tflop"], ".4g"),
+          _fmt(r["tflops_per_s"], ".4g"), _fmt(r["pct_ceiling"], ".0f"), _fmt(r.get("tflops_per_s_2PL"), ".4g"),
+          f"{r['peak_gib']:.2f}"] for r in rows])
+    stages = [f"- {r['case']}: " + ", ".join(f"{k} {v:.3f} s ({r['stage_peak_gib'][k]:.2f} GiB)"
+                                               for k, v in r["stage_s"].items()) + f", other {r['other_s']:.3f} s"
+              for r in rows if "stage_s" in r]
+    mem = "process peak RSS (sampled)" if cpu else "torch.cuda.max_memory_allocated"
+    return "\n".join([
+        f"## Cost at real size, random weights: benchmarks/cost.py, plan `{plan.name}` ({env['date']})", "",
+        f"- Device: {env['device']}; torch {env['torch']} (CUDA {env['cuda']}); dtype {plan.dtype}",
+        f"- Measured {plan.dtype} matmul ceiling ({plan.matmul_n}³): {ceiling:.4g} TFLOP/s; peak memory: {mem}",
+        "- TFLOP: analytical for the transformer (flux_flops), FlopCounterMode for VAE / GTASR; 2PL = "
+        "op4ksr.md §10's 2 x params x tokens convention", *[f"- {n}" for n in plan.notes],
+        f"- Command: `python benchmarks/cost.py {' '.join(argv)}`", "", table,
+        *(["End-to-end stages (median s, peak):", *stages, ""] if stages else [])])
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--smoke", action="store_true", help="reduced sizes (default on CPU)")
+    p.add_argument("--only", default="transformer,vae,e2e,gtasr", help="comma list of parts to run")
+    p.add_argument("--json", type=Path, help="write all numbers here")
+    p.add_argument("--results", type=Path, default=None, help="markdown file to append to (default RESULTS.md)")
+    p.add_argument("--no-write", action="store_true", help="print the section, do not append it")
+    return p.parse_args(argv)
+
+
+PARTS = {"transformer": bench_transformer, "vae": bench_vae, "e2e": bench_e2e, "gtasr": bench_gtasr}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    plan = SMOKE if args.smoke or device.type != "cuda" else FULL
+    unknown = set(args.only.split(",")) - set(PARTS)
+    if unknown:
+        raise SystemExit(f"--only: unknown part(s) {sorted(unknown)}; choose from {', '.join(PARTS)}")
+    env = environment(device)
+    bench = Bench(plan, device)
+    rows = [row for part in args.only.split(",") for row in PARTS[part](bench)]
+    ceiling = bench.ceiling
+    text = section(plan, env, ceiling, rows, [a for a in argv if a != "--no-write"])
+    print(text)
+    result = {"env": env, "plan": asdict(plan), "ceiling_tflops": ceiling, "rows": rows}
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    if not args.no_write:
+        append_results(text, *([args.results] if args.results else []))
+    return result
+
+
+if __name__ == "__main__":
+    main()
