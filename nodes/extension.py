@@ -33,4 +33,7 @@ class SR4KExtension(ComfyExtension):
         await register_renames()  # a no-op on ComfyUI versions without node replacement (0.3.75)
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        # ComfyUI 0.3.75 never calls on_load; the loaders' schemas list the pack folders, so register them here
+        # too (idempotent). Without it the pack fails to import unless extra_model_paths.yaml names 'gtasr'.
+        register_folders()
         return list(NODES)
