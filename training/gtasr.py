@@ -146,6 +146,8 @@ def train(config: GTASRTrainConfig, perceptual: PerceptualLoss | None = None,
     ``perceptual`` overrides the configured distance (tests inject a stand-in; see gtasr_perceptual).
     """
     acc = accelerator or Accelerator(mixed_precision=config.mixed_precision)
+    if acc.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # as released (fixed 256 x 256 crops)
     if acc.is_main_process:
         log.info("GTASR stage %d: %s on %s x %d process(es)", config.stage, describe(config), acc.device,
                  acc.num_processes)
