@@ -7,12 +7,9 @@ patch-free F8 alternative at 4096^2 (4x the tokens); VAE encode / decode; the he
 (``op4ksr_core.headless.upscale_image``, per stage through forward hooks); GTASR LR 1024 -> 4096 patch-free
 and with the released 512/64 tiling. Designed for < 5 min on one H100.
 
-FLOPs: the transformer's are analytical (:func:`flux_flops`: every linear layer on the tokens it sees, joint
-attention 4 L^2 d per block, per-sample modulation / embedders once), checked against
-``torch.utils.flop_counter`` in ``tests/test_bench_cost.py``. ``../shared/docs/op4ksr.md`` §10 counted
-2 x parameters x tokens + attention, which also charges the per-sample modulation weights (3.2 B of the
-11.9 B parameters) to every token; that convention is reported too (``flops_2PL``) so its TFLOP/s compare.
-VAE and GTASR FLOPs come from ``FlopCounterMode`` on meta tensors (no memory, exact op shapes).
+FLOPs (``flops.py``): analytical for the transformer, checked against ``torch.utils.flop_counter``; also in
+op4ksr.md §10's 2 x parameters x tokens convention (``2PL``) so its TFLOP/s compare; FlopCounterMode on meta
+tensors for the VAE and GTASR. TFLOP/s are set against the matmul ceiling measured first on the same device.
 
     python benchmarks/cost.py --json cost.json          # CUDA: full size; CPU: the reduced smoke plan
     python benchmarks/cost.py --smoke --no-write        # CI smoke test (reduced sizes, < 1 min on CPU)
@@ -31,21 +28,13 @@ from typing import Any
 
 import torch
 from common import GIB, StageTimer, append_results, environment, markdown_table, matmul_ceiling, measure
-from torch.utils.flop_counter import FlopCounterMode
+from flops import FLUX_DEV, flux_flops, flux_flops_2pl, gtasr_flops, image_tokens, meta_flops
 
 from sr4k.gtasr_core import RELEASED, GTASRConfig, GTASRNet, plan_tiles, upscale
 from sr4k.op4ksr_core.headless import upscale_image
 from sr4k.op4ksr_core.onestep import OneStepConfig
 from sr4k.op4ksr_core.vae import F16VAE
 from sr4k.op4ksr_core.vae_config import FLUX_F16
-
-# black-forest-labs flux-dev as diffusers FluxTransformer2DModel kwargs (op4ksr.md Appendix A).
-FLUX_DEV: dict[str, Any] = dict(
-    patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
-    num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768, guidance_embeds=True,
-    axes_dims_rope=(16, 56, 56))
-FLUX_PATCH = 2  # FLUX packs 2x2 latent pixels per token
-TIMESTEP_DIM = 256  # sinusoidal timestep / guidance embedding width
 
 
 @dataclass(frozen=True)
@@ -85,43 +74,6 @@ SLOW_TOKENS = 16_384  # more image tokens than OP4KSR's 4096^2 F16 case
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
 
 
-def image_tokens(px: int, vae_downscale: int, patch: int = FLUX_PATCH) -> int:
-    """Tokens of a square px x px image: (px / (downscale * patch))^2."""
-    side = px // (vae_downscale * patch)
-    if side * vae_downscale * patch != px:
-        raise ValueError(f"{px} px is not a multiple of {vae_downscale * patch} (VAE {vae_downscale} x patch {patch})")
-    return side * side
-
-
-def flux_flops(cfg: dict[str, Any], n_img: int, n_txt: int) -> dict[str, float]:
-    """Forward FLOPs (2 per multiply-add) of a diffusers FluxTransformer2DModel, batch 1.
-
-    Per block, on its L = n_img + n_txt tokens: QKV 3d^2, output d^2, MLP 2 r d^2 (double blocks: one set per
-    stream, each on its own tokens; single blocks: fused on all L), i.e. 2 (4 + 2 r) d^2 L; joint attention
-    QK^T and AV: 4 L^2 d. Once per sample: timestep/guidance/pooled-text embedders, AdaLN modulations
-    (6d per stream per double block, 3d per single block, 2d final). Per token: x/context embedders, proj_out.
-    """
-    d = cfg["num_attention_heads"] * cfg["attention_head_dim"]
-    r = 4.0  # FLUX mlp_ratio
-    blocks = cfg["num_layers"] + cfg["num_single_layers"]
-    seq = n_img + n_txt
-    linear = 2 * (4 + 2 * r) * d * d * seq * blocks
-    attention = 4 * seq * seq * d * blocks
-    embed = 2 * d * (cfg["in_channels"] * n_img + cfg["joint_attention_dim"] * n_txt + cfg["in_channels"] * n_img)
-    t_emb = 2 * (TIMESTEP_DIM * d + d * d) * (2 if cfg["guidance_embeds"] else 1)
-    pooled = 2 * (cfg["pooled_projection_dim"] * d + d * d)
-    modulation = 2 * d * d * (2 * 6 * cfg["num_layers"] + 3 * cfg["num_single_layers"] + 2)
-    return {"exact": linear + attention + embed + t_emb + pooled + modulation, "attention": attention,
-            "linear_tokens": linear}
-
-
-def flux_flops_2pl(params: int, n_img: int, n_txt: int, cfg: dict[str, Any]) -> float:
-    """op4ksr.md §10's convention: 2 x parameters x tokens + joint attention."""
-    d = cfg["num_attention_heads"] * cfg["attention_head_dim"]
-    seq = n_img + n_txt
-    return 2 * params * seq + 4 * seq * seq * d * (cfg["num_layers"] + cfg["num_single_layers"])
-
-
 @torch.no_grad()
 def random_init_(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Fan-in scaled normal weights, unit norm scales, zero biases (finite activations at any depth)."""
@@ -151,14 +103,6 @@ def build_vae(device: torch.device, dtype: torch.dtype) -> F16VAE:
     with torch.device("meta"):
         vae = F16VAE(FLUX_F16, decode_mode="partitioned")
     return random_init_(vae.to(dtype).to_empty(device=device)).eval().requires_grad_(False)
-
-
-def meta_flops(fn: Any, *args: Any) -> int:
-    """FLOPs of ``fn(*args)`` counted by ``FlopCounterMode`` (use meta tensors: free at any size)."""
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        fn(*args)
-    return counter.get_total_flops()
 
 
 def flux_inputs(cfg: dict[str, Any], n_img: int, n_txt: int, device: torch.device,
@@ -268,15 +212,6 @@ def bench_e2e(b: Bench) -> list[dict]:
         rows.append(b.row("op4ksr end to end", f"{lr_px}² -> {out_px}²", f"{n:,} img + "
                           f"{config.empty_text_tokens} txt tokens", m, None, transformer_tflop=f / 1e12, **stages))
     return rows
-
-
-def gtasr_flops(config: GTASRConfig, lr_px: int) -> int:
-    """FLOPs of one GTASR network call at LR lr_px^2 (FlopCounterMode on meta tensors)."""
-    with torch.device("meta"):
-        net = GTASRNet(config).eval()
-    s = config.scale
-    return meta_flops(net, torch.empty(1, 3, s * lr_px, s * lr_px, device="meta"), 1.0,
-                      torch.empty(1, 3, lr_px, lr_px, device="meta"))
 
 
 def bench_gtasr(b: Bench) -> list[dict]:

@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 from common import GIB, append_results, environment, markdown_table
-from cost import DTYPES, FLUX_DEV, SMOKE, build_flux, build_vae, flux_flops, image_tokens, run_e2e
+from cost import DTYPES, SMOKE, build_flux, build_vae, run_e2e
+from flops import FLUX_DEV, flux_flops, image_tokens
 
 from sr4k.op4ksr_core.onestep import OneStepConfig
 from sr4k.op4ksr_core.vae_config import FLUX_F16

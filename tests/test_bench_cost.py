@@ -15,20 +15,21 @@ from torch.utils.flop_counter import FlopCounterMode
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 import cost  # noqa: E402  (a script folder, not a package)
+import flops  # noqa: E402
 
 
 @pytest.mark.parametrize(("layers", "single", "n_img", "n_txt"), [(1, 1, 64, 32), (2, 1, 256, 512), (1, 2, 16, 1)])
 def test_flux_flops_equal_torchs_flop_counter(layers: int, single: int, n_img: int, n_txt: int) -> None:
     from diffusers import FluxTransformer2DModel
 
-    cfg = {**cost.FLUX_DEV, "num_layers": layers, "num_single_layers": single, "num_attention_heads": 4}
+    cfg = {**flops.FLUX_DEV, "num_layers": layers, "num_single_layers": single, "num_attention_heads": 4}
     with torch.device("meta"):
         model = FluxTransformer2DModel(**cfg)
         inputs = cost.flux_inputs(cfg, n_img, n_txt, torch.device("meta"), torch.float32)
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         model(**inputs)
-    assert cost.flux_flops(cfg, n_img, n_txt)["exact"] == counter.get_total_flops()
+    assert flops.flux_flops(cfg, n_img, n_txt)["exact"] == counter.get_total_flops()
 
 
 def test_flux_dev_counts_reproduce_the_op4ksr_doc_anchors() -> None:
@@ -36,17 +37,17 @@ def test_flux_dev_counts_reproduce_the_op4ksr_doc_anchors() -> None:
     from diffusers import FluxTransformer2DModel
 
     with torch.device("meta"):
-        params = sum(p.numel() for p in FluxTransformer2DModel(**cost.FLUX_DEV).parameters())
+        params = sum(p.numel() for p in FluxTransformer2DModel(**flops.FLUX_DEV).parameters())
     assert params == 11_901_408_320  # "11.901 B parameters"
     for px, down, txt, doc in [(4096, 16, 512, 602.0), (2048, 16, 512, 124.5), (4096, 8, 512, 4627.2),
                                (4096, 16, 128, 583.9)]:
-        n = cost.image_tokens(px, down)
-        assert cost.flux_flops_2pl(params, n, txt, cost.FLUX_DEV) / 1e12 == pytest.approx(doc, abs=0.6)
-    exact = cost.flux_flops(cost.FLUX_DEV, 16_384, 512)
+        n = flops.image_tokens(px, down)
+        assert flops.flux_flops_2pl(params, n, txt, flops.FLUX_DEV) / 1e12 == pytest.approx(doc, abs=0.6)
+    exact = flops.flux_flops(flops.FLUX_DEV, 16_384, 512)
     assert exact["exact"] / 1e12 == pytest.approx(418.1, abs=0.1)  # per-sample weights charged once
     assert exact["attention"] == 57 * 4 * 16_896**2 * 3072  # QK^T + AV over the joint sequence, 57 blocks
     with pytest.raises(ValueError, match="not a multiple of 32"):
-        cost.image_tokens(1000, 16)
+        flops.image_tokens(1000, 16)
 
 
 def _run(script: str, tmp_path: Path, *extra: str) -> dict:
@@ -69,7 +70,7 @@ def test_cost_smoke_run_measures_every_stage(tmp_path: Path) -> None:
                       "gtasr forward", "gtasr upscale"]
     assert r["ceiling_tflops"] > 0 and all(row["median_s"] > 0 and row["peak_gib"] > 0 for row in r["rows"])
     f16 = r["rows"][0]
-    assert f16["tflop"] * 1e12 == cost.flux_flops(cost.SMOKE.flux, 64, 32)["exact"]
+    assert f16["tflop"] * 1e12 == flops.flux_flops(cost.SMOKE.flux, 64, 32)["exact"]
     e2e = r["rows"][4]
     assert set(e2e["stage_s"]) == {"vae encode", "transformer", "vae decode"}
     assert 0 < sum(e2e["stage_s"].values()) <= e2e["median_s"]
@@ -81,5 +82,5 @@ def test_op4ksr_4k_smoke_run_times_each_stage(tmp_path: Path) -> None:
     assert (r["lr_px"], r["out_px"], r["tokens"], r["text_tokens"]) == (32, 128, 16, 1)
     assert set(r["stage_s"]) == {"vae encode", "transformer", "vae decode"}
     assert all(v > 0 for v in r["stage_s"].values()) and r["other_s"] >= -1e-3
-    assert r["transformer_tflop"] * 1e12 == cost.flux_flops(cost.SMOKE.flux, 16, 1)["exact"]
+    assert r["transformer_tflop"] * 1e12 == flops.flux_flops(cost.SMOKE.flux, 16, 1)["exact"]
     assert r["peak_gib"] >= max(r["stage_peak_gib"].values()) - 0.05
