@@ -1,4 +1,4 @@
-"""The ``sr4k`` command: ``sr4k upscale --model gtasr IN OUT`` and ``sr4k convert IN.pth OUT.safetensors``.
+"""The ``sr4k`` command: ``sr4k upscale --model gtasr|op4ksr IN OUT`` and ``sr4k convert IN.pth OUT.safetensors``.
 
 Upscalers are rows of :data:`UPSCALERS` (their own flags in an argument group, and a loader that returns
 an image -> image callable), so another model is one more row. Logs and progress go to stderr.
@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from ..gtasr_core import convert_to_safetensors
-from . import gtasr
+from . import gtasr, op4ksr
 from .bench import add_bench_parser
 from .devices import DEVICES, DTYPES, resolve_device, resolve_dtype
 from .images import load_image, plan_outputs, save_image
@@ -40,6 +40,8 @@ class UpscalerSpec:
 UPSCALERS: dict[str, UpscalerSpec] = {
     "gtasr": UpscalerSpec("GTASR one-step x4 (pixel space, 171.5 M parameters)", gtasr.add_arguments,
                           gtasr.GTASRUpscaler),
+    "op4ksr": UpscalerSpec("OP4KSR one-step patch-free 4K on FLUX.1 + F16 VAE (needs --flux and --vae)",
+                           op4ksr.add_arguments, op4ksr.OP4KSRUpscaler),
 }
 
 CONVERT_DTYPES = {"keep": None, "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
