@@ -50,6 +50,14 @@ def test_flux_dev_counts_reproduce_the_op4ksr_doc_anchors() -> None:
         flops.image_tokens(1000, 16)
 
 
+def test_gtasr_meta_flops_match_the_gtasr_doc() -> None:
+    """gtasr.md §2.4 (FlopCounterMode, released config): ~306 GFLOPs at 64 -> 256, ~1226 at 128 -> 512."""
+    from sr4k.gtasr_core import RELEASED
+
+    assert flops.gtasr_flops(RELEASED, 64) / 1e9 == pytest.approx(306, abs=1)
+    assert flops.gtasr_flops(RELEASED, 128) / 1e9 == pytest.approx(1226, abs=2)
+
+
 def _run(script: str, tmp_path: Path, *extra: str) -> dict:
     out, md = tmp_path / f"{script}.json", tmp_path / "RESULTS.md"
     md.write_text("# Benchmark results\n\n## Another helper's section\n\nkeep me\n")
