@@ -63,18 +63,23 @@ class _Meter:
     """Running sums of the step losses between two log lines, averaged over steps and processes."""
 
     def __init__(self) -> None:
-        self.sums: dict[str, float] = {}
+        self.sums: dict[str, Tensor] = {}
         self.count = 0
         self.since = time.perf_counter()
 
     def add(self, losses: dict[str, Tensor]) -> None:
-        for k, v in losses.items():
-            self.sums[k] = self.sums.get(k, 0.0) + float(v.detach())
+        for k, v in losses.items():  # tensors, so no device sync per step
+            v = v.detach().float().to(self.device_of(losses))
+            self.sums[k] = self.sums[k] + v if k in self.sums else v
         self.count += 1
+
+    @staticmethod
+    def device_of(losses: dict[str, Tensor]) -> torch.device:
+        return losses["total"].device
 
     def flush(self, accelerator: Accelerator, step: int, lr: float) -> dict[str, float]:
         keys = sorted(self.sums)
-        means = torch.tensor([self.sums[k] / self.count for k in keys], device=accelerator.device)
+        means = torch.stack([self.sums[k] / self.count for k in keys]).to(accelerator.device)
         means = accelerator.reduce(means, reduction="mean")
         now = time.perf_counter()
         entry = {"step": float(step), "lr": lr, "sec_per_step": (now - self.since) / self.count,
