@@ -1,0 +1,95 @@
+"""The bundled workflows as ComfyUI templates: listed, served with a thumbnail, and carrying their model lists.
+
+ComfyUI 0.3.75 (``app/custom_node_manager.py``) lists ``<pack>/{example_workflows,example,examples,workflow,
+workflows}/*.json`` at ``/api/workflow_templates`` and serves those folders at
+``/api/workflow_templates/<pack folder>/``; frontend 1.32.9 shows each under Workflow -> Browse Templates with
+the thumbnail ``<name>.jpg``. Our UI workflows live in ``workflows/`` (their API twins in ``workflows/api/`` are
+not listed: the glob is not recursive), so no copy is needed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from comfy_harness import PACK_NAME, REPO, ComfyServer
+from workflow_files import WORKFLOWS, api_workflow, ui_workflows
+
+MODEL_SUFFIXES = (".safetensors", ".sft", ".gguf", ".pth", ".pt", ".ckpt", ".bin")
+# Which models/ folder each loader input reads (ComfyUI core loaders and ours).
+INPUT_FOLDERS = {
+    "unet_name": "diffusion_models",
+    "vae_name": "vae",
+    "clip_name": "text_encoders",
+    "clip_name1": "text_encoders",
+    "clip_name2": "text_encoders",
+    "lora_name": "loras",
+    "ckpt_name": "checkpoints",
+}
+CLASS_INPUT_FOLDERS = {
+    ("GTASR_LoadModel", "model_name"): "gtasr",
+    ("UpscaleModelLoader", "model_name"): "upscale_models",
+}
+
+
+def _model_files(api: dict[str, Any]) -> dict[str, str]:
+    """Model file name -> models/ folder, for every loader input of an API-format workflow."""
+    found = {}
+    for node in api.values():
+        for name, value in node["inputs"].items():
+            if isinstance(value, str) and value.lower().endswith(MODEL_SUFFIXES):
+                folder = CLASS_INPUT_FOLDERS.get((node["class_type"], name), INPUT_FOLDERS.get(name))
+                assert folder, f"{node['class_type']}.{name} = {value!r}: add its models/ folder to this test"
+                found[value] = folder
+    return found
+
+
+@pytest.mark.parametrize("path", ui_workflows(), ids=lambda p: p.stem)
+def test_workflow_lists_every_model_it_loads_with_a_download_url(path: Path) -> None:
+    ui = json.loads(path.read_text())
+    assert isinstance(ui.get("models"), list), f"{path.name} has no top-level 'models' list"
+    listed = {}
+    for entry in ui["models"]:
+        assert {"name", "url", "directory"} <= entry.keys(), f"{path.name}: incomplete models entry {entry}"
+        assert re.fullmatch(r"https://huggingface\.co/[^ ]+/resolve/main/[^ ]+", entry["url"]), entry["url"]
+        assert entry["url"].endswith("/" + entry["name"]), f"{entry['name']} does not match its url"
+        listed[entry["name"]] = entry["directory"]
+    assert listed == _model_files(api_workflow(path.stem)), f"{path.name}: models list != the files it loads"
+
+
+def test_every_workflow_has_a_small_square_jpeg_thumbnail() -> None:
+    for path in ui_workflows():
+        thumb = path.with_suffix(".jpg")
+        assert thumb.is_file(), f"{thumb.name} missing; run tests/make_template_thumbnails.py"
+        assert thumb.stat().st_size < 100_000, f"{thumb.name} is {thumb.stat().st_size} bytes; keep it small"
+        with Image.open(thumb) as im:
+            assert im.format == "JPEG" and im.size[0] == im.size[1] >= 256, (im.format, im.size)
+    strays = {p.stem for p in WORKFLOWS.glob("*.jpg")} - {p.stem for p in ui_workflows()}
+    assert not strays, f"thumbnails without a workflow: {sorted(strays)}"
+
+
+def test_every_model_of_the_workflows_is_in_the_artists_guide() -> None:
+    guide = (REPO / "docs" / "artists.md").read_text()
+    for path in ui_workflows():
+        for entry in json.loads(path.read_text())["models"]:
+            assert entry["name"] in guide and entry["url"] in guide, f"docs/artists.md lacks {entry['name']}"
+
+
+@pytest.mark.comfy
+def test_server_lists_every_workflow_and_serves_it_with_its_thumbnail(comfy_server: ComfyServer) -> None:
+    listed = comfy_server.get_json("/api/workflow_templates")
+    stems = sorted(p.stem for p in ui_workflows())
+    assert sorted(listed.get(PACK_NAME, [])) == stems, listed
+    for stem in stems:
+        # The URLs frontend 1.32.9 builds (useTemplateWorkflows: fetchTemplateJson, getTemplateThumbnailUrl).
+        served = json.loads(comfy_server.get_bytes(f"/api/workflow_templates/{PACK_NAME}/{stem}.json"))
+        assert served == json.loads((WORKFLOWS / f"{stem}.json").read_text())
+        jpg = comfy_server.get_bytes(f"/api/workflow_templates/{PACK_NAME}/{stem}.jpg")
+        assert jpg == (WORKFLOWS / f"{stem}.jpg").read_bytes()
+        Image.open(io.BytesIO(jpg)).verify()
