@@ -4,7 +4,7 @@ ComfyUI 0.3.75 (``app/custom_node_manager.py``) lists ``<pack>/{example_workflow
 workflows}/*.json`` at ``/api/workflow_templates`` and serves those folders at
 ``/api/workflow_templates/<pack folder>/``; frontend 1.32.9 shows each under Workflow -> Browse Templates with
 the thumbnail ``<name>.jpg``. Our UI workflows live in ``workflows/`` (their API twins in ``workflows/api/`` are
-not listed: the glob is not recursive), so no copy is needed.
+not listed: the glob is not recursive), so no copy is needed. The last test opens the real dialog.
 """
 
 from __future__ import annotations
@@ -93,3 +93,33 @@ def test_server_lists_every_workflow_and_serves_it_with_its_thumbnail(comfy_serv
         jpg = comfy_server.get_bytes(f"/api/workflow_templates/{PACK_NAME}/{stem}.jpg")
         assert jpg == (WORKFLOWS / f"{stem}.jpg").read_bytes()
         Image.open(io.BytesIO(jpg)).verify()
+
+
+@pytest.mark.comfy
+@pytest.mark.browser
+def test_browse_templates_shows_every_workflow_with_its_thumbnail(comfy_server: ComfyServer) -> None:
+    from frontend import chromium_path, open_app
+
+    if chromium_path() is None:
+        pytest.skip("Debian chromium not installed (scripts/test_env.sh installs it as root)")
+    stems = sorted(p.stem for p in ui_workflows())
+    with open_app(comfy_server.url) as page:
+        fetched: list[str] = []
+        page.on(
+            "response",
+            lambda r: (
+                fetched.append(r.url) if r.ok and f"/workflow_templates/{PACK_NAME}/" in r.url else None
+            ),
+        )
+        page.evaluate("async () => { await app.extensionManager.command.execute('Comfy.BrowseTemplates'); }")
+        page.get_by_text(PACK_NAME, exact=True).first.click()  # the pack's entry under "Extensions"
+        page.wait_for_function(
+            f"() => [...document.querySelectorAll('.p-dialog img')].filter(i => i.complete && i.naturalWidth > 0)"
+            f".length >= {len(stems)}",
+            timeout=30_000,
+        )
+        for stem in stems:
+            assert page.get_by_text(stem, exact=True).count() >= 1, f"no template card titled {stem}"
+        page.keyboard.press("Escape")
+    thumbs = sorted(Path(u.split("?")[0]).stem for u in fetched if u.split("?")[0].endswith(".jpg"))
+    assert thumbs == stems, fetched
