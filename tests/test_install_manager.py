@@ -17,7 +17,9 @@ committed fails here:
    every node id in ``/object_info``.
 
 Packages come from PyPI (and the machine's local wheel folders that pip is configured with), nothing else.
-Measured: 54 s on the 2-core dev machine under load (load average 3.4), most of it the pip install of diffusers and the server start.
+Measured on the 2-core dev machine: 30 s, and 54 s under load (load average 3.4); most of it is the pip
+install of diffusers and the server start. (Installing ComfyUI's requirements afresh instead took over 5 min
+there under load, hence the linked closure.)
 """
 
 from __future__ import annotations
