@@ -78,3 +78,14 @@ def test_the_pack_web_extension_is_listed_for_the_frontend(comfy_server: ComfySe
         f"/extensions/{PACK_NAME}/{p.relative_to(REPO / 'web')}" for p in (REPO / "web").rglob("*.js")
     )
     assert ours == expected and ours, ours
+
+
+def test_the_registry_icon_named_in_pyproject_is_shipped_and_small_enough() -> None:
+    import tomllib
+    from PIL import Image
+
+    url = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["comfy"]["Icon"]
+    path = REPO / url.split("/main/", 1)[1]
+    assert path.is_file(), f"{url} points at {path}, which is missing"
+    with Image.open(path) as icon:
+        assert icon.width <= 800 and icon.height <= 400, icon.size  # the registry's limit
