@@ -100,13 +100,16 @@ def upscale_image(
     device = next(transformer.parameters()).device
     outs = []
     for i in range(lr.shape[0]):
-        padded, (h, w) = pad_to_multiple(upsample_bicubic(lr[i : i + 1], size), multiple)
+        # Everything at output size (bicubic, padding, colour) stays on the model's device: on CPU
+        # these 4K maps cost seconds, several times the transformer call itself.
+        lr_i = lr[i : i + 1].to(device)
+        padded, (h, w) = pad_to_multiple(upsample_bicubic(lr_i, size), multiple)
         z = vae.to_model_latent(vae.encode((padded * 2 - 1).to(vae.device)).float())
         x_t = one_step_input(z, config.t_star, config.input_mode).to(device)
         x0 = one_step_x0(x_t, velocity(transformer, x_t, config.t_star, config), config.t_star)
         image = vae.decode(vae.from_model_latent(x0).to(vae.device)).float()
-        image = ((image + 1) / 2).clamp(0, 1)[..., :h, :w].cpu()
-        outs.append(color_correct(image, lr[i : i + 1].cpu(), color))
+        image = ((image + 1) / 2).clamp(0, 1)[..., :h, :w].to(device)
+        outs.append(color_correct(image, lr_i, color).cpu())
         if progress is not None:
             progress(i + 1, lr.shape[0])
     return torch.cat(outs)
