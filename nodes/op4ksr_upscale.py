@@ -39,7 +39,7 @@ def upscale_one(model, vae, lr: torch.Tensor, size: tuple[int, int], cond: list,
     """One ``[1, 3, h, w]`` image in [0, 1] -> ``[1, 3, H, W]`` (steps reported on ``pbar``)."""
     inner = flux_diffusion_model(model)
     multiple = latent_multiple(_check_vae(vae, inner.params.in_channels), inner.patch_size)
-    padded, (h, w) = pad_to_multiple(upsample_bicubic(lr, size), multiple)
+    padded, (h, w) = pad_to_multiple(upsample_bicubic(lr.to(mm.get_torch_device()), size), multiple)
     pbar.update(1)
     latent = vae.encode(padded.movedim(1, -1))
     pbar.update(1)
@@ -106,5 +106,7 @@ class Upscale(io.ComfyNode):
                     "loader, a smaller long_side, or start ComfyUI with --lowvram; patch-free means the whole "
                     "image is held at once."
                 ) from e
-            outs.append(color_correct(out.float().cpu(), lr[i : i + 1].float().cpu(), color_correction))
+            # Colour correction at output size is seconds on a CPU and milliseconds on the GPU.
+            dev = mm.get_torch_device()
+            outs.append(color_correct(out.float().to(dev), lr[i : i + 1].float().to(dev), color_correction).cpu())
         return io.NodeOutput(to_comfy_image(torch.cat(outs)))

@@ -143,7 +143,7 @@ def test_missing_input_and_weights_are_clear_errors(files: tuple, tmp_path: Path
     assert "truncated or corrupt" in caplog.text
     assert not (tmp_path / "o.png").exists()
     with pytest.raises(SystemExit) as bad:  # argparse: unknown model
-        main(["upscale", "--model", "op4ksr", str(tmp_path / "in.png"), str(tmp_path / "o.png")])
+        main(["upscale", "--model", "esrgan", str(tmp_path / "in.png"), str(tmp_path / "o.png")])
     assert bad.value.code == 2
 
 
