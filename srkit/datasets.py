@@ -33,6 +33,7 @@ from PIL import Image
 from torch import Tensor
 
 from .degradations import PRESETS, DegradationConfig, degrade
+from .download import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,6 @@ HR_DIR = "HR"
 DIV4K50 = {"scale": 16, "lr_size": 256, "hr_size": 4096, "count": 50}
 HR_DIR_NAMES = ("HQ", "HR", "GT")
 LR_DIR_NAMES = ("LQ", "LR")
-_HASH_CHUNK = 1 << 22
 
 
 class DatasetError(ValueError):
@@ -89,13 +89,6 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     return h, w
 
 
-def sha256_of(path: str | os.PathLike[str]) -> str:
-    """Lower-case hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def list_images(folder: str | os.PathLike[str], what: str = "image folder") -> dict[str, Path]:
@@ -224,7 +217,7 @@ def load_synthetic_benchmark(root: str | os.PathLike[str], scale: int = 4, *, ve
             f = root / rel
             if not f.is_file():
                 problems.append(f"{rel} missing")
-            elif verify and sha256_of(f) != digest:
+            elif verify and sha256_file(f) != digest:
                 problems.append(f"{rel} sha256 differs from the manifest (modified or corrupt)")
         pairs.append(ImagePair(item["stem"], root / item["lr"][key]["path"], root / item["hr"]))
     if problems:
@@ -314,14 +307,14 @@ def build_synthetic_benchmark(hr_dir: str | os.PathLike[str], out_dir: str | os.
         hr = read_image(path)
         hr_rel = f"{HR_DIR}/{stem}.png"
         write_png(out / hr_rel, hr)
-        entry = {"stem": stem, "source": path.name, "source_sha256": sha256_of(path), "hr": hr_rel,
-                 "hr_sha256": sha256_of(out / hr_rel), "size": list(hr.shape[-2:]), "lr": {}}
+        entry = {"stem": stem, "source": path.name, "source_sha256": sha256_file(path), "hr": hr_rel,
+                 "hr_sha256": sha256_file(out / hr_rel), "size": list(hr.shape[-2:]), "lr": {}}
         for s in scales:
             g = torch.Generator(device=device).manual_seed(image_seed(seed, stem, s))
             lr = degrade(hr[None].to(device), config.with_scale(s), g).lr[0]
             rel = f"{lr_dir_name(s)}/{stem}.png"
             write_png(out / rel, lr)
-            entry["lr"][f"x{s}"] = {"path": rel, "sha256": sha256_of(out / rel),
+            entry["lr"][f"x{s}"] = {"path": rel, "sha256": sha256_file(out / rel),
                                     "seed": image_seed(seed, stem, s), "size": list(lr.shape[-2:])}
         images.append(entry)
         log.info("synthetic benchmark: %s done (%d/%d)", stem, len(images), len(hr_files))

@@ -7,26 +7,17 @@ import pytest
 from PIL import Image
 
 from comfy_harness import ComfyServer, PromptError, execution_error
-from tiny_models import f16_vae_file, tiny_flux_bfl_file
+from tiny_models import OP4KSR_LR_SIZE, f16_vae_file, install_op4ksr_models, tiny_flux_bfl_file
 from workflow_files import api_workflow
 
 pytestmark = pytest.mark.comfy
 
-LR_W, LR_H = 32, 24  # -> long side 128: 128x96, a multiple of 32 (F16 x patch 2)
+LR_W, LR_H = OP4KSR_LR_SIZE
 
 
 @pytest.fixture(scope="module")
 def models(comfy_server: ComfyServer) -> ComfyServer:
-    for folder, name, path in (
-        ("diffusion_models", "flux1-dev.safetensors", tiny_flux_bfl_file()),
-        ("vae", "ae.safetensors", f16_vae_file("bfl")),
-    ):
-        link = comfy_server.models / folder / name
-        if not link.exists():
-            link.symlink_to(path)
-    rng = np.random.default_rng(0)
-    low = np.array(Image.fromarray((rng.random((6, 8, 3)) * 255).astype(np.uint8)).resize((LR_W, LR_H)))
-    Image.fromarray(low).save(comfy_server.input_dir / "sr4k_example_lowres.png")
+    install_op4ksr_models(comfy_server)
     return comfy_server
 
 

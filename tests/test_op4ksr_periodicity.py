@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from sr4k.op4ksr_core.periodicity import (
     DEFAULT_PERIOD_PX,
@@ -16,17 +15,7 @@ from sr4k.op4ksr_core.periodicity import (
     periodicity_map,
     periodicity_score,
 )
-
-
-def natural_image(h: int, w: int, seed: int = 0, batch: int = 1) -> torch.Tensor:
-    """Smooth multi-scale ("1/f"-like, random-walk-like) random image in [0, 1], [B, 3, H, W]."""
-    g = torch.Generator().manual_seed(seed)
-    img = torch.zeros(batch, 3, h, w)
-    for s in (1, 2, 4, 8, 16, 32, 64):
-        n = torch.randn(batch, 3, h // s + 2, w // s + 2, generator=g)
-        img += F.interpolate(n, size=(h, w), mode="bicubic", align_corners=False) * s**0.8
-    lo, hi = img.amin(dim=(1, 2, 3), keepdim=True), img.amax(dim=(1, 2, 3), keepdim=True)
-    return (img - lo) / (hi - lo)
+from synthetic_images import natural_image
 
 
 def motif(h: int, w: int, period: int = DEFAULT_PERIOD_PX, amp: float = 0.03, seed: int = 9) -> torch.Tensor:

@@ -22,10 +22,10 @@ from sr4k.srkit.datasets import (
     load_lr_folder,
     load_synthetic_benchmark,
     read_image,
-    sha256_of,
     write_png,
 )
 from sr4k.srkit.degradations import PRESETS
+from sr4k.srkit.download import sha256_file
 
 
 def smooth_image(seed: int, size: int, base: int = 8) -> torch.Tensor:
@@ -70,13 +70,13 @@ def test_synthetic_benchmark_manifest_hashes_sizes_and_parameters(built: tuple[P
     assert [i["stem"] for i in m["images"]] == ["a", "b"]
     seeds = set()
     for item in m["images"]:
-        assert sha256_of(bench / item["hr"]) == item["hr_sha256"]
-        assert sha256_of(hr_dir / item["source"]) == item["source_sha256"]
+        assert sha256_file(bench / item["hr"]) == item["hr_sha256"]
+        assert sha256_file(hr_dir / item["source"]) == item["source_sha256"]
         # HR is the source, losslessly re-encoded
         assert torch.equal(read_image(bench / item["hr"]), read_image(hr_dir / item["source"]))
         for s in (4, 16):
             e = item["lr"][f"x{s}"]
-            assert sha256_of(bench / e["path"]) == e["sha256"]
+            assert sha256_file(bench / e["path"]) == e["sha256"]
             assert read_image(bench / e["path"]).shape == (3, 64 // s, 64 // s) and e["size"] == [64 // s] * 2
             assert e["seed"] == image_seed(0, item["stem"], s)
             seeds.add(e["seed"])

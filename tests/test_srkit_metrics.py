@@ -12,17 +12,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from sr4k.srkit.metrics import psnr, psnr_y, rgb_to_y, ssim, ssim_y
 from sr4k.srkit.seam import seam_heatmap, seam_score, seam_search
-
-
-def natural_image(h: int, w: int, seed: int = 0, batch: int = 1) -> torch.Tensor:
-    """Smooth multi-scale ("1/f"-like) random image in [0, 1], [B, 3, H, W]."""
-    g = torch.Generator().manual_seed(seed)
-    img = torch.zeros(batch, 3, h, w)
-    for s in (1, 2, 4, 8, 16, 32, 64):
-        n = torch.randn(batch, 3, h // s + 2, w // s + 2, generator=g)
-        img += F.interpolate(n, size=(h, w), mode="bicubic", align_corners=False) * s**0.8
-    lo, hi = img.amin(dim=(1, 2, 3), keepdim=True), img.amax(dim=(1, 2, 3), keepdim=True)
-    return (img - lo) / (hi - lo)
+from synthetic_images import natural_image
 
 
 def pair(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,14 +13,21 @@ import torch
 from PIL import Image
 
 from comfy_harness import ComfyServer
-from tiny_models import deterministic_tensor, f16_vae_file, load, tiny_flux_bfl_file
+from tiny_models import (
+    OP4KSR_LR_SIZE,
+    deterministic_tensor,
+    f16_vae_file,
+    install_op4ksr_models,
+    load,
+    tiny_flux_bfl_file,
+)
 from workflow_files import api_workflow
 
 pytestmark = pytest.mark.comfy
 
 LORA_NAME = "sr4k_test_op4ksr_lora.safetensors"
 RANK, ALPHA = 4, 8.0
-LR_W, LR_H = 32, 24  # -> long side 128: 128x96, a multiple of the 32-px token
+LR_W, LR_H = OP4KSR_LR_SIZE
 
 
 def _small(prompt: dict, long_side: int = 128) -> dict:
@@ -48,17 +55,8 @@ def _lora_transformer() -> torch.nn.Module:
 def server(comfy_server: ComfyServer) -> ComfyServer:
     from sr4k.training.op4ksr_lora import save_comfy_lora
 
-    for folder, name, path in (
-        ("diffusion_models", "flux1-dev.safetensors", tiny_flux_bfl_file()),
-        ("vae", "ae.safetensors", f16_vae_file("bfl")),
-    ):
-        link = comfy_server.models / folder / name
-        if not link.exists():
-            link.symlink_to(path)
+    install_op4ksr_models(comfy_server)
     save_comfy_lora(_lora_transformer(), comfy_server.models / "loras" / LORA_NAME, torch.float32)
-    rng = np.random.default_rng(0)
-    low = np.array(Image.fromarray((rng.random((6, 8, 3)) * 255).astype(np.uint8)).resize((LR_W, LR_H)))
-    Image.fromarray(low).save(comfy_server.input_dir / "sr4k_example_lowres.png")
     return comfy_server
 
 

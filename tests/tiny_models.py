@@ -91,3 +91,25 @@ def f16_vae_file(layout: str = "bfl", seed: int = 0) -> Path:
 
 def load(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path))
+
+
+# The low-res input the OP4KSR server tests use: long side 128 gives 128x96, a multiple of the 32-px token.
+OP4KSR_LR_SIZE = (32, 24)  # (width, height)
+
+
+def install_op4ksr_models(server) -> None:  # noqa: ANN001 - comfy_harness.ComfyServer
+    """Link the tiny FLUX (as flux1-dev) and the F16 VAE (as ae) into the server's model folders and
+    write the example low-res input, the file names the bundled OP4KSR workflows use."""
+    import numpy as np
+    from PIL import Image
+
+    for folder, name, path in (
+        ("diffusion_models", "flux1-dev.safetensors", tiny_flux_bfl_file()),
+        ("vae", "ae.safetensors", f16_vae_file("bfl")),
+    ):
+        link = server.models / folder / name
+        if not link.exists():
+            link.symlink_to(path)
+    rng = np.random.default_rng(0)
+    low = Image.fromarray((rng.random((6, 8, 3)) * 255).astype(np.uint8)).resize(OP4KSR_LR_SIZE)
+    low.save(server.input_dir / "sr4k_example_lowres.png")
