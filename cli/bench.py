@@ -22,7 +22,8 @@ from typing import Any
 import torch
 
 from ..op4ksr_core.onestep import OneStepConfig
-from ..srkit.datasets import Dataset, image_size, load_dataset, read_image, write_png
+from ..srkit.datasets import Dataset, load_dataset
+from ..srkit.image_io import image_size, read_image, write_image
 from ..srkit.iqa import MissingMetricsExtra
 from . import devices
 from .bench_methods import Method, Models, output_dir, parse_methods, timed_run
@@ -121,7 +122,7 @@ def _run_model_method(method: Method, data: Dataset, models: Models, out: Path, 
         lr = read_image(pair.lr)[None]
         hr_size = image_size(pair.hr) if pair.hr is not None else (lr.shape[-2] * scale, lr.shape[-1] * scale)
         sr, s = timed_run(method, lr, hr_size, models)
-        write_png(out / f"{pair.stem}.png", sr[0])
+        write_image(out / f"{pair.stem}.png", sr[0])
         seconds.append(s)
         log.info("bench %s: %s %.2f s", method.name, pair.stem, s)
     return seconds

@@ -20,7 +20,8 @@ import torch
 from torch import Tensor
 
 from ..op4ksr_core.periodicity import periodicity_score
-from ..srkit.datasets import DatasetError, image_size, list_images, read_image
+from ..srkit.datasets import DatasetError, list_images
+from ..srkit.image_io import image_size, read_image
 from ..srkit.iqa import IQA_METRICS, IQAScorer
 from ..srkit.metrics import psnr, ssim
 from ..srkit.seam import seam_score

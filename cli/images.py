@@ -1,47 +1,29 @@
-"""Image files <-> tensors for the CLI: ``[1, C, H, W]`` float32 in [0, 1], C = 3 (RGB) or 4 (RGBA)."""
+"""Input/output planning for the CLI; the image files themselves go through ``srkit.image_io``.
+
+The CLI works on ``[1, C, H, W]`` float32 in [0, 1], C = 3 (RGB) or 4 (RGBA).
+"""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
-import numpy as np
-import torch
-from PIL import Image
 from torch import Tensor
+
+from ..srkit.image_io import IMAGE_SUFFIXES, read_image, write_image
 
 __all__ = ["IMAGE_SUFFIXES", "load_image", "plan_outputs", "save_image"]
 
-log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-ALPHA_SUFFIXES = (".png", ".webp", ".tif", ".tiff")
 OUTPUT_SUFFIX = ".png"  # folder mode writes lossless PNGs
 
 
 def load_image(path: Path) -> Tensor:
-    """Read an image file as ``[1, 3|4, H, W]`` float32 in [0, 1] (grey and palette become RGB)."""
-    try:
-        img = Image.open(path)
-        img.load()
-    except (OSError, SyntaxError) as err:  # PIL raises SyntaxError on some malformed headers
-        raise ValueError(f"{path} is not a readable image ({err}); use one of {', '.join(IMAGE_SUFFIXES)}") from err
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey PNGs
-        arr = np.asarray(img, dtype=np.float32) / (65535.0 if img.mode.startswith("I;16") else 2**31 - 1)
-        return torch.from_numpy(arr).clamp(0, 1)[None, None].expand(1, 3, -1, -1).contiguous()
-    has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
-    arr = np.asarray(img.convert("RGBA" if has_alpha else "RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(arr).permute(2, 0, 1)[None].contiguous()
+    """Read an image file as ``[1, 3|4, H, W]`` (alpha kept when the file has it)."""
+    return read_image(path, keep_alpha=True)[None]
 
 
 def save_image(image: Tensor, path: Path) -> None:
     """Write ``[1, 3|4, H, W]`` in [0, 1] as an 8-bit image; the format follows the file suffix."""
-    arr = (image[0].detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0).round().astype(np.uint8)
-    if arr.shape[-1] == 4 and path.suffix.lower() not in ALPHA_SUFFIXES:
-        log.warning("%s: %s cannot store alpha; writing RGB only", path, path.suffix)
-        arr = arr[..., :3]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(arr).save(path)
+    write_image(path, image)
 
 
 def plan_outputs(src: Path, dst: Path) -> list[tuple[Path, Path]]:

@@ -27,17 +27,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
-from torch import Tensor
 
 from .degradations import PRESETS, DegradationConfig, degrade
 from .download import sha256_file
+from .image_io import IMAGE_SUFFIXES, image_size, read_image, write_image
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "sr4k-synthetic-benchmark"
 MANIFEST_VERSION = 1
@@ -57,38 +54,6 @@ def lr_dir_name(scale: int) -> str:
 
 
 # --------------------------------------------------------------------------------------------------- I/O
-
-
-def read_image(path: str | os.PathLike[str]) -> Tensor:
-    """Image file -> float32 [3, H, W] in [0, 1] (8- or 16-bit; alpha dropped; grey to RGB)."""
-    with Image.open(path) as im:
-        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-            a = np.asarray(im, dtype=np.float64) / (65535.0 if im.mode.startswith("I;16") else 255.0)
-            return torch.from_numpy(np.clip(a, 0, 1)).float()[None].expand(3, -1, -1).contiguous()
-        a = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    return torch.from_numpy(a.copy()).permute(2, 0, 1).float() / 255.0
-
-
-def write_png(path: str | os.PathLike[str], image: Tensor) -> Path:
-    """Save [3, H, W] (or [1, 3, H, W]) in [0, 1] as an 8-bit RGB PNG (rounded, clamped); returns the path."""
-    if image.ndim == 4 and image.shape[0] == 1:
-        image = image[0]
-    if image.ndim != 3 or image.shape[0] != 3:
-        raise ValueError(f"write_png needs one RGB image [3, H, W], got {tuple(image.shape)}")
-    a = (image.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(a, "RGB").save(path, compress_level=1)  # fast; PNG is lossless at any level
-    return path
-
-
-def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
-    """(H, W) of an image file, read from its header only."""
-    with Image.open(path) as im:
-        w, h = im.size
-    return h, w
-
-
 
 
 def list_images(folder: str | os.PathLike[str], what: str = "image folder") -> dict[str, Path]:
@@ -306,14 +271,14 @@ def build_synthetic_benchmark(hr_dir: str | os.PathLike[str], out_dir: str | os.
     for stem, path in hr_files.items():
         hr = read_image(path)
         hr_rel = f"{HR_DIR}/{stem}.png"
-        write_png(out / hr_rel, hr)
+        write_image(out / hr_rel, hr)
         entry = {"stem": stem, "source": path.name, "source_sha256": sha256_file(path), "hr": hr_rel,
                  "hr_sha256": sha256_file(out / hr_rel), "size": list(hr.shape[-2:]), "lr": {}}
         for s in scales:
             g = torch.Generator(device=device).manual_seed(image_seed(seed, stem, s))
             lr = degrade(hr[None].to(device), config.with_scale(s), g).lr[0]
             rel = f"{lr_dir_name(s)}/{stem}.png"
-            write_png(out / rel, lr)
+            write_image(out / rel, lr)
             entry["lr"][f"x{s}"] = {"path": rel, "sha256": sha256_file(out / rel),
                                     "seed": image_seed(seed, stem, s), "size": list(lr.shape[-2:])}
         images.append(entry)

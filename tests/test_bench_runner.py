@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from gtasr_support import TINY, deterministic_init_
 from sr4k.cli.bench import main
 from sr4k.gtasr_core import build, upscale
-from sr4k.srkit.datasets import DatasetError, build_synthetic_benchmark, read_image, write_png
+from sr4k.srkit.datasets import DatasetError, build_synthetic_benchmark
+from sr4k.srkit.image_io import read_image, write_image
 from sr4k.srkit.metrics import psnr
 
 SIZE = 192  # HR side: LR 48 at x4 (2x2 tiles of 32 with overlap 8), 12 at x16; >= 160 for periodicity
@@ -36,7 +37,7 @@ def quantized(x: torch.Tensor) -> torch.Tensor:
 def bench_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("bench")
     for i, stem in enumerate(["a", "b"]):
-        write_png(root / "hr" / f"{stem}.png", smooth(SIZE, i))
+        write_image(root / "hr" / f"{stem}.png", smooth(SIZE, i))
     build_synthetic_benchmark(root / "hr", root / "syn", scales=(4, 16), hr_size=SIZE)
     net = deterministic_init_(build(TINY))
     torch.save({"params_ema": net.state_dict(), "params": net.state_dict()}, root / "gtasr_tiny.pth")
@@ -46,7 +47,7 @@ def bench_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_score_a_folder_against_hr(bench_data: Path, tmp_path: Path) -> None:
     hr_dir = bench_data / "hr"
     for stem in ("a", "b"):
-        write_png(tmp_path / "sr" / f"{stem}.png", read_image(hr_dir / f"{stem}.png") + 3 / 255)
+        write_image(tmp_path / "sr" / f"{stem}.png", read_image(hr_dir / f"{stem}.png") + 3 / 255)
     out = tmp_path / "r.json"
     assert main(["--hr", str(hr_dir), "--sr", str(tmp_path / "sr"), "--json", str(out), "--md",
                  str(tmp_path / "r.md"), "--metrics", "psnr,ssim,seam"]) == 0
@@ -59,8 +60,8 @@ def test_score_a_folder_against_hr(bench_data: Path, tmp_path: Path) -> None:
     assert f"| sr | {expected:.4f} |" in (tmp_path / "r.md").read_text()
 
     (tmp_path / "sr" / "b.png").unlink()
-    write_png(tmp_path / "sr" / "c.png", torch.zeros(3, 8, 8))
-    write_png(tmp_path / "sr" / "a.png", torch.zeros(3, SIZE - 1, SIZE))
+    write_image(tmp_path / "sr" / "c.png", torch.zeros(3, 8, 8))
+    write_image(tmp_path / "sr" / "a.png", torch.zeros(3, SIZE - 1, SIZE))
     with pytest.raises(DatasetError, match=r"1 HR image\(s\) without an output .*\['b'\]; 1 output\(s\) without an "
                                            r"HR image: \['c'\]; 1 mis-sized output\(s\): \['a.png 191x192 vs "
                                            r"expected 192x192'\]"):
@@ -71,7 +72,7 @@ def test_methods_over_a_synthetic_benchmark(bench_data: Path, tmp_path: Path) ->
     syn, ckpt = bench_data / "syn", bench_data / "gtasr_tiny.pth"
     for stem in ("a", "b"):  # another tool's outputs: here plain bicubic, so it must score like `bicubic`
         lr = read_image(syn / "LR_x4" / f"{stem}.png")[None]
-        write_png(tmp_path / "other" / f"{stem}.png", F.interpolate(lr, size=(SIZE, SIZE), mode="bicubic")[0])
+        write_image(tmp_path / "other" / f"{stem}.png", F.interpolate(lr, size=(SIZE, SIZE), mode="bicubic")[0])
     out = tmp_path / "t.json"
     main(["--dataset", str(syn), "--scale", "4", "--methods", f"bicubic,gtasr,gtasr-tiled,folder:other={tmp_path / 'other'}",
           "--out", str(tmp_path / "out"), "--json", str(out), "--md", str(tmp_path / "t.md"), "--gtasr", str(ckpt),
@@ -146,7 +147,7 @@ def test_op4ksr_with_and_without_rfr_on_the_tiny_flux(tmp_path: Path) -> None:
     from sr4k.op4ksr_core.vae_loader import load_f16_vae
     from tiny_models import f16_vae_file, load, tiny_flux_bfl_file
 
-    write_png(tmp_path / "hr" / "a.png", smooth(192, 0))
+    write_image(tmp_path / "hr" / "a.png", smooth(192, 0))
     build_synthetic_benchmark(tmp_path / "hr", tmp_path / "syn", scales=(4,), hr_size=192)
     flux, vae = tiny_flux_bfl_file(), f16_vae_file("bfl")
     main(["--dataset", str(tmp_path / "syn"), "--methods", "op4ksr,op4ksr-norfr", "--out", str(tmp_path / "o"),

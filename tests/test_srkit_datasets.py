@@ -6,7 +6,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -21,11 +20,10 @@ from sr4k.srkit.datasets import (
     load_div4k50,
     load_lr_folder,
     load_synthetic_benchmark,
-    read_image,
-    write_png,
 )
 from sr4k.srkit.degradations import PRESETS
 from sr4k.srkit.download import sha256_file
+from sr4k.srkit.image_io import read_image, write_image
 
 
 def smooth_image(seed: int, size: int, base: int = 8) -> torch.Tensor:
@@ -37,7 +35,7 @@ def smooth_image(seed: int, size: int, base: int = 8) -> torch.Tensor:
 
 def make_folder(folder: Path, stems: list[str], size: int, seed0: int = 0) -> None:
     for i, stem in enumerate(stems):
-        write_png(folder / f"{stem}.png", smooth_image(seed0 + i, size))
+        write_image(folder / f"{stem}.png", smooth_image(seed0 + i, size))
 
 
 @pytest.fixture(scope="module")
@@ -46,19 +44,6 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     make_folder(root / "hr", ["a", "b"], 64)
     build_synthetic_benchmark(root / "hr", root / "bench", scales=(4, 16), seed=0, hr_size=64)
     return root / "hr", root / "bench"
-
-
-def test_png_round_trip_is_exact_and_modes_convert(tmp_path: Path) -> None:
-    x = torch.randint(0, 256, (3, 5, 7)).float() / 255
-    write_png(tmp_path / "x.png", x)
-    assert torch.equal(read_image(tmp_path / "x.png"), x)
-    Image.fromarray(np.full((4, 6), 128, np.uint8), "L").save(tmp_path / "g.png")
-    g = read_image(tmp_path / "g.png")
-    assert g.shape == (3, 4, 6) and torch.allclose(g, torch.full_like(g, 128 / 255))
-    Image.fromarray(np.full((2, 3), 65535, np.uint16)).save(tmp_path / "w.png")  # 16-bit grey
-    assert torch.allclose(read_image(tmp_path / "w.png"), torch.ones(3, 2, 3))
-    with pytest.raises(ValueError, match=r"\[3, H, W\]"):
-        write_png(tmp_path / "bad.png", torch.zeros(4, 2, 2))
 
 
 def test_synthetic_benchmark_manifest_hashes_sizes_and_parameters(built: tuple[Path, Path]) -> None:
@@ -106,7 +91,7 @@ def test_synthetic_benchmark_errors(built: tuple[Path, Path], tmp_path: Path) ->
     hr_dir, bench = built
     copy = tmp_path / "copy"
     shutil.copytree(bench, copy)
-    write_png(copy / "LR_x4" / "a.png", torch.zeros(3, 16, 16))
+    write_image(copy / "LR_x4" / "a.png", torch.zeros(3, 16, 16))
     (copy / "LR_x16" / "b.png").unlink()
     with pytest.raises(DatasetError, match=r"LR_x4/a.png sha256 differs.*|LR_x16/b.png missing"):
         load_synthetic_benchmark(copy, 4)
@@ -144,7 +129,7 @@ def test_div4k50_loader_and_its_errors(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"1 without LQ \['0002.png'\]"):
         load_div4k50(tmp_path / "ok", lr_size=4, hr_size=64, count=None)
     _div4k(tmp_path / "skew")
-    write_png(tmp_path / "skew" / "LQ" / "0001.png", torch.zeros(3, 4, 5))
+    write_image(tmp_path / "skew" / "LQ" / "0001.png", torch.zeros(3, 4, 5))
     with pytest.raises(DatasetError, match=r"1 mis-sized pair\(s\): 0001: LR 4x5 != 4x4; HR 64x64 != x16 of LR 4x5"):
         load_div4k50(tmp_path / "skew", lr_size=4, hr_size=64, count=None)
     make_folder(tmp_path / "nolq" / "HQ", ["0000"], 64)

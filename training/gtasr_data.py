@@ -13,15 +13,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..srkit.degradations import PRESETS as DEGRADATION_PRESETS
 from ..srkit.degradations import degrade, quantize_8bit
+from ..srkit.image_io import read_image
 from .common import derive_seed
 
 __all__ = ["CropDataset", "PairBatch", "StepSampler", "bicubic_pair", "list_images", "make_loader", "make_pairs",
@@ -67,12 +66,6 @@ def random_crop(image: Tensor, size: int, generator: torch.Generator) -> Tensor:
     return image[:, top:top + size, left:left + size]
 
 
-def _read_rgb(path: Path) -> Tensor:
-    with Image.open(path) as im:
-        arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255.0  # [3, H, W] in [0, 1]
-
-
 class CropDataset(Dataset[Tensor]):
     """Index i -> HR crop [3, gt_size, gt_size] in [0, 1]; image and crop drawn from (seed, rank, i).
 
@@ -96,7 +89,7 @@ class CropDataset(Dataset[Tensor]):
         epoch, pos = divmod(index, len(self.files))
         file = self.files[int(self._permutation(epoch)[pos])]
         crop_gen = torch.Generator().manual_seed(derive_seed(self.seed, self.rank, epoch, pos, 1))
-        return random_crop(_read_rgb(file), self.gt_size, crop_gen)
+        return random_crop(read_image(file), self.gt_size, crop_gen)
 
 
 class StepSampler(Sampler[int]):

@@ -12,15 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from ..srkit.degradations import DegradationConfig, degrade
+from ..srkit.image_io import IMAGE_SUFFIXES, read_image
 from .common import derive_seed
 
-IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 Key = tuple[int, int]  # (image index, sample seed)
 
 
@@ -33,13 +31,6 @@ def list_images(folder: str | Path) -> list[Path]:
     if not files:
         raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {root}")
     return files
-
-
-def load_rgb(path: Path) -> torch.Tensor:
-    """``[3, H, W]`` float in [0, 1] (8-bit RGB; alpha dropped)."""
-    with Image.open(path) as im:
-        array = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255.0
 
 
 def crop_origin(height: int, width: int, size: int, step: int, generator: torch.Generator) -> tuple[int, int]:
@@ -91,7 +82,7 @@ class DegradedCrops(Dataset):
 
     def __getitem__(self, key: Key) -> tuple[torch.Tensor, torch.Tensor]:
         index, seed = key
-        hr = load_rgb(self.files[index])
+        hr = read_image(self.files[index])
         _, h, w = hr.shape
         if min(h, w) < self.crop:
             raise ValueError(f"{self.files[index]} is {w}x{h}, smaller than crop_size={self.crop}; remove it or crop less")
@@ -122,7 +113,7 @@ class PairedCrops(Dataset):
     def __getitem__(self, key: Key) -> tuple[torch.Tensor, torch.Tensor]:
         index, seed = key
         hr_path, lr_path = self.pairs[index]
-        hr, lr = load_rgb(hr_path), load_rgb(lr_path)
+        hr, lr = read_image(hr_path), read_image(lr_path)
         (_, h, w), s = hr.shape, self.scale
         if lr.shape[1:] != (h // s, w // s) or h % s or w % s:
             raise ValueError(
