@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from ..op4ksr_core.onestep import OneStepConfig
+from ..op4ksr_core.vae_config import DECODE_MODES
 from ..srkit.datasets import Dataset, load_dataset
 from ..srkit.image_io import image_size, read_image, write_image
 from ..srkit.iqa import MissingMetricsExtra
@@ -62,6 +63,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     mdl.add_argument("--gtasr", type=Path, help="GTASR checkpoint (.pth BasicSR or .safetensors)")
     mdl.add_argument("--flux", type=Path, help="FLUX transformer weights (BFL/ComfyUI or diffusers keys)")
     mdl.add_argument("--vae", type=Path, help="FLUX VAE weights, used as the F16 VAE")
+    mdl.add_argument("--decode-mode", choices=DECODE_MODES, default="aligned",
+                     help="F16 decode: aligned for the raw FLUX ae.safetensors, partitioned for Diffusion-4K F16 VAEs")
     mdl.add_argument("--rfr", default="ntk", help="RFR preset of the op4ksr method (op4ksr-norfr: none)")
     mdl.add_argument("--t-star", type=float, default=OneStepConfig().t_star, help="OP4KSR one-step time t*")
     mdl.add_argument("--tile", type=int, default=512, help="gtasr-tiled LR tile (released 512)")
@@ -138,7 +141,7 @@ def bench_dataset(args: argparse.Namespace) -> dict[str, Any]:
     device = devices.resolve_device(args.device)
     dtype = devices.resolve_dtype(args.dtype, device)
     models = Models(args.gtasr, args.flux, args.vae, device, dtype, args.rfr,
-                    OneStepConfig(t_star=args.t_star), args.tile, args.overlap, args.seed)
+                    OneStepConfig(t_star=args.t_star), args.tile, args.overlap, args.seed, args.decode_mode)
     models.check(methods)
     scorer = Scorer(parse_metrics(args.metrics), args.crop_border, str(device))
     results: dict[str, Any] = {}

@@ -23,13 +23,10 @@ from torch import Tensor
 
 from ..gtasr_core import GTASRNet, load_gtasr, upscale
 from ..gtasr_core.upscale import DEFAULT_OVERLAP, DEFAULT_TILE
-from ..op4ksr_core.flux_loader import load_flux_transformer
-from ..op4ksr_core.headless import set_rfr, upscale_image
+from ..op4ksr_core.headless import load_pipeline, set_rfr, upscale_image
 from ..op4ksr_core.onestep import OneStepConfig
 from ..op4ksr_core.rfr import RFR_PRESETS
 from ..op4ksr_core.vae import F16VAE
-from ..op4ksr_core.vae_loader import load_f16_vae
-from ..srkit.weights import load_state_dict
 
 MODEL_METHODS = ("bicubic", "gtasr", "gtasr-tiled", "op4ksr", "op4ksr-norfr")
 
@@ -78,6 +75,7 @@ class Models:
     tile: int = DEFAULT_TILE
     overlap: int = DEFAULT_OVERLAP
     seed: int = 0
+    decode_mode: str = "aligned"
     _gtasr: GTASRNet | None = field(default=None, init=False, repr=False)
     _op4ksr: tuple[torch.nn.Module, F16VAE] | None = field(default=None, init=False, repr=False)
 
@@ -101,9 +99,8 @@ class Models:
     def op4ksr(self) -> tuple[torch.nn.Module, F16VAE]:
         if self._op4ksr is None:
             assert self.flux_path is not None and self.vae_path is not None
-            sd = load_state_dict(self.flux_path)
-            transformer = load_flux_transformer(sd, dtype=self.dtype, device=self.device)
-            vae = load_f16_vae(load_state_dict(self.vae_path), dtype=self.dtype, device=self.device)
+            transformer, vae = load_pipeline(self.flux_path, self.vae_path, decode_mode=self.decode_mode,
+                                             dtype=self.dtype, device=self.device)
             self._op4ksr = (transformer, vae)
         return self._op4ksr
 

@@ -14,14 +14,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..op4ksr_core.flux_loader import load_flux_transformer
-from ..op4ksr_core.headless import set_rfr, upscale_image
+from ..op4ksr_core.headless import load_pipeline, upscale_image
 from ..op4ksr_core.onestep import DEFAULT_T_STAR, DEFAULT_TARGET_LONG_SIDE, INPUT_MODES, OneStepConfig
 from ..op4ksr_core.rfr import RFR_PRESETS
 from ..op4ksr_core.vae_config import DECODE_MODES
-from ..op4ksr_core.vae_loader import load_f16_vae
 from ..srkit.color import METHODS
-from ..srkit.weights import load_state_dict
 
 __all__ = ["OP4KSRUpscaler", "add_arguments"]
 
@@ -51,18 +48,12 @@ class OP4KSRUpscaler:
         for flag, path in (("--flux", args.flux), ("--vae", args.vae)):
             if path is None:
                 raise ValueError(f"--model op4ksr needs {flag} FILE (see the model table in the README)")
-            if not path.is_file():
-                raise FileNotFoundError(f"{flag} {path} does not exist")
         if args.long_side is not None and args.scale is not None:
             raise ValueError("give --long-side or --scale, not both")
-        self.transformer = load_flux_transformer(load_state_dict(args.flux), dtype=dtype, device=device)
-        if args.lora is not None:
-            from ..training.op4ksr_lora import merge_comfy_lora
-
-            log.info("merged %d LoRA modules from %s", merge_comfy_lora(self.transformer, args.lora,
-                                                                       args.lora_strength), args.lora)
-        set_rfr(self.transformer, RFR_PRESETS[args.rfr])
-        self.vae = load_f16_vae(load_state_dict(args.vae), args.decode_mode, dtype=dtype, device=device)
+        self.transformer, self.vae = load_pipeline(
+            args.flux, args.vae, decode_mode=args.decode_mode, rfr=RFR_PRESETS[args.rfr], lora=args.lora,
+            lora_strength=args.lora_strength, dtype=dtype, device=device,
+        )
         self.config = OneStepConfig(t_star=args.t_star, input_mode=args.input_mode)
         self.args = args
         log.info("OP4KSR: %s + %s on %s (%s), RFR %s", args.flux, args.vae, device, dtype, args.rfr)

@@ -8,11 +8,15 @@ the CLI, the trainer and the benchmarks.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
 from ..srkit.color import check_image_batch, color_correct
+from ..srkit.weights import load_state_dict
 from .embedder import RFRPosEmbed
+from .flux_loader import load_flux_transformer
+from .lora import merge_comfy_lora
 from .onestep import (
     OneStepConfig,
     latent_multiple,
@@ -27,6 +31,7 @@ from .onestep import (
 from .rfr import RFRConfig
 from .rope import flux_image_ids, flux_text_ids
 from .vae import F16VAE
+from .vae_loader import load_f16_vae
 
 Progress = Callable[[int, int], None]
 
@@ -38,6 +43,35 @@ def set_rfr(transformer: torch.nn.Module, config: RFRConfig) -> torch.nn.Module:
     transformer.pos_embed = RFRPosEmbed.from_module(original, config)
     transformer.pos_embed.original = original
     return transformer
+
+
+def load_pipeline(
+    flux_path: str | Path,
+    vae_path: str | Path,
+    *,
+    decode_mode: str = "aligned",
+    rfr: RFRConfig | None = None,
+    lora: str | Path | None = None,
+    lora_strength: float = 1.0,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.nn.Module, F16VAE]:
+    """Transformer and F16 VAE from files, the way the CLI and the benchmarks load them.
+
+    ``flux_path``: FLUX transformer (BFL/ComfyUI or diffusers keys); ``vae_path``: FLUX VAE weights (``aligned``
+    suits the raw ``ae.safetensors``, ``partitioned`` Diffusion-4K F16 decoders); ``lora``: an OP4KSR LoRA
+    merged into the transformer; ``rfr``: the RoPE embedder installed (None keeps FLUX's stock RoPE).
+    """
+    for what, path in (("FLUX transformer", flux_path), ("FLUX VAE", vae_path), ("LoRA", lora)):
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"{what} file {path} does not exist")
+    transformer = load_flux_transformer(load_state_dict(flux_path), dtype=dtype, device=device)
+    if lora is not None:
+        merge_comfy_lora(transformer, lora, lora_strength)
+    if rfr is not None:
+        set_rfr(transformer, rfr)
+    vae = load_f16_vae(load_state_dict(vae_path), decode_mode, dtype=dtype, device=device)
+    return transformer, vae
 
 
 def patch_size_of(transformer: torch.nn.Module, latent_channels: int) -> int:

@@ -154,7 +154,7 @@ def test_op4ksr_with_and_without_rfr_on_the_tiny_flux(tmp_path: Path) -> None:
           "--json", str(tmp_path / "r.json"), "--flux", str(flux), "--vae", str(vae), "--metrics", "psnr,seam",
           "--rfr", "scale_2x"])  # (NTK RFR is the identity on grids smaller than FLUX's 64x64 tokens)
     transformer = load_flux_transformer(load(flux))
-    vae_model = load_f16_vae(load(vae), dtype=torch.float32)
+    vae_model = load_f16_vae(load(vae), "aligned", dtype=torch.float32)  # the bench default
     lr = read_image(tmp_path / "syn" / "LR_x4" / "a.png")[None]
     outs = {}
     for method, preset in (("op4ksr", "scale_2x"), ("op4ksr-norfr", "none")):

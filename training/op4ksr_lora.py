@@ -4,11 +4,7 @@ Targets are module paths inside a double block (``transformer_blocks.N.<target>`
 (``single_transformer_blocks.N.<target>``), restricted to those ComfyUI 0.3.75 maps for FLUX, so every
 exported key loads: ``comfy/lora.py`` ``model_lora_keys_unet`` maps ``transformer.<diffusers module>`` through
 ``comfy/utils.py`` ``flux_to_diffusers`` (q/k/v and ``proj_mlp`` land on slices of the fused BFL
-``qkv``/``linear1`` weights). Export format (diffusers/PEFT style, what ``LoraLoaderModelOnly`` reads)::
-
-    transformer.<module>.lora_A.weight  [r, in]     (down)
-    transformer.<module>.lora_B.weight  [out, r]    (up)
-    transformer.<module>.alpha          scalar      ComfyUI scales by alpha / r, exactly PEFT's lora_alpha / r
+``qkv``/``linear1`` weights). The export format, and its headless merge, live in ``op4ksr_core/lora.py``.
 """
 
 from __future__ import annotations
@@ -18,10 +14,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
+
+from ..op4ksr_core.lora import EXPORT_PREFIX  # the export format lives in the core (headless use)
 
 ADAPTER = "default"
-EXPORT_PREFIX = "transformer."
 
 # Block-relative module paths that ComfyUI's flux_to_diffusers maps (comfy/utils.py), so exports always load.
 DOUBLE_BLOCK_TARGETS: tuple[str, ...] = (
@@ -123,29 +120,3 @@ def save_comfy_lora(
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(comfy_lora_state_dict(transformer, dtype), str(path), metadata=metadata)
     return path
-
-
-def merge_comfy_lora(
-    transformer: torch.nn.Module, lora: dict[str, torch.Tensor] | str | Path, strength: float = 1.0
-) -> int:
-    """Add an exported LoRA into a plain diffusers FLUX's weights: ``W += strength * alpha / r * B @ A``.
-
-    For headless inference with a trained LoRA. Returns the number of patched modules; ValueError on a key
-    that names no module (wrong base model) or a file that is not in our export format.
-    """
-    sd = load_file(str(lora)) if isinstance(lora, (str, Path)) else lora
-    modules = dict(transformer.named_modules())
-    downs = [k for k in sd if k.endswith(".lora_A.weight")]
-    if not downs or not all(k.startswith(EXPORT_PREFIX) for k in sd):
-        raise ValueError(f"not an sr4k/diffusers FLUX LoRA (keys {sorted(sd)[:3]}); expected transformer.*.lora_A.weight")
-    with torch.no_grad():
-        for key in downs:
-            name = key[len(EXPORT_PREFIX) : -len(".lora_A.weight")]
-            if name not in modules or not hasattr(modules[name], "weight"):
-                raise ValueError(f"LoRA module {name!r} is not in this transformer; is it the LoRA's base model?")
-            down, up = sd[key].float(), sd[f"{EXPORT_PREFIX}{name}.lora_B.weight"].float()
-            alpha = sd.get(f"{EXPORT_PREFIX}{name}.alpha")
-            scale = (float(alpha) / down.shape[0]) if alpha is not None else 1.0
-            weight = modules[name].weight
-            weight += (strength * scale * (up @ down)).to(weight.dtype)
-    return len(downs)
