@@ -16,7 +16,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -24,11 +23,11 @@ import time
 from pathlib import Path
 
 import torch
+from common import RESULTS, append_results, device_name
 
-from sr4k.gtasr_core import build_released, plan_tiles, upscale
+from sr4k.gtasr_core import DEFAULT_OVERLAP, DEFAULT_TILE, RELEASED, build_released, plan_tiles, upscale
 from sr4k.gtasr_core.tiling import padded_size
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -37,8 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     parser.add_argument("--lr-size", type=int, default=None, help="LR side (default 1024 on CUDA, 128 on CPU)")
-    parser.add_argument("--tile", type=int, default=512, help="LR tile (released 512)")
-    parser.add_argument("--overlap", type=int, default=64, help="LR overlap (released 64: stride 448)")
+    parser.add_argument("--tile", type=int, default=DEFAULT_TILE, help=f"LR tile (released {DEFAULT_TILE})")
+    parser.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP,
+                        help=f"LR overlap (released {DEFAULT_OVERLAP}: stride {DEFAULT_TILE - DEFAULT_OVERLAP})")
     parser.add_argument("--results", type=Path, default=RESULTS, help="markdown file to append to")
     parser.add_argument("--no-write", action="store_true", help="print the section, do not append it")
     parser.add_argument("--worker", choices=["patch-free", "tiled"], help=argparse.SUPPRESS)
@@ -91,20 +91,10 @@ def run_mode(mode: str, argv: list[str]) -> dict[str, object]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    cpuinfo = Path("/proc/cpuinfo")
-    names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
-             if ln.startswith("model name")] if cpuinfo.exists() else []
-    load = os.getloadavg()[0]  # other jobs on the machine slow CPU timings down: say so
-    return (f"CPU {names[0] if names else platform.processor()} ({torch.get_num_threads()} threads, "
-            f"1-min load average {load:.1f} at the start)")
-
-
 def section(args: argparse.Namespace, argv: list[str], name: str, results: list[dict[str, object]]) -> str:
-    side = padded_size(args.lr_size, args.lr_size, 64)[0]
-    n_tiles = len(plan_tiles(side, side, args.tile, args.overlap, 64))
+    multiple = RELEASED.lr_multiple
+    side = padded_size(args.lr_size, args.lr_size, multiple)[0]
+    n_tiles = len(plan_tiles(side, side, args.tile, args.overlap, multiple))
     memory = ("torch.cuda.max_memory_allocated" if torch.device(args.device).type == "cuda"
               else "max RSS growth of a fresh worker process (resource.getrusage; upper bound)")
     rows = []
@@ -145,9 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     text = section(args, argv, name, results)
     print(text)
     if not args.no_write:
-        exists = args.results.exists()
-        with args.results.open("a", encoding="utf-8") as f:
-            f.write(("\n" if exists else "# Benchmark results\n\n") + text)
+        append_results(text, args.results)
 
 
 if __name__ == "__main__":
