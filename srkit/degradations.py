@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .jpeg import CODECS as JPEG_CODECS
 from .jpeg import jpeg_compress
 from .kernels import KernelSpec, sample_kernels, sample_sinc_kernels
 from .noise import add_noise, gaussian_noise, poisson_noise
@@ -84,8 +85,11 @@ class DegradationConfig:
     resize_then_jpeg_prob: float = 0.5  # P([resize + sinc] → JPEG) vs JPEG → [resize + sinc]
     resize_modes: tuple[str, ...] = RESIZE_MODES
     jpeg_chroma_subsampling: bool = True
+    jpeg_codec: str = "libjpeg"         # "basicsr": BasicSR's DiffJPEG, what the GTASR release trained with
 
     def __post_init__(self) -> None:
+        if self.jpeg_codec not in JPEG_CODECS:
+            raise ValueError(f"jpeg_codec={self.jpeg_codec!r} must be one of {JPEG_CODECS}")
         if not isinstance(self.scale, int) or self.scale < 1:
             raise ValueError(f"scale={self.scale!r} must be a positive int, e.g. 4 or 16")
         for name in ("second_order_prob", "final_sinc_prob", "resize_then_jpeg_prob"):
@@ -107,7 +111,8 @@ _ODD_3_19 = tuple(range(3, 21, 2))   # GTASR/ResShift: range(3, blur_kernel_size
 _ODD_3_13 = tuple(range(3, 15, 2))   # GTASR/ResShift: range(3, blur_kernel_size2=15, 2)
 
 PRESETS: dict[str, DegradationConfig] = {
-    # GTASR released config (gtasr.md §7): ResShift-style kernel ranges, second stage with probability 0.5.
+    # GTASR released config (gtasr.md §7): ResShift-style kernel ranges, second stage with probability 0.5,
+    # JPEG as BasicSR's DiffJPEG computes it (the release's training pairs; libjpeg differs by ~27 dB).
     "gtasr": DegradationConfig(
         scale=4,
         first=StageSpec(kernel=KernelSpec(size=21, sizes=_ODD_3_19, sigma_range=(0.2, 3.0))),
@@ -115,7 +120,7 @@ PRESETS: dict[str, DegradationConfig] = {
             kernel=KernelSpec(size=15, sizes=_ODD_3_13, sigma_range=(0.2, 1.5)), blur_prob=0.8,
             resize_probs=(0.3, 0.4, 0.3), resize_range=(0.3, 1.2), noise_range=(1.0, 25.0),
             poisson_scale_range=(0.05, 2.5)),
-        second_order_prob=0.5, final_kernel_size=15, final_sinc_sizes=_ODD_3_13),
+        second_order_prob=0.5, final_kernel_size=15, final_sinc_sizes=_ODD_3_13, jpeg_codec="basicsr"),
     # Original Real-ESRGAN (x4plus) options: kernels 7..21 padded to 21, second stage always.
     "realesrgan": DegradationConfig(
         scale=4,
@@ -182,10 +187,11 @@ def _noise(x: Tensor, spec: StageSpec, g: torch.Generator) -> Tensor:
     return add_noise(x, poisson_noise(x, (lo + (hi - lo) * _rand(g, b)).to(x.device), gray, g))
 
 
-def _jpeg(x: Tensor, spec: StageSpec, g: torch.Generator, chroma_subsampling: bool) -> Tensor:
+def _jpeg(x: Tensor, spec: StageSpec, g: torch.Generator, config: DegradationConfig) -> Tensor:
     lo, hi = spec.jpeg_range
     quality = (lo + (hi - lo) * _rand(g, x.shape[0])).to(x.device)
-    return jpeg_compress(x.clamp(0, 1), quality, chroma_subsampling=chroma_subsampling)
+    return jpeg_compress(x.clamp(0, 1), quality, chroma_subsampling=config.jpeg_chroma_subsampling,
+                         codec=config.jpeg_codec)
 
 
 def degrade(hr: Tensor, config: DegradationConfig, generator: torch.Generator) -> DegradedBatch:
@@ -208,7 +214,7 @@ def degrade(hr: Tensor, config: DegradationConfig, generator: torch.Generator) -
     f = _random_factor(config.first, g)
     out = _resize(out, (int(h * f), int(w * f)), modes[_choice(g, len(modes))])
     out = _noise(out, config.first, g)
-    out = _jpeg(out, config.first, g, config.jpeg_chroma_subsampling)
+    out = _jpeg(out, config.first, g, config)
 
     if bool(_rand(g).item() < config.second_order_prob):
         if bool(_rand(g).item() < config.second.blur_prob):
@@ -221,9 +227,9 @@ def degrade(hr: Tensor, config: DegradationConfig, generator: torch.Generator) -
     mode = modes[_choice(g, len(modes))]
     if bool(_rand(g).item() < config.resize_then_jpeg_prob):
         out = filter2d(_resize(out, lr_size, mode), k_final)
-        out = _jpeg(out, config.second, g, config.jpeg_chroma_subsampling)
+        out = _jpeg(out, config.second, g, config)
     else:
-        out = _jpeg(out, config.second, g, config.jpeg_chroma_subsampling)
+        out = _jpeg(out, config.second, g, config)
         out = filter2d(_resize(out, lr_size, mode), k_final)
 
     lr = quantize_8bit(out)

@@ -10,6 +10,9 @@ Follows ITU-T T.81 / the IJG libjpeg defaults so that the result is close to a r
   6. chroma upsampling with libjpeg's "fancy" triangle filter (= bilinear, half-pixel centres), YCbCr → RGB,
      rounding to 8-bit levels.
 Entropy coding is lossless and therefore skipped. Not differentiable (rounding); use it for data synthesis.
+
+``jpeg_compress(..., codec="basicsr")`` instead computes BasicSR's ``DiffJPEG`` (``srkit.jpeg_basicsr``), the
+round trip GTASR's released model was trained with.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from torch import Tensor
 JPEG_BLOCK = 8          # DCT block side (T.81)
 CHROMA_FACTOR = 2       # 4:2:0 subsampling factor per axis
 LEVELS = 255.0          # 8-bit sample range
+CODECS = ("libjpeg", "basicsr")
 
 # ITU-T T.81 Annex K, tables K.1 (luminance) and K.2 (chrominance), row-major.
 LUMA_QTABLE = (
@@ -103,18 +107,33 @@ def _block_roundtrip(plane: Tensor, table: Tensor) -> Tensor:
     return torch.round(rec.reshape(b, h, w) + _CHROMA_OFFSET).clamp(0.0, LEVELS)
 
 
-def jpeg_compress(images: Tensor, quality: float | Tensor, *, chroma_subsampling: bool = True) -> Tensor:
+def jpeg_compress(images: Tensor, quality: float | Tensor, *, chroma_subsampling: bool = True,
+                  codec: str = "libjpeg") -> Tensor:
     """JPEG-compress and decode ``images`` [B, 3, H, W] in [0, 1] at ``quality`` (scalar or [B], 1..100).
 
-    Returns [B, 3, H, W] in [0, 1] on 8-bit levels. Arbitrary H, W: the image is edge-replicated to whole MCUs
-    (as libjpeg does) and cropped back.
+    ``codec="libjpeg"`` (default): returns [B, 3, H, W] in [0, 1] on 8-bit levels. Arbitrary H, W: the image
+    is edge-replicated to whole MCUs (as libjpeg does) and cropped back.
+    ``codec="basicsr"``: BasicSR's ``DiffJPEG`` (GTASR training data, ``srkit.jpeg_basicsr``): float output,
+    always 4:2:0, quality below 100, gradients pass (straight-through rounding).
     """
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"jpeg_compress expects RGB images [B, 3, H, W], got {tuple(images.shape)}")
+    if codec not in CODECS:
+        raise ValueError(f"unknown JPEG codec {codec!r}; choose from {CODECS}")
     b, _, h, w = images.shape
     q = torch.as_tensor(quality, dtype=torch.float32, device=images.device).reshape(-1).expand(b)
     if bool((q < 1).any()) or bool((q > 100).any()):
         raise ValueError(f"JPEG quality must be in [1, 100], got {quality}")
+    if codec == "basicsr":
+        if not chroma_subsampling:
+            raise ValueError("codec='basicsr' always subsamples chroma (4:2:0) like the reference; "
+                             "use codec='libjpeg' for chroma_subsampling=False")
+        if bool((q >= 100).any()):
+            raise ValueError(f"codec='basicsr' needs quality < 100 (its table scale 2 - q/50 is 0 at 100), "
+                             f"got {quality}")
+        from .jpeg_basicsr import basicsr_jpeg  # here, not at the top: that module builds on this one
+
+        return basicsr_jpeg(images, q).to(images.dtype)
     luma_t, chroma_t = quality_tables(q)
     x = torch.round(images.detach().float().clamp(0, 1) * LEVELS)
     ycc = torch.round(rgb_to_ycbcr(x)).clamp(0.0, LEVELS)
