@@ -33,6 +33,7 @@ from .bench_score import (
     Scorer,
     markdown_table,
     match_outputs,
+    not_applicable_notes,
     parse_metrics,
     score_folders,
     score_items,
@@ -114,7 +115,8 @@ def bench_folders(args: argparse.Namespace) -> dict[str, Any]:
     result = score_folders(args.hr, args.sr, scorer)
     payload = {**_header(args), "hr": str(args.hr), "sr": str(args.sr), **result}
     table = f"# sr4k bench: {args.sr} vs {args.hr}\n\n" + markdown_table(
-        {args.sr.name: result["mean"]}, scorer.applicable(True))  # type: ignore[dict-item]
+        {args.sr.name: result["mean"]}, scorer.applicable(True)) + not_applicable_notes(  # type: ignore[dict-item]
+        {args.sr.name: result})
     _write(args, payload, table)
     return payload
 
@@ -163,7 +165,8 @@ def bench_dataset(args: argparse.Namespace) -> dict[str, Any]:
     extra = {n: {"s/img": f"{r['seconds_per_image']:.2f}" if r["seconds_per_image"] else "-"}
              for n, r in results.items()}
     table = (f"# sr4k bench: {data.name} x{scale} ({len(data)} images, {payload['device']}, {payload['dtype']})\n\n"
-             + markdown_table({n: r["mean"] for n, r in results.items()}, scorer.applicable(data.has_hr), extra))
+             + markdown_table({n: r["mean"] for n, r in results.items()}, scorer.applicable(data.has_hr), extra)
+             + not_applicable_notes(results))
     _write(args, payload, table)
     return payload
 

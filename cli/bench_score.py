@@ -1,12 +1,16 @@
 """Scoring for ``sr4k bench``: metrics of SR outputs against their HR images, JSON and Markdown tables.
 
 Built-in metrics (no extra packages):
-  * ``psnr``, ``ssim``: BT.601 Y channel, BasicSR protocol (``srkit.metrics``), optional border crop;
+  * ``psnr``, ``ssim``: BT.601 Y channel on 8-bit images, pyiqa's convention (``srkit.metrics``: SSIM on Y
+    rounded to levels, ``protocol="pyiqa"``; what the papers report), optional border crop;
   * ``seam``: tile-seam score (``srkit.seam``; ~1 = seamless, > ~1.5 visible seams);
   * ``periodicity``: period-32 px autocorrelation score (``op4ksr_core.periodicity``, the F16 + 2x2-packing
     token grid; ~0 natural, -> 1 for a pure grid pattern).
 Learned metrics (``lpips``, ``dists``, ``niqe``, ``musiq``, ``maniqa``, ``clipiqa``) come from ``pyiqa``
 (``srkit.iqa``; ``pip install sr4k[metrics]``).
+
+A metric that cannot apply to an image (too small for its window or lags, wrong channels: its ValueError) is
+``None`` for that image, with the reason in ``not_applicable``; the other metrics are still computed.
 """
 
 from __future__ import annotations
@@ -71,23 +75,37 @@ class Scorer:
     def applicable(self, has_hr: bool) -> tuple[str, ...]:
         return tuple(m for m in self.metrics if has_hr or not needs_hr(m))
 
+    def _builtin(self, name: str, s: Tensor, h: Tensor | None) -> float:
+        if name == "psnr":
+            return float(psnr(s, h, crop_border=self.crop_border, quantize=True)[0])
+        if name == "ssim":
+            return float(ssim(s, h, crop_border=self.crop_border, quantize=True, protocol="pyiqa")[0])
+        if name == "seam":
+            return float(seam_score(s)[0])
+        return float(periodicity_score(s)[0])
+
     @torch.no_grad()
-    def score(self, sr: Tensor, hr: Tensor | None) -> dict[str, float]:
-        """{metric: value} for one image pair ([3, H, W] in [0, 1]; ``hr`` None skips full-reference ones)."""
-        out: dict[str, float] = {}
+    def evaluate(self, sr: Tensor, hr: Tensor | None) -> tuple[dict[str, float | None], dict[str, str]]:
+        """({metric: value or None}, {metric: why it is None}) for one image pair ([3, H, W] in [0, 1];
+        ``hr`` None skips full-reference metrics). A built-in metric whose function rejects the image with a
+        ValueError (too small, wrong channels) is None with that message; the others are still computed."""
+        out: dict[str, float | None] = {}
+        reasons: dict[str, str] = {}
         s, h = sr[None].float(), None if hr is None else hr[None].float()
         for name in self.applicable(h is not None):
-            if name == "psnr":
-                out[name] = float(psnr(s, h, crop_border=self.crop_border, quantize=True)[0])
-            elif name == "ssim":
-                out[name] = float(ssim(s, h, crop_border=self.crop_border, quantize=True)[0])
-            elif name == "seam":
-                out[name] = float(seam_score(s)[0])
-            elif name == "periodicity":
-                out[name] = float(periodicity_score(s)[0])
+            if name not in BUILTIN_METRICS:
+                continue
+            try:
+                out[name] = self._builtin(name, s, h)
+            except ValueError as err:  # the metric's own input check: it cannot apply to this image
+                out[name], reasons[name] = None, str(err)
         if self._iqa is not None:
             out.update({k: float(v[0]) for k, v in self._iqa.score(s, h).items()})
-        return {m: out[m] for m in self.metrics if m in out}
+        return {m: out[m] for m in self.metrics if m in out}, reasons
+
+    def score(self, sr: Tensor, hr: Tensor | None) -> dict[str, float | None]:
+        """{metric: value} for one image pair (None where the metric cannot apply; see :meth:`evaluate`)."""
+        return self.evaluate(sr, hr)[0]
 
 
 def match_outputs(hr: dict[str, Path], sr_dir: str | os.PathLike[str],
@@ -114,21 +132,49 @@ def match_outputs(hr: dict[str, Path], sr_dir: str | os.PathLike[str],
     return [(s, sr[s], hr[s]) for s in sorted(hr)]
 
 
-def summarize(per_image: dict[str, dict[str, float]]) -> dict[str, float]:
-    """Mean of each metric over images (finite values only; +inf PSNR of identical images is skipped)."""
+def summarize(per_image: dict[str, dict[str, float | None]]) -> dict[str, float | None]:
+    """Mean of each metric over images (finite values only; +inf PSNR of identical images is skipped).
+
+    None (null in JSON) for a metric that applied to no image, NaN when it applied but gave no finite value.
+    """
     names = dict.fromkeys(m for row in per_image.values() for m in row)
-    means = {}
+    means: dict[str, float | None] = {}
     for m in names:
-        vals = [row[m] for row in per_image.values() if m in row and math.isfinite(row[m])]
-        means[m] = sum(vals) / len(vals) if vals else float("nan")
+        applied = [v for row in per_image.values() if (v := row.get(m)) is not None]
+        vals = [v for v in applied if math.isfinite(v)]
+        means[m] = sum(vals) / len(vals) if vals else (float("nan") if applied else None)
     return means
 
 
 def score_items(items: list[tuple[str, Path, Path | None]], scorer: Scorer) -> dict[str, object]:
-    """Score (stem, sr, hr-or-None) files. Returns {count, mean, per_image}."""
-    per_image = {stem: scorer.score(read_image(sr), None if hr is None else read_image(hr))
-                 for stem, sr, hr in items}
-    return {"count": len(per_image), "mean": summarize(per_image), "per_image": per_image}
+    """Score (stem, sr, hr-or-None) files. Returns {count, mean, per_image, not_applicable}, the last one
+    {stem: {metric: reason}} for the metrics that are None on that image."""
+    per_image: dict[str, dict[str, float | None]] = {}
+    not_applicable: dict[str, dict[str, str]] = {}
+    for stem, sr, hr in items:
+        per_image[stem], reasons = scorer.evaluate(read_image(sr), None if hr is None else read_image(hr))
+        if reasons:
+            not_applicable[stem] = reasons
+    return {"count": len(per_image), "mean": summarize(per_image), "per_image": per_image,
+            "not_applicable": not_applicable}
+
+
+def not_applicable_notes(results: dict[str, dict[str, object]]) -> str:
+    """Markdown lines explaining the n/a cells: per method and metric, how many images and why.
+
+    ``results``: {method: a :func:`score_items` result}. Empty string when every metric applied.
+    """
+    lines = []
+    for method, result in results.items():
+        count = result.get("count", 0)
+        grouped: dict[tuple[str, str], int] = {}
+        for reasons in result.get("not_applicable", {}).values():  # type: ignore[union-attr]
+            for metric, reason in reasons.items():
+                grouped[(metric, reason)] = grouped.get((metric, reason), 0) + 1
+        for (metric, reason), n in grouped.items():
+            lines.append(f"- {method}: {metric} not computed on {n} of {count} image(s) (n/a; means use the "
+                         f"others): {reason}")
+    return "\nNot applicable:\n\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def score_folders(hr_dir: str | os.PathLike[str] | None, sr_dir: str | os.PathLike[str],
@@ -142,15 +188,16 @@ def score_folders(hr_dir: str | os.PathLike[str] | None, sr_dir: str | os.PathLi
     return score_items(items, scorer)
 
 
-def markdown_table(rows: dict[str, dict[str, float]], metrics: tuple[str, ...] | None = None,
+def markdown_table(rows: dict[str, dict[str, float | None]], metrics: tuple[str, ...] | None = None,
                    extra: dict[str, dict[str, str]] | None = None) -> str:
-    """Markdown table: one row per method, one column per metric (arrow = better direction)."""
+    """Markdown table: one row per method, one column per metric (arrow = better direction; n/a: the
+    metric applied to none of the images, see :func:`not_applicable_notes`)."""
     metrics = metrics or tuple(dict.fromkeys(m for r in rows.values() for m in r))
     extra_cols = tuple(dict.fromkeys(c for r in (extra or {}).values() for c in r))
     head = ["method", *(f"{m} {'↓' if lower_better(m) else '↑'}" for m in metrics), *extra_cols]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for method, vals in rows.items():
-        cells = [f"{vals[m]:.4f}" if m in vals else "-" for m in metrics]
+        cells = [("n/a" if vals[m] is None else f"{vals[m]:.4f}") if m in vals else "-" for m in metrics]
         cells += [(extra or {}).get(method, {}).get(c, "-") for c in extra_cols]
         lines.append("| " + " | ".join([method, *cells]) + " |")
     return "\n".join(lines) + "\n"
