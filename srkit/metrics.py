@@ -7,6 +7,13 @@ Images are [B, 3, H, W] (or [3, H, W]) RGB in [0, 1]. All arithmetic is float64.
   * SSIM (Wang et al. 2004): 11×11 Gaussian window σ = 1.5, K1 = 0.01, K2 = 0.03, population statistics, mean
     over the positions where the window lies inside the image ("valid"), identical to scikit-image's
     ``structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255)``.
+
+SSIM ``protocol="pyiqa"`` is the convention of pyiqa's ``ssim`` (``test_y_channel=True``, ``color_space=
+'ycbcr'``; GTASR's evaluation, gtasr.md §9), which the papers report: the same SSIM computed on Y **rounded to
+integer levels** (MATLAB's ``rgb2ycbcr`` of a uint8 image) with the contrast-structure term clamped at 0.
+PSNR needs no protocol switch: pyiqa's ``psnr`` uses unrounded Y, like ours, but adds 1e-8 to the MSE of
+[0, 1] images, so it reads 10·log10(1 + 1e-8/MSE) dB lower (< 1e-3 dB below 43 dB) and 80 dB, not +inf,
+for identical images.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ DATA_RANGE = 255.0
 SSIM_SIGMA = 1.5
 SSIM_TRUNCATE = 3.5   # scipy/skimage truncation: radius = int(truncate·σ + 0.5) = 5 → 11 taps
 SSIM_K1, SSIM_K2 = 0.01, 0.03
+SSIM_PROTOCOLS = ("basicsr", "pyiqa")
 
 
 def _as_batch(images: Tensor, name: str) -> Tensor:
@@ -83,8 +91,12 @@ def _blur_valid(x: Tensor, w: Tensor) -> Tensor:
     return F.conv2d(x, w.view(1, 1, 1, -1))
 
 
-def ssim_map(a: Tensor, b: Tensor, data_range: float = DATA_RANGE) -> Tensor:
-    """SSIM index map of single-channel images [N, 1, H, W] (float64), 'valid' region only."""
+def ssim_map(a: Tensor, b: Tensor, data_range: float = DATA_RANGE, *, nonnegative_cs: bool = False) -> Tensor:
+    """SSIM index map of single-channel images [N, 1, H, W] (float64), 'valid' region only.
+
+    ``nonnegative_cs``: clamp the contrast-structure factor at 0 (pyiqa's convention; it only matters where
+    the local structures are anti-correlated).
+    """
     w = gaussian_window(device=a.device)
     if min(a.shape[-2:]) < w.numel():
         raise ValueError(f"SSIM needs images of at least {w.numel()}x{w.numel()} px, got {tuple(a.shape[-2:])}")
@@ -93,17 +105,26 @@ def ssim_map(a: Tensor, b: Tensor, data_range: float = DATA_RANGE) -> Tensor:
     var_a = _blur_valid(a * a, w) - mu_a**2
     var_b = _blur_valid(b * b, w) - mu_b**2
     cov = _blur_valid(a * b, w) - mu_a * mu_b
-    num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
-    den = (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
-    return num / den
+    cs = (2 * cov + c2) / (var_a + var_b + c2)
+    if nonnegative_cs:
+        cs = cs.clamp(min=0.0)
+    return (2 * mu_a * mu_b + c1) / (mu_a**2 + mu_b**2 + c1) * cs
 
 
 def ssim(sr: Tensor, hr: Tensor, *, crop_border: int = 0, y_channel: bool = True,
-         quantize: bool = False) -> Tensor:
-    """Mean SSIM per image [B] on Y (or the mean over R, G, B channels when ``y_channel=False``)."""
+         quantize: bool = False, protocol: str = "basicsr") -> Tensor:
+    """Mean SSIM per image [B] on Y (or the mean over R, G, B channels when ``y_channel=False``).
+
+    ``protocol``: "basicsr" (float Y, = scikit-image) or "pyiqa" (Y or RGB rounded to integer levels and the
+    contrast-structure term clamped at 0, = pyiqa ``ssim``); see the module docstring.
+    """
+    if protocol not in SSIM_PROTOCOLS:
+        raise ValueError(f"unknown SSIM protocol {protocol!r}; choose from {SSIM_PROTOCOLS}")
     a, b = _prepare(sr, hr, crop_border, y_channel, quantize)
+    if protocol == "pyiqa":  # MATLAB-style: the channel is compared on its 8-bit levels
+        a, b = torch.round(a), torch.round(b)
     n, c, h, w = a.shape
-    m = ssim_map(a.reshape(n * c, 1, h, w), b.reshape(n * c, 1, h, w))
+    m = ssim_map(a.reshape(n * c, 1, h, w), b.reshape(n * c, 1, h, w), nonnegative_cs=protocol == "pyiqa")
     return m.mean(dim=(1, 2, 3)).view(n, c).mean(dim=1)
 
 
@@ -117,4 +138,4 @@ def ssim_y(sr: Tensor, hr: Tensor, crop_border: int = 0) -> Tensor:
     return ssim(sr, hr, crop_border=crop_border, y_channel=True)
 
 
-__all__ = ["DATA_RANGE", "gaussian_window", "psnr", "psnr_y", "rgb_to_y", "ssim", "ssim_map", "ssim_y"]
+__all__ = ["DATA_RANGE", "SSIM_PROTOCOLS", "gaussian_window", "psnr", "psnr_y", "rgb_to_y", "ssim", "ssim_map", "ssim_y"]
