@@ -113,12 +113,34 @@ def _power(spectrum: Tensor) -> Tensor:
     return torch.view_as_real(spectrum).pow(2).sum(dim=-1)
 
 
+def _lag_autocorrelation_1d(n: int, max_lag: int, window: bool) -> Tensor:
+    """Autocorrelation of the 1-D window of length n at lags −L..L (float64, CPU, [2L+1])."""
+    w = torch.hann_window(n, periodic=False, dtype=torch.float64) if window and n > 2 else \
+        torch.ones(n, dtype=torch.float64)
+    size = n + max_lag   # zero padding >= max lag: no circular wrap-around
+    acf = torch.fft.irfft(torch.fft.rfft(w, n=size).abs() ** 2, n=size)
+    return acf[torch.arange(-max_lag, max_lag + 1) % size]
+
+
 @functools.lru_cache(maxsize=32)
+def _window_autocorrelation(h: int, w: int, max_lag: int, window: bool) -> Tensor:
+    """The 2-D window's own autocorrelation at the lags, [2L+1, 2L+1] float32 **on the CPU**, clamped away
+    from 0. The window is separable, so this is the outer product of the 1-D autocorrelations. Cached per
+    geometry: small (≤ 32 × (2L+1)² floats, ~3 MB at L = 80) and never on an accelerator, so the cache stays
+    outside the host application's GPU memory management."""
+    wacf = torch.outer(_lag_autocorrelation_1d(h, max_lag, window), _lag_autocorrelation_1d(w, max_lag, window))
+    return wacf.clamp(min=1e-6 * float(wacf[max_lag, max_lag])).to(torch.float32)
+
+
 def _window_terms(h: int, w: int, max_lag: int, window: bool, highpass_sigma: float,
                   device: torch.device) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
-    """Data-independent pieces, cached per geometry: (window [H, W], its autocorrelation at the lags
-    [2L+1, 2L+1], high-pass |H|² on the rfft2 grid or None, lag indices [2, 2L+1])."""
-    # Normal (not inference-mode) tensors: the cache is shared by ComfyUI inference and training with autograd.
+    """Data-independent pieces for one geometry on ``device``: (window [H, W], its autocorrelation at the lags
+    [2L+1, 2L+1], high-pass |H|² on the rfft2 grid or None, lag indices [2, 2L+1]).
+
+    Built per call (elementwise, cheap next to the image's FFT) so that no module state keeps device memory:
+    a 4K geometry would hold ~100 MB of window and filter outside ComfyUI's model management.
+    """
+    # Normal (not inference-mode) tensors: shared by ComfyUI inference and training with autograd.
     with torch.inference_mode(False), torch.no_grad():
         wy, wx = (_hann(h, device), _hann(w, device)) if window else \
             (torch.ones(h, device=device), torch.ones(w, device=device))
@@ -126,9 +148,7 @@ def _window_terms(h: int, w: int, max_lag: int, window: bool, highpass_sigma: fl
         size = (h + max_lag, w + max_lag)   # zero padding >= max lag: no circular wrap-around
         lags = torch.arange(-max_lag, max_lag + 1, device=device)
         idx = torch.stack([lags % size[0], lags % size[1]])
-        wacf = torch.fft.irfft2(_power(torch.fft.rfft2(win, s=size)), s=size)
-        wacf = wacf[idx[0]][:, idx[1]]
-        wacf = wacf.clamp(min=1e-6 * float(wacf[max_lag, max_lag]))
+        wacf = _window_autocorrelation(h, w, max_lag, window).to(device)
         hp = _highpass_power(size, highpass_sigma, device) if highpass_sigma > 0 else None
     return win, wacf, hp, idx
 
