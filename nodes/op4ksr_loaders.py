@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import comfy.sd
 import comfy.utils
 import torch
 from comfy_api.latest import io
 
-from ..op4ksr_core.flux_keys import detect_flux_layout, diffusers_to_bfl
+from ..op4ksr_core.flux_keys import diffusers_to_bfl, flux_layout_or_none
 from ..op4ksr_core.vae_config import DECODE_MODES
 from ..op4ksr_core.vae_loader import load_f16_vae
-from ..srkit.weights import load_state_dict
+from ..srkit.weights import extract_state_dict, load_checkpoint, load_state_dict
 from .f16_vae import make_comfy_vae
 from .flux_model import flux_diffusion_model
 from .folders import file_list, full_path
@@ -61,14 +63,35 @@ class LoadF16VAE(io.ComfyNode):
         return io.NodeOutput(load_vae_file(vae_name, decode_mode))
 
 
+def read_weights(path: str) -> dict[str, torch.Tensor]:
+    """A model file's tensors, read safely whatever the torch / ComfyUI versions.
+
+    ``.safetensors`` / ``.sft`` through ComfyUI's reader (memory-mapped); every pickle (``.ckpt``, ``.pt``,
+    ``.pth``, ``.bin``) weights-only through ``srkit.weights``, which refuses one holding Python objects (its
+    code would run while unpickling) with an error naming the file and the fix. ComfyUI on torch < 2.4 would
+    unpickle such a file unsafely, even with ``safe_load`` unset. Wrappers are unwrapped as ComfyUI does: a
+    ``state_dict`` entry, or the one entry of a one-entry mapping.
+    """
+    if path.lower().endswith((".safetensors", ".sft")):
+        return comfy.utils.load_torch_file(path, safe_load=True)
+    raw = load_checkpoint(path)
+    if isinstance(raw.get("state_dict"), Mapping):
+        raw = dict(raw["state_dict"])
+    elif len(raw) == 1 and isinstance(only := next(iter(raw.values())), Mapping):
+        raw = dict(only)
+    return extract_state_dict(raw, source=path)
+
+
 def load_flux_transformer(path: str, weight_dtype: str):  # noqa: ANN201 - a ComfyUI ModelPatcher
     """A FLUX transformer file (BFL/ComfyUI or diffusers layout) as a ComfyUI ``MODEL``."""
-    sd = comfy.utils.load_torch_file(path)
+    sd = read_weights(path)
     try:
-        if detect_flux_layout(sd) == "diffusers":
+        # None: no bare FLUX keys (another model, or a prefixed checkpoint): ComfyUI's detection below decides.
+        if flux_layout_or_none(sd) == "diffusers":
             sd = diffusers_to_bfl(sd)
-    except ValueError:
-        pass  # not FLUX-like at all: ComfyUI's detection below names what it is not
+    except ValueError as err:  # mixed layouts, or a diffusers FLUX with missing or odd tensors
+        raise ValueError(f"{path}: {err} The file looks like a FLUX transformer but cannot be used; "
+                         "re-download or re-export it.") from err
     model = comfy.sd.load_diffusion_model_state_dict(sd, model_options=WEIGHT_DTYPES[weight_dtype])
     if model is None:
         raise ValueError(
@@ -113,6 +136,6 @@ class LoadModel(io.ComfyNode):
         config = rfr_config(rfr_mode, alpha, reference_tokens)  # validate before the slow loads
         model = load_flux_transformer(full_path("diffusion_models", unet_name), weight_dtype)
         if lora_name != "none":
-            lora = comfy.utils.load_torch_file(full_path("loras", lora_name), safe_load=True)
+            lora = read_weights(full_path("loras", lora_name))
             model, _ = comfy.sd.load_lora_for_models(model, None, lora, lora_strength, 0.0)
         return io.NodeOutput(apply_rfr(model, config), load_vae_file(vae_name, decode_mode))

@@ -24,6 +24,7 @@ from torch import Tensor
 __all__ = [
     "FluxLayout",
     "detect_flux_layout",
+    "flux_layout_or_none",
     "strip_prefix",
     "bfl_to_diffusers",
     "diffusers_to_bfl",
@@ -117,6 +118,15 @@ def detect_flux_layout(state_dict: Mapping[str, Tensor]) -> FluxLayout:
             f"not a FLUX transformer state dict (no BFL or diffusers keys); first keys: {sample}."
         )
     raise ValueError("state dict mixes BFL and diffusers FLUX keys; convert or load each part separately.")
+
+
+def flux_layout_or_none(state_dict: Mapping[str, Tensor]) -> FluxLayout | None:
+    """``"bfl"`` / ``"diffusers"`` when bare FLUX keys are present, None when none are (another model, or keys
+    under a wrapper prefix that the caller's loader strips itself); ValueError when both layouts are mixed."""
+    found = [name for name, marks in _MARKERS.items() if any(k.startswith(marks) for k in state_dict)]
+    if len(found) > 1:
+        raise ValueError("state dict mixes BFL and diffusers FLUX keys; convert or load each part separately.")
+    return found[0] if found else None  # type: ignore[return-value]
 
 
 def _block_count(keys: list[str], pattern: str) -> int:
