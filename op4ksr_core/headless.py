@@ -31,7 +31,7 @@ from .onestep import (
 from .rfr import RFRConfig
 from .rope import flux_image_ids, flux_text_ids
 from .vae import F16VAE
-from .vae_loader import load_f16_vae
+from .vae.loader import load_f16_vae
 
 Progress = Callable[[int, int], None]
 

@@ -104,7 +104,7 @@ def test_comfyui_path_equals_the_headless_diffusers_path(models: ComfyServer) ->
     from sr4k.op4ksr_core.headless import set_rfr, upscale_image
     from sr4k.op4ksr_core.onestep import OneStepConfig
     from sr4k.op4ksr_core.rfr import RFRConfig
-    from sr4k.op4ksr_core.vae_loader import load_f16_vae
+    from sr4k.op4ksr_core.vae.loader import load_f16_vae
     from tiny_models import load
 
     comfy = models.images(models.run(_small(api_workflow("op4ksr_upscale_4k"))), "4")[0]

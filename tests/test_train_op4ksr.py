@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from sr4k.op4ksr_core.lora import merge_comfy_lora
 from sr4k.op4ksr_core.periodicity import PeriodicityOptions
 from sr4k.op4ksr_core.vae import F16VAE
-from sr4k.op4ksr_core.vae_config import FLUX_F16
+from sr4k.op4ksr_core.vae.config import FLUX_F16
 from sr4k.srkit.degradations import PRESETS
 from sr4k.training.op4ksr import TrainResult, main, train
 from sr4k.training.op4ksr_config import OP4KSRTrainConfig, load_train_config

@@ -71,7 +71,7 @@ def test_exported_lora_loads_in_comfyui_and_equals_the_headless_peft_model(serve
     from sr4k.op4ksr_core.headless import set_rfr, upscale_image
     from sr4k.op4ksr_core.onestep import OneStepConfig
     from sr4k.op4ksr_core.rfr import RFRConfig
-    from sr4k.op4ksr_core.vae_loader import load_f16_vae
+    from sr4k.op4ksr_core.vae.loader import load_f16_vae
 
     log_start = len(server.log_path.read_text(errors="replace"))
     plain = server.images(server.run(_small(api_workflow("op4ksr_exploded"))), "14")[0]

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..op4ksr_core.flux_loader import load_flux_transformer
 from ..op4ksr_core.headless import set_rfr
 from ..op4ksr_core.vae import F16VAE
-from ..op4ksr_core.vae_loader import load_f16_vae
+from ..op4ksr_core.vae.loader import load_f16_vae
 from ..srkit.degradations import PRESETS as DEGRADATION_PRESETS
 from ..srkit.weights import load_state_dict
 from .common import EMA, config_to_dict, register_trainable_only_state, resume_checkpoint, save_checkpoint

@@ -20,7 +20,7 @@ from typing import Literal
 from ..op4ksr_core.onestep import OneStepConfig
 from ..op4ksr_core.periodicity import PeriodicityOptions
 from ..op4ksr_core.rfr import RFRConfig
-from ..op4ksr_core.vae_config import DECODE_MODES
+from ..op4ksr_core.vae.config import DECODE_MODES
 from ..srkit.degradations import PRESETS as DEGRADATION_PRESETS
 from .common import build_dataclass, load_config_file, merge_settings, parse_overrides
 from .op4ksr_lora import DEFAULT_DOUBLE_TARGETS, DEFAULT_SINGLE_TARGETS, check_targets
