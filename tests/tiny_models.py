@@ -64,7 +64,7 @@ def tiny_flux_diffusers_model(seed: int = 0) -> torch.nn.Module:
 
 def tiny_flux_bfl_file(seed: int = 0) -> Path:
     """The tiny FLUX in BFL/ComfyUI key layout, bf16 safetensors (what core ``UNETLoader`` reads)."""
-    from sr4k.op4ksr_core.flux_keys import diffusers_to_bfl
+    from sr4k.op4ksr_core.flux.keys import diffusers_to_bfl
 
     def build() -> dict[str, torch.Tensor]:
         sd = tiny_flux_diffusers_model(seed).state_dict()

@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..op4ksr_core.flux_loader import load_flux_transformer
-from ..op4ksr_core.headless import set_rfr
+from ..op4ksr_core.flux.forward import set_rfr
+from ..op4ksr_core.flux.loader import load_flux_transformer
 from ..op4ksr_core.vae import F16VAE
 from ..op4ksr_core.vae.loader import load_f16_vae
 from ..srkit.degradations import PRESETS as DEGRADATION_PRESETS

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..op4ksr_core.headless import patch_size_of, velocity
+from ..op4ksr_core.flux.forward import patch_size_of, velocity
 from ..op4ksr_core.onestep import (
     OneStepConfig,
     latent_multiple,
