@@ -40,7 +40,7 @@ def _small(prompt: dict, long_side: int = 128) -> dict:
 def _lora_transformer() -> torch.nn.Module:
     """The tiny FLUX (as ComfyUI loads it) with a PEFT LoRA on all mappable targets, weights set non-zero."""
     from sr4k.op4ksr_core.flux.loader import load_flux_transformer
-    from sr4k.training.op4ksr_lora import DOUBLE_BLOCK_TARGETS, SINGLE_BLOCK_TARGETS, add_lora
+    from sr4k.training.op4ksr.lora import DOUBLE_BLOCK_TARGETS, SINGLE_BLOCK_TARGETS, add_lora
 
     transformer = load_flux_transformer(load(tiny_flux_bfl_file()))
     add_lora(transformer, RANK, ALPHA, DOUBLE_BLOCK_TARGETS, SINGLE_BLOCK_TARGETS)
@@ -53,7 +53,7 @@ def _lora_transformer() -> torch.nn.Module:
 
 @pytest.fixture(scope="module")
 def server(comfy_server: ComfyServer) -> ComfyServer:
-    from sr4k.training.op4ksr_lora import save_comfy_lora
+    from sr4k.training.op4ksr.lora import save_comfy_lora
 
     install_op4ksr_models(comfy_server)
     save_comfy_lora(_lora_transformer(), comfy_server.models / "loras" / LORA_NAME, torch.float32)
