@@ -4,11 +4,11 @@ Pure PyTorch (+ diffusers for the headless transformer); never imports ComfyUI. 
 below are the stable API the nodes, CLI, trainer and benchmarks use.
 """
 
+from ..srkit.periodicity import PeriodicityOptions, periodicity_loss, periodicity_map, periodicity_score
 from .embedder import RFREmbedder, RFRPosEmbed, grid_from_ids
 from .flux.keys import bfl_to_diffusers, convert_flux_state_dict, detect_flux_layout, diffusers_to_bfl
 from .geometry import TokenGrid, token_grid
 from .onestep import OneStepConfig, one_step_input, one_step_x0, target_size
-from .periodicity import PeriodicityOptions, periodicity_loss, periodicity_map, periodicity_score
 from .rfr import (
     FLUX_TRAIN_GRID,
     RFR_MODES,

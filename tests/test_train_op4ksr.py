@@ -14,10 +14,10 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from sr4k.op4ksr_core.lora import merge_comfy_lora
-from sr4k.op4ksr_core.periodicity import PeriodicityOptions
 from sr4k.op4ksr_core.vae import F16VAE
 from sr4k.op4ksr_core.vae.config import FLUX_F16
 from sr4k.srkit.degradations import PRESETS
+from sr4k.srkit.periodicity import PeriodicityOptions
 from sr4k.training.op4ksr import TrainResult, main, train
 from sr4k.training.op4ksr.config import OP4KSRTrainConfig, load_train_config
 from sr4k.training.op4ksr.data import DegradedCrops, StreamSampler

@@ -20,8 +20,8 @@ from ...op4ksr_core.onestep import (
     one_step_x0,
     upsample_bicubic,
 )
-from ...op4ksr_core.periodicity import periodicity_loss
 from ...op4ksr_core.vae import F16VAE
+from ...srkit.periodicity import periodicity_loss
 from .config import OP4KSRTrainConfig
 
 Perceptual = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

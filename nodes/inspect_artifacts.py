@@ -2,7 +2,7 @@
 
 Artists use it to compare a patch-free upscale with a tiled one: a period-``period_px`` grid (OP4KSR's
 "intra-token" artifact, 32 px for the F16 VAE x 2x2 patches) shows in red, straight tile seams in cyan.
-Scores come from :func:`op4ksr_core.periodicity.periodicity_score` (0 = none, 1 = a pure periodic pattern) and
+Scores come from :func:`srkit.periodicity.periodicity_score` (0 = none, 1 = a pure periodic pattern) and
 :func:`srkit.seam.seam_search` (about 1 = no seams, above about 1.5 = visible seams).
 """
 
@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from comfy_api.latest import io, ui
 
-from ..op4ksr_core.periodicity import DEFAULT_PERIOD_PX, periodicity_map, periodicity_score
 from ..srkit.color import check_image_batch
+from ..srkit.periodicity import DEFAULT_PERIOD_PX, periodicity_map, periodicity_score
 from ..srkit.seam import DEFAULT_MIN_STRIDE, MIN_LINES, seam_heatmap, seam_search
 from .common import from_comfy_image, to_comfy_image
 
