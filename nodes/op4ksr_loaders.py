@@ -9,9 +9,9 @@ import comfy.utils
 import torch
 from comfy_api.latest import io
 
-from ..op4ksr_core.flux_keys import diffusers_to_bfl, flux_layout_or_none
-from ..op4ksr_core.vae_config import DECODE_MODES
-from ..op4ksr_core.vae_loader import load_f16_vae
+from ..op4ksr_core.flux.keys import diffusers_to_bfl, flux_layout_or_none
+from ..op4ksr_core.vae.config import DECODE_MODES
+from ..op4ksr_core.vae.loader import load_f16_vae
 from ..srkit.weights import extract_state_dict, load_checkpoint, load_state_dict
 from .f16_vae import make_comfy_vae
 from .flux_model import flux_diffusion_model

@@ -7,8 +7,8 @@ import gc
 import pytest
 import torch
 
-from sr4k.op4ksr_core import periodicity
-from sr4k.op4ksr_core.periodicity import PeriodicityOptions, autocorrelation, periodicity_loss
+from sr4k.srkit import periodicity
+from sr4k.srkit.periodicity import PeriodicityOptions, autocorrelation, periodicity_loss
 
 H, W = 173, 167  # an unusual geometry, so any tensor of these sizes that survives is the module's
 MAX_LAG = PeriodicityOptions().max_lag  # 80 px for the default period 32, 2 harmonics

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from sr4k.srkit.degradations import PRESETS, DegradationConfig, degrade
 from sr4k.srkit.jpeg import jpeg_compress
-from sr4k.training.gtasr_config import GTASRTrainConfig
+from sr4k.training.gtasr.config import GTASRTrainConfig
 
 TAGS = ("rect60x84", "sq64")
 
