@@ -37,12 +37,26 @@ Progress = Callable[[int, int], None]
 
 
 def set_rfr(transformer: torch.nn.Module, config: RFRConfig) -> torch.nn.Module:
-    """Swap ``transformer.pos_embed`` for an RFR embedder (in place; returns the transformer)."""
+    """Swap ``transformer.pos_embed`` for an RFR embedder (in place; returns the transformer).
+
+    Also hooks the transformer's forward so the embedder sees each call's sigma (``timestep``, which
+    diffusers' FLUX takes in [0, 1]), for the time-aware ``dype`` mode.
+    """
     base = transformer.pos_embed
     original = getattr(base, "original", base)  # re-applying RFR starts from the stock embedder
     transformer.pos_embed = RFRPosEmbed.from_module(original, config)
     transformer.pos_embed.original = original
+    if getattr(transformer, "_sr4k_sigma_hook", None) is None:
+        transformer._sr4k_sigma_hook = transformer.register_forward_pre_hook(_pass_sigma, with_kwargs=True)
     return transformer
+
+
+def _pass_sigma(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+    """Forward pre-hook: hand the call's sigma (first ``timestep`` entry) to an RFR ``pos_embed``."""
+    embed = getattr(module, "pos_embed", None)
+    timestep = kwargs.get("timestep", args[3] if len(args) > 3 else None)
+    if isinstance(embed, RFRPosEmbed) and isinstance(timestep, torch.Tensor) and timestep.numel():
+        embed.sigma = float(timestep.reshape(-1)[0])  # one sync per call; FLUX batches share a sigma
 
 
 def load_pipeline(
