@@ -13,7 +13,6 @@ from pathlib import Path
 import torch
 
 from ..srkit.color import check_image_batch, color_correct
-from ..srkit.weights import load_state_dict
 from .flux.forward import patch_size_of, set_rfr, velocity
 from .flux.loader import load_flux_transformer
 from .lora import merge_comfy_lora
@@ -53,12 +52,12 @@ def load_pipeline(
     for what, path in (("FLUX transformer", flux_path), ("FLUX VAE", vae_path), ("LoRA", lora)):
         if path is not None and not Path(path).is_file():
             raise FileNotFoundError(f"{what} file {path} does not exist")
-    transformer = load_flux_transformer(load_state_dict(flux_path), dtype=dtype, device=device)
+    transformer = load_flux_transformer(flux_path, dtype=dtype, device=device)
     if lora is not None:
         merge_comfy_lora(transformer, lora, lora_strength)
     if rfr is not None:
         set_rfr(transformer, rfr)
-    vae = load_f16_vae(load_state_dict(vae_path), decode_mode, dtype=dtype, device=device)
+    vae = load_f16_vae(vae_path, decode_mode, dtype=dtype, device=device)
     return transformer, vae
 
 
