@@ -50,7 +50,7 @@ class TokenGrid:
     @property
     def pixels_per_token(self) -> int:
         """Side of the pixel square one token decodes to (VAE stride times patch size)."""
-        return self.vae_downscale * self.patch_size
+        return pixels_per_token(self.vae_downscale, self.patch_size)
 
     @property
     def latent_hw(self) -> tuple[int, int]:
@@ -74,10 +74,7 @@ def token_grid(height_px: int, width_px: int, vae_downscale: int, patch_size: in
     Raises ValueError when a side is not a multiple of ``vae_downscale * patch_size``, naming
     the nearest valid sizes, because a silent crop or pad would shift every RoPE position.
     """
-    for name, value in (("vae_downscale", vae_downscale), ("patch_size", patch_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}.")
-    step = vae_downscale * patch_size
+    step = pixels_per_token(vae_downscale, patch_size)
     sides = {"height_px": height_px, "width_px": width_px}
     for name, value in sides.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < step:

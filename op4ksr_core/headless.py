@@ -7,18 +7,18 @@ the CLI, the trainer and the benchmarks.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from ..srkit.color import check_image_batch, color_correct
-from .flux.forward import patch_size_of, set_rfr, velocity
+from ..srkit.images import Progress
+from .flux.forward import set_rfr, token_pixels, velocity
 from .flux.loader import load_flux_transformer
 from .lora import merge_comfy_lora
 from .onestep import (
+    DEFAULT_TARGET_LONG_SIDE,
     OneStepConfig,
-    latent_multiple,
     one_step_input,
     one_step_x0,
     pad_to_multiple,
@@ -28,8 +28,6 @@ from .onestep import (
 from .rfr import RFRConfig
 from .vae import F16VAE
 from .vae.loader import load_f16_vae
-
-Progress = Callable[[int, int], None]
 
 
 def load_pipeline(
@@ -78,9 +76,9 @@ def upscale_image(
     check_image_batch(lr, "image")
     lr = lr[:, :3].float()
     if long_side is None and scale is None:
-        long_side = 4096
+        long_side = DEFAULT_TARGET_LONG_SIDE
     size = target_size(*lr.shape[-2:], long_side=long_side, scale=scale)
-    multiple = latent_multiple(vae.downscale, patch_size_of(transformer, vae.config.latent_channels))
+    multiple = token_pixels(transformer, vae)
     device = next(transformer.parameters()).device
     outs = []
     for i in range(lr.shape[0]):

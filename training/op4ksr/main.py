@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ...op4ksr_core.flux.forward import set_rfr
+from ...op4ksr_core.flux.forward import set_rfr, token_pixels
 from ...op4ksr_core.flux.loader import load_flux_transformer
 from ...op4ksr_core.vae import F16VAE
 from ...op4ksr_core.vae.loader import load_f16_vae
@@ -31,7 +31,7 @@ from ..common import EMA, config_to_dict, register_trainable_only_state, resume_
 from .config import OP4KSRTrainConfig, load_train_config
 from .data import DegradedCrops, PairedCrops, StreamSampler
 from .lora import add_lora, save_comfy_lora
-from .step import OneStepSR, Perceptual, compute_losses, encode_pair, make_perceptual, token_pixels
+from .step import OneStepSR, Perceptual, compute_losses, encode_pair, make_perceptual
 
 logger = logging.getLogger(__name__)
 
