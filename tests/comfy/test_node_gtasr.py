@@ -10,10 +10,9 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from comfy_harness import ComfyServer, PromptError, execution_error
-from gtasr_support import border_ratio
+from gtasr_support import border_ratio, lowres, tiny_gtasr_files
 from sr4k.gtasr_core import GTASRNet, load_gtasr, upscale
 from sr4k.srkit.seam import seam_score
-from test_cli import lowres, tiny_gtasr_files
 from workflow_files import api_workflow
 
 pytestmark = pytest.mark.comfy

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WORK = Path(os.environ.get("SR4K_COMFY_WORK", REPO / ".cache" / "comfyui"))
 COMFY_DIR = WORK / "ComfyUI"
 VENV_PY = WORK / "venv" / "bin" / "python"
