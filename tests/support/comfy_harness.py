@@ -167,7 +167,7 @@ def start_server(base: Path, timeout: float = 180.0) -> ComfyServer:
     extra.write_text("\n".join(lines) + "\n")
     port = free_port()
     log_path = base / "server.log"
-    log = open(log_path, "w")  # noqa: SIM115 - closed with the process
+    log = open(log_path, "w")
     cmd = [
         str(VENV_PY), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
         "--disable-api-nodes", "--disable-all-custom-nodes",

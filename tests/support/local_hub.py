@@ -63,13 +63,13 @@ def _handler(hub: LocalHub) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def do_HEAD(self) -> None:  # noqa: N802 - http.server naming
+        def do_HEAD(self) -> None:
             data = hub.current(self.path)
             if data is None:
                 return self._missing()
             self._headers(data, extra={"Content-Length": str(len(data))})
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             rng = self.headers.get("Range")
             if rng:  # a resumed request continues the version of the GET it resumes
                 hub.ranges.append(rng)

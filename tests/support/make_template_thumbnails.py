@@ -63,7 +63,7 @@ def _square(png: bytes) -> Image.Image:
     return Image.open(io.BytesIO(png)).convert("RGB").resize((SIDE, SIDE), Image.LANCZOS)
 
 
-def render(page, server: ComfyServer, path: Path) -> Path:  # noqa: ANN001 - a Playwright page
+def render(page, server: ComfyServer, path: Path) -> Path:
     load_ui_workflow(page, json.loads(path.read_text()))
     page.wait_for_timeout(500)
     if path.stem in RUNNABLE:
