@@ -19,8 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from ...op4ksr_core.vae_config import DECODE_MODES
+from ...op4ksr_core.vae.config import DECODE_MODES
 from ..common import build_dataclass, load_config_file, merge_settings, parse_overrides
+
+__all__ = ["DTYPES", "MIXED_PRECISION", "PERCEPTUALS", "TRAIN_SCOPES", "F16VAETrainConfig", "load_train_config"]
 
 TRAIN_SCOPES: tuple[str, ...] = ("tail", "last_block", "decoder")
 PERCEPTUALS: tuple[str, ...] = ("lpips_vgg", "standin", "none")

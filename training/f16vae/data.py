@@ -1,6 +1,6 @@
 """HR crops for the F16 decoder trainer, each a pure function of its position in the training stream.
 
-Keys come from ``op4ksr_data.StreamSampler`` (image index, sample seed), so a resumed run, on any number of
+Keys come from ``op4ksr.data.StreamSampler`` (image index, sample seed), so a resumed run, on any number of
 processes, sees exactly the crops the uninterrupted run would have seen.
 """
 
@@ -12,7 +12,9 @@ import torch
 from torch.utils.data import Dataset
 
 from ...srkit.image_io import read_image
-from ..op4ksr_data import Key, crop_origin, list_images
+from ..op4ksr.data import Key, crop_origin, list_images
+
+__all__ = ["HRCrops"]
 
 
 class HRCrops(Dataset):

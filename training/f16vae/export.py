@@ -2,7 +2,7 @@
 
 The file holds all 244 tensors of the FLUX VAE in diffusers key layout (``encoder.down_blocks...``,
 ``decoder.up_blocks...``), the layout of Diffusion-4K's SC-VAE and UltraFlux's VAE, so
-``OP4KSR_LoadF16VAE``, ``sr4k upscale --vae`` and ``op4ksr_core.vae_loader.load_f16_vae`` read it
+``OP4KSR_LoadF16VAE``, ``sr4k upscale --vae`` and ``op4ksr_core.vae.load_f16_vae`` read it
 unchanged. Metadata:
 
 - ``sr4k.op4ksr``: JSON ``{"decode_mode": ..., ...}``, the settings the weights were trained with. Same key
@@ -22,7 +22,9 @@ import torch
 from safetensors.torch import save_file
 
 from ...op4ksr_core.vae import F16VAE
-from ...op4ksr_core.vae_loader import check_vae_state_dict
+from ...op4ksr_core.vae.loader import check_vae_state_dict
+
+__all__ = ["METADATA_KEY", "export_f16_vae", "read_settings", "vae_settings"]
 
 # Kept equal to op4ksr_core/settings.py METADATA_KEY (the LoRA export's settings key).
 METADATA_KEY = "sr4k.op4ksr"

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from ...op4ksr_core.vae import F16VAE
-from ...op4ksr_core.vae_loader import load_f16_vae
+from ...op4ksr_core.vae.loader import load_f16_vae
 from ...srkit.weights import load_state_dict
 from ..common import (
     EMA,
@@ -34,11 +34,13 @@ from ..common import (
     resume_checkpoint,
     save_checkpoint,
 )
-from ..op4ksr_data import StreamSampler
+from ..op4ksr.data import StreamSampler
 from .config import F16VAETrainConfig, load_train_config
 from .data import HRCrops
 from .export import export_f16_vae
 from .model import DecoderFinetune
+
+__all__ = ["VAE_FILE", "TrainResult", "compute_losses", "load_vae", "main", "make_perceptual", "posterior_noise", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +66,10 @@ def load_vae(config: F16VAETrainConfig) -> F16VAE:
 
 
 def make_perceptual(config: F16VAETrainConfig, device: torch.device) -> Perceptual | None:
-    """LPIPS-VGG from local files (training.gtasr_perceptual), the documented stand-in, or None."""
+    """LPIPS-VGG from local files (training.gtasr.perceptual), the documented stand-in, or None."""
     if not config.uses_perceptual:
         return None
-    from ..gtasr_perceptual import make_perceptual as build
+    from ..gtasr.perceptual import make_perceptual as build
 
     return build(config.perceptual, device, config.vgg16_weights or None)
 

@@ -11,8 +11,10 @@ import torch
 from torch import nn
 
 from ...op4ksr_core.vae import F16VAE
-from ...op4ksr_core.vae_layers import norm_silu, run_layers
-from ...op4ksr_core.vae_tail import DECODE_SHIFT, upsample_conv_tail
+from ...op4ksr_core.vae.layers import norm_silu, run_layers
+from ...op4ksr_core.vae.tail import DECODE_SHIFT, upsample_conv_tail
+
+__all__ = ["DecoderFinetune", "trainable_modules"]
 
 
 def trainable_modules(vae: F16VAE, scope: str) -> list[nn.Module]:
