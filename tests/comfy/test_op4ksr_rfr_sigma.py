@@ -37,6 +37,7 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).norm() / b.norm()).item()
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_headless_hook_hands_the_timestep_to_dype(one_thread: object) -> None:
     transformer = sharp_tiny_flux_diffusers()
