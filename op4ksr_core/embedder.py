@@ -7,7 +7,8 @@
   each [L, D] float32). Install with ``transformer.pos_embed = RFRPosEmbed.from_module(...)``.
 
 Both read the token grid from the ids at every call (largest row and column position + 1), so one
-patched model adapts to any resolution. With ``RFRConfig(mode="none")`` each is bitwise equal to its
+patched model adapts to any resolution. Modes ``yarn``/``dype`` build their tables from per-band spectra
+(``rfr_spectra``); ``dype`` also reads ``self.sigma``, which the host sets per model call. With ``RFRConfig(mode="none")`` each is bitwise equal to its
 host's stock embedder (tests/test_op4ksr_rope_embedder.py).
 
 Precision: frequencies, angles, cos and sin in float64, cast to float32 at the end, as both hosts do;
