@@ -8,6 +8,7 @@ from ..op4ksr_core.embedder import RFREmbedder
 from ..op4ksr_core.onestep import OneStepConfig
 from ..op4ksr_core.rfr import FLUX_TRAIN_GRID, RFR_MODES, RFRConfig
 from .flux_model import empty_flux_conditioning, flux_diffusion_model
+from .rfr_sigma import set_sigma_wrapper
 
 
 def rfr_config(mode: str, alpha: float, reference_tokens: int) -> RFRConfig:
@@ -19,6 +20,7 @@ def apply_rfr(model, config: RFRConfig):  # noqa: ANN001, ANN201 - ComfyUI Model
     inner = flux_diffusion_model(model)
     patched = model.clone()
     patched.add_object_patch("diffusion_model.pe_embedder", RFREmbedder.from_module(inner.pe_embedder, config))
+    set_sigma_wrapper(patched, config.mode == "dype")  # only dype reads the sampling sigma
     return patched
 
 
@@ -31,7 +33,9 @@ def rfr_inputs() -> list:
             default="ntk",
             tooltip="RoPE base-frequency rescaling against periodic artifacts at 4K. ntk: rescale each axis' "
             "base by how far the token grid exceeds the training grid (default). scale: multiply the base by "
-            "alpha. none: stock FLUX RoPE.",
+            "alpha. none: stock FLUX RoPE. yarn: per-band YaRN ramps plus attention scale 1 + 0.1 ln s "
+            "(training-free 4K for base FLUX). dype: YaRN that follows the sampling sigma (strong at high "
+            "noise, stock RoPE near the end); for multi-step refines such as flux_refine_4k.",
         ),
         io.Float.Input(
             "alpha", default=1.0, min=0.01, max=100.0, step=0.01,
@@ -40,7 +44,7 @@ def rfr_inputs() -> list:
         io.Int.Input(
             "reference_tokens", default=int(FLUX_TRAIN_GRID[0]), min=1, max=1024,
             tooltip="Tokens per side of the grid the model was trained at (FLUX.1: 1024 px / 16 px = 64). "
-            "Used by 'ntk'.",
+            "Used by 'ntk', 'yarn' and 'dype'.",
         ),
     ]  # fmt: skip
 

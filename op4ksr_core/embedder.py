@@ -7,7 +7,8 @@
   each [L, D] float32). Install with ``transformer.pos_embed = RFRPosEmbed.from_module(...)``.
 
 Both read the token grid from the ids at every call (largest row and column position + 1), so one
-patched model adapts to any resolution. With ``RFRConfig(mode="none")`` each is bitwise equal to its
+patched model adapts to any resolution. Modes ``yarn``/``dype`` build their tables from per-band spectra
+(``rfr_spectra``); ``dype`` also reads ``self.sigma``, which the host sets per model call. With ``RFRConfig(mode="none")`` each is bitwise equal to its
 host's stock embedder (tests/test_op4ksr_rope_embedder.py).
 
 Precision: frequencies, angles, cos and sin in float64, cast to float32 at the end, as both hosts do;
@@ -22,7 +23,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .rfr import RFRConfig, rescaled_thetas
+from .rfr import SPECTRAL_MODES, RFRConfig, rescaled_thetas
+from .rfr_spectra import AxisSpectrum, axis_spectra, embed_nd_spectra, pos_embed_cos_sin_spectra
 from .rope import ExponentGrid, rope_cos_sin, rope_matrices
 
 __all__ = [
@@ -108,12 +110,24 @@ class _RFRBase(nn.Module):
         self.dim = sum(axes)
         self.config = RFRConfig() if config is None else config
         self.exponent_grid: ExponentGrid = exponent_grid
+        # The sampling sigma of the current model call, for mode "dype" (None = 1.0). Set by the host:
+        # a ComfyUI DIFFUSION_MODEL wrapper (nodes/rfr_sigma.py) or a diffusers forward hook (headless).
+        self.sigma: float | None = None
         # Validate axes/theta against the config now rather than at the first sampling step.
-        self.thetas_for((1.0, 1.0))
+        self.spectra_for((1.0, 1.0))
 
     def thetas_for(self, grid_hw: tuple[float, float]) -> tuple[float, ...]:
         """Per-axis bases this embedder uses for a (rows, cols) token grid."""
         return rescaled_thetas(self.config, self.axes_dim, self.theta, grid_hw)
+
+    def spectra_for(self, grid_hw: tuple[float, float]) -> list[AxisSpectrum]:
+        """Per-axis frequencies and rotary magnitudes for a (rows, cols) grid at the current ``sigma``."""
+        return axis_spectra(self.config, self.axes_dim, self.theta, grid_hw, self.sigma, self.exponent_grid)
+
+    @property
+    def spectral(self) -> bool:
+        """Whether the mode sets per-band spectra (``yarn``/``dype``) rather than one base per axis."""
+        return self.config.mode in SPECTRAL_MODES
 
     def _thetas_for_ids(self, ids: Tensor) -> tuple[float, ...]:
         # Only NTK depends on the grid; skipping the max() avoids a device sync for the other modes.
@@ -151,6 +165,8 @@ class RFREmbedder(_RFRBase):
         return cls(embedder.dim, embedder.theta, embedder.axes_dim, config)
 
     def forward(self, ids: Tensor) -> Tensor:
+        if self.spectral:
+            return embed_nd_spectra(ids, self.spectra_for(grid_from_ids(ids)))
         return embed_nd(ids, self.axes_dim, self._thetas_for_ids(ids), self.exponent_grid)
 
 
@@ -178,4 +194,6 @@ class RFRPosEmbed(_RFRBase):
         return cls(pos_embed.theta, pos_embed.axes_dim, config)
 
     def forward(self, ids: Tensor) -> tuple[Tensor, Tensor]:
+        if self.spectral:
+            return pos_embed_cos_sin_spectra(ids, self.spectra_for(grid_from_ids(ids)))
         return pos_embed_cos_sin(ids, self.axes_dim, self._thetas_for_ids(ids), self.exponent_grid)

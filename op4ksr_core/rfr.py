@@ -19,6 +19,14 @@ s so its phase range over the new grid equals the trained one; it is the identit
 size and adapts per axis and per resolution at run time (4KSR-RealVary has varying aspect ratios).
 At 4096^2 with F16 (128 tokens, s = 2, d = 56) it gives theta' ~ 20,520 (§3.4 b). This is an inference,
 not the paper's formula: choose by ablation.
+
+Training-free modes for base FLUX at 4K (``rope_yarn``, ``rfr_spectra``): they change per-band
+frequencies rather than one base, and scale the rotary tables by YaRN's ``1 + 0.1 ln s``:
+
+- ``"yarn"``: per-axis YaRN (NTK-by-parts ramps), as DyPE and UltraFlux define it.
+- ``"dype"``: DyPE's time-aware YaRN: the ramps shrink with kappa = sigma**2, so the rescaling grows with
+  the sampling sigma and vanishes as sigma -> 0. Needs the sigma of each model call (set by a ComfyUI
+  wrapper or a diffusers forward hook; 1.0 when none is set, i.e. ``"yarn"``).
 """
 
 from __future__ import annotations
@@ -27,12 +35,14 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from .geometry import token_grid
+from .geometry import FLUX_F8_DOWNSCALE, FLUX_PATCH_SIZE, token_grid
 from .rope import axis_frequencies
 
 __all__ = [
     "RFRMode",
     "RFR_MODES",
+    "GRID_MODES",
+    "SPECTRAL_MODES",
     "SPATIAL_AXES",
     "FLUX_TRAIN_GRID",
     "RFRConfig",
@@ -45,18 +55,20 @@ __all__ = [
     "format_allocation_table",
 ]
 
-RFRMode = Literal["none", "scale", "ntk"]
-RFR_MODES: tuple[str, ...] = ("none", "scale", "ntk")
+RFRMode = Literal["none", "scale", "ntk", "yarn", "dype"]
+RFR_MODES: tuple[str, ...] = ("none", "scale", "ntk", "yarn", "dype")
+GRID_MODES: tuple[str, ...] = ("ntk", "yarn", "dype")
+"""Modes that rescale by the token grid's length (spatial axes only)."""
+SPECTRAL_MODES: tuple[str, ...] = ("yarn", "dype")
+"""Modes that set per-band frequencies and a rotary magnitude instead of one base per axis."""
 
 SPATIAL_AXES: tuple[int, int] = (1, 2)
 """FLUX RoPE axes of the token row (height) and column (width); axis 0 is the image index."""
 
 # FLUX.1 pre-training resolution (op4ksr.md §3.3): 1024 px, stock F8 VAE, 2x2 patchify -> 64 x 64 tokens.
 FLUX_TRAIN_SIDE_PX = 1024
-FLUX_VAE_DOWNSCALE = 8
-FLUX_PATCH_SIZE = 2
 FLUX_TRAIN_GRID: tuple[int, int] = token_grid(
-    FLUX_TRAIN_SIDE_PX, FLUX_TRAIN_SIDE_PX, FLUX_VAE_DOWNSCALE, FLUX_PATCH_SIZE
+    FLUX_TRAIN_SIDE_PX, FLUX_TRAIN_SIDE_PX, FLUX_F8_DOWNSCALE, FLUX_PATCH_SIZE
 ).hw
 
 
@@ -68,9 +80,9 @@ def _positive(value: object) -> bool:
 class RFRConfig:
     """RoPE base-frequency rescaling settings (see module docstring for the modes and the default).
 
-    mode: ``"none"``, ``"scale"`` or ``"ntk"``.
+    mode: ``"none"``, ``"scale"``, ``"ntk"``, ``"yarn"`` or ``"dype"``.
     alpha: theta multiplier for ``"scale"`` (ignored by the other modes).
-    reference_grid: (rows, cols) in tokens the backbone was trained at; used by ``"ntk"``.
+    reference_grid: (rows, cols) in tokens the backbone was trained at; used by ``"ntk"``, ``"yarn"``, ``"dype"``.
     axes: RoPE axes whose theta is rescaled; (1, 2) = rows and columns. ``"ntk"`` accepts only spatial
         axes (it needs a grid length); ``"scale"`` may include axis 0.
     """
@@ -96,9 +108,9 @@ class RFRConfig:
             raise ValueError(
                 f"RFRConfig.axes must be distinct non-negative ints, got {self.axes!r}; e.g. (1, 2)."
             )
-        if self.mode == "ntk" and not set(axes) <= set(SPATIAL_AXES):
+        if self.mode in GRID_MODES and not set(axes) <= set(SPATIAL_AXES):
             raise ValueError(
-                f"RFRConfig(mode='ntk') rescales by grid length, defined only for the spatial axes "
+                f"RFRConfig(mode={self.mode!r}) rescales by grid length, defined only for the spatial axes "
                 f"{SPATIAL_AXES}; got axes={self.axes!r}. Use mode='scale' to change axis 0."
             )
         object.__setattr__(self, "reference_grid", ref)
@@ -110,6 +122,8 @@ RFR_PRESETS: dict[str, RFRConfig] = {
     "ntk": RFRConfig(mode="ntk"),
     "scale_2x": RFRConfig(mode="scale", alpha=2.0),
     "scale_half": RFRConfig(mode="scale", alpha=0.5),
+    "yarn": RFRConfig(mode="yarn"),
+    "dype": RFRConfig(mode="dype"),
 }
 """Named settings; ``"ntk"`` is the default (NTK-aware against FLUX.1's 64 x 64 pre-training grid)."""
 
@@ -150,6 +164,11 @@ def rescaled_thetas(
         raise ValueError(f"theta must be a finite number > 0, got {theta!r}.")
     if max(config.axes) >= len(axes_dim):
         raise ValueError(f"RFRConfig.axes {config.axes} out of range for axes_dim {list(axes_dim)}.")
+    if config.mode in SPECTRAL_MODES:
+        raise ValueError(
+            f"RFRConfig(mode={config.mode!r}) sets per-band frequencies, not one base per axis; "
+            "use rfr_spectra.axis_spectra."
+        )
     thetas = [float(theta)] * len(axes_dim)
     if config.mode == "scale":
         for axis in config.axes:

@@ -8,20 +8,35 @@ from __future__ import annotations
 import torch
 
 from ..embedder import RFRPosEmbed
+from ..geometry import pixels_per_token
 from ..onestep import OneStepConfig, pack_latents, unpack_latents
 from ..rfr import RFRConfig
 from ..rope import flux_image_ids, flux_text_ids
 
-__all__ = ["patch_size_of", "set_rfr", "velocity"]
+__all__ = ["patch_size_of", "set_rfr", "token_pixels", "velocity"]
 
 
 def set_rfr(transformer: torch.nn.Module, config: RFRConfig) -> torch.nn.Module:
-    """Swap ``transformer.pos_embed`` for an RFR embedder (in place; returns the transformer)."""
+    """Swap ``transformer.pos_embed`` for an RFR embedder (in place; returns the transformer).
+
+    Also hooks the transformer's forward so the embedder sees each call's sigma (``timestep``, which
+    diffusers' FLUX takes in [0, 1]), for the time-aware ``dype`` mode.
+    """
     base = transformer.pos_embed
     original = getattr(base, "original", base)  # re-applying RFR starts from the stock embedder
     transformer.pos_embed = RFRPosEmbed.from_module(original, config)
     transformer.pos_embed.original = original
+    if getattr(transformer, "_sr4k_sigma_hook", None) is None:
+        transformer._sr4k_sigma_hook = transformer.register_forward_pre_hook(_pass_sigma, with_kwargs=True)
     return transformer
+
+
+def _pass_sigma(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+    """Forward pre-hook: hand the call's sigma (first ``timestep`` entry) to an RFR ``pos_embed``."""
+    embed = getattr(module, "pos_embed", None)
+    timestep = kwargs.get("timestep", args[3] if len(args) > 3 else None)
+    if isinstance(embed, RFRPosEmbed) and isinstance(timestep, torch.Tensor) and timestep.numel():
+        embed.sigma = float(timestep.reshape(-1)[0])  # one sync per call; FLUX batches share a sigma
 
 
 def patch_size_of(transformer: torch.nn.Module, latent_channels: int) -> int:
@@ -34,6 +49,11 @@ def patch_size_of(transformer: torch.nn.Module, latent_channels: int) -> int:
             "the VAE and the transformer do not belong together."
         )
     return p
+
+
+def token_pixels(transformer: torch.nn.Module, vae: torch.nn.Module) -> int:
+    """Pixels per token side for this transformer and VAE pair: the multiple an image side must have."""
+    return pixels_per_token(vae.downscale, patch_size_of(transformer, vae.config.latent_channels))
 
 
 def velocity(

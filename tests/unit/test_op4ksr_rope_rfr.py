@@ -81,7 +81,7 @@ def test_ntk_keeps_highest_band_and_interpolates_lowest() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"mode": "yarn"}, "mode must be one of"),
+        ({"mode": "pi"}, "mode must be one of"),
         ({"alpha": 0.0}, "alpha"),
         ({"alpha": float("nan")}, "alpha"),
         ({"reference_grid": (64,)}, "reference_grid"),

@@ -1,0 +1,225 @@
+"""F16 decoder trainer (accelerate): ``accelerate launch -m sr4k.training.f16vae --config f16vae.toml``.
+
+Each optimizer step takes ``grad_accum`` micro-batches of ``batch_size`` HR crops per process, reconstructs
+them through the frozen encoder and the partly trainable decoder (model.DecoderFinetune) and minimises
+L1 + LPIPS. Every ``checkpoint_every`` steps it writes a resumable accelerate checkpoint holding only the
+trainable tensors, optimizer, scheduler and RNG states (``--resume latest``); a resumed run reproduces the
+uninterrupted one exactly (data and posterior noise are pure functions of the step). The result is
+exported to ``<output_dir>/f16_vae.safetensors`` (export.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from ...op4ksr_core.vae import F16VAE
+from ...op4ksr_core.vae.loader import load_f16_vae
+from ...srkit.weights import load_state_dict
+from ..common import (
+    EMA,
+    config_to_dict,
+    derive_seed,
+    register_trainable_only_state,
+    resume_checkpoint,
+    save_checkpoint,
+)
+from ..op4ksr.data import StreamSampler
+from .config import F16VAETrainConfig, load_train_config
+from .data import HRCrops
+from .export import export_f16_vae
+from .model import DecoderFinetune
+
+__all__ = ["VAE_FILE", "TrainResult", "compute_losses", "load_vae", "main", "make_perceptual", "posterior_noise", "train"]
+
+logger = logging.getLogger(__name__)
+
+VAE_FILE = "f16_vae.safetensors"
+Perceptual = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class TrainResult:
+    """What a run did: final step, per-step loss terms (this process) and the exported VAE."""
+
+    step: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    vae_path: Path | None = None
+
+
+def load_vae(config: F16VAETrainConfig) -> F16VAE:
+    """The F16 VAE from the FLUX VAE weights at ``vae_path`` in ``base_dtype``."""
+    if not config.vae_path:
+        raise ValueError("set vae_path (the FLUX VAE ae.safetensors, or an F16 export) in the config or --vae_path")
+    sd = load_state_dict(config.vae_path)
+    return load_f16_vae(sd, config.decode_mode, dtype=getattr(torch, config.base_dtype))
+
+
+def make_perceptual(config: F16VAETrainConfig, device: torch.device) -> Perceptual | None:
+    """LPIPS-VGG from local files (training.gtasr.perceptual), the documented stand-in, or None."""
+    if not config.uses_perceptual:
+        return None
+    from ..gtasr.perceptual import make_perceptual as build
+
+    return build(config.perceptual, device, config.vgg16_weights or None)
+
+
+def compute_losses(
+    recon: torch.Tensor, target: torch.Tensor, config: F16VAETrainConfig, perceptual: Perceptual | None
+) -> dict[str, torch.Tensor]:
+    """Weighted L1 + perceptual terms (unweighted under their names) and ``total``; images in [-1, 1]."""
+    recon, target = recon.float(), target.float()
+    terms = {"l1": F.l1_loss(recon, target)}
+    total = config.l1_weight * terms["l1"]
+    if perceptual is not None:
+        terms["perceptual"] = perceptual(recon, target).float().mean()
+        total = total + config.perceptual_weight * terms["perceptual"]
+    terms["total"] = total
+    return terms
+
+
+def posterior_noise(config: F16VAETrainConfig, vae: F16VAE, shape: torch.Size, step: int, micro: int, rank: int):  # noqa: ANN201
+    """The posterior's standard normal draw for one micro-batch: a pure function of (seed, step, micro, rank)."""
+    if not config.sample_posterior:
+        return None
+    g = torch.Generator().manual_seed(derive_seed(config.seed, step, micro, rank))
+    latent = (shape[0], vae.config.latent_channels, shape[2] // vae.downscale, shape[3] // vae.downscale)
+    return torch.randn(latent, generator=g)
+
+
+def _export(accelerator, model: DecoderFinetune, ema: EMA | None, config: F16VAETrainConfig, name: str) -> Path:  # noqa: ANN001
+    vae = accelerator.unwrap_model(model).vae
+    named = [(n, p) for n, p in vae.named_parameters() if p.requires_grad]
+    backup = {n: p.detach().clone() for n, p in named} if ema else {}
+    if ema:
+        ema.copy_to(named)
+    path = export_f16_vae(
+        vae, Path(config.output_dir) / name, decode_mode=config.decode_mode, dtype=getattr(torch, config.export_dtype),
+        settings={"train_scope": config.train_scope}, config=config_to_dict(config),
+    )  # fmt: skip
+    if ema:
+        with torch.no_grad():
+            for n, p in named:
+                p.copy_(backup[n])
+    logger.info("exported F16 VAE %s%s", path, " (EMA weights)" if ema else "")
+    return path
+
+
+def train(
+    config: F16VAETrainConfig,
+    *,
+    vae: F16VAE | None = None,
+    dataset: Dataset | None = None,
+    perceptual: Perceptual | None = None,
+) -> TrainResult:
+    """Run (or resume) a decoder fine-tune; the VAE, dataset and perceptual may be passed in (tests)."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    accelerator = Accelerator(
+        mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accum,
+        log_with=config.report_to or None, project_dir=config.output_dir, step_scheduler_with_optimizer=False,
+    )  # fmt: skip
+    set_seed(config.seed)
+    vae = vae if vae is not None else load_vae(config)
+    dataset = dataset if dataset is not None else HRCrops(config.data_dir, config.crop_size, config.hflip)
+    module = DecoderFinetune(vae.to(accelerator.device), config.train_scope, config.decode_mode, config.sample_posterior)
+    module.train()
+    params = [p for p in module.parameters() if p.requires_grad]
+    perceptual = perceptual or make_perceptual(config, accelerator.device)
+
+    optimizer = torch.optim.AdamW(params, lr=config.lr, betas=config.adam_betas, weight_decay=config.weight_decay)
+    warmup = config.warmup_steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)))
+    model, optimizer, scheduler = accelerator.prepare(module, optimizer, scheduler)
+    register_trainable_only_state(accelerator)
+    step, extra = resume_checkpoint(accelerator, config.output_dir, config.resume)
+    named = [(n, p) for n, p in accelerator.unwrap_model(model).vae.named_parameters() if p.requires_grad]
+    ema = EMA(named, config.ema_decay) if config.ema_decay > 0 else None
+    if ema and extra:
+        ema.load_state_dict(extra)
+
+    sampler = StreamSampler(len(dataset), config.batch_size, config.seed, start=step * config.grad_accum * config.batch_size,
+                            rank=accelerator.process_index, world=accelerator.num_processes)  # fmt: skip
+    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers,
+                        pin_memory=accelerator.device.type == "cuda")  # fmt: skip
+    if accelerator.is_main_process:
+        Path(config.output_dir).mkdir(parents=True, exist_ok=True)
+        (Path(config.output_dir) / "config.json").write_text(json.dumps(config_to_dict(config), indent=2))
+        if config.report_to:
+            accelerator.init_trackers("f16vae", config={k: str(v) for k, v in config_to_dict(config).items()})
+    log = logger.info if accelerator.is_main_process else logger.debug
+    log("F16 decoder (%s): %d trainable params, %d processes, from step %d to %d", config.train_scope,
+        sum(p.numel() for p in params), accelerator.num_processes, step, config.steps)  # fmt: skip
+
+    result = TrainResult(step=step)
+    batches = iter(loader)
+    while step < config.steps:
+        sums: dict[str, float] = {}
+        for micro in range(config.grad_accum):
+            hr = next(batches).to(accelerator.device)
+            target = hr.float() * 2 - 1
+            noise = posterior_noise(config, vae, target.shape, step, micro, accelerator.process_index)
+            with accelerator.accumulate(model):
+                with accelerator.autocast():
+                    recon = model(target.to(vae.dtype), noise)
+                    terms = compute_losses(recon, target, config, perceptual)
+                if not math.isfinite(terms["total"].item()):
+                    raise FloatingPointError(f"loss is {terms['total'].item()} at step {step}; lower lr")
+                accelerator.backward(terms["total"])
+                if accelerator.sync_gradients and config.grad_clip > 0:
+                    accelerator.clip_grad_norm_(params, config.grad_clip)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v.item() / config.grad_accum
+        scheduler.step()
+        step += 1
+        if ema:
+            ema.update(named)
+        result.history.append(sums)
+        if step % config.log_every == 0 or step == config.steps:
+            mean = {k: accelerator.reduce(torch.tensor(v, device=accelerator.device), "mean").item() for k, v in sums.items()}
+            log("step %d/%d %s lr %.3g", step, config.steps,
+                " ".join(f"{k} {v:.5f}" for k, v in mean.items()), scheduler.get_last_lr()[0])  # fmt: skip
+            accelerator.log({f"loss/{k}": v for k, v in mean.items()}, step=step)
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            save_checkpoint(accelerator, config.output_dir, step, keep=config.keep_checkpoints,
+                            extra=ema.state_dict() if ema else None)  # fmt: skip
+        if accelerator.is_main_process and config.export_every and step % config.export_every == 0:
+            _export(accelerator, model, ema, config, f"f16_vae_step{step:08d}.safetensors")
+    result.step = step
+    if accelerator.is_main_process:
+        result.vae_path = _export(accelerator, model, ema, config, VAE_FILE)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sr4k.training.f16vae",
+        description="Fine-tune the F16 VAE decoder from FLUX VAE weights. Settings: F16VAETrainConfig fields, "
+        "from --config and --key value overrides (e.g. --train_scope decoder --lr 1e-5).",
+    )
+    parser.add_argument("--config", help="TOML or JSON file of settings")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    args, overrides = parser.parse_known_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = load_train_config(args.config, overrides)
+    if args.print_config:
+        sys.stdout.write(json.dumps(config_to_dict(config), indent=2) + "\n")
+        return 0
+    result = train(config)
+    logger.info("done at step %d; F16 VAE: %s", result.step, result.vae_path)
+    return 0
