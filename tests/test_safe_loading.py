@@ -53,7 +53,7 @@ def test_a_booby_trapped_transformer_is_refused_even_where_comfyui_would_unpickl
     path = booby_trapped(tmp_path / "flux_finetune.ckpt", marker)
     with pytest.raises(CheckpointError, match=r"flux_finetune.ckpt is a pickle that holds Python objects.*"
                                               r"weights_only=True"):
-        loaders.load_flux_transformer(str(path), "default")
+        loaders.load_flux_model(str(path), "default")
     assert not marker.exists()
     with pytest.raises(CheckpointError, match="holds Python objects"):  # the LoRA file goes the same way
         loaders.read_weights(str(booby_trapped(tmp_path / "lora.pt", marker)))
@@ -79,12 +79,13 @@ def test_layout_errors_are_reported_not_swallowed(loaders: ModuleType, tmp_path:
         "transformer_blocks.0.attn.to_v.weight": torch.zeros(4, 4),
     }
     save_file(broken, str(tmp_path / "broken.safetensors"))
-    with pytest.raises(ValueError, match=r"broken.safetensors: cannot fuse double_blocks.0.img_attn.qkv.weight: "
-                                         r"missing \['transformer_blocks.0.attn.to_k.weight'\]"):
-        loaders.load_flux_transformer(str(tmp_path / "broken.safetensors"), "default")
+    # The registry refuses it before any conversion: the message names the file and what it resembles.
+    with pytest.raises(ValueError, match=r"broken.safetensors is not a model sr4k loads: it looks like a FLUX "
+                                         r"transformer in diffusers layout"):
+        loaders.load_flux_model(str(tmp_path / "broken.safetensors"), "default")
     save_file({"img_in.weight": torch.zeros(2), "x_embedder.weight": torch.zeros(2)}, str(tmp_path / "mixed.sft"))
     with pytest.raises(ValueError, match=r"mixed.sft: state dict mixes BFL and diffusers"):
-        loaders.load_flux_transformer(str(tmp_path / "mixed.sft"), "default")
+        loaders.load_flux_model(str(tmp_path / "mixed.sft"), "default")
 
 
 def _violations(path: Path) -> list[str]:
