@@ -84,7 +84,7 @@ def test_layout_errors_are_reported_not_swallowed(loaders: ModuleType, tmp_path:
                                          r"transformer in diffusers layout"):
         loaders.load_flux_model(str(tmp_path / "broken.safetensors"), "default")
     save_file({"img_in.weight": torch.zeros(2), "x_embedder.weight": torch.zeros(2)}, str(tmp_path / "mixed.sft"))
-    with pytest.raises(ValueError, match=r"mixed.sft: state dict mixes BFL and diffusers"):
+    with pytest.raises(ValueError, match=r"mixed.sft is not a model sr4k loads: it looks like a FLUX transformer"):
         loaders.load_flux_model(str(tmp_path / "mixed.sft"), "default")
 
 
