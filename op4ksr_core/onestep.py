@@ -22,6 +22,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 
 InputMode = Literal["flow", "direct"]
 INPUT_MODES: tuple[str, ...] = ("flow", "direct")
@@ -123,22 +124,20 @@ def upsample_bicubic(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
 
 def pack_latents(z: torch.Tensor, patch: int) -> torch.Tensor:
     """``[B, C, h, w]`` -> tokens ``[B, (h/p)(w/p), C p p]`` in FLUX's (c, ph, pw) order."""
-    b, c, h, w = z.shape
+    h, w = z.shape[-2:]
     if h % patch or w % patch:
         raise ValueError(f"latent {h}x{w} is not a multiple of the patch size {patch}.")
-    z = z.view(b, c, h // patch, patch, w // patch, patch)
-    return z.permute(0, 2, 4, 1, 3, 5).reshape(b, (h // patch) * (w // patch), c * patch * patch)
+    return rearrange(z, "b c (h ph) (w pw) -> b (h w) (c ph pw)", ph=patch, pw=patch)
 
 
 def unpack_latents(tokens: torch.Tensor, hw: tuple[int, int], patch: int) -> torch.Tensor:
     """Inverse of :func:`pack_latents`: tokens -> ``[B, C, h, w]`` for latent size ``hw``."""
-    b, n, d = tokens.shape
+    _, n, d = tokens.shape
     h, w = hw
     c = d // (patch * patch)
     if n != (h // patch) * (w // patch) or c * patch * patch != d:
         raise ValueError(f"{n} tokens of width {d} do not tile a {h}x{w} latent with patch {patch}.")
-    z = tokens.view(b, h // patch, w // patch, c, patch, patch)
-    return z.permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
+    return rearrange(tokens, "b (h w) (c ph pw) -> b c (h ph) (w pw)", h=h // patch, ph=patch, pw=patch)
 
 
 def latent_multiple(vae_downscale: int, patch_size: int) -> int:
