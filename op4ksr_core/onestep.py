@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from ..srkit.sizing import target_size  # noqa: F401 - re-exported: OP4KSR's output geometry
+
 InputMode = Literal["flow", "direct"]
 INPUT_MODES: tuple[str, ...] = ("flow", "direct")
 
@@ -71,28 +73,6 @@ def one_step_input(z_lr: torch.Tensor, t_star: float, mode: InputMode) -> torch.
 def one_step_x0(x_t: torch.Tensor, velocity: torch.Tensor, t_star: float) -> torch.Tensor:
     """Rectified-flow estimate of the clean latent: ``x0 = x_t - t* . v`` (one Euler step to 0)."""
     return x_t - t_star * velocity
-
-
-def target_size(
-    height: int, width: int, *, scale: float | None = None, long_side: int | None = None
-) -> tuple[int, int]:
-    """Output ``(H, W)`` for an ``height`` x ``width`` input: by ``scale`` or by ``long_side``.
-
-    Exactly one of the two is given; the aspect ratio is kept and sides are rounded to pixels.
-    """
-    if (scale is None) == (long_side is None):
-        raise ValueError("give exactly one of scale (e.g. 4.0) or long_side (e.g. 4096).")
-    if height < 1 or width < 1:
-        raise ValueError(f"image size must be positive, got {height}x{width}.")
-    if scale is not None:
-        if scale <= 0:
-            raise ValueError(f"scale must be > 0, got {scale}.")
-        return max(1, round(height * scale)), max(1, round(width * scale))
-    assert long_side is not None
-    if long_side < 1:
-        raise ValueError(f"long_side must be >= 1, got {long_side}.")
-    factor = long_side / max(height, width)
-    return max(1, round(height * factor)), max(1, round(width * factor))
 
 
 def pad_to_multiple(image: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
