@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="weights/compute dtype; auto: bf16 on GPUs that support it, else fp32")
     up.add_argument("input", type=Path, metavar="IN", help="image file or folder of images")
     up.add_argument("output", type=Path, metavar="OUT", help="output image file, or folder (PNG files)")
+    # Output size, for every model: op4ksr defaults to a 4096 px long side, gtasr to x4 (one network pass).
+    up.add_argument("--long-side", type=int, default=None,
+                    help="output long side in pixels (default: op4ksr 4096; gtasr uses --scale 4 unless given)")
+    up.add_argument("--scale", type=float, default=None,
+                    help="output/input size ratio instead of --long-side (default: gtasr 4; above 4 gtasr runs x4 "
+                    "passes, x16 = two, then resizes to the exact size)")
     up.add_argument("--bits", type=int, choices=(8, 16), default=None,
                     help="bits per channel of the output (16: PNG/TIFF). Default: 16 for a 16-bit input, else 8")
     for name, spec in UPSCALERS.items():

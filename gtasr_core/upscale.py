@@ -29,7 +29,8 @@ _OOM_ERRORS: tuple[type[BaseException], ...] = tuple(
 
 Progress = Callable[[int, int], None]
 TileDone = Callable[[int, tuple[int, int, int, int], Tensor], None]
-"""``on_tile(image_index, (y, x, h, w) in padded HR px, tile [1, 3, h, w] in [0, 1])`` after each tile."""
+"""``on_tile(image_index, (y, x, h, w) in padded HR px, region [1, 3, h, w] in [0, 1])`` after each tile: the
+tile's region as blended so far (exact for image 0, whose pass accumulates the blending weights)."""
 
 
 def check_image(lr: object, channels: int = 3) -> Tensor:
@@ -100,7 +101,8 @@ def _tiled(net: GTASRNet, x_t: Tensor, lq: Tensor, sigma: float, device: torch.d
                 norm[hr] += wgt
             done += 1
             if on_tile is not None:  # before progress: a progress report may carry the tile as a preview
-                on_tile(i, (r.y * s, r.x * s, r.h * s, r.w * s), ((y + 1) / 2).clamp(0, 1))
+                # The tile's region as blended so far (final once no later tile overlaps it).
+                on_tile(i, (r.y * s, r.x * s, r.h * s, r.w * s), ((out[i:i + 1][hr] / norm[hr] + 1) / 2).clamp(0, 1))
             if progress is not None:
                 progress(done, total)
     return out / norm
