@@ -74,11 +74,11 @@ def _tensor8(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a).float().div(255).permute(2, 0, 1)[None]
 
 
-@pytest.mark.parametrize(("flags", "size"), [(["--scale", "2.5"], (50, 70)), (["--long-side", "100"], (71, 100)),
-                                             (["--scale", "16"], (320, 448))])  # fmt: skip
+@pytest.mark.parametrize(("flags", "size"), [(["--scale", "2.5"], (30, 40)), (["--long-side", "100"], (75, 100)),
+                                             (["--scale", "16"], (192, 256))])  # fmt: skip
 def test_cli_scale_and_long_side(files: tuple, tmp_path: Path, flags: list[str], size: tuple) -> None:  # noqa: F811
     pth, _, tiny = files
-    a = lowres(4, channels=4)
+    a = lowres(4, 12, 16, channels=4)
     Image.fromarray(a).save(tmp_path / "in.png")
     assert main(["upscale", "--weights", str(pth), "--device", "cpu", "--seed", "2", *flags,
                  str(tmp_path / "in.png"), str(tmp_path / "out.png")]) == 0

@@ -84,7 +84,7 @@ def test_16_bits_where_the_format_cannot_store_them_is_a_clear_error(tmp_path: P
 
 def _lowres16(seed: int) -> np.ndarray:
     """The CLI test image at 16 bits, with low bits set (so 8-bit truncation would show)."""
-    a = lowres(seed).astype(np.uint16) * 257
+    a = lowres(seed, 12, 16).astype(np.uint16) * 257
     return a + np.random.default_rng(seed).integers(0, 257, a.shape).astype(np.uint16)
 
 
@@ -106,7 +106,7 @@ def test_cli_keeps_16_bits_and_follows_bits(files: tuple, tmp_path: Path,  # noq
     assert main([*base, "--bits", "8", str(tmp_path / "in.png"), str(tmp_path / "o8.png")]) == 0
     assert image_bits(tmp_path / "o8.png") == 8
     assert np.abs(np.asarray(Image.open(tmp_path / "o8.png")).astype(float) - expected / 257).max() <= 1
-    Image.fromarray(lowres(2)).save(tmp_path / "in8.png")
+    Image.fromarray(lowres(2, 12, 16)).save(tmp_path / "in8.png")
     assert main([*base, "--bits", "16", str(tmp_path / "in8.png"), str(tmp_path / "o16.tif")]) == 0
     assert image_bits(tmp_path / "o16.tif") == 16
     # A 16-bit input to an 8-bit-only format: 8 bits with a warning; --bits 16 there: refused before loading.
