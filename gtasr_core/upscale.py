@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .precond import GTASRNet
+from ..srkit.images import Progress
+from .model import GTASRNet
 from .tiling import pad_to_multiple, plan_tiles, tile_weight
 
 __all__ = ["DEFAULT_OVERLAP", "DEFAULT_TILE", "check_image", "fallback_tiles", "upscale"]
@@ -27,7 +28,6 @@ DEFAULT_OVERLAP = 64  # released chop_size - chop_stride (512 - 448)
 _OOM_ERRORS: tuple[type[BaseException], ...] = tuple(
     {getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError), torch.cuda.OutOfMemoryError})
 
-Progress = Callable[[int, int], None]
 TileDone = Callable[[int, tuple[int, int, int, int], Tensor], None]
 """``on_tile(image_index, (y, x, h, w) in padded HR px, region [1, 3, h, w] in [0, 1])`` after each tile: the
 tile's region as blended so far (exact for image 0, whose pass accumulates the blending weights)."""

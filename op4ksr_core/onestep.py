@@ -24,7 +24,14 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from ..srkit.sizing import target_size  # noqa: F401 - re-exported: OP4KSR's output geometry
+from ..srkit.sizing import target_size  # re-exported: OP4KSR's output geometry
+
+__all__ = [
+    "DEFAULT_TARGET_LONG_SIDE", "DEFAULT_T_STAR", "INPUT_MODES", "InputMode", "OneStepConfig",
+    "one_step_input", "one_step_x0", "pack_latents", "pad_to_multiple", "target_size", "unpack_latents",
+    "upsample_bicubic",
+]
+
 
 InputMode = Literal["flow", "direct"]
 INPUT_MODES: tuple[str, ...] = ("flow", "direct")
@@ -118,10 +125,3 @@ def unpack_latents(tokens: torch.Tensor, hw: tuple[int, int], patch: int) -> tor
     if n != (h // patch) * (w // patch) or c * patch * patch != d:
         raise ValueError(f"{n} tokens of width {d} do not tile a {h}x{w} latent with patch {patch}.")
     return rearrange(tokens, "b (h w) (c ph pw) -> b c (h ph) (w pw)", h=h // patch, ph=patch, pw=patch)
-
-
-def latent_multiple(vae_downscale: int, patch_size: int) -> int:
-    """Pixel multiple an image must have: one token per ``vae_downscale * patch_size`` pixels."""
-    if vae_downscale < 1 or patch_size < 1:
-        raise ValueError(f"vae_downscale and patch_size must be >= 1, got {vae_downscale}, {patch_size}.")
-    return vae_downscale * patch_size

@@ -1,0 +1,273 @@
+"""L_AP: autocorrelation-based periodicity loss and score (OP4KSR, arXiv 2605.13457).
+
+INFERRED CANDIDATE. The paper names an "autocorrelation-based periodicity loss (L_AP)" but its formula, domain,
+lags and weighting are unknown (``../shared/docs/op4ksr.md`` §4.1); this module implements the candidate of §4.3
+with the engineering choices below, all configurable in :class:`PeriodicityOptions`.
+
+For a signal x [B, C, H, W] (per sample; float32 forced for the FFTs):
+  1. mean removal under a separable Hann window w (edge effects / spectral leakage), x̃ = w·(x − mean_w(x));
+  2. optional Gaussian high-pass of σ = ``highpass_sigma_frac``·max(period) (removes the slow decay of natural-
+     image correlations; keeps the artifact fundamental 1/T, which is attenuated by < 1%);
+  3. Wiener–Khinchin: A = IFFT2(Σ_c |FFT2(x̃_c)|²) on a zero-padded grid (linear, not circular, correlation),
+     divided by the window's own autocorrelation (unbiased), normalised Â = A / A(0);
+  4. at the lattice lags ℓ = (aT, bT), 0 < max(|a|, |b|) ≤ ``harmonics`` (half of them: Â is even), the peak
+     prominence P(ℓ) = Â(ℓ) − mean of Â over the (T+1)×(T+1) box centred on ℓ. A component periodic with
+     period T (or any divisor of T, e.g. the 16-px latent stride) repeats at ℓ but averages out over the box;
+     smooth natural correlations cancel;
+  5. strength S_T = mean over the lags of P(ℓ) (averaging before the ReLU cancels estimation noise), and
+     L_AP = mean over periods of ReLU(S_T − margin).
+S_T is ≈ the fraction of (high-passed) energy that repeats with period T: ≈ 0 (slightly negative) for natural
+textures, → 1 for a pure period-T pattern, independent of contrast and, at a given period, of image size (the
+estimation noise shrinks as T / size). Summing Â over the whole lattice would give exactly the energy of the
+period-T projection; the lags up to ``harmonics`` are its local, affordable part. The gradient does not flow
+through the normaliser A(0) by default, so the loss removes the repeating component instead of adding energy.
+
+Domains of the loss (``domain``): "sr" penalises P(SR); "residual" penalises P(SR − HR); "difference"
+penalises P(SR) − P(HR) (only periodicity in excess of the ground truth's, e.g. real brick walls).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .images import luma
+
+__all__ = [
+    "DEFAULT_PERIOD_PX", "DOMAINS", "LAG_SETS", "PeriodicityOptions", "autocorrelation", "lattice_lags",
+    "periodicity_loss", "periodicity_map", "periodicity_score", "prominences",
+]
+
+
+# The period of OP4KSR's "intra-token" artifacts: one transformer token, F16 VAE x 2x2 packing = 32 px. srkit sits
+# below the cores, so the number is written here; a test checks it equals op4ksr_core.geometry.pixels_per_token.
+DEFAULT_PERIOD_PX = 32
+DOMAINS = ("sr", "residual", "difference")
+LAG_SETS = ("lattice", "axes")
+
+
+@dataclass(frozen=True)
+class PeriodicityOptions:
+    """Configuration of L_AP / the periodicity score (see the module docstring for the maths)."""
+
+    domain: str = "sr"
+    periods: tuple[int, ...] = (DEFAULT_PERIOD_PX,)
+    harmonics: int = 2                  # lags k·T for k = 1..harmonics
+    lags: str = "lattice"               # "lattice": all (aT, bT), |a|, |b| <= harmonics; "axes": (kT, 0), (0, kT)
+    highpass_sigma_frac: float = 0.5    # Gaussian high-pass σ / max(periods); 0 disables
+    window: bool = True                 # Hann window against edge effects
+    luma_only: bool = False             # BT.601 luma instead of the sum over R, G, B
+    margin: float = 0.0                 # prominence tolerated before the loss is non-zero
+    symmetric: bool = False             # "difference": |P(SR) − P(HR)| instead of ReLU(P(SR) − P(HR))
+    eps: float = 1e-12                  # guards A(0) of flat inputs
+    detach_norm: bool = True            # stop-gradient through A(0): remove the repeat, do not add energy
+
+    def __post_init__(self) -> None:
+        if self.domain not in DOMAINS:
+            raise ValueError(f"domain={self.domain!r} is not one of {DOMAINS}")
+        if not self.periods or any(not isinstance(t, int) or t < 2 for t in self.periods):
+            raise ValueError(f"periods={self.periods} must be ints >= 2 px, e.g. ({DEFAULT_PERIOD_PX},)")
+        if self.lags not in LAG_SETS:
+            raise ValueError(f"lags={self.lags!r} is not one of {LAG_SETS}")
+        if self.harmonics < 1:
+            raise ValueError(f"harmonics={self.harmonics} must be >= 1")
+        if self.highpass_sigma_frac < 0 or self.margin < 0 or self.eps <= 0:
+            raise ValueError("highpass_sigma_frac and margin must be >= 0 and eps > 0, got "
+                             f"{self.highpass_sigma_frac}, {self.margin}, {self.eps}")
+
+    @property
+    def max_lag(self) -> int:
+        """Largest lag along an axis that the prominence boxes touch."""
+        t = max(self.periods)
+        return self.harmonics * t + t // 2
+
+
+def _resolve(options: PeriodicityOptions | None, overrides: dict[str, object]) -> PeriodicityOptions:
+    base = options if options is not None else PeriodicityOptions()
+    if "periods" in overrides and isinstance(overrides["periods"], int):
+        overrides = {**overrides, "periods": (overrides["periods"],)}
+    return dataclasses.replace(base, **overrides) if overrides else base  # type: ignore[arg-type]
+
+
+def _hann(n: int, device: torch.device) -> Tensor:
+    return torch.hann_window(n, periodic=False, device=device, dtype=torch.float32) if n > 2 else \
+        torch.ones(n, device=device)
+
+
+def _highpass_power(shape: tuple[int, int], sigma: float, device: torch.device) -> Tensor:
+    """|H(f)|² of the Gaussian high-pass 1 − exp(−2π²σ²|f|²) on an rfft2 grid [Hp, Wp//2 + 1]."""
+    fy = torch.fft.fftfreq(shape[0], device=device)[:, None]
+    fx = torch.fft.rfftfreq(shape[1], device=device)[None, :]
+    h = 1.0 - torch.exp(-2.0 * math.pi**2 * sigma**2 * (fx**2 + fy**2))
+    return h * h
+
+
+def _power(spectrum: Tensor) -> Tensor:
+    """|X|² as re² + im² (smooth at X = 0, unlike |X| whose gradient is undefined there)."""
+    return torch.view_as_real(spectrum).pow(2).sum(dim=-1)
+
+
+@functools.lru_cache(maxsize=32)
+def _window_terms(h: int, w: int, max_lag: int, window: bool, highpass_sigma: float,
+                  device: torch.device) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+    """Data-independent pieces, cached per geometry: (window [H, W], its autocorrelation at the lags
+    [2L+1, 2L+1], high-pass |H|² on the rfft2 grid or None, lag indices [2, 2L+1])."""
+    # Normal (not inference-mode) tensors: the cache is shared by ComfyUI inference and training with autograd.
+    with torch.inference_mode(False), torch.no_grad():
+        wy, wx = (_hann(h, device), _hann(w, device)) if window else \
+            (torch.ones(h, device=device), torch.ones(w, device=device))
+        win = wy[:, None] * wx[None, :]
+        size = (h + max_lag, w + max_lag)   # zero padding >= max lag: no circular wrap-around
+        lags = torch.arange(-max_lag, max_lag + 1, device=device)
+        idx = torch.stack([lags % size[0], lags % size[1]])
+        wacf = torch.fft.irfft2(_power(torch.fft.rfft2(win, s=size)), s=size)
+        wacf = wacf[idx[0]][:, idx[1]]
+        wacf = wacf.clamp(min=1e-6 * float(wacf[max_lag, max_lag]))
+        hp = _highpass_power(size, highpass_sigma, device) if highpass_sigma > 0 else None
+    return win, wacf, hp, idx
+
+
+def autocorrelation(x: Tensor, max_lag: int, *, window: bool = True, highpass_sigma: float = 0.0,
+                    eps: float = 1e-12, detach_norm: bool = False) -> Tensor:
+    """Normalised autocorrelation Â of x [B, C, H, W] (channels summed): [B, 2L+1, 2L+1], lag (0, 0) at [L, L].
+
+    float32 regardless of autocast; differentiable. Requires L = ``max_lag`` ≤ min(H, W)/2.
+    """
+    b, c, h, w = x.shape
+    if 2 * max_lag > min(h, w):
+        raise ValueError(f"image {h}x{w} too small for lags up to {max_lag} px; use crops of at least "
+                         f"{2 * max_lag} px or fewer harmonics / smaller periods")
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        x = x.float()
+        win, wacf, hp, idx = _window_terms(h, w, max_lag, window, float(highpass_sigma), x.device)
+        mean = (x * win).sum(dim=(-2, -1), keepdim=True) / win.sum()
+        size = (h + max_lag, w + max_lag)
+        power = _power(torch.fft.rfft2((x - mean) * win, s=size)).sum(dim=1)
+        if hp is not None:
+            power = power * hp
+        acf = torch.fft.irfft2(power, s=size)[:, idx[0]][:, :, idx[1]]
+        unbiased = acf / wacf
+        zero = unbiased[:, max_lag, max_lag, None, None]
+        return unbiased / ((zero.detach() if detach_norm else zero) + eps)
+
+
+def lattice_lags(period: int, harmonics: int, lags: str = "lattice") -> list[tuple[int, int]]:
+    """Tested lags (dy, dx) for one period: half of the lattice {(aT, bT)} \\ {0} (Â is even), or the axes."""
+    k = range(1, harmonics + 1)
+    if lags == "axes":
+        return [(0, i * period) for i in k] + [(i * period, 0) for i in k]
+    half = [(0, b) for b in k] + [(a, b) for a in k for b in range(-harmonics, harmonics + 1)]
+    return [(a * period, b * period) for a, b in half]
+
+
+def prominences(acf: Tensor, periods: tuple[int, ...], harmonics: int, lags: str = "lattice") -> Tensor:
+    """Peak prominence P(ℓ) = Â(ℓ) − mean of Â over the (T+1)² box around ℓ, for every tested lag: [B, n_lags].
+
+    The box spans one period in both directions, so any period-T (or period-T/m) component averages out of
+    it while it repeats exactly at ℓ; a smooth (natural) correlation is nearly equal to its box mean.
+    """
+    lag0 = (acf.shape[-1] - 1) // 2
+    out = []
+    for t in periods:
+        half = t // 2
+        for dy, dx in lattice_lags(t, harmonics, lags):
+            cy, cx = lag0 + dy, lag0 + dx
+            box = acf[:, cy - half: cy + half + 1, cx - half: cx + half + 1]
+            out.append(acf[:, cy, cx] - box.mean(dim=(-2, -1)))
+    return torch.stack(out, dim=1)
+
+
+def _prepare(images: Tensor, opts: PeriodicityOptions) -> Tensor:
+    if images.ndim != 4:
+        raise ValueError(f"expected images [B, C, H, W], got {tuple(images.shape)}")
+    if opts.luma_only and images.shape[1] == 3:
+        return luma(images)
+    return images
+
+
+def _strengths(images: Tensor, opts: PeriodicityOptions) -> Tensor:
+    """Mean prominence over the lags of each period, [B, n_periods] (averaging first cancels estimation noise)."""
+    p = _prominences_of(images, opts)
+    return p.view(p.shape[0], len(opts.periods), -1).mean(dim=2)
+
+
+def _prominences_of(images: Tensor, opts: PeriodicityOptions) -> Tensor:
+    sigma = opts.highpass_sigma_frac * max(opts.periods)
+    acf = autocorrelation(_prepare(images, opts), opts.max_lag, window=opts.window, highpass_sigma=sigma,
+                          eps=opts.eps, detach_norm=opts.detach_norm)
+    return prominences(acf, opts.periods, opts.harmonics, opts.lags)
+
+
+def periodicity_loss(sr: Tensor, hr: Tensor | None = None, options: PeriodicityOptions | None = None,
+                     **overrides: object) -> Tensor:
+    """L_AP per sample [B] for SR (and HR for the "residual"/"difference" domains), images [B, C, H, W].
+
+    ``options`` and/or keyword overrides of :class:`PeriodicityOptions` (e.g. ``domain="residual"``,
+    ``periods=(16, 32)``). Differentiable w.r.t. ``sr``; the value range is [0, ~1].
+    """
+    opts = _resolve(options, overrides)
+    if opts.domain != "sr":
+        if hr is None:
+            raise ValueError(f"domain={opts.domain!r} needs hr; pass hr or use domain='sr'")
+        if hr.shape != sr.shape:
+            raise ValueError(f"sr {tuple(sr.shape)} and hr {tuple(hr.shape)} must have the same shape")
+    if opts.domain == "residual":
+        assert hr is not None
+        p = _strengths(sr - hr.detach(), opts)
+    elif opts.domain == "difference":
+        assert hr is not None
+        with torch.no_grad():
+            p_hr = _strengths(hr, opts)
+        delta = _strengths(sr, opts) - p_hr
+        p = delta.abs() if opts.symmetric else delta
+    else:
+        p = _strengths(sr, opts)
+    return F.relu(p - opts.margin).mean(dim=1)
+
+
+def periodicity_score(images: Tensor, period_px: int = DEFAULT_PERIOD_PX, *, harmonics: int = 2) -> Tensor:
+    """Strength of the period-``period_px`` component (and its harmonics) per image [B], images [B, 3, H, W].
+
+    Mean positive peak prominence of the normalised autocorrelation (≈ fraction of high-passed energy that
+    repeats with that period): ~0 for natural textures, up to 1 for a pure periodic pattern.
+    """
+    opts = PeriodicityOptions(periods=(period_px,), harmonics=harmonics)
+    return F.relu(_strengths(images, opts)).mean(dim=1)
+
+
+def periodicity_map(image: Tensor, period_px: int = DEFAULT_PERIOD_PX, *, window_px: int | None = None,
+                    stride_px: int | None = None, chunk: int = 512) -> Tensor:
+    """Local periodicity heatmap [H, W] of one image ([3, H, W] or [1, 3, H, W]) for an inspector view.
+
+    Scores (first harmonic) of ``window_px`` windows (default 4·period) every ``stride_px`` (default half a
+    window), bilinearly resampled to the image size. Windows are processed ``chunk`` at a time (memory).
+    """
+    if image.ndim == 4:
+        if image.shape[0] != 1:
+            raise ValueError(f"periodicity_map takes one image, got a batch of {image.shape[0]}")
+        image = image[0]
+    c, h, w = image.shape
+    win = window_px or 4 * period_px
+    step = stride_px or max(1, win // 2)
+    if win > min(h, w):
+        raise ValueError(f"window {win} px exceeds the image {h}x{w}; pass a smaller window_px or period")
+    opts = PeriodicityOptions(periods=(period_px,), harmonics=1)
+    if 2 * opts.max_lag > win:
+        raise ValueError(f"window_px={win} must be >= {2 * opts.max_lag} for period {period_px}")
+    ny, nx = (h - win) // step + 1, (w - win) // step + 1
+    rows_per_chunk = max(1, chunk // nx)
+    scores = []
+    # Unfold one band of window rows at a time: the full unfold of a 4K image would need gigabytes.
+    for r0 in range(0, ny, rows_per_chunk):
+        r1 = min(ny, r0 + rows_per_chunk)
+        band = image[None, :, r0 * step: (r1 - 1) * step + win].float()
+        patches = F.unfold(band, win, stride=step)[0].T.reshape(-1, c, win, win)   # [rows·nx, C, win, win]
+        scores.append(F.relu(_strengths(patches, opts)).mean(dim=1))
+    grid = torch.cat(scores).view(1, 1, ny, nx)
+    return F.interpolate(grid, size=(h, w), mode="bilinear", align_corners=False)[0, 0]

@@ -1,0 +1,285 @@
+"""GTASR nodes in the real ComfyUI server, with a small-config GTASR in the released checkpoint format."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from comfy_harness import ComfyServer, PromptError, execution_error
+from gtasr_support import border_ratio, lowres, tiny_gtasr_files
+from sr4k.gtasr_core import GTASRNet, load_gtasr, upscale
+from sr4k.srkit.seam import seam_score
+from workflow_files import api_workflow
+
+pytestmark = pytest.mark.comfy
+
+SEAM_LR = 96  # > tile 64: forced tiling gives 2 x 2 tiles (starts 0 and 32)
+
+
+@pytest.fixture(scope="module")
+def models(comfy_server: ComfyServer) -> ComfyServer:
+    """The tiny GTASR as GTASR_final_phase.pth (BasicSR) and as safetensors; bad files beside them."""
+    folder = comfy_server.models / "gtasr"
+    pth, st, _ = tiny_gtasr_files(comfy_server.base / "gtasr_src")
+    for name, src in (("GTASR_final_phase.pth", pth), ("tiny_gtasr.safetensors", st)):
+        (folder / name).write_bytes(src.read_bytes())
+    data = pth.read_bytes()
+    (folder / "truncated.pth").write_bytes(data[: len(data) // 2])
+    flux_keys = ("img_in.weight", "double_blocks.0.img_attn.qkv.weight", "single_blocks.0.linear1.weight")
+    save_file({k: torch.zeros(4, 4) for k in flux_keys}, str(folder / "flux1-dev.safetensors"))
+    sd = load_file(str(st))  # one key missing, one unexpected
+    sd["model.extra.weight"] = sd.pop("model.dec.16x16_block0.norm1.bias")
+    save_file(sd, str(folder / "wrong_keys.safetensors"))
+    Image.fromarray(lowres(0)).save(comfy_server.input_dir / "sr4k_example_lowres.png")
+    Image.fromarray(lowres(1, SEAM_LR, SEAM_LR)).save(comfy_server.input_dir / "sr4k_gtasr_seam.png")
+    return comfy_server
+
+
+@pytest.fixture(scope="module")
+def net(models: ComfyServer) -> GTASRNet:
+    """The network the loader must produce (params_ema of the .pth), loaded in this process."""
+    return load_gtasr(models.models / "gtasr" / "GTASR_final_phase.pth")
+
+
+def _lr(server: ComfyServer, name: str) -> torch.Tensor:
+    a = np.array(Image.open(server.input_dir / name).convert("RGB"))
+    return torch.from_numpy(a).float().div(255).permute(2, 0, 1)[None]
+
+
+def _hwc(x: torch.Tensor) -> np.ndarray:
+    return x[0].permute(1, 2, 0).numpy()
+
+
+def _run(server: ComfyServer, prompt: dict) -> np.ndarray:
+    return server.images(server.run(prompt), "4")[0]
+
+
+def _prompt(**upscale_inputs: object) -> dict:
+    prompt = api_workflow("gtasr_upscale")
+    prompt["3"]["inputs"].update(upscale_inputs)
+    return prompt
+
+
+def test_bundled_workflow_equals_the_core(models: ComfyServer, net: GTASRNet) -> None:
+    out = _run(models, _prompt())
+    lr = _lr(models, "sr4k_example_lowres.png")
+    assert out.shape == (4 * lr.shape[-2], 4 * lr.shape[-1], 3)
+    expected = _hwc(upscale(net, lr, seed=0))
+    np.testing.assert_allclose(out / 255.0, expected, atol=1.0 / 255 + 1e-6)  # SaveImage truncates to 8 bits
+    assert out.std() > 5.0
+    # Same seed: same image (up to CPU float rounding across model reloads); another seed: another image.
+    again = _run(models, _prompt())
+    assert np.abs(again.astype(int) - out).max() <= 1 and (again != out).mean() < 1e-3
+    other = _run(models, _prompt(seed=1))
+    assert np.abs(other.astype(int) - out).mean() > 2.0
+
+
+def test_safetensors_and_download_entry_load_the_same_network(models: ComfyServer) -> None:
+    reference = _run(models, _prompt())
+    prompt = _prompt()
+    prompt["2"]["inputs"]["model_name"] = "tiny_gtasr.safetensors"
+    assert np.abs(_run(models, prompt).astype(int) - reference).max() <= 1
+    # The download entry with the released file already in the first gtasr folder: no network (the test
+    # server runs with HF_HUB_OFFLINE=1, so a download attempt would fail).
+    prompt["2"]["inputs"].update(model_name="GTASR_final_phase.pth (download)", download_released=True)
+    assert np.abs(_run(models, prompt).astype(int) - reference).max() <= 1
+
+
+def test_forced_tiles_have_no_seam(models: ComfyServer, net: GTASRNet) -> None:
+    prompt = _prompt(tiling="off")
+    prompt["1"]["inputs"]["image"] = "sr4k_gtasr_seam.png"
+    whole = _run(models, prompt).astype(np.float32) / 255
+    prompt["3"]["inputs"].update(tiling="force", tile_size=64, overlap=16)
+    tiled = _run(models, prompt).astype(np.float32) / 255
+    assert tiled.shape == whole.shape == (4 * SEAM_LR, 4 * SEAM_LR, 3)
+    lr = _lr(models, "sr4k_gtasr_seam.png")
+    np.testing.assert_allclose(tiled, _hwc(upscale(net, lr, seed=0, tile=64, overlap=16)), atol=1 / 255 + 1e-6)
+    # Tiles [0, 64) and [32, 96) in LR px: their inner edges are HR columns/rows 128 and 256.
+    edges = [4 * 32, 4 * 64]
+    t, w = (torch.from_numpy(a).permute(2, 0, 1)[None] for a in (tiled, whole))
+    # Those lines also fall on the network's own Swin-window grid, so the patch-free image is the baseline.
+    # Measured: 1.101 patch-free, 1.104 feathered tiles; 1.158 for the same tiles flat-averaged (overlap=0,
+    # the control showing the measure sees a tiling seam).
+    base = border_ratio(w, edges, edges)
+    assert border_ratio(t, edges, edges) < base + 0.02
+    assert float(seam_score(t, tile=4 * 32)[0]) < float(seam_score(w, tile=4 * 32)[0]) + 0.05
+    flat = torch.floor(upscale(net, lr, seed=0, tile=64, overlap=0) * 255) / 255
+    assert border_ratio(flat, edges, edges) > base + 0.04
+    # Same noise field everywhere: tiles change the image little (measured 0.013; another seed: 0.11).
+    assert np.abs(tiled - whole).mean() < 0.03
+
+
+def test_rgba_keeps_a_bicubic_alpha(models: ComfyServer, net: GTASRNet) -> None:
+    prompt = _prompt()
+    # Alpha from the image's red channel (core nodes), joined back as an RGBA IMAGE.
+    prompt["5"] = {"class_type": "ImageToMask", "inputs": {"image": ["1", 0], "channel": "red"}}
+    prompt["6"] = {"class_type": "JoinImageWithAlpha", "inputs": {"image": ["1", 0], "alpha": ["5", 0]}}
+    prompt["3"]["inputs"]["image"] = ["6", 0]
+    out = _run(models, prompt)
+    lr = _lr(models, "sr4k_example_lowres.png")
+    assert out.shape == (4 * lr.shape[-2], 4 * lr.shape[-1], 4)
+    alpha = F.interpolate(1 - lr[:, :1], scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)
+    np.testing.assert_allclose(out[..., 3] / 255.0, alpha[0, 0].numpy(), atol=1.0 / 255 + 1e-6)
+    np.testing.assert_allclose(out[..., :3] / 255.0, _hwc(upscale(net, lr, seed=0)), atol=1.0 / 255 + 1e-6)
+
+
+def _expect_error(server: ComfyServer, prompt: dict, node_type: str, *fragments: str) -> None:
+    with pytest.raises(PromptError) as err:
+        server.run(prompt)
+    msg = execution_error(err.value.payload)
+    assert msg.get("node_type") == node_type, msg
+    for fragment in fragments:
+        assert fragment in msg["exception_message"], msg["exception_message"]
+    assert _run(server, _prompt()).shape[-1] == 3  # and the server serves the next prompt
+
+
+@pytest.mark.parametrize(("model_name", "fragments"), [
+    ("flux1-dev.safetensors", ("is not a GTASR network", "FLUX transformer", "GTASR_final_phase.pth")),
+    ("truncated.pth", ("truncated or corrupt", "Re-download")),
+    ("wrong_keys.safetensors", ("does not fit the inferred GTASR network", "1 missing keys",
+                                "model.dec.16x16_block0.norm1.bias", "1 unexpected keys", "model.extra.weight")),
+    ("GTASR_final_phase.pth (download)", ("download_released is off", "https://huggingface.co/Blaze-UESTC/GTASR/"
+                                          "resolve/main/GTASR_final_phase.pth")),
+])  # fmt: skip
+def test_bad_model_files_are_clear_errors(models: ComfyServer, model_name: str, fragments: tuple) -> None:
+    prompt = _prompt()
+    prompt["2"]["inputs"]["model_name"] = model_name
+    _expect_error(models, prompt, "GTASR_LoadModel", *fragments)
+
+
+def test_one_channel_image_is_a_clear_error(models: ComfyServer) -> None:
+    prompt = _prompt()
+    prompt["5"] = {"class_type": "ImageToMask", "inputs": {"image": ["1", 0], "channel": "red"}}
+    prompt["6"] = {"class_type": "SR4KTest_MaskAsImage", "inputs": {"mask": ["5", 0]}}
+    prompt["3"]["inputs"]["image"] = ["6", 0]
+    _expect_error(models, prompt, "GTASR_Upscale", "1 channel(s)", "RGB")
+
+
+def test_empty_batch_is_a_clear_error(models: ComfyServer) -> None:
+    prompt = _prompt()
+    prompt["5"] = {"class_type": "SR4KTest_EmptyImageBatch", "inputs": {"image": ["1", 0]}}
+    prompt["3"]["inputs"]["image"] = ["5", 0]
+    _expect_error(models, prompt, "GTASR_Upscale", "empty batch")
+
+
+def test_tile_that_is_not_a_multiple_is_a_clear_error(models: ComfyServer) -> None:
+    prompt = _prompt(tiling="force", tile_size=100)
+    _expect_error(models, prompt, "GTASR_Upscale", "tile=100 must be a positive multiple of 8")
+
+
+# --- the node classes in this process (ComfyUI tree imported in CPU mode): control flow that a real
+# --- server cannot provoke on demand (out of memory, cancel) ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory):
+    from comfy_tree import import_comfy
+
+    import_comfy()
+    import folder_paths
+
+    from sr4k.nodes import gtasr
+    from sr4k.nodes.folders import register_folders
+
+    register_folders()
+    folder = tmp_path_factory.mktemp("gtasr_models")
+    pth, _, _ = tiny_gtasr_files(folder)
+    paths, exts = folder_paths.folder_names_and_paths["gtasr"]
+    folder_paths.folder_names_and_paths["gtasr"] = ([str(folder), *paths], exts)
+    return gtasr
+
+
+def _patcher(nodes, precision: str = "fp32"):
+    return nodes.LoadModel.execute("tiny_gtasr.pth", precision).result[0]
+
+
+def test_loader_precision_and_patcher(nodes) -> None:
+    import comfy.model_management as mm
+
+    assert nodes.model_options()[-1] == "GTASR_final_phase.pth (download)"
+    assert "tiny_gtasr.pth" in nodes.model_options()
+    patcher = _patcher(nodes, "auto")
+    assert patcher.load_device == mm.get_torch_device() and patcher.offload_device == mm.unet_offload_device()
+    assert next(patcher.model.parameters()).dtype == torch.float32  # auto on CPU
+    bf16 = _patcher(nodes, "bf16")
+    assert {p.dtype for p in bf16.model.parameters()} == {torch.bfloat16}
+    image = torch.rand(1, 16, 16, 3, generator=torch.Generator().manual_seed(0))
+    full = nodes.Upscale.execute(patcher, image, 0, "off", 64, 16).result[0]
+    half = nodes.Upscale.execute(bf16, image, 0, "off", 64, 16).result[0]
+    assert full.shape == half.shape == (1, 64, 64, 3) and full.dtype == half.dtype == torch.float32
+    assert (full - half).abs().mean() < 0.02  # bf16 weights, same image
+
+
+@pytest.mark.parametrize(("tiling", "fits", "tile", "fallback"), [
+    ("off", True, None, False), ("off", False, None, False), ("auto", True, None, True),
+    ("auto", False, 64, True), ("force", True, 64, True),
+])  # fmt: skip
+def test_tiling_modes_call_the_core_as_documented(nodes, monkeypatch: pytest.MonkeyPatch, tiling: str,
+                                                  fits: bool, tile: int | None, fallback: bool) -> None:
+    calls = []
+
+    def fake(net: GTASRNet, lr: torch.Tensor, **kw: object) -> torch.Tensor:
+        calls.append(kw)
+        return torch.zeros(lr.shape[0], 3, 4 * lr.shape[-2], 4 * lr.shape[-1])
+
+    monkeypatch.setattr(nodes, "upscale", fake)
+    monkeypatch.setattr(nodes, "fits_patch_free", lambda need, device: fits)
+    nodes.Upscale.execute(_patcher(nodes), torch.rand(2, 8, 8, 3), 5, tiling, 64, 16)
+    assert len(calls) == 2  # one core call per image, each with the node's seed
+    assert calls[0]["tile"] == tile and calls[0]["seed"] == 5 and calls[0]["overlap"] == 16
+    if tile is None:
+        assert calls[0]["allow_tile_fallback"] is fallback and calls[0]["fallback_tile"] == 64
+
+
+def test_out_of_memory_is_a_clear_error_and_frees_memory(nodes, monkeypatch: pytest.MonkeyPatch) -> None:
+    import comfy.model_management as mm
+
+    def oom(*args: object, **kw: object) -> None:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    emptied: list[int] = []
+    monkeypatch.setattr(nodes, "upscale", oom)
+    monkeypatch.setattr(mm, "soft_empty_cache", lambda *a, **k: emptied.append(1))
+    patcher = _patcher(nodes)
+    with pytest.raises(RuntimeError) as err:
+        nodes.Upscale.execute(patcher, torch.rand(1, 16, 24, 3), 0, "off", 512, 64)
+    msg = str(err.value)
+    assert "out of memory upscaling 24x16 to 96x64 in one pass (tiling=off)" in msg
+    assert "Set tiling to auto" in msg and "force with a smaller tile_size" in msg
+    assert emptied
+    with pytest.raises(RuntimeError, match=r"in 16 px tiles \(tiling=force\). Lower tile_size \(now 16; try 8\)"):
+        nodes.Upscale.execute(patcher, torch.rand(1, 16, 24, 3), 0, "force", 16, 4)
+
+
+def test_cancel_propagates_and_frees_memory(nodes, monkeypatch: pytest.MonkeyPatch) -> None:
+    import comfy.model_management as mm
+    import comfy.utils
+
+    emptied: list[int] = []
+    monkeypatch.setattr(mm, "soft_empty_cache", lambda *a, **k: emptied.append(1))
+    seen: list[tuple[int, int]] = []
+
+    def hook(value: int, total: int, preview: object, node_id: object = None) -> None:
+        seen.append((value, total))
+        if value > 0:  # the user presses Cancel after the first tile
+            raise mm.InterruptProcessingException()
+
+    monkeypatch.setattr(comfy.utils, "PROGRESS_BAR_HOOK", hook)
+    with pytest.raises(mm.InterruptProcessingException):
+        nodes.Upscale.execute(_patcher(nodes), torch.rand(1, 24, 24, 3), 0, "force", 8, 0)
+    # Progress runs over 1000 units per image and pass: 3 x 3 tiles, stopped after the first (1000 // 9).
+    assert seen[0] == (0, 1000) and seen[-1] == (111, 1000)
+    assert emptied
+
+
+def test_memory_estimate_counts_padded_pixels_and_dtype(nodes) -> None:
+    from sr4k.gtasr_core.memory import HEAD_MAPS, upscale_memory
+
+    fp32, bf16 = _patcher(nodes).model, _patcher(nodes, "bf16").model
+    # 20 x 28 LR pads to 24 x 32 (multiple 8); per LR pixel: HEAD_MAPS 32-channel maps + 4 fp32 RGB, at 16 HR px.
+    assert upscale_memory(fp32, 20, 28) == 24 * 32 * 16 * (HEAD_MAPS * 32 * 4 + 4 * 3 * 4)
+    assert upscale_memory(bf16, 20, 28) == 24 * 32 * 16 * (HEAD_MAPS * 32 * 2 + 4 * 3 * 4)

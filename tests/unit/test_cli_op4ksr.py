@@ -1,0 +1,49 @@
+"""``sr4k upscale --model op4ksr`` on the tiny detectable FLUX and a real-size F16 VAE."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sr4k.cli.main import main
+from sr4k.op4ksr_core.flux.forward import set_rfr
+from sr4k.op4ksr_core.flux.loader import load_flux_transformer
+from sr4k.op4ksr_core.headless import upscale_image
+from sr4k.op4ksr_core.onestep import OneStepConfig
+from sr4k.op4ksr_core.rfr import RFR_PRESETS
+from sr4k.op4ksr_core.vae.loader import load_f16_vae
+from tiny_models import f16_vae_file, load, tiny_flux_bfl_file
+
+
+def test_cli_matches_the_headless_pipeline(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    lr = (rng.random((24, 32, 3)) * 255).astype(np.uint8)
+    Image.fromarray(lr).save(tmp_path / "in.png")
+    flux, vae = tiny_flux_bfl_file(), f16_vae_file("bfl")
+    status = main(["upscale", "--model", "op4ksr", "--flux", str(flux), "--vae", str(vae), "--device", "cpu",
+                   "--dtype", "fp32", "--long-side", "128", "--rfr", "scale_2x", "--t-star", "0.25",
+                   str(tmp_path / "in.png"), str(tmp_path / "out.png")])  # fmt: skip
+    assert status == 0
+    out = np.array(Image.open(tmp_path / "out.png"))
+    assert out.shape == (96, 128, 3)
+    transformer = set_rfr(load_flux_transformer(load(flux)), RFR_PRESETS["scale_2x"])
+    f16 = load_f16_vae(load(vae), "aligned", dtype=torch.float32)
+    x = torch.from_numpy(lr).float().div(255).permute(2, 0, 1)[None]
+    ref = upscale_image(transformer, f16, x, long_side=128, config=OneStepConfig(t_star=0.25))
+    ref8 = (ref[0].permute(1, 2, 0).numpy() * 255).round()
+    assert np.abs(ref8 - out).max() <= 1
+
+
+@pytest.mark.parametrize(("extra", "message"), [([], "needs --flux"), (["--flux", "nope.safetensors"], "does not exist")])
+def test_missing_weights_are_clear_errors(tmp_path: Path, caplog: pytest.LogCaptureFixture, extra: list,
+                                         message: str) -> None:  # fmt: skip
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "in.png")
+    with caplog.at_level("ERROR", logger="sr4k"):
+        status = main(["upscale", "--model", "op4ksr", *extra, "--vae", str(tmp_path / "in.png"),
+                       str(tmp_path / "in.png"), str(tmp_path / "out.png")])  # fmt: skip
+    assert status == 1
+    assert message in caplog.text

@@ -1,0 +1,166 @@
+"""Configuration of the OP4KSR LoRA trainer: one frozen dataclass, loadable from TOML/JSON + CLI overrides.
+
+The paper gives no training recipe (docs op4ksr.md §5, §11); the defaults follow the engineering fallback
+of §11: LoRA on the FLUX transformer, LR latent as ``x_{t*}`` at t* = 0.5, MSE (+ optional LPIPS) plus
+L_AP (§4.3 candidate, ``srkit.periodicity``) with RFR on the h/w axes. See docs/training_op4ksr.md.
+
+Losses (each weight 0 disables the term; pixel terms need one decoder pass per step):
+  latent_weight     ``latent_loss`` (mse | l1) between x0 and the F16 latent of HR (model space);
+  pixel_weight      ``pixel_loss`` (mse | l1) between the decoded SR and HR, both in [-1, 1];
+  perceptual_weight LPIPS(SR, HR) in [-1, 1] (``perceptual='lpips'`` or a callable passed to ``train``);
+  lambda_ap         L_AP on the decoded SR in [0, 1] (vs HR for the ``ap.domain`` residual/difference).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ...op4ksr_core.onestep import OneStepConfig
+from ...op4ksr_core.rfr import RFRConfig
+from ...op4ksr_core.vae.config import DECODE_MODES
+from ...srkit.degradations import PRESETS as DEGRADATION_PRESETS
+from ...srkit.periodicity import PeriodicityOptions
+from ..common import build_dataclass, load_config_file, merge_settings, parse_overrides
+from .lora import DEFAULT_DOUBLE_TARGETS, DEFAULT_SINGLE_TARGETS, check_targets
+
+__all__ = [
+    "DTYPES", "MIXED_PRECISION", "OP4KSRTrainConfig", "load_train_config",
+]
+
+
+DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
+MIXED_PRECISION: tuple[str, ...] = ("no", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class OP4KSRTrainConfig:
+    """Every setting of an OP4KSR LoRA run (see the module docstring for the losses)."""
+
+    # Models (BFL/ComfyUI or diffusers keys; the VAE file is the FLUX VAE, used with F16 geometry).
+    flux_path: str = ""
+    vae_path: str = ""
+    decode_mode: Literal["partitioned", "aligned"] = "aligned"
+    axes_dims_rope: tuple[int, ...] = ()  # () = FLUX.1's split, read off the head dim
+    base_dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
+    # LoRA (PEFT); targets are block-relative module paths (lora.py).
+    lora_rank: int = 64
+    lora_alpha: float = 64.0
+    lora_dropout: float = 0.0
+    lora_double_targets: tuple[str, ...] = DEFAULT_DOUBLE_TARGETS
+    lora_single_targets: tuple[str, ...] = DEFAULT_SINGLE_TARGETS
+    # One-step update and RoPE (as at inference: op4ksr_core.onestep / rfr).
+    t_star: float = 0.5
+    input_mode: Literal["flow", "direct"] = "flow"
+    guidance: float = 3.5
+    rfr: RFRConfig = field(default_factory=RFRConfig)
+    # Data: HR folder + on-the-fly degradation, or HR + LR folders (paired mode when lr_dir is set).
+    data_dir: str = ""
+    lr_dir: str = ""
+    crop_size: int = 1024
+    scale: int = 4
+    degradation: str = "realesrgan"
+    num_workers: int = 4
+    # Losses.
+    latent_loss: Literal["mse", "l1"] = "mse"
+    latent_weight: float = 1.0
+    pixel_loss: Literal["mse", "l1"] = "l1"
+    pixel_weight: float = 0.0
+    perceptual: Literal["none", "lpips"] = "none"
+    perceptual_weight: float = 0.0
+    lambda_ap: float = 0.0
+    ap: PeriodicityOptions = field(default_factory=PeriodicityOptions)
+    # Optimisation.
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 0
+    grad_clip: float = 1.0
+    steps: int = 10_000
+    batch_size: int = 1
+    grad_accum: int = 1
+    gradient_checkpointing: bool = True
+    mixed_precision: Literal["no", "bf16", "fp16"] = "bf16"
+    ema_decay: float = 0.0  # 0: no EMA; else the exported LoRA holds the EMA weights
+    seed: int = 0
+    # Bookkeeping.
+    output_dir: str = "runs/op4ksr"
+    log_every: int = 10
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    export_every: int = 0  # 0: export the LoRA only at the end
+    export_dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
+    resume: str = ""  # "" | "latest" | a checkpoint folder
+    report_to: str = ""  # an accelerate tracker: "tensorboard", "wandb", ... ("" = logging only)
+
+    def __post_init__(self) -> None:
+        self.one_step()  # validates t_star / input_mode / guidance
+        if len(self.axes_dims_rope) not in (0, 3) or any(d <= 0 or d % 2 for d in self.axes_dims_rope):
+            raise ValueError(f"axes_dims_rope={self.axes_dims_rope}: give () or three even dims, e.g. (16, 56, 56)")
+        if self.decode_mode not in DECODE_MODES:
+            raise ValueError(f"decode_mode={self.decode_mode!r}: choose one of {DECODE_MODES}")
+        for name, allowed in (("base_dtype", DTYPES), ("export_dtype", DTYPES), ("mixed_precision", MIXED_PRECISION)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r}: choose one of {allowed}")
+        if self.lora_rank < 1 or self.lora_alpha <= 0 or not 0 <= self.lora_dropout < 1:
+            raise ValueError(
+                f"lora_rank={self.lora_rank}, lora_alpha={self.lora_alpha}, lora_dropout={self.lora_dropout}: "
+                "need rank >= 1, alpha > 0, 0 <= dropout < 1 (e.g. 64, 64.0, 0.0)"
+            )
+        check_targets(self.lora_double_targets, self.lora_single_targets)
+        if self.scale < 1 or self.crop_size < 1 or self.crop_size % self.scale:
+            raise ValueError(
+                f"crop_size={self.crop_size} must be a positive multiple of scale={self.scale} "
+                f"(e.g. {max(1, self.crop_size // max(self.scale, 1)) * max(self.scale, 1)})"
+            )
+        if self.degradation not in DEGRADATION_PRESETS:
+            raise ValueError(f"degradation={self.degradation!r}: choose one of {sorted(DEGRADATION_PRESETS)}")
+        self._check_losses()
+        self._check_optimisation()
+
+    def _check_losses(self) -> None:
+        weights = {k: getattr(self, k) for k in ("latent_weight", "pixel_weight", "perceptual_weight", "lambda_ap")}
+        negative = [k for k, v in weights.items() if v < 0]
+        if negative:
+            raise ValueError(f"loss weights {negative} are negative; use weights >= 0 (0 disables a term)")
+        if not any(v > 0 for v in weights.values()):
+            raise ValueError(f"all loss weights are 0 ({weights}); set e.g. latent_weight = 1.0")
+        if self.lambda_ap > 0 and self.crop_size < 2 * self.ap.max_lag:
+            raise ValueError(
+                f"lambda_ap > 0 needs crop_size >= {2 * self.ap.max_lag} px for lags up to {self.ap.max_lag} px "
+                f"(ap.periods={self.ap.periods}, ap.harmonics={self.ap.harmonics}); raise crop_size or lower those"
+            )
+        if self.perceptual_weight > 0 and self.perceptual == "none":
+            raise ValueError("perceptual_weight > 0 needs perceptual = 'lpips' (or pass perceptual= to train())")
+
+    def _check_optimisation(self) -> None:
+        positive = ("steps", "batch_size", "grad_accum", "log_every", "checkpoint_every")
+        bad = [f"{k}={getattr(self, k)}" for k in positive if getattr(self, k) < 1]
+        bad += [f"{k}={getattr(self, k)}" for k in ("warmup_steps", "export_every", "keep_checkpoints", "num_workers")
+                if getattr(self, k) < 0]  # fmt: skip
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: counts must be >= 1 (steps, sizes, intervals) or >= 0 (others)")
+        if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError(
+                f"lr={self.lr}, weight_decay={self.weight_decay}, grad_clip={self.grad_clip}: need lr > 0, "
+                "weight_decay >= 0, grad_clip >= 0 (0 disables clipping)"
+            )
+        if not all(0 <= b < 1 for b in self.adam_betas):
+            raise ValueError(f"adam_betas={self.adam_betas}: both in [0, 1), e.g. (0.9, 0.999)")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay={self.ema_decay}: in [0, 1) (0 = no EMA, e.g. 0.999)")
+
+    @property
+    def needs_decode(self) -> bool:
+        """Whether a step decodes x0 to pixels (any pixel-space loss is on)."""
+        return self.pixel_weight > 0 or self.perceptual_weight > 0 or self.lambda_ap > 0
+
+    def one_step(self) -> OneStepConfig:
+        return OneStepConfig(t_star=self.t_star, input_mode=self.input_mode, guidance=self.guidance)
+
+
+def load_train_config(path: str | None = None, overrides: Sequence[str] = ()) -> OP4KSRTrainConfig:
+    """Config from an optional TOML/JSON file with ``--key value`` overrides on top (nested: ``--rfr.mode``)."""
+    data = load_config_file(path) if path else {}
+    return build_dataclass(OP4KSRTrainConfig, merge_settings(data, parse_overrides(overrides)))

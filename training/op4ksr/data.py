@@ -1,0 +1,132 @@
+"""Training pairs for OP4KSR: HR crops degraded on the fly (seeded), or aligned crops of paired folders.
+
+Every sample is a pure function of its *position* in the training stream, so a resumed run sees exactly
+the samples the uninterrupted run would have seen, on any number of processes:
+``position -> (epoch permutation of the images, crop seed, degradation seed)``. :class:`StreamSampler`
+yields ``(image_index, sample_seed)`` for the positions of one process; the datasets turn that into
+``(lr [3, c/s, c/s], hr [3, c, c])`` in [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from ...srkit.degradations import DegradationConfig, degrade
+from ...srkit.image_io import IMAGE_SUFFIXES, read_image
+from ..common import derive_seed
+
+__all__ = [
+    "DegradedCrops", "Key", "PairedCrops", "StreamSampler", "crop_origin", "list_images",
+]
+
+
+Key = tuple[int, int]  # (image index, sample seed)
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files directly in ``folder``, sorted by name; ValueError if there are none."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise ValueError(f"image folder {root} does not exist; set data_dir (and lr_dir for paired data)")
+    files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {root}")
+    return files
+
+
+def crop_origin(height: int, width: int, size: int, step: int, generator: torch.Generator) -> tuple[int, int]:
+    """Random top-left of a ``size`` crop on a grid of ``step`` pixels (``step`` = scale keeps LR aligned)."""
+    rows, cols = (height - size) // step + 1, (width - size) // step + 1
+    top = int(torch.randint(rows, (1,), generator=generator)) * step
+    left = int(torch.randint(cols, (1,), generator=generator)) * step
+    return top, left
+
+
+class StreamSampler(Sampler[Key]):
+    """Endless ``(image_index, sample_seed)`` keys of one process, starting at its ``start``-th sample.
+
+    Global position of this process's i-th sample: micro-batch m = i // batch, slot j = i % batch,
+    ``pos = (m * world + rank) * batch + j``; epoch ``pos // n`` shuffles the n images with its own seed.
+    """
+
+    def __init__(self, n_images: int, batch_size: int, seed: int, *, start: int = 0, rank: int = 0, world: int = 1) -> None:
+        if n_images < 1 or batch_size < 1 or not 0 <= rank < world:
+            raise ValueError(f"StreamSampler: n_images={n_images}, batch_size={batch_size}, rank={rank}/{world}")
+        self.n, self.batch, self.seed, self.start, self.rank, self.world = n_images, batch_size, seed, start, rank, world
+
+    def position(self, i: int) -> int:
+        micro, slot = divmod(i, self.batch)
+        return (micro * self.world + self.rank) * self.batch + slot
+
+    def __iter__(self) -> Iterator[Key]:
+        epoch, order = -1, torch.empty(0, dtype=torch.long)
+        i = self.start
+        while True:
+            pos = self.position(i)
+            if pos // self.n != epoch:
+                epoch = pos // self.n
+                order = torch.randperm(self.n, generator=torch.Generator().manual_seed(derive_seed(self.seed, epoch)))
+            yield int(order[pos % self.n]), derive_seed(self.seed, epoch, pos)
+            i += 1
+
+
+class DegradedCrops(Dataset):
+    """HR folder -> random ``crop_size`` crops -> Real-ESRGAN degradation (``srkit.degradations``) at its scale."""
+
+    def __init__(self, folder: str | Path, crop_size: int, degradation: DegradationConfig) -> None:
+        if crop_size % degradation.scale:
+            raise ValueError(f"crop_size={crop_size} is not a multiple of the degradation scale {degradation.scale}")
+        self.files, self.crop, self.degradation = list_images(folder), crop_size, degradation
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, key: Key) -> tuple[torch.Tensor, torch.Tensor]:
+        index, seed = key
+        hr = read_image(self.files[index])
+        _, h, w = hr.shape
+        if min(h, w) < self.crop:
+            raise ValueError(f"{self.files[index]} is {w}x{h}, smaller than crop_size={self.crop}; remove it or crop less")
+        g = torch.Generator().manual_seed(seed)
+        top, left = crop_origin(h, w, self.crop, 1, g)
+        hr = hr[:, top : top + self.crop, left : left + self.crop]
+        out = degrade(hr[None], self.degradation, g)
+        return out.lr[0], hr
+
+
+class PairedCrops(Dataset):
+    """HR and LR folders with the same file stems; LR must be exactly HR / scale. Aligned random crops."""
+
+    def __init__(self, hr_folder: str | Path, lr_folder: str | Path, crop_size: int, scale: int) -> None:
+        if crop_size % scale:
+            raise ValueError(f"crop_size={crop_size} is not a multiple of scale={scale}")
+        hr = {p.stem: p for p in list_images(hr_folder)}
+        lr = {p.stem: p for p in list_images(lr_folder)}
+        missing = sorted(set(hr) ^ set(lr))
+        if missing:
+            raise ValueError(f"paired folders differ: {missing[:5]} are in only one of {hr_folder}, {lr_folder}")
+        self.pairs = [(hr[k], lr[k]) for k in sorted(hr)]
+        self.crop, self.scale = crop_size, scale
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, key: Key) -> tuple[torch.Tensor, torch.Tensor]:
+        index, seed = key
+        hr_path, lr_path = self.pairs[index]
+        hr, lr = read_image(hr_path), read_image(lr_path)
+        (_, h, w), s = hr.shape, self.scale
+        if lr.shape[1:] != (h // s, w // s) or h % s or w % s:
+            raise ValueError(
+                f"{lr_path} is {lr.shape[2]}x{lr.shape[1]}, expected {w // s}x{h // s} (HR {w}x{h} / scale {s}); "
+                "crop HR to a multiple of the scale and resize LR to match"
+            )
+        if min(h, w) < self.crop:
+            raise ValueError(f"{hr_path} is {w}x{h}, smaller than crop_size={self.crop}")
+        top, left = crop_origin(h, w, self.crop, s, torch.Generator().manual_seed(seed))
+        c = self.crop
+        return lr[:, top // s : (top + c) // s, left // s : (left + c) // s], hr[:, top : top + c, left : left + c]

@@ -1,0 +1,222 @@
+"""OP4KSR LoRA trainer (accelerate): ``python -m sr4k.training.op4ksr --config FILE [--key value ...]``.
+
+Multi-GPU / mixed precision through ``accelerate launch -m sr4k.training.op4ksr --config FILE``. Each optimizer
+step takes ``grad_accum`` micro-batches of ``batch_size`` (LR, HR) pairs per process, runs the one-step model
+(training/op4ksr/step.py) with a PEFT LoRA on the FLUX transformer and RFR applied, and every ``checkpoint_every`` steps
+writes a resumable accelerate checkpoint (LoRA + optimizer + RNG; ``--resume latest``). The LoRA is exported
+for ComfyUI's ``LoraLoaderModelOnly`` to ``<output_dir>/op4ksr_lora.safetensors`` (training/op4ksr/lora.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ...op4ksr_core.flux.forward import set_rfr, token_pixels
+from ...op4ksr_core.flux.loader import load_flux_transformer
+from ...op4ksr_core.vae import F16VAE
+from ...op4ksr_core.vae.loader import load_f16_vae
+from ...srkit.degradations import PRESETS as DEGRADATION_PRESETS
+from ...srkit.weights import load_state_dict
+from ..common import EMA, config_to_dict, register_trainable_only_state, resume_checkpoint, save_checkpoint
+from .config import OP4KSRTrainConfig, load_train_config
+from .data import DegradedCrops, PairedCrops, StreamSampler
+from .lora import add_lora, save_comfy_lora
+from .step import OneStepSR, Perceptual, compute_losses, encode_pair, make_perceptual
+
+__all__ = [
+    "LORA_FILE", "TrainResult", "load_transformer", "load_vae", "main", "make_dataset", "train",
+]
+
+
+log = logging.getLogger(__name__)
+
+LORA_FILE = "op4ksr_lora.safetensors"
+
+
+@dataclass
+class TrainResult:
+    """What a run did: its final step, the per-step loss terms (this process) and the exported LoRA."""
+
+    step: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    lora_path: Path | None = None
+
+
+def _dtype(name: str) -> torch.dtype:
+    return getattr(torch, name)
+
+
+def _path(config: OP4KSRTrainConfig, name: str, what: str) -> str:
+    value = getattr(config, name)
+    if not value:
+        raise ValueError(f"set {name} (the {what} safetensors) in the config or with --{name} PATH")
+    return value
+
+
+def load_transformer(config: OP4KSRTrainConfig) -> torch.nn.Module:
+    """The FLUX transformer from ``flux_path`` (BFL/ComfyUI or diffusers keys) in ``base_dtype``."""
+    sd = load_state_dict(_path(config, "flux_path", "FLUX transformer"))
+    return load_flux_transformer(sd, dtype=_dtype(config.base_dtype), axes_dims_rope=config.axes_dims_rope or None)
+
+
+def load_vae(config: OP4KSRTrainConfig) -> F16VAE:
+    """The F16 VAE from the FLUX VAE weights at ``vae_path`` in ``base_dtype``."""
+    sd = load_state_dict(_path(config, "vae_path", "FLUX VAE"))
+    return load_f16_vae(sd, config.decode_mode, dtype=_dtype(config.base_dtype))
+
+
+def make_dataset(config: OP4KSRTrainConfig) -> Dataset:
+    """Paired crops if ``lr_dir`` is set, else degraded HR crops with the ``degradation`` preset at ``scale``."""
+    if config.lr_dir:
+        return PairedCrops(config.data_dir, config.lr_dir, config.crop_size, config.scale)
+    return DegradedCrops(config.data_dir, config.crop_size, DEGRADATION_PRESETS[config.degradation].with_scale(config.scale))
+
+
+def _export(accelerator, model: OneStepSR, ema: EMA | None, config: OP4KSRTrainConfig, name: str) -> Path:  # noqa: ANN001
+    transformer = accelerator.unwrap_model(model).transformer
+    named = [(n, p) for n, p in transformer.named_parameters() if p.requires_grad]
+    backup = {n: p.detach().clone() for n, p in named} if ema else {}
+    if ema:
+        ema.copy_to(named)
+    meta = {"sr4k": "op4ksr", "config": json.dumps(config_to_dict(config))}
+    path = save_comfy_lora(transformer, Path(config.output_dir) / name, _dtype(config.export_dtype), meta)
+    if ema:
+        with torch.no_grad():
+            for n, p in named:
+                p.copy_(backup[n])
+    log.info("exported LoRA %s%s", path, " (EMA weights)" if ema else "")
+    return path
+
+
+def train(
+    config: OP4KSRTrainConfig,
+    *,
+    transformer: torch.nn.Module | None = None,
+    vae: F16VAE | None = None,
+    dataset: Dataset | None = None,
+    perceptual: Perceptual | None = None,
+) -> TrainResult:
+    """Run (or resume) a LoRA training; models/dataset/perceptual may be passed in (tests, notebooks)."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    accelerator = Accelerator(
+        mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accum,
+        log_with=config.report_to or None, project_dir=config.output_dir, step_scheduler_with_optimizer=False,
+    )  # fmt: skip
+    set_seed(config.seed)
+    transformer = transformer if transformer is not None else load_transformer(config)
+    vae = vae if vae is not None else load_vae(config)
+    dataset = dataset if dataset is not None else make_dataset(config)
+    vae = vae.to(accelerator.device).eval().requires_grad_(False)
+    unit = token_pixels(transformer, vae)
+    if config.crop_size % unit:
+        raise ValueError(f"crop_size={config.crop_size} must be a multiple of the token size {unit} px")
+    if config.lambda_ap > 0 and unit not in config.ap.periods:
+        log.warning("L_AP periods %s do not include this model's token size %d px", config.ap.periods, unit)
+    params = add_lora(transformer, config.lora_rank, config.lora_alpha, config.lora_double_targets,
+                      config.lora_single_targets, config.lora_dropout)  # fmt: skip
+    set_rfr(transformer, config.rfr)
+    if config.gradient_checkpointing:
+        transformer.enable_gradient_checkpointing()
+    transformer.train()
+    perceptual = perceptual or make_perceptual(config, accelerator.device)
+
+    optimizer = torch.optim.AdamW(params, lr=config.lr, betas=config.adam_betas, weight_decay=config.weight_decay)
+    warmup = config.warmup_steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)))
+    model, optimizer, scheduler = accelerator.prepare(OneStepSR(transformer, config.one_step()), optimizer, scheduler)
+    register_trainable_only_state(accelerator)
+    step, extra = resume_checkpoint(accelerator, config.output_dir, config.resume)
+    named = [(n, p) for n, p in accelerator.unwrap_model(model).transformer.named_parameters() if p.requires_grad]
+    ema = EMA(named, config.ema_decay) if config.ema_decay > 0 else None
+    if ema and extra:
+        ema.load_state_dict(extra)
+
+    sampler = StreamSampler(len(dataset), config.batch_size, config.seed, start=step * config.grad_accum * config.batch_size,
+                            rank=accelerator.process_index, world=accelerator.num_processes)  # fmt: skip
+    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers,
+                        pin_memory=accelerator.device.type == "cuda")  # fmt: skip
+    if accelerator.is_main_process:
+        Path(config.output_dir).mkdir(parents=True, exist_ok=True)
+        (Path(config.output_dir) / "config.json").write_text(json.dumps(config_to_dict(config), indent=2))
+        if config.report_to:
+            accelerator.init_trackers("op4ksr", config={k: str(v) for k, v in config_to_dict(config).items()})
+    say = log.info if accelerator.is_main_process else log.debug  # one line per step, from the main process
+    say("OP4KSR LoRA: %d trainable params, %d processes, from step %d to %d",
+                sum(p.numel() for p in params), accelerator.num_processes, step, config.steps)  # fmt: skip
+
+    result = TrainResult(step=step)
+    batches = iter(loader)
+    while step < config.steps:
+        sums: dict[str, float] = {}
+        for _ in range(config.grad_accum):
+            lr, hr = (t.to(accelerator.device) for t in next(batches))
+            with accelerator.accumulate(model):
+                z_lr, z_hr = encode_pair(vae, lr, hr)
+                x0 = model(z_lr)
+                with accelerator.autocast():
+                    terms = compute_losses(x0, z_hr, hr, vae, config, perceptual)
+                if not math.isfinite(terms["total"].item()):
+                    raise FloatingPointError(f"loss is {terms['total'].item()} at step {step}; lower lr")
+                accelerator.backward(terms["total"])
+                if accelerator.sync_gradients and config.grad_clip > 0:
+                    accelerator.clip_grad_norm_(params, config.grad_clip)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v.item() / config.grad_accum
+        scheduler.step()
+        step += 1
+        if ema:
+            ema.update(named)
+        result.history.append(sums)
+        if step % config.log_every == 0 or step == config.steps:
+            mean = {k: accelerator.reduce(torch.tensor(v, device=accelerator.device), "mean").item() for k, v in sums.items()}
+            say("step %d/%d %s lr %.3g", step, config.steps,
+                        " ".join(f"{k} {v:.5f}" for k, v in mean.items()), scheduler.get_last_lr()[0])  # fmt: skip
+            accelerator.log({f"loss/{k}": v for k, v in mean.items()}, step=step)
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            save_checkpoint(accelerator, config.output_dir, step, keep=config.keep_checkpoints,
+                            extra=ema.state_dict() if ema else None)  # fmt: skip
+        if accelerator.is_main_process and config.export_every and step % config.export_every == 0:
+            _export(accelerator, model, ema, config, f"op4ksr_lora_step{step:08d}.safetensors")
+    result.step = step
+    if accelerator.is_main_process:
+        result.lora_path = _export(accelerator, model, ema, config, LORA_FILE)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sr4k.training.op4ksr",
+        description="Train an OP4KSR LoRA. Settings: OP4KSRTrainConfig fields, from --config and --key value "
+        "overrides (nested: --rfr.mode ntk, --ap.domain residual).",
+    )
+    parser.add_argument("--config", help="TOML or JSON file of settings")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    args, overrides = parser.parse_known_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = load_train_config(args.config, overrides)
+    if args.print_config:
+        sys.stdout.write(json.dumps(config_to_dict(config), indent=2) + "\n")
+        return 0
+    result = train(config)
+    log.info("done at step %d; LoRA: %s", result.step, result.lora_path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
