@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from comfy_harness import ComfyServer, harness_available, start_server, stop_server
 from make_example_inputs import INPUTS, example_inputs
 from workflow_files import api_workflow, ui_workflows
 
-MAX_BYTES = 32_000  # "a few kB": the pack ships them in every install
+MAX_BYTES = 32_000  # small: the pack ships them in every install
 
 
 def _template_images() -> dict[str, set[str]]:
@@ -43,6 +44,20 @@ def test_shipped_inputs_are_ours_small_and_reproducible() -> None:
         # Equal up to a rounding flip of bicubic floats across torch versions (6-bit levels: 4 apart).
         diff = np.abs(got - pixels)
         assert diff.max() <= 4 and (diff > 0).mean() < 1e-3, f"{name}: rerun tests/support/make_example_inputs.py"
+
+
+def test_the_compare_template_inputs_show_what_they_are_for() -> None:
+    """compare_artifacts: the clean upscale has no seams (score about 1), the tiled one clearly has them."""
+    from sr4k.srkit.artifacts import inspect_one
+
+    scores = {}
+    for name in ("sr4k_example_patch_free.png", "sr4k_example_tiled.png"):
+        with Image.open(INPUTS / name) as im:
+            t = torch.from_numpy(np.asarray(im.convert("RGB")).copy()).float().div(255).permute(2, 0, 1)
+        scores[name] = inspect_one(t, 32, 0, lambda k: None)[0]
+    clean, tiled = scores["sr4k_example_patch_free.png"], scores["sr4k_example_tiled.png"]
+    assert clean.seams < 1.5 < 10 < tiled.seams, (clean, tiled)  # 1.5: the guide's "visible seams" line
+    assert clean.periodicity < 0.05 and tiled.periodicity < 0.05
 
 
 def test_every_template_image_ships_and_every_shipped_image_is_used() -> None:
