@@ -1,4 +1,5 @@
-"""``sr4k upscale --model gtasr``: the GTASR one-step x4 upscaler on image files.
+"""``sr4k upscale --model gtasr``: the GTASR one-step upscaler on image files, x4 or any ``--scale`` /
+``--long-side`` (x4 network passes, then an exact antialiased resize; ``gtasr_core.any_size``).
 
 Weights come from ``--weights`` or, by default, the released ``GTASR_final_phase.pth`` kept in the user
 cache (``$SR4K_HOME``, default ``~/.cache/sr4k``), downloaded from the Hugging Face Hub on first use.
@@ -12,12 +13,12 @@ import os
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from ..gtasr_core import DEFAULT_OVERLAP, DEFAULT_TILE, load_gtasr, upscale
+from ..gtasr_core import DEFAULT_OVERLAP, DEFAULT_TILE, load_gtasr, upscale, upscale_to_size
 from ..srkit.download import Progress, download_model, manual_download_message
 from ..srkit.model_registry import GTASR_FINAL
+from ..srkit.sizing import target_size
 
 __all__ = ["TILING", "GTASRUpscaler", "add_arguments", "cache_home", "released_weights"]
 
@@ -79,9 +80,12 @@ def released_weights(*, allow_download: bool = True, endpoint: str | None = None
 
 
 class GTASRUpscaler:
-    """Loads the network once; ``__call__`` upscales one ``[1, 3|4, H, W]`` image x4 (alpha bicubic)."""
+    """Loads the network once; ``__call__`` upscales one ``[1, 3|4, H, W]`` image to the target size
+    (``--scale``, default 4, or ``--long-side``; alpha resized bicubically)."""
 
     def __init__(self, args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> None:
+        if args.long_side is not None and args.scale is not None:
+            raise ValueError("give --long-side or --scale, not both")
         weights = args.weights or released_weights(allow_download=not args.no_download, endpoint=args.hf_endpoint)
         if not Path(weights).is_file():
             raise FileNotFoundError(f"--weights {weights} does not exist")
@@ -92,10 +96,16 @@ class GTASRUpscaler:
     def __call__(self, image: Tensor) -> Tensor:
         a = self.args
         progress = lambda done, total: log.debug("  %d/%d", done, total)  # noqa: E731 - a one-line callback
-        out = upscale(self.net, image[:, :3], seed=a.seed, tile=a.tile if a.tiling == "force" else None,
-                      overlap=a.overlap, progress=progress, allow_tile_fallback=a.tiling == "auto",
-                      fallback_tile=a.tile)
-        if image.shape[1] == 4:
-            alpha = F.interpolate(image[:, 3:], scale_factor=self.net.scale, mode="bicubic", align_corners=False)
-            out = torch.cat([out, alpha.clamp(0, 1)], dim=1)
-        return out
+        h, w = image.shape[-2:]
+        size = (target_size(h, w, long_side=a.long_side) if a.long_side is not None
+                else target_size(h, w, scale=a.scale if a.scale is not None else self.net.scale))
+
+        def run_pass(x: Tensor, k: int) -> Tensor:
+            if k:
+                log.info("  GTASR pass %d: %dx%d -> %dx%d", k + 1, x.shape[-1], x.shape[-2],
+                         x.shape[-1] * self.net.scale, x.shape[-2] * self.net.scale)
+            return upscale(self.net, x, seed=a.seed, tile=a.tile if a.tiling == "force" else None,
+                           overlap=a.overlap, progress=progress, allow_tile_fallback=a.tiling == "auto",
+                           fallback_tile=a.tile)
+
+        return upscale_to_size(image, size, run_pass, self.net.scale)

@@ -5,13 +5,16 @@ The CLI works on ``[1, C, H, W]`` float32 in [0, 1], C = 3 (RGB) or 4 (RGBA).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from torch import Tensor
 
-from ..srkit.image_io import IMAGE_SUFFIXES, read_image, write_image
+from ..srkit.image_io import IMAGE_SUFFIXES, SIXTEEN_BIT_SUFFIXES, image_bits, read_image, write_image
 
-__all__ = ["IMAGE_SUFFIXES", "load_image", "plan_outputs", "save_image"]
+__all__ = ["IMAGE_SUFFIXES", "check_bits", "load_image", "output_bits", "plan_outputs", "save_image"]
+
+log = logging.getLogger(__name__)
 
 OUTPUT_SUFFIX = ".png"  # folder mode writes lossless PNGs
 
@@ -21,9 +24,31 @@ def load_image(path: Path) -> Tensor:
     return read_image(path, keep_alpha=True)[None]
 
 
-def save_image(image: Tensor, path: Path) -> None:
-    """Write ``[1, 3|4, H, W]`` in [0, 1] as an 8-bit image; the format follows the file suffix."""
-    write_image(path, image)
+def save_image(image: Tensor, path: Path, bits: int = 8) -> None:
+    """Write ``[1, 3|4, H, W]`` in [0, 1] with ``bits`` (8 or 16) per channel; the format follows the suffix."""
+    write_image(path, image, bits=bits)
+
+
+def check_bits(pairs: list[tuple[Path, Path]], requested: int | None) -> None:
+    """Refuse ``--bits 16`` for outputs whose format cannot store it (before any model is loaded)."""
+    if requested == 16:
+        for _, dst in pairs:
+            if dst.suffix.lower() not in SIXTEEN_BIT_SUFFIXES:
+                raise ValueError(f"--bits 16: output {dst} cannot store 16 bits per channel; use a "
+                                 f"{'/'.join(SIXTEEN_BIT_SUFFIXES)} output, or --bits 8")
+
+
+def output_bits(src: Path, dst: Path, requested: int | None) -> int:
+    """``requested`` (``--bits``), else 16 when the input file is 16-bit and the output format can store it."""
+    if requested is not None:
+        return requested
+    if image_bits(src) != 16:
+        return 8
+    if dst.suffix.lower() not in SIXTEEN_BIT_SUFFIXES:
+        log.warning("%s is 16-bit but %s stores 8 bits per channel; writing 8 bits (use a .png/.tif output to "
+                    "keep 16)", src, dst.suffix)
+        return 8
+    return 16
 
 
 def plan_outputs(src: Path, dst: Path) -> list[tuple[Path, Path]]:

@@ -21,7 +21,7 @@ from ..gtasr_core import convert_to_safetensors
 from . import gtasr, op4ksr
 from .bench import add_bench_parser
 from .devices import DEVICES, DTYPES, resolve_device, resolve_dtype
-from .images import load_image, plan_outputs, save_image
+from .images import check_bits, load_image, output_bits, plan_outputs, save_image
 
 __all__ = ["UPSCALERS", "UpscalerSpec", "build_parser", "main"]
 
@@ -62,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="weights/compute dtype; auto: bf16 on GPUs that support it, else fp32")
     up.add_argument("input", type=Path, metavar="IN", help="image file or folder of images")
     up.add_argument("output", type=Path, metavar="OUT", help="output image file, or folder (PNG files)")
+    # Output size, for every model: op4ksr defaults to a 4096 px long side, gtasr to x4 (one network pass).
+    up.add_argument("--long-side", type=int, default=None,
+                    help="output long side in pixels (default: op4ksr 4096; gtasr uses --scale 4 unless given)")
+    up.add_argument("--scale", type=float, default=None,
+                    help="output/input size ratio instead of --long-side (default: gtasr 4; above 4 gtasr runs x4 "
+                    "passes, x16 = two, then resizes to the exact size)")
+    up.add_argument("--bits", type=int, choices=(8, 16), default=None,
+                    help="bits per channel of the output (16: PNG/TIFF). Default: 16 for a 16-bit input, else 8")
     for name, spec in UPSCALERS.items():
         spec.add_arguments(up.add_argument_group(f"{name} options"))
     up.set_defaults(run=_upscale)
@@ -80,13 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _upscale(args: argparse.Namespace) -> int:
     pairs = plan_outputs(args.input, args.output)  # check the paths before loading a model
+    check_bits(pairs, args.bits)
     device = resolve_device(args.device)
     model = UPSCALERS[args.model].load(args, device, resolve_dtype(args.dtype, device))
     for k, (src, dst) in enumerate(pairs, 1):
         start = time.perf_counter()
         image = load_image(src)
         out = model(image)
-        save_image(out, dst)
+        save_image(out, dst, bits=output_bits(src, dst, args.bits))
         log.info("[%d/%d] %s (%dx%d) -> %s (%dx%d) in %.1f s", k, len(pairs), src, image.shape[-1],
                  image.shape[-2], dst, out.shape[-1], out.shape[-2], time.perf_counter() - start)
     return 0

@@ -19,6 +19,7 @@ from ..op4ksr_core.onestep import DEFAULT_T_STAR, DEFAULT_TARGET_LONG_SIDE, INPU
 from ..op4ksr_core.rfr import RFR_PRESETS
 from ..op4ksr_core.vae.config import DECODE_MODES
 from ..srkit.color import METHODS
+from ..srkit.sizing import resize_exact
 
 __all__ = ["OP4KSRUpscaler", "add_arguments"]
 
@@ -30,9 +31,6 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--vae", type=Path, help="FLUX VAE weights (ae.safetensors or a diffusers F16 VAE)")
     group.add_argument("--lora", type=Path, default=None, help="OP4KSR LoRA (.safetensors) merged into --flux")
     group.add_argument("--lora-strength", type=float, default=1.0, help="LoRA strength (default 1)")
-    group.add_argument("--long-side", type=int, default=None,
-                       help=f"output long side in pixels (default {DEFAULT_TARGET_LONG_SIDE} unless --scale)")
-    group.add_argument("--scale", type=float, default=None, help="output/input size ratio instead of --long-side")
     group.add_argument("--t-star", type=float, default=DEFAULT_T_STAR, help=f"flow time t* (default {DEFAULT_T_STAR})")
     group.add_argument("--input-mode", choices=INPUT_MODES, default="flow", help="how the LR latent enters at t*")
     group.add_argument("--rfr", choices=sorted(RFR_PRESETS), default="ntk", help="RoPE frequency rescaling preset")
@@ -42,7 +40,7 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
 
 
 class OP4KSRUpscaler:
-    """Loads transformer and VAE once; ``__call__`` upscales one ``[1, 3|4, H, W]`` image (alpha dropped)."""
+    """Loads transformer and VAE once; ``__call__`` upscales one ``[1, 3|4, H, W]`` image (alpha resized)."""
 
     def __init__(self, args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> None:
         for flag, path in (("--flux", args.flux), ("--vae", args.vae)):
@@ -61,5 +59,8 @@ class OP4KSRUpscaler:
     def __call__(self, image: Tensor) -> Tensor:
         a = self.args
         long_side = a.long_side if a.long_side is not None or a.scale is not None else DEFAULT_TARGET_LONG_SIDE
-        return upscale_image(self.transformer, self.vae, image[:, :3], long_side=long_side, scale=a.scale,
-                             config=self.config, color=a.color_correction)
+        out = upscale_image(self.transformer, self.vae, image[:, :3], long_side=long_side, scale=a.scale,
+                            config=self.config, color=a.color_correction)
+        if image.shape[1] == 4:
+            out = torch.cat([out, resize_exact(image[:, 3:].float().to(out.device), tuple(out.shape[-2:]))], dim=1)
+        return out

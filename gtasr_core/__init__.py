@@ -6,12 +6,14 @@ Public API::
     net = build_released()                          # GTASRNet, random weights, exact reference keys
     net = load_gtasr("GTASR_final_phase.pth")       # infer config, check keys, load params_ema
     hr = upscale(net, lr, seed=0)                   # lr [B, 3, h, w] in [0, 1] -> [B, 3, 4h, 4w] in [0, 1]
+    hr = upscale_to_size(lr, (H, W), run_pass)      # any size: x4 passes, then an antialiased resize
 """
 
 from __future__ import annotations
 
 import torch
 
+from .any_size import MAX_PASSES, passes_for, upscale_to_size
 from .checkpoint import convert_to_safetensors, load_gtasr, load_gtasr_state_dict
 from .config import PRESETS, RELEASED, GTASRConfig
 from .detect import GTASR, GTASRCheckpointError, describe_foreign, infer_config
@@ -20,10 +22,11 @@ from .tiling import TileRect, pad_to_multiple, plan_tiles
 from .upscale import DEFAULT_OVERLAP, DEFAULT_TILE, check_image, upscale
 
 __all__ = [
-    "DEFAULT_OVERLAP", "DEFAULT_TILE", "GTASR", "GTASRCheckpointError", "GTASRConfig", "GTASRNet", "PRESETS",
+    "DEFAULT_OVERLAP", "DEFAULT_TILE", "GTASR", "GTASRCheckpointError", "GTASRConfig", "GTASRNet", "MAX_PASSES",
+    "PRESETS",
     "RELEASED", "TileRect", "build", "build_released", "c_noise", "c_out", "c_skip", "check_image",
     "convert_to_safetensors", "describe_foreign", "infer_config", "load_gtasr", "load_gtasr_state_dict",
-    "pad_to_multiple", "plan_tiles", "upscale",
+    "pad_to_multiple", "passes_for", "plan_tiles", "upscale", "upscale_to_size",
 ]
 
 

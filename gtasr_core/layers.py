@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor, nn
 
 __all__ = [
@@ -79,16 +80,13 @@ def relative_position_index(window: int) -> Tensor:
 
 def window_partition(x: Tensor, window: int) -> Tensor:
     """[B, C, H, W] -> [B * nW, w*w, C], windows in row-major order, tokens row-major inside."""
-    b, c, h, w = x.shape
-    x = x.view(b, c, h // window, window, w // window, window)
-    return x.permute(0, 2, 4, 3, 5, 1).reshape(-1, window * window, c)
+    return rearrange(x, "b c (nh wh) (nw ww) -> (b nh nw) (wh ww) c", wh=window, ww=window)
 
 
 def window_reverse(windows: Tensor, window: int, h: int, w: int) -> Tensor:
     """Inverse of :func:`window_partition`: [B * nW, w*w, C] -> [B, C, H, W]."""
-    c = windows.shape[-1]
-    x = windows.view(-1, h // window, w // window, window, window, c)
-    return x.permute(0, 5, 1, 3, 2, 4).reshape(-1, c, h, w)
+    return rearrange(windows, "(b nh nw) (wh ww) c -> b c (nh wh) (nw ww)", nh=h // window, nw=w // window,
+                     wh=window)
 
 
 def shifted_window_mask(h: int, w: int, window: int, shift: int, device: torch.device | None = None) -> Tensor:

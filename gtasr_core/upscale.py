@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +28,9 @@ DEFAULT_OVERLAP = 64  # released chop_size - chop_stride (512 - 448)
 _OOM_ERRORS: tuple[type[BaseException], ...] = tuple(
     {getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError), torch.cuda.OutOfMemoryError})
 
+TileDone = Callable[[int, tuple[int, int, int, int], Tensor], None]
+"""``on_tile(image_index, (y, x, h, w) in padded HR px, region [1, 3, h, w] in [0, 1])`` after each tile: the
+tile's region as blended so far (exact for image 0, whose pass accumulates the blending weights)."""
 
 
 def check_image(lr: object, channels: int = 3) -> Tensor:
@@ -80,7 +84,7 @@ def _patch_free(net: GTASRNet, x_t: Tensor, lq: Tensor, sigma: float, device: to
 
 
 def _tiled(net: GTASRNet, x_t: Tensor, lq: Tensor, sigma: float, device: torch.device, tile: int,
-           overlap: int, progress: Progress | None) -> Tensor:
+           overlap: int, progress: Progress | None, on_tile: TileDone | None = None) -> Tensor:
     """Run LR tiles and blend their HR outputs with feathered weights (sum w*y / sum w)."""
     s, (h, w) = net.scale, lq.shape[-2:]
     rects = plan_tiles(h, w, tile, overlap, net.lr_multiple)
@@ -96,6 +100,9 @@ def _tiled(net: GTASRNet, x_t: Tensor, lq: Tensor, sigma: float, device: torch.d
             if i == 0:
                 norm[hr] += wgt
             done += 1
+            if on_tile is not None:  # before progress: a progress report may carry the tile as a preview
+                # The tile's region as blended so far (final once no later tile overlaps it).
+                on_tile(i, (r.y * s, r.x * s, r.h * s, r.w * s), ((out[i:i + 1][hr] / norm[hr] + 1) / 2).clamp(0, 1))
             if progress is not None:
                 progress(done, total)
     return out / norm
@@ -119,7 +126,7 @@ def _free_memory(device: torch.device) -> None:
 
 def upscale(net: GTASRNet, lr: Tensor, *, seed: int, tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
             sigma: float = 1.0, progress: Progress | None = None, allow_tile_fallback: bool = True,
-            fallback_tile: int = DEFAULT_TILE) -> Tensor:
+            fallback_tile: int = DEFAULT_TILE, on_tile: TileDone | None = None) -> Tensor:
     """Super-resolve ``lr`` [B, 3, h, w] (float, [0, 1]) to [B, 3, 4h, 4w] (lr's dtype and device, [0, 1]).
 
     One network call per image (patch-free, ``tile=None``) or per LR tile of ``tile`` px with ``overlap``
@@ -128,6 +135,7 @@ def upscale(net: GTASRNet, lr: Tensor, *, seed: int, tile: int | None = None, ov
     ``progress(done, total)`` is called after every image or tile; its exceptions propagate (cancel).
     When patch-free runs out of memory and ``allow_tile_fallback``, the image is retried in tiles of
     ``fallback_tile`` (halved on further OOM, down to the LR multiple) with a logged warning.
+    ``on_tile`` receives each finished tile of a tiled run (e.g. for a progress preview).
     """
     check_image(lr, net.config.in_channels)
     if net.training:
@@ -147,7 +155,7 @@ def upscale(net: GTASRNet, lr: Tensor, *, seed: int, tile: int | None = None, ov
             if t is None:
                 out = _patch_free(net, x_t, lq, sigma, device, progress)
             else:
-                out = _tiled(net, x_t, lq, sigma, device, t, ov, progress)
+                out = _tiled(net, x_t, lq, sigma, device, t, ov, progress, on_tile)
             break
         except _OOM_ERRORS:
             if i == len(tiles) - 1:

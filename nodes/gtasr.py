@@ -9,15 +9,25 @@ import comfy.model_patcher
 import comfy.utils
 import folder_paths
 import torch
-import torch.nn.functional as F
 from comfy_api.latest import io
 
-from ..gtasr_core import DEFAULT_OVERLAP, DEFAULT_TILE, GTASRNet, load_gtasr, upscale
+from ..gtasr_core import (
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE,
+    MAX_PASSES,
+    GTASRNet,
+    load_gtasr,
+    passes_for,
+    upscale,
+    upscale_to_size,
+)
 from ..gtasr_core.memory import upscale_memory
 from ..srkit.download import download_model
 from ..srkit.model_registry import GTASR_FINAL
+from ..srkit.sizing import target_size
 from .common import from_comfy_image, to_comfy_image
 from .folders import file_list, full_path
+from .gtasr_preview import TilePreview
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +38,8 @@ PRECISIONS: dict[str, torch.dtype | None] = {
     "auto": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
 }  # fmt: skip
 TILING = ("auto", "off", "force")
+TARGETS = ("scale", "long_side")
+PROGRESS_UNITS = 1000  # per image and pass
 SEED_MAX = 2**64 - 1  # torch.Generator.manual_seed takes any unsigned 64-bit value
 
 
@@ -142,11 +154,13 @@ class Upscale(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="GTASR_Upscale",
-            display_name="GTASR Upscale (x4, one step)",
+            display_name="GTASR Upscale (one step, any size)",
             category="sr4k/gtasr",
-            description="Super-resolves images x4 with one GTASR network call: bicubic x4 plus seeded noise, then "
-            "one consistency-model step. Whole image at once when it fits; tiles with feathered blending "
-            "otherwise (or when forced). RGBA keeps its alpha (bicubic).",
+            description="Super-resolves images with GTASR: each x4 pass is one network call (bicubic x4 plus "
+            "seeded noise, then one consistency-model step); other sizes take x4 passes (x16 = two) and an "
+            "exact antialiased resize to the target scale or long side. Whole image at once when it fits; "
+            "tiles with feathered blending otherwise (or when forced), previewed as they finish. RGBA keeps "
+            "its alpha (resized bicubically).",
             inputs=[
                 GTASRModel.Input("gtasr_model", tooltip="From GTASR Load Model."),
                 io.Image.Input("image", tooltip="Low-resolution image(s), RGB or RGBA; any size (padded "
@@ -164,47 +178,68 @@ class Upscale(io.ComfyNode):
                 io.Int.Input("overlap", default=DEFAULT_OVERLAP, min=0, max=1024, step=8,
                              tooltip="Overlap between tiles in low-res pixels, blended with smooth ramps "
                              "(64 is the released setting)."),
+                # Optional and last, so workflows saved before they existed stay valid (x4, as then).
+                io.Combo.Input("target", options=list(TARGETS), default="scale", optional=True,
+                               tooltip="Size the output by a scale factor, or by its long side in pixels."),
+                io.Float.Input("scale", default=4.0, min=0.25, max=float(4**MAX_PASSES), step=0.25, optional=True,
+                               tooltip="Output/input size ratio when target is scale. 4 = one network pass; "
+                               "up to 16 = two passes, then an antialiased resize to the exact size."),
+                io.Int.Input("long_side", default=4096, min=64, max=16384, step=8, optional=True,
+                             tooltip="Output long side in pixels when target is long_side (4096 = 4K); the "
+                             "aspect ratio is kept."),
             ],  # fmt: skip
-            outputs=[io.Image.Output(tooltip="The x4 image(s).")],
+            outputs=[io.Image.Output(tooltip="The upscaled image(s), at the target size.")],
         )
 
     @classmethod
     def execute(cls, gtasr_model, image, seed: int, tiling: str, tile_size: int,  # noqa: ANN001
-                overlap: int) -> io.NodeOutput:  # fmt: skip
+                overlap: int, target: str = "scale", scale: float = 4.0, long_side: int = 4096) -> io.NodeOutput:
         net = _gtasr_net(gtasr_model)
         lr = from_comfy_image(image)
         _check_image(lr)
         if tiling not in TILING:
             raise ValueError(f"tiling={tiling!r}; choose one of {', '.join(TILING)}")
-        need = upscale_memory(net, lr.shape[-2], lr.shape[-1])
-        mm.load_models_gpu([gtasr_model], memory_required=need, force_full_load=True)
-        device = next(net.parameters()).device
-        patch_free = tiling == "off" or (tiling == "auto" and fits_patch_free(need, device))
-        pbar = comfy.utils.ProgressBar(lr.shape[0])
+        if target not in TARGETS:
+            raise ValueError(f"target={target!r}; choose one of {', '.join(TARGETS)}")
+        h, w = lr.shape[-2:]
+        size = target_size(h, w, scale=scale) if target == "scale" else target_size(h, w, long_side=long_side)
+        passes = passes_for(h, w, size, net.scale)  # a clear error before any work if the target is too large
+        batch, units = lr.shape[0], PROGRESS_UNITS
+        pbar = comfy.utils.ProgressBar(batch * passes * units)
+        preview = TilePreview()
+        state = {"image": 0, "patch_free": True, "lr_hw": (h, w)}
+
+        def run_pass(x: torch.Tensor, k: int) -> torch.Tensor:
+            need = upscale_memory(net, x.shape[-2], x.shape[-1])
+            mm.load_models_gpu([gtasr_model], memory_required=need, force_full_load=True)
+            device = next(net.parameters()).device
+            state.update(patch_free=tiling == "off" or (tiling == "auto" and fits_patch_free(need, device)),
+                         lr_hw=tuple(x.shape[-2:]))
+            base = (state["image"] * passes + k) * units
+            pbar.update_absolute(base, batch * passes * units)  # a cancel point before each pass
+            preview.start(x, net.scale)
+
+            def report(done: int, total: int) -> None:
+                pbar.update_absolute(base + done * units // total, batch * passes * units, preview.take())
+
+            return upscale(net, x.float(), seed=seed, tile=None if state["patch_free"] else tile_size,
+                           overlap=overlap, progress=report, allow_tile_fallback=tiling == "auto",
+                           fallback_tile=tile_size, on_tile=preview.paste)
+
         outs, oom = [], False
         try:
-            for i in range(lr.shape[0]):
-                pbar.update_absolute(i, lr.shape[0])  # a cancel point before each image
-
-                def report(done: int, total: int, i: int = i) -> None:
-                    pbar.update_absolute(i * total + done, lr.shape[0] * total)
-
-                rgb = lr[i : i + 1, :3].float()
-                out = upscale(net, rgb, seed=seed, tile=None if patch_free else tile_size, overlap=overlap,
-                              progress=report, allow_tile_fallback=tiling == "auto", fallback_tile=tile_size)
-                if lr.shape[1] == 4:
-                    alpha = F.interpolate(lr[i : i + 1, 3:].float(), scale_factor=net.scale, mode="bicubic",
-                                          align_corners=False)
-                    out = torch.cat([out, alpha.clamp(0, 1)], dim=1)
+            for i in range(batch):
+                state["image"] = i
+                out = upscale_to_size(lr[i : i + 1].float(), size, run_pass, net.scale)
                 outs.append(out.to(mm.intermediate_device()))
         except mm.OOM_EXCEPTION:
             oom = True  # raised below, outside the except block, so the failed step's tensors are freed
         finally:
             mm.soft_empty_cache()
         if oom:
-            h, w = lr.shape[-2:]
-            mode = (f"in {tile_size} px tiles" if not patch_free else "in one pass" if tiling == "off"
+            ph, pw = state["lr_hw"]
+            mode = (f"in {tile_size} px tiles" if not state["patch_free"] else "in one pass" if tiling == "off"
                     else f"in one pass and in tiles down to {net.lr_multiple} px")
-            raise RuntimeError(f"GTASR ran out of memory upscaling {w}x{h} to {w * net.scale}x{h * net.scale} "
+            raise RuntimeError(f"GTASR ran out of memory upscaling {pw}x{ph} to {pw * net.scale}x{ph * net.scale} "
                                f"{mode} (tiling={tiling}). {_oom_advice(tiling, tile_size, net.lr_multiple)}")
         return io.NodeOutput(to_comfy_image(torch.cat(outs)))

@@ -18,6 +18,7 @@ from ..op4ksr_core.onestep import (
     upsample_bicubic,
 )
 from ..srkit.color import METHODS, check_image_batch, color_correct
+from ..srkit.sizing import resize_exact
 from .common import from_comfy_image, to_comfy_image
 from .flux_model import empty_flux_conditioning, flux_diffusion_model, one_step_sample
 
@@ -58,11 +59,13 @@ class Upscale(io.ComfyNode):
             display_name="OP4KSR Upscale (one step, patch-free)",
             category="sr4k/op4ksr",
             description="Upscales the whole image in one FLUX step, no tiles: bicubic to the target size, F16 VAE "
-            "encode, one transformer call at t*, decode. 16:9, 21:9 and portrait targets keep their aspect.",
+            "encode, one transformer call at t*, decode. 16:9, 21:9 and portrait targets keep their aspect. "
+            "RGBA keeps its alpha (resized bicubically, antialiased when shrinking).",
             inputs=[
                 io.Model.Input("model", tooltip="OP4KSR model (OP4KSR Load Model), or any FLUX model + RFR."),
                 io.Vae.Input("vae", tooltip="The F16 VAE (OP4KSR Load F16 VAE)."),
-                io.Image.Input("image", tooltip="Low-resolution image(s)."),
+                io.Image.Input("image", tooltip="Low-resolution image(s), RGB or RGBA (alpha is resized, not "
+                               "generated)."),
                 io.Combo.Input("target", options=["long_side", "scale"], default="long_side",
                                tooltip="Size the output by its long side in pixels, or by a scale factor."),
                 io.Int.Input("long_side", default=DEFAULT_TARGET_LONG_SIDE, min=64, max=16384, step=32,
@@ -91,7 +94,7 @@ class Upscale(io.ComfyNode):
         cfg = OneStepConfig(t_star=t_star, input_mode=input_mode)
         lr = from_comfy_image(image)
         check_image_batch(lr, "image")
-        lr = lr[:, :3]
+        alpha, lr = lr[:, 3:], lr[:, :3]  # alpha: empty for RGB
         h, w = lr.shape[-2:]
         size = target_size(h, w, long_side=long_side) if target == "long_side" else target_size(h, w, scale=scale)
         cond = conditioning or empty_flux_conditioning(model, cfg.empty_text_tokens, cfg.guidance)
@@ -108,5 +111,8 @@ class Upscale(io.ComfyNode):
                 ) from e
             # Colour correction at output size is seconds on a CPU and milliseconds on the GPU.
             dev = mm.get_torch_device()
-            outs.append(color_correct(out.float().to(dev), lr[i : i + 1].float().to(dev), color_correction).cpu())
+            out = color_correct(out.float().to(dev), lr[i : i + 1].float().to(dev), color_correction).cpu()
+            if alpha.shape[1]:
+                out = torch.cat([out, resize_exact(alpha[i : i + 1].float(), size)], dim=1)
+            outs.append(out)
         return io.NodeOutput(to_comfy_image(torch.cat(outs)))

@@ -22,6 +22,9 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
+
+from ..srkit.sizing import target_size  # re-exported: OP4KSR's output geometry
 
 __all__ = [
     "DEFAULT_TARGET_LONG_SIDE", "DEFAULT_T_STAR", "INPUT_MODES", "InputMode", "OneStepConfig",
@@ -79,28 +82,6 @@ def one_step_x0(x_t: torch.Tensor, velocity: torch.Tensor, t_star: float) -> tor
     return x_t - t_star * velocity
 
 
-def target_size(
-    height: int, width: int, *, scale: float | None = None, long_side: int | None = None
-) -> tuple[int, int]:
-    """Output ``(H, W)`` for an ``height`` x ``width`` input: by ``scale`` or by ``long_side``.
-
-    Exactly one of the two is given; the aspect ratio is kept and sides are rounded to pixels.
-    """
-    if (scale is None) == (long_side is None):
-        raise ValueError("give exactly one of scale (e.g. 4.0) or long_side (e.g. 4096).")
-    if height < 1 or width < 1:
-        raise ValueError(f"image size must be positive, got {height}x{width}.")
-    if scale is not None:
-        if scale <= 0:
-            raise ValueError(f"scale must be > 0, got {scale}.")
-        return max(1, round(height * scale)), max(1, round(width * scale))
-    assert long_side is not None
-    if long_side < 1:
-        raise ValueError(f"long_side must be >= 1, got {long_side}.")
-    factor = long_side / max(height, width)
-    return max(1, round(height * factor)), max(1, round(width * factor))
-
-
 def pad_to_multiple(image: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
     """Reflect-pad ``[B, C, H, W]`` on the bottom/right up to a multiple of ``multiple``.
 
@@ -130,19 +111,17 @@ def upsample_bicubic(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
 
 def pack_latents(z: torch.Tensor, patch: int) -> torch.Tensor:
     """``[B, C, h, w]`` -> tokens ``[B, (h/p)(w/p), C p p]`` in FLUX's (c, ph, pw) order."""
-    b, c, h, w = z.shape
+    h, w = z.shape[-2:]
     if h % patch or w % patch:
         raise ValueError(f"latent {h}x{w} is not a multiple of the patch size {patch}.")
-    z = z.view(b, c, h // patch, patch, w // patch, patch)
-    return z.permute(0, 2, 4, 1, 3, 5).reshape(b, (h // patch) * (w // patch), c * patch * patch)
+    return rearrange(z, "b c (h ph) (w pw) -> b (h w) (c ph pw)", ph=patch, pw=patch)
 
 
 def unpack_latents(tokens: torch.Tensor, hw: tuple[int, int], patch: int) -> torch.Tensor:
     """Inverse of :func:`pack_latents`: tokens -> ``[B, C, h, w]`` for latent size ``hw``."""
-    b, n, d = tokens.shape
+    _, n, d = tokens.shape
     h, w = hw
     c = d // (patch * patch)
     if n != (h // patch) * (w // patch) or c * patch * patch != d:
         raise ValueError(f"{n} tokens of width {d} do not tile a {h}x{w} latent with patch {patch}.")
-    z = tokens.view(b, h // patch, w // patch, c, patch, patch)
-    return z.permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
+    return rearrange(tokens, "b (h w) (c ph pw) -> b c (h ph) (w pw)", h=h // patch, ph=patch, pw=patch)

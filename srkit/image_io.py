@@ -1,7 +1,9 @@
 """Image files <-> float tensors, the one implementation the CLI, datasets, benchmarks and trainers share.
 
 Tensors are ``[C, H, W]`` float32 in [0, 1], C = 3 (RGB) or 4 (RGBA when asked to keep alpha). 8- and
-16-bit files are read; grey and palette images become RGB.
+16-bit files are read without losing precision (16-bit RGB(A) PNG/TIFF through :mod:`srkit.image16`, as
+Pillow keeps only 8 bits of them); grey and palette images become RGB. Files are written with 8 or 16 bits
+per channel (16: PNG and TIFF only); a 16-bit value v reads as v / 65535 and writes back as v exactly.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-__all__ = ["ALPHA_SUFFIXES", "IMAGE_SUFFIXES", "image_size", "read_image", "write_image"]
+from .image16 import SIXTEEN_BIT_SUFFIXES, bit_depth, read_rgb16, write_rgb16
+
+__all__ = ["ALPHA_SUFFIXES", "IMAGE_SUFFIXES", "SIXTEEN_BIT_SUFFIXES", "image_bits", "image_size", "read_image",
+           "write_image"]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +33,9 @@ def read_image(path: str | os.PathLike[str], *, keep_alpha: bool = False) -> Ten
     """Image file -> ``[3|4, H, W]`` float32 in [0, 1]; ValueError naming the file if it is unreadable."""
     try:
         with Image.open(path) as im:
+            if im.mode not in _SIXTEEN_BIT and bit_depth(path, im) == 16:  # Pillow would keep 8 of the 16 bits
+                a16 = read_rgb16(path, keep_alpha=keep_alpha).astype(np.float32) / np.float32(65535.0)
+                return torch.from_numpy(a16).permute(2, 0, 1).contiguous()
             im.load()
             if im.mode in _SIXTEEN_BIT:  # 16-bit grey PNGs (older Pillow widens them to mode I)
                 a = np.asarray(im, dtype=np.float64) / 65535.0
@@ -39,8 +47,9 @@ def read_image(path: str | os.PathLike[str], *, keep_alpha: bool = False) -> Ten
     return torch.from_numpy(a.copy()).permute(2, 0, 1).float() / 255.0
 
 
-def write_image(path: str | os.PathLike[str], image: Tensor) -> Path:
-    """Save ``[3|4, H, W]`` (or ``[1, 3|4, H, W]``) in [0, 1] as 8 bits; the format follows the suffix.
+def write_image(path: str | os.PathLike[str], image: Tensor, *, bits: int = 8) -> Path:
+    """Save ``[3|4, H, W]`` (or ``[1, 3|4, H, W]``) in [0, 1] with ``bits`` (8 or 16) per channel; the
+    format follows the suffix (16 bits: .png, .tif, .tiff only).
 
     Alpha is dropped, with a warning, for formats that cannot store it. Returns the path.
     """
@@ -49,6 +58,16 @@ def write_image(path: str | os.PathLike[str], image: Tensor) -> Path:
     if image.ndim != 3 or image.shape[0] not in (3, 4):
         raise ValueError(f"write_image needs one image [3|4, H, W], got {tuple(image.shape)}")
     path = Path(path)
+    if bits not in (8, 16):
+        raise ValueError(f"bits={bits}; write 8 or 16 bits per channel")
+    if bits == 16:
+        if path.suffix.lower() not in SIXTEEN_BIT_SUFFIXES:
+            raise ValueError(f"{path}: {path.suffix} cannot store 16 bits per channel; use "
+                             f"{', '.join(SIXTEEN_BIT_SUFFIXES)} or 8 bits")
+        a16 = (image.detach().double().clamp(0, 1) * 65535.0).round().to(torch.int32).permute(1, 2, 0)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_rgb16(path, a16.cpu().numpy().astype(np.uint16))
+        return path
     a = (image.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     if a.shape[-1] == 4 and path.suffix.lower() not in ALPHA_SUFFIXES:
         log.warning("%s: %s cannot store alpha; writing RGB only", path, path.suffix)
@@ -57,6 +76,11 @@ def write_image(path: str | os.PathLike[str], image: Tensor) -> Path:
     options = {"compress_level": 1} if path.suffix.lower() == ".png" else {}  # PNG is lossless at any level
     Image.fromarray(a).save(path, **options)
     return path
+
+
+def image_bits(path: str | os.PathLike[str]) -> int:
+    """Bits per channel of an image file: 16 for 16-bit PNG/TIFF (grey too), else 8."""
+    return bit_depth(path)
 
 
 def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:

@@ -271,7 +271,8 @@ def test_cancel_propagates_and_frees_memory(nodes, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(comfy.utils, "PROGRESS_BAR_HOOK", hook)
     with pytest.raises(mm.InterruptProcessingException):
         nodes.Upscale.execute(_patcher(nodes), torch.rand(1, 24, 24, 3), 0, "force", 8, 0)
-    assert seen[0] == (0, 1) and seen[-1][0] == 1 and seen[-1][1] == 9  # 3 x 3 tiles, stopped after one
+    # Progress runs over 1000 units per image and pass: 3 x 3 tiles, stopped after the first (1000 // 9).
+    assert seen[0] == (0, 1000) and seen[-1] == (111, 1000)
     assert emptied
 
 

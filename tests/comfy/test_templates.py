@@ -3,8 +3,9 @@
 ComfyUI 0.3.75 (``app/custom_node_manager.py``) lists ``<pack>/{example_workflows,example,examples,workflow,
 workflows}/*.json`` at ``/api/workflow_templates`` and serves those folders at
 ``/api/workflow_templates/<pack folder>/``; frontend 1.32.9 shows each under Workflow -> Browse Templates with
-the thumbnail ``<name>.jpg``. Our UI workflows live in ``workflows/`` (their API twins in ``workflows/api/`` are
-not listed: the glob is not recursive), so no copy is needed. The last test opens the real dialog.
+the thumbnail ``<name>.jpg``. Our UI workflows live in ``example_workflows/`` (their API twins in
+``example_workflows/api/`` and the example inputs in ``example_workflows/inputs/`` are not listed: the glob is
+not recursive), so no copy is needed. The last test opens the real dialog.
 """
 
 from __future__ import annotations
@@ -61,6 +62,23 @@ def test_workflow_lists_every_model_it_loads_with_a_download_url(path: Path) -> 
         assert entry["url"].endswith("/" + entry["name"]), f"{entry['name']} does not match its url"
         listed[entry["name"]] = entry["directory"]
     assert listed == _model_files(api_workflow(path.stem)), f"{path.name}: models list != the files it loads"
+
+
+@pytest.mark.parametrize("path", ui_workflows(), ids=lambda p: p.stem)
+def test_every_loader_node_carries_the_models_it_loads(path: Path) -> None:
+    """Newer frontends read each node's ``properties.models`` (and match it against the widget value) to offer
+    the download of a missing file; the union of the nodes' lists is the top-level list."""
+    ui = json.loads(path.read_text())
+    top = {m["name"]: m for m in ui["models"]}
+    seen = {}
+    for node in ui["nodes"]:
+        values = {v for v in node.get("widgets_values") or [] if isinstance(v, str) and v in top}
+        listed = node.get("properties", {}).get("models", [])
+        assert {m["name"] for m in listed} == values, f"{path.name}: {node['type']} lists {listed}"
+        for m in listed:
+            assert m == top[m["name"]], f"{path.name}: {node['type']} entry differs from the top-level one"
+            seen[m["name"]] = m
+    assert seen == top, f"{path.name}: top-level models no loader node uses: {set(top) - set(seen)}"
 
 
 def test_every_workflow_has_a_small_square_jpeg_thumbnail() -> None:

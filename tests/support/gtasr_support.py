@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from sr4k.gtasr_core import GTASRConfig, GTASRNet, build
+from sr4k.gtasr_core import GTASRConfig, GTASRNet, build, passes_for, upscale
+from sr4k.srkit.sizing import resize_exact
 
 # Two levels, one block each, Swin everywhere: LR multiple 8, ~0.9 M parameters, fast on CPU.
 TINY = GTASRConfig(model_channels=32, channel_mult=(1, 2), num_blocks=1, train_resolution=16,
@@ -83,3 +84,13 @@ def lowres(seed: int = 0, h: int = LR_H, w: int = LR_W, channels: int = 3) -> np
     small = (rng.random((max(2, h // 4), max(2, w // 4), channels)) * 255).astype(np.uint8)
     img = np.array(Image.fromarray(small.squeeze()).resize((w, h), Image.BICUBIC)).reshape(h, w, channels)
     return np.clip(img.astype(int) + rng.integers(-12, 13, img.shape), 0, 255).astype(np.uint8)
+
+
+def any_size_reference(net: GTASRNet, lr: Tensor, size: tuple[int, int], seed: int, **kw: object) -> Tensor:
+    """What GTASR to ``size`` must give, written out step by step: x4 passes of the core, one antialiased
+    resize, alpha (channel 4) resized from the input."""
+    x = lr[:, :3]
+    for _ in range(passes_for(*lr.shape[-2:], size)):
+        x = upscale(net, x, seed=seed, **kw)
+    out = resize_exact(x, size)
+    return torch.cat([out, resize_exact(lr[:, 3:], size)], 1) if lr.shape[1] == 4 else out

@@ -1,10 +1,10 @@
-"""Developer tool: (re)render the template thumbnails ``workflows/<name>.jpg`` with the real frontend.
+"""Developer tool: (re)render the template thumbnails ``example_workflows/<name>.jpg`` with the real frontend.
 
-    .cache/comfyui/venv/bin/python tests/make_template_thumbnails.py [workflows/<name>.json ...]
+    .cache/comfyui/venv/bin/python tests/support/make_template_thumbnails.py [example_workflows/<name>.json ...]
 
-ComfyUI lists ``workflows/*.json`` in Workflow -> Browse Templates under the pack's folder name and fetches
+ComfyUI lists ``example_workflows/*.json`` in Workflow -> Browse Templates under the pack's folder name and fetches
 ``<name>.jpg`` beside each as its thumbnail. Each thumbnail is a screenshot of the graph as the frontend draws
-it; workflows that run without model files (``RUNNABLE``) are run first on synthetic inputs, so their
+it; workflows that run without model files (``RUNNABLE``) are run first on the shipped example inputs, so their
 thumbnails show results. Review the images before committing them (keep each well under 100 kB).
 """
 
@@ -15,7 +15,6 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
@@ -23,19 +22,13 @@ from PIL import Image
 from comfy_harness import REPO, ComfyServer, start_server, stop_server
 from frontend import load_ui_workflow, open_app
 
-WORKFLOWS = REPO / "workflows"
+WORKFLOWS = REPO / "example_workflows"
 SIDE = 512  # square, like the core templates' thumbnails
 QUALITY = 82
 
 
-def _compare_artifacts_inputs(server: ComfyServer) -> None:
-    from artifact_images import natural, tiled
-
-    for name, image in (("sr4k_example_patch_free.png", natural(1)), ("sr4k_example_tiled.png", tiled(1))):
-        Image.fromarray((image * 255 + 0.5).astype("uint8")).save(server.input_dir / name)
-
-
-RUNNABLE: dict[str, Callable[[ComfyServer], None]] = {"compare_artifacts": _compare_artifacts_inputs}
+# Run on the example inputs the pack copies into the input folder at start-up (example_workflows/inputs/).
+RUNNABLE = ("compare_artifacts", "color_correct")
 
 FIT_SQUARE = """async (margin) => {
     await app.extensionManager.setting.set('Comfy.Minimap.Visible', false);
@@ -67,7 +60,6 @@ def render(page, server: ComfyServer, path: Path) -> Path:
     load_ui_workflow(page, json.loads(path.read_text()))
     page.wait_for_timeout(500)
     if path.stem in RUNNABLE:
-        RUNNABLE[path.stem](server)
         before = len(server.get_json("/history"))
         page.evaluate("async () => { await app.queuePrompt(0, 1); }")
         deadline = time.monotonic() + 300

@@ -1,4 +1,5 @@
-"""Bundled workflows: the UI-format files users open and their API-format twins the server runs."""
+"""Bundled workflows: the UI-format templates users open (``example_workflows/``) and their API-format twins
+(``example_workflows/api/``) the server runs."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 from comfy_harness import REPO
 
-WORKFLOWS = REPO / "workflows"
+WORKFLOWS = REPO / "example_workflows"
 
 
 def ui_workflows() -> list[Path]:
@@ -17,5 +18,5 @@ def ui_workflows() -> list[Path]:
 
 
 def api_workflow(name: str) -> dict[str, Any]:
-    """The API twin of ``workflows/<name>.json`` (a fresh copy the test may edit)."""
+    """The API twin of ``example_workflows/<name>.json`` (a fresh copy the test may edit)."""
     return copy.deepcopy(json.loads((WORKFLOWS / "api" / f"{name}.json").read_text()))
