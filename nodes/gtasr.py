@@ -127,6 +127,8 @@ def _oom_advice(tiling: str, tile_size: int, multiple: int) -> str:
     if tiling == "off":
         return ("Set tiling to auto (falls back to tiles when the whole image does not fit) or force with a "
                 "smaller tile_size, pick precision bf16/fp16, or free memory (unload other models).")
+    if tiling == "auto":  # auto has already halved its tiles down to the multiple
+        return "Pick precision bf16/fp16, or free memory (unload other models, or start ComfyUI with --lowvram)."
     smaller = tile_size // 2 // multiple * multiple
     tile = f"Lower tile_size (now {tile_size}; try {smaller})" if smaller >= multiple else "tile_size is minimal"
     return f"{tile}, pick precision bf16/fp16, or free memory (unload other models)."
@@ -171,7 +173,10 @@ class Upscale(io.ComfyNode):
         _check_image(lr)
         if tiling not in TILING:
             raise ValueError(f"tiling={tiling!r}; choose one of {', '.join(TILING)}")
-        need = upscale_memory(net, lr.shape[-2], lr.shape[-1])
+        # force reserves one tile's working memory (the whole-image buffers stay on the intermediate device);
+        # off/auto ask for the whole image, so ComfyUI evicts other models before auto decides.
+        need = (upscale_memory(net, min(tile_size, lr.shape[-2]), min(tile_size, lr.shape[-1])) if tiling == "force"
+                else upscale_memory(net, lr.shape[-2], lr.shape[-1]))
         mm.load_models_gpu([gtasr_model], memory_required=need, force_full_load=True)
         device = next(net.parameters()).device
         patch_free = tiling == "off" or (tiling == "auto" and fits_patch_free(need, device))
@@ -198,8 +203,9 @@ class Upscale(io.ComfyNode):
             mm.soft_empty_cache()
         if oom:
             h, w = lr.shape[-2:]
-            mode = (f"in {tile_size} px tiles" if not patch_free else "in one pass" if tiling == "off"
-                    else f"in one pass and in tiles down to {net.lr_multiple} px")
+            mode = (f"in {tile_size} px tiles" if tiling == "force" else "in one pass" if tiling == "off"
+                    else f"in one pass and in tiles down to {net.lr_multiple} px" if patch_free
+                    else f"in tiles from {tile_size} down to {net.lr_multiple} px")
             raise RuntimeError(f"GTASR ran out of memory upscaling {w}x{h} to {w * net.scale}x{h * net.scale} "
                                f"{mode} (tiling={tiling}). {_oom_advice(tiling, tile_size, net.lr_multiple)}")
         return io.NodeOutput(to_comfy_image(torch.cat(outs)))
