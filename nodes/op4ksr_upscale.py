@@ -45,7 +45,7 @@ def upscale_one(model, vae, lr: torch.Tensor, size: tuple[int, int], cond: list,
     multiple = latent_multiple(_check_vae(vae, inner.params.in_channels), inner.patch_size)
     padded, (h, w) = pad_to_multiple(upsample_bicubic(lr.to(mm.get_torch_device()), size), multiple)
     pbar.update(1)
-    latent = encode(vae, padded, vae_tiling)
+    latent = encode(vae, padded.movedim(1, -1), vae_tiling)
     pbar.update(1)
     latent = one_step_sample(model, latent, cond, cfg)
     pbar.update(1)

@@ -65,20 +65,23 @@ def _banded(vae: comfy.sd.VAE, run: Callable[[Bands], torch.Tensor], what: str) 
 
 
 def encode_untiled(vae: comfy.sd.VAE, pixels: torch.Tensor) -> torch.Tensor:
-    """Latent [B, C, h, w] of ``pixels`` [B, 3, H, W] in [0, 1], whole image at once."""
+    """Latent [B, C, h, w] of ``pixels`` [B, H, W, 3] in [0, 1] (ComfyUI IMAGE layout), whole image at once."""
+    pixels = pixels.movedim(-1, 1)  # a channels-last view, as VAE.encode passes it (same conv kernels, same bits)
     mm.load_models_gpu([vae.patcher], memory_required=vae.memory_used_encode(pixels.shape, vae.vae_dtype),
                        force_full_load=vae.disable_offload)
     x = vae.process_input(pixels).to(vae.device, vae.vae_dtype)
-    return vae.first_stage_model.encode(x).to(vae.output_device).float()
+    # Contiguous like VAE.encode's output buffer (the F16 mean is a view of the moments): same sampler bits.
+    return vae.first_stage_model.encode(x).to(vae.output_device).float().contiguous()
 
 
 def encode_tiled(vae: comfy.sd.VAE, pixels: torch.Tensor) -> torch.Tensor:
     """As :func:`encode_untiled`, in tiles (exact row bands for the F16 VAE)."""
     f16 = _f16(vae)
     if f16 is None:
-        return vae.encode_tiled(pixels.movedim(1, -1)).float()
-    x = vae.process_input(pixels)
-    return _banded(vae, lambda bands: encode_banded(f16, x, bands), "encode").to(vae.output_device).float()
+        return vae.encode_tiled(pixels).float()
+    x = vae.process_input(pixels.movedim(-1, 1))
+    out = _banded(vae, lambda bands: encode_banded(f16, x, bands), "encode")
+    return out.to(vae.output_device).float().contiguous()
 
 
 def decode_untiled(vae: comfy.sd.VAE, latent: torch.Tensor) -> torch.Tensor:
@@ -117,7 +120,7 @@ def vae_step(untiled: Callable[[], torch.Tensor], tiled: Callable[[], torch.Tens
 
 
 def encode(vae: comfy.sd.VAE, pixels: torch.Tensor, policy: str) -> torch.Tensor:
-    """The node's encode: ``pixels`` [B, 3, H, W] in [0, 1] -> latent, tiled only as ``policy`` allows."""
+    """The node's encode: ``pixels`` [B, H, W, 3] in [0, 1] -> latent, tiled only as ``policy`` allows."""
     return vae_step(lambda: encode_untiled(vae, pixels), lambda: encode_tiled(vae, pixels), policy, "encode")
 
 

@@ -77,7 +77,7 @@ def test_on_oom_retries_in_exact_tiles(steps, mode: str, caplog: pytest.LogCaptu
 
 def test_always_tiles_encode_and_decode_to_the_untiled_result(steps) -> None:  # noqa: ANN001
     vae = _comfy_vae("partitioned")
-    pixels = torch.rand(1, 3, 48, 80, generator=torch.Generator().manual_seed(1))
+    pixels = torch.rand(1, 48, 80, 3, generator=torch.Generator().manual_seed(1))  # ComfyUI IMAGE layout
     latent = steps.encode(vae, pixels, "never")
     torch.testing.assert_close(steps.encode(vae, pixels, "always"), latent, rtol=0, atol=1e-5)
     torch.testing.assert_close(steps.decode(vae, latent, "always"), steps.decode(vae, latent, "never"),
