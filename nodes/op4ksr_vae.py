@@ -10,7 +10,7 @@ management (``load_models_gpu`` with the VAE's own estimate), and tiles only whe
   step's tensors are freed first) the step is redone in tiles.
 - ``always``: tiles from the start.
 
-Tiles of the F16 VAE are the exact row bands of ``op4ksr_core.vae_banded`` (seam-free, same result as
+Tiles of the F16 VAE are the exact row bands of ``op4ksr_core.vae.banded`` (seam-free, same result as
 untiled, both decode modes); any other VAE (e.g. the stock FLUX VAE) uses ComfyUI's own tiled encode/decode.
 """
 
@@ -24,7 +24,7 @@ import comfy.sd
 import torch
 
 from ..op4ksr_core.vae import F16VAE
-from ..op4ksr_core.vae_banded import DEFAULT_BAND_VALUES, Bands, decode_banded, encode_banded
+from ..op4ksr_core.vae.banded import DEFAULT_BAND_VALUES, Bands, decode_banded, encode_banded
 from .f16_vae import ComfyF16Module
 
 log = logging.getLogger(__name__)

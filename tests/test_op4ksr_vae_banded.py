@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from sr4k.op4ksr_core.vae import F16VAE
-from sr4k.op4ksr_core.vae_banded import Bands, decode_banded, encode_banded
-from sr4k.op4ksr_core.vae_config import FLUX_F16, VaeConfig
+from sr4k.op4ksr_core.vae.banded import Bands, decode_banded, encode_banded
+from sr4k.op4ksr_core.vae.config import FLUX_F16, VaeConfig
 from tiny_models import deterministic_tensor
 
 # The F16 geometry (stride-2 conv_in, 3 ×2 levels, final nearest ×2) at small width.

@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .vae import F16VAE
-from .vae_config import check_decode_mode
-from .vae_layers import Downsample, ResnetBlock, Upsample, norm_silu
-from .vae_tail import DECODE_SHIFT
+from .config import check_decode_mode
+from .layers import Downsample, ResnetBlock, Upsample, norm_silu
+from .model import F16VAE
+from .tail import DECODE_SHIFT
 
 # Input values per band on the compute device: 2^25 is 64 MiB in bf16, i.e. 128 rows of a 2048-px-wide
 # 128-channel map; small enough for any GPU that holds the weights, large enough to keep kernels busy.
