@@ -159,7 +159,7 @@ def layer_bands(layer: nn.Module, x: torch.Tensor, bands: Bands) -> torch.Tensor
 @torch.no_grad()
 def encode_banded(vae: F16VAE, image: torch.Tensor, bands: Bands) -> torch.Tensor:
     """Posterior mean [B, latent, H/down, W/down] of ``image`` [B, 3, H, W] in [-1, 1], as ``vae.encode``."""
-    vae._check_image(image)  # noqa: SLF001 - the same validation and messages as the untiled path
+    vae._check_image(image)
     enc = vae.encoder
     h = conv_bands(image.to(bands.store, vae.dtype), enc.conv_in, bands, pad=_same_pad(enc.conv_in))
     for block in enc.down_blocks:
@@ -173,7 +173,7 @@ def encode_banded(vae: F16VAE, image: torch.Tensor, bands: Bands) -> torch.Tenso
 @torch.no_grad()
 def decode_banded(vae: F16VAE, latent: torch.Tensor, bands: Bands, decode_mode: str | None = None) -> torch.Tensor:
     """Image [B, 3, h·down, w·down] from a raw latent, as ``vae.decode`` (same decode modes)."""
-    vae._check_latent(latent)  # noqa: SLF001
+    vae._check_latent(latent)
     shift = DECODE_SHIFT[check_decode_mode(decode_mode or vae.decode_mode, vae.config)]
     dec = vae.decoder
     h = dec.mid_block(dec.conv_in(latent.to(bands.compute, vae.dtype))).to(bands.store)

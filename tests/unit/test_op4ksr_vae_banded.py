@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
+from small_vae import small_f16_vae
 from sr4k.op4ksr_core.vae import F16VAE
 from sr4k.op4ksr_core.vae.banded import Bands, decode_banded, encode_banded
-from sr4k.op4ksr_core.vae.config import FLUX_F16, VaeConfig
-from tiny_models import deterministic_tensor
 
-# The F16 geometry (stride-2 conv_in, 3 ×2 levels, final nearest ×2) at small width.
-SMALL = VaeConfig(**{**FLUX_F16.__dict__, "block_out_channels": (32, 32, 64, 64), "norm_num_groups": 8})
 CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
 def vae() -> F16VAE:
-    model = F16VAE(SMALL).eval()
-    with torch.no_grad():
-        for key, p in model.state_dict().items():
-            scale = 1 / math.sqrt(math.prod(p.shape[1:])) if p.ndim > 1 else 0.1
-            p.copy_(deterministic_tensor(key, tuple(p.shape)) * scale + (1.0 if key.endswith("norm.weight") else 0))
-    return model
+    return small_f16_vae()
 
 
 def _image(h: int, w: int) -> torch.Tensor:

@@ -30,7 +30,7 @@ class _Budget(TorchDispatchMode):
         super().__init__()
         self.max_bytes, self.log = max_bytes, log
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204 - torch protocol
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         inputs = {t.untyped_storage().data_ptr() for t in tree_flatten((args, kwargs or {}))[0]
                   if isinstance(t, torch.Tensor)}
         out = func(*args, **(kwargs or {}))

@@ -11,11 +11,11 @@ import logging
 
 import pytest
 import torch
+from test_node_gtasr import _patcher, nodes  # noqa: F401 - the in-process node module fixture
 
 from gtasr_support import TINY, deterministic_init_
 from memory_budget import memory_budget
 from sr4k.gtasr_core import GTASRNet, build, upscale
-from test_node_gtasr import _patcher, nodes  # noqa: F401 - the in-process node module fixture
 
 # The tiny GTASR's largest activation is its HR head: 32 channels x 16 HR pixels per LR pixel, float32, i.e.
 # 2 kiB per LR pixel. A 16 x 32 LR image needs 1 MiB in one pass (and as one 32-px tile), 16-px tiles 512 kiB.
@@ -56,7 +56,7 @@ def _hwc(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 2, 3, 1).contiguous()
 
 
-def test_auto_up_front_tiles_halve_on_out_of_memory(nodes, monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001, F811
+def test_auto_up_front_tiles_halve_on_out_of_memory(nodes, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
                                                     net: GTASRNet) -> None:
     import comfy.model_management as mm
 
@@ -71,7 +71,7 @@ def test_auto_up_front_tiles_halve_on_out_of_memory(nodes, monkeypatch: pytest.M
     torch.testing.assert_close(out, _hwc(ref), rtol=0, atol=1e-5)
 
 
-def test_force_reserves_one_tile_not_the_whole_image(nodes, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001, F811
+def test_force_reserves_one_tile_not_the_whole_image(nodes, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     import comfy.model_management as mm
 
     asked: list[int] = []
@@ -90,7 +90,7 @@ def test_force_reserves_one_tile_not_the_whole_image(nodes, monkeypatch: pytest.
     assert asked == [tile, whole] and whole == 6 * tile
 
 
-def test_out_of_memory_is_raised_outside_the_except_block(nodes, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001, F811
+def test_out_of_memory_is_raised_outside_the_except_block(nodes, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     import comfy.model_management as mm
 
     emptied: list[int] = []

@@ -7,15 +7,12 @@
 from __future__ import annotations
 
 import logging
-import math
 
 import pytest
 import torch
 
 from memory_budget import memory_budget
-from sr4k.op4ksr_core.vae import F16VAE
-from test_op4ksr_vae_banded import SMALL
-from tiny_models import deterministic_tensor
+from small_vae import small_f16_vae
 
 pytestmark = pytest.mark.comfy
 
@@ -25,7 +22,7 @@ BUDGET = 200_000
 
 
 @pytest.fixture(scope="module")
-def steps():  # noqa: ANN201 - the sr4k.nodes.op4ksr_vae module
+def steps():
     from comfy_tree import import_comfy
 
     import_comfy()
@@ -34,14 +31,10 @@ def steps():  # noqa: ANN201 - the sr4k.nodes.op4ksr_vae module
     return op4ksr_vae
 
 
-def _comfy_vae(mode: str):  # noqa: ANN202 - comfy.sd.VAE
+def _comfy_vae(mode: str):
     from sr4k.nodes.f16_vae import make_comfy_vae
 
-    model = F16VAE(SMALL, decode_mode=mode).eval()
-    with torch.no_grad():
-        for key, p in model.state_dict().items():
-            scale = 1 / math.sqrt(math.prod(p.shape[1:])) if p.ndim > 1 else 0.1
-            p.copy_(deterministic_tensor(key, tuple(p.shape)) * scale + (1.0 if key.endswith("norm.weight") else 0))
+    model = small_f16_vae(mode)
     vae = make_comfy_vae(model)
     assert vae.vae_dtype == torch.float32  # CPU: the comparison below is at float32 rounding
     return vae
@@ -51,7 +44,7 @@ def _latent() -> torch.Tensor:
     return torch.randn(1, 16, 3, 5, generator=torch.Generator().manual_seed(0))
 
 
-def test_never_surfaces_out_of_memory_where_comfyui_tiles_silently(steps, caplog: pytest.LogCaptureFixture) -> None:  # noqa: ANN001
+def test_never_surfaces_out_of_memory_where_comfyui_tiles_silently(steps, caplog: pytest.LogCaptureFixture) -> None:
     vae = _comfy_vae("partitioned")
     with memory_budget(BUDGET), pytest.raises(torch.OutOfMemoryError):
         steps.decode(vae, _latent(), "never")
@@ -64,7 +57,7 @@ def test_never_surfaces_out_of_memory_where_comfyui_tiles_silently(steps, caplog
 
 
 @pytest.mark.parametrize("mode", ["aligned", "partitioned"])
-def test_on_oom_retries_in_exact_tiles(steps, mode: str, caplog: pytest.LogCaptureFixture) -> None:  # noqa: ANN001
+def test_on_oom_retries_in_exact_tiles(steps, mode: str, caplog: pytest.LogCaptureFixture) -> None:
     vae = _comfy_vae(mode)
     ref = steps.decode(vae, _latent(), "never")
     with caplog.at_level(logging.INFO, logger="sr4k.nodes.op4ksr_vae"), memory_budget(BUDGET) as log:
@@ -75,7 +68,7 @@ def test_on_oom_retries_in_exact_tiles(steps, mode: str, caplog: pytest.LogCaptu
     torch.testing.assert_close(out, ref, rtol=0, atol=2e-5)
 
 
-def test_always_tiles_encode_and_decode_to_the_untiled_result(steps) -> None:  # noqa: ANN001
+def test_always_tiles_encode_and_decode_to_the_untiled_result(steps) -> None:
     vae = _comfy_vae("partitioned")
     pixels = torch.rand(1, 48, 80, 3, generator=torch.Generator().manual_seed(1))  # ComfyUI IMAGE layout
     latent = steps.encode(vae, pixels, "never")
@@ -90,14 +83,14 @@ def test_always_tiles_encode_and_decode_to_the_untiled_result(steps) -> None:  #
 
 
 @pytest.fixture(scope="module")
-def op4ksr_server(comfy_server):  # noqa: ANN001, ANN201 - comfy_harness.ComfyServer
+def op4ksr_server(comfy_server):
     from tiny_models import install_op4ksr_models
 
     install_op4ksr_models(comfy_server)
     return comfy_server
 
 
-def test_node_vae_tiling_always_matches_the_default(op4ksr_server) -> None:  # noqa: ANN001
+def test_node_vae_tiling_always_matches_the_default(op4ksr_server) -> None:
     """The bundled workflow (vae_tiling never) and the same with tiles give the same image, and the tiles ran."""
     import numpy as np
 

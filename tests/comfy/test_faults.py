@@ -35,7 +35,7 @@ from comfy_harness import (
     start_server,
     stop_server,
 )
-from test_cli import lowres, tiny_gtasr_files
+from gtasr_support import lowres, tiny_gtasr_files
 from tiny_models import install_op4ksr_models
 from workflow_files import api_workflow
 
