@@ -134,7 +134,8 @@ def upscale(net: GTASRNet, lr: Tensor, *, seed: int, tile: int | None = None, ov
     ``net.lr_multiple`` and the output cropped. ``seed`` fixes eps (same seed -> same output).
     ``progress(done, total)`` is called after every image or tile; its exceptions propagate (cancel).
     When patch-free runs out of memory and ``allow_tile_fallback``, the image is retried in tiles of
-    ``fallback_tile`` (halved on further OOM, down to the LR multiple) with a logged warning.
+    ``fallback_tile`` (halved on further OOM, down to the LR multiple) with a logged warning; when ``tile``
+    runs out of memory and ``allow_tile_fallback``, it is halved likewise (overlap capped at tile // 8).
     ``on_tile`` receives each finished tile of a tiled run (e.g. for a progress preview).
     """
     check_image(lr, net.config.in_channels)
@@ -146,11 +147,13 @@ def upscale(net: GTASRNet, lr: Tensor, *, seed: int, tile: int | None = None, ov
     h, w = lr.shape[-2:]
     lq = pad_to_multiple(lr.float() * 2 - 1, net.lr_multiple)
     x_t = _noisy_input(lq, sigma, seed, net.scale)
+    longest = max(lq.shape[-2:])
     tiles: list[int | None] = [tile]
-    if tile is None and allow_tile_fallback:
-        tiles += fallback_tiles(fallback_tile, max(lq.shape[-2:]), net.lr_multiple)
+    if allow_tile_fallback:  # after the whole image, or after the caller's tile size (halved, as tiles only shrink)
+        first = fallback_tile if tile is None else min(tile, longest) // 2
+        tiles += fallback_tiles(first, longest, net.lr_multiple)
     for i, t in enumerate(tiles):
-        ov = overlap if tile is not None else min(overlap, (t or 0) // 8)
+        ov = overlap if i == 0 else min(overlap, (t or 0) // 8)
         try:
             if t is None:
                 out = _patch_free(net, x_t, lq, sigma, device, progress)

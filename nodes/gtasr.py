@@ -144,6 +144,8 @@ def _oom_advice(tiling: str, tile_size: int, multiple: int) -> str:
     if tiling == "off":
         return ("Set tiling to auto (falls back to tiles when the whole image does not fit) or force with a "
                 "smaller tile_size, pick precision bf16/fp16, or free memory (unload other models).")
+    if tiling == "auto":  # auto has already halved its tiles down to the multiple
+        return "Pick precision bf16/fp16, or free memory (unload other models, or start ComfyUI with --lowvram)."
     smaller = tile_size // 2 // multiple * multiple
     tile = f"Lower tile_size (now {tile_size}; try {smaller})" if smaller >= multiple else "tile_size is minimal"
     return f"{tile}, pick precision bf16/fp16, or free memory (unload other models)."
@@ -210,7 +212,11 @@ class Upscale(io.ComfyNode):
         state = {"image": 0, "patch_free": True, "lr_hw": (h, w)}
 
         def run_pass(x: torch.Tensor, k: int) -> torch.Tensor:
-            need = upscale_memory(net, x.shape[-2], x.shape[-1])
+            # force reserves one tile's working memory (the whole-image buffers stay on the intermediate device);
+            # off/auto ask for the whole image, so ComfyUI evicts other models before auto decides.
+            ph, pw = x.shape[-2:]
+            need = (upscale_memory(net, min(tile_size, ph), min(tile_size, pw)) if tiling == "force"
+                    else upscale_memory(net, ph, pw))
             mm.load_models_gpu([gtasr_model], memory_required=need, force_full_load=True)
             device = next(net.parameters()).device
             state.update(patch_free=tiling == "off" or (tiling == "auto" and fits_patch_free(need, device)),
@@ -238,8 +244,9 @@ class Upscale(io.ComfyNode):
             mm.soft_empty_cache()
         if oom:
             ph, pw = state["lr_hw"]
-            mode = (f"in {tile_size} px tiles" if not state["patch_free"] else "in one pass" if tiling == "off"
-                    else f"in one pass and in tiles down to {net.lr_multiple} px")
+            mode = (f"in {tile_size} px tiles" if tiling == "force" else "in one pass" if tiling == "off"
+                    else f"in one pass and in tiles down to {net.lr_multiple} px" if state["patch_free"]
+                    else f"in tiles from {tile_size} down to {net.lr_multiple} px")
             raise RuntimeError(f"GTASR ran out of memory upscaling {pw}x{ph} to {pw * net.scale}x{ph * net.scale} "
                                f"{mode} (tiling={tiling}). {_oom_advice(tiling, tile_size, net.lr_multiple)}")
         return io.NodeOutput(to_comfy_image(torch.cat(outs)))

@@ -21,6 +21,7 @@ from ..srkit.color import METHODS, check_image_batch, color_correct
 from ..srkit.sizing import resize_exact
 from .common import from_comfy_image, to_comfy_image
 from .flux_model import empty_flux_conditioning, flux_diffusion_model, one_step_sample
+from .op4ksr_vae import VAE_TILING, check_vae_tiling, decode, encode
 
 STAGES_PER_IMAGE = 4  # resize, encode, transformer step, decode
 
@@ -36,17 +37,20 @@ def _check_vae(vae, latent_channels: int) -> int:  # noqa: ANN001 - comfy.sd.VAE
 
 
 def upscale_one(model, vae, lr: torch.Tensor, size: tuple[int, int], cond: list, cfg: OneStepConfig,  # noqa: ANN001
-                pbar: comfy.utils.ProgressBar) -> torch.Tensor:  # fmt: skip
-    """One ``[1, 3, h, w]`` image in [0, 1] -> ``[1, 3, H, W]`` (steps reported on ``pbar``)."""
+                pbar: comfy.utils.ProgressBar, vae_tiling: str = "never") -> torch.Tensor:  # fmt: skip
+    """One ``[1, 3, h, w]`` image in [0, 1] -> ``[1, 3, H, W]`` (steps reported on ``pbar``).
+
+    The VAE runs untiled unless ``vae_tiling`` says otherwise (``op4ksr_vae``): ComfyUI's ``VAE.encode``/
+    ``decode`` would silently fall back to tiles on out-of-memory."""
     inner = flux_diffusion_model(model)
     multiple = pixels_per_token(_check_vae(vae, inner.params.in_channels), inner.patch_size)
     padded, (h, w) = pad_to_multiple(upsample_bicubic(lr.to(mm.get_torch_device()), size), multiple)
     pbar.update(1)
-    latent = vae.encode(padded.movedim(1, -1))
+    latent = encode(vae, padded.movedim(1, -1), vae_tiling)
     pbar.update(1)
     latent = one_step_sample(model, latent, cond, cfg)
     pbar.update(1)
-    image = vae.decode(latent).movedim(-1, 1)[..., :h, :w]
+    image = decode(vae, latent, vae_tiling)[..., :h, :w]
     pbar.update(1)
     return image
 
@@ -82,6 +86,10 @@ class Upscale(io.ComfyNode):
                                tooltip="Transfer the input's colour onto the result (fixes colour shift)."),
                 io.Conditioning.Input("conditioning", optional=True,
                                       tooltip="Optional FLUX text conditioning; empty = zero conditioning."),
+                io.Combo.Input("vae_tiling", options=list(VAE_TILING), default="never", optional=True,
+                               tooltip="never: VAE encode/decode on the whole image (the method; out of memory is "
+                               "an error). on_oom: retry in tiles after an out-of-memory error. always: tiles. "
+                               "F16 VAE tiles are exact row bands: no seams, same result, slower."),
             ],  # fmt: skip
             outputs=[io.Image.Output(tooltip="The upscaled image(s).")],
         )
@@ -89,9 +97,10 @@ class Upscale(io.ComfyNode):
     @classmethod
     def execute(
         cls, model, vae, image, target: str, long_side: int, scale: float, t_star: float,  # noqa: ANN001
-        input_mode: str, color_correction: str, conditioning=None,  # noqa: ANN001
+        input_mode: str, color_correction: str, conditioning=None, vae_tiling: str = "never",  # noqa: ANN001
     ) -> io.NodeOutput:  # fmt: skip
         cfg = OneStepConfig(t_star=t_star, input_mode=input_mode)
+        check_vae_tiling(vae_tiling)
         lr = from_comfy_image(image)
         check_image_batch(lr, "image")
         alpha, lr = lr[:, 3:], lr[:, :3]  # alpha: empty for RGB
@@ -101,14 +110,19 @@ class Upscale(io.ComfyNode):
         pbar = comfy.utils.ProgressBar(STAGES_PER_IMAGE * lr.shape[0])  # each update is a cancel point
         outs = []
         for i in range(lr.shape[0]):
+            oom = False
             try:
-                out = upscale_one(model, vae, lr[i : i + 1], size, cond, cfg, pbar)
-            except mm.OOM_EXCEPTION as e:
+                out = upscale_one(model, vae, lr[i : i + 1], size, cond, cfg, pbar, vae_tiling)
+            except mm.OOM_EXCEPTION:
+                oom = True  # raised below, outside the except block, so the failed step's tensors are freed
+            if oom:
+                mm.soft_empty_cache()
+                tiles = "" if vae_tiling != "never" else ", or set vae_tiling to on_oom (exact VAE tiles, slower)"
                 raise RuntimeError(
                     f"out of memory upscaling to {size[1]}x{size[0]} in one pass. Try weight_dtype fp8 in the "
-                    "loader, a smaller long_side, or start ComfyUI with --lowvram; patch-free means the whole "
-                    "image is held at once."
-                ) from e
+                    f"loader, a smaller long_side, or start ComfyUI with --lowvram{tiles}; patch-free means the "
+                    "whole image is held at once."
+                )
             # Colour correction at output size is seconds on a CPU and milliseconds on the GPU.
             dev = mm.get_torch_device()
             out = color_correct(out.float().to(dev), lr[i : i + 1].float().to(dev), color_correction).cpu()

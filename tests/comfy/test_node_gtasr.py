@@ -235,26 +235,6 @@ def test_tiling_modes_call_the_core_as_documented(nodes, monkeypatch: pytest.Mon
         assert calls[0]["allow_tile_fallback"] is fallback and calls[0]["fallback_tile"] == 64
 
 
-def test_out_of_memory_is_a_clear_error_and_frees_memory(nodes, monkeypatch: pytest.MonkeyPatch) -> None:
-    import comfy.model_management as mm
-
-    def oom(*args: object, **kw: object) -> None:
-        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-
-    emptied: list[int] = []
-    monkeypatch.setattr(nodes, "upscale", oom)
-    monkeypatch.setattr(mm, "soft_empty_cache", lambda *a, **k: emptied.append(1))
-    patcher = _patcher(nodes)
-    with pytest.raises(RuntimeError) as err:
-        nodes.Upscale.execute(patcher, torch.rand(1, 16, 24, 3), 0, "off", 512, 64)
-    msg = str(err.value)
-    assert "out of memory upscaling 24x16 to 96x64 in one pass (tiling=off)" in msg
-    assert "Set tiling to auto" in msg and "force with a smaller tile_size" in msg
-    assert emptied
-    with pytest.raises(RuntimeError, match=r"in 16 px tiles \(tiling=force\). Lower tile_size \(now 16; try 8\)"):
-        nodes.Upscale.execute(patcher, torch.rand(1, 16, 24, 3), 0, "force", 16, 4)
-
-
 def test_cancel_propagates_and_frees_memory(nodes, monkeypatch: pytest.MonkeyPatch) -> None:
     import comfy.model_management as mm
     import comfy.utils
