@@ -181,10 +181,11 @@ def _interrupted(entry: dict) -> dict:
 
 def test_cancel_mid_tiled_gtasr_then_serve_the_next_prompt(server: ComfyServer) -> None:
     prompt = _gtasr("fault_large.png", tiling="force", tile_size=64, overlap=0)  # 4 x 4 = 16 tiles
-    seen, entry = _run_and_interrupt(server, prompt, "3", after=2)
+    # GTASR_Upscale reports PROGRESS_UNITS (1000) per image and pass: tile 2 of 16 is 125 / 1000.
+    seen, entry = _run_and_interrupt(server, prompt, "3", after=125)
     assert entry["status"]["status_str"] == "error"
     stopped = _interrupted(entry)
-    assert stopped["node_type"] == "GTASR_Upscale" and seen[-1] == (2, 16)
+    assert stopped["node_type"] == "GTASR_Upscale" and seen[-1] == (125, 1000)
     _assert_serving(server)
 
 
