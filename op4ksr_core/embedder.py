@@ -108,6 +108,9 @@ class _RFRBase(nn.Module):
         self.dim = sum(axes)
         self.config = RFRConfig() if config is None else config
         self.exponent_grid: ExponentGrid = exponent_grid
+        # The (rows, cols) grid RFR rescales for, when it is not the ids' extent: a training crop placed in a
+        # 4K canvas has ids origin + arange but must get the canvas's theta' (training/op4ksr_canvas.py).
+        self.grid_hw: tuple[float, float] | None = None
         # Validate axes/theta against the config now rather than at the first sampling step.
         self.thetas_for((1.0, 1.0))
 
@@ -115,9 +118,13 @@ class _RFRBase(nn.Module):
         """Per-axis bases this embedder uses for a (rows, cols) token grid."""
         return rescaled_thetas(self.config, self.axes_dim, self.theta, grid_hw)
 
+    def _grid(self, ids: Tensor) -> tuple[float, float]:
+        """The grid RFR sees: the ``grid_hw`` override if set, else the ids' extent."""
+        return self.grid_hw if self.grid_hw is not None else grid_from_ids(ids)
+
     def _thetas_for_ids(self, ids: Tensor) -> tuple[float, ...]:
         # Only NTK depends on the grid; skipping the max() avoids a device sync for the other modes.
-        grid = grid_from_ids(ids) if self.config.mode == "ntk" else None
+        grid = self._grid(ids) if self.config.mode == "ntk" else None
         return rescaled_thetas(self.config, self.axes_dim, self.theta, grid)
 
     def extra_repr(self) -> str:

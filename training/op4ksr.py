@@ -28,6 +28,7 @@ from ..op4ksr_core.vae_loader import load_f16_vae
 from ..srkit.degradations import PRESETS as DEGRADATION_PRESETS
 from ..srkit.weights import load_state_dict
 from .common import EMA, config_to_dict, register_trainable_only_state, resume_checkpoint, save_checkpoint
+from .op4ksr_canvas import CanvasSpec
 from .op4ksr_config import OP4KSRTrainConfig, load_train_config
 from .op4ksr_data import DegradedCrops, PairedCrops, StreamSampler
 from .op4ksr_lora import add_lora, save_comfy_lora
@@ -70,11 +71,16 @@ def load_vae(config: OP4KSRTrainConfig) -> F16VAE:
     return load_f16_vae(sd, config.decode_mode, dtype=_dtype(config.base_dtype))
 
 
-def make_dataset(config: OP4KSRTrainConfig) -> Dataset:
-    """Paired crops if ``lr_dir`` is set, else degraded HR crops with the ``degradation`` preset at ``scale``."""
+def make_dataset(config: OP4KSRTrainConfig, unit: int) -> Dataset:
+    """Paired crops if ``lr_dir`` is set, else degraded HR crops with the ``degradation`` preset at ``scale``.
+
+    Each sample carries its placement in the ``canvas_long_side`` canvas (``unit``: pixels per token side).
+    """
+    canvas = CanvasSpec(config.canvas_long_side, unit)
     if config.lr_dir:
-        return PairedCrops(config.data_dir, config.lr_dir, config.crop_size, config.scale)
-    return DegradedCrops(config.data_dir, config.crop_size, DEGRADATION_PRESETS[config.degradation].with_scale(config.scale))
+        return PairedCrops(config.data_dir, config.lr_dir, config.crop_size, config.scale, canvas)
+    preset = DEGRADATION_PRESETS[config.degradation].with_scale(config.scale)
+    return DegradedCrops(config.data_dir, config.crop_size, preset, canvas)
 
 
 def _export(accelerator, model: OneStepSR, ema: EMA | None, config: OP4KSRTrainConfig, name: str) -> Path:  # noqa: ANN001
@@ -112,11 +118,14 @@ def train(
     set_seed(config.seed)
     transformer = transformer if transformer is not None else load_transformer(config)
     vae = vae if vae is not None else load_vae(config)
-    dataset = dataset if dataset is not None else make_dataset(config)
     vae = vae.to(accelerator.device).eval().requires_grad_(False)
     unit = token_pixels(transformer, vae)
-    if config.crop_size % unit:
-        raise ValueError(f"crop_size={config.crop_size} must be a multiple of the token size {unit} px")
+    if config.crop_size % unit or config.canvas_long_side % unit:
+        raise ValueError(
+            f"crop_size={config.crop_size} and canvas_long_side={config.canvas_long_side} must be multiples of "
+            f"the token size {unit} px"
+        )
+    dataset = dataset if dataset is not None else make_dataset(config, unit)
     if config.lambda_ap > 0 and unit not in config.ap.periods:
         logger.warning("L_AP periods %s do not include this model's token size %d px", config.ap.periods, unit)
     params = add_lora(transformer, config.lora_rank, config.lora_alpha, config.lora_double_targets,
@@ -156,10 +165,10 @@ def train(
     while step < config.steps:
         sums: dict[str, float] = {}
         for _ in range(config.grad_accum):
-            lr, hr = (t.to(accelerator.device) for t in next(batches))
+            lr, hr, *placement = (t.to(accelerator.device) for t in next(batches))
             with accelerator.accumulate(model):
                 z_lr, z_hr = encode_pair(vae, lr, hr)
-                x0 = model(z_lr)
+                x0 = model(z_lr, placement[0] if placement else None)
                 with accelerator.autocast():
                     terms = compute_losses(x0, z_hr, hr, vae, config, perceptual)
                 if not math.isfinite(terms["total"].item()):

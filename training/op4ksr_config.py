@@ -54,6 +54,9 @@ class OP4KSRTrainConfig:
     data_dir: str = ""
     lr_dir: str = ""
     crop_size: int = 1024
+    # Output canvas the crops are placed in (ids and RFR grid as at this inference size; op4ksr_canvas).
+    # = crop_size: the crop is the canvas (full-frame training, or the unplaced behaviour).
+    canvas_long_side: int = 4096
     scale: int = 4
     degradation: str = "realesrgan"
     num_workers: int = 4
@@ -108,6 +111,11 @@ class OP4KSRTrainConfig:
             raise ValueError(
                 f"crop_size={self.crop_size} must be a positive multiple of scale={self.scale} "
                 f"(e.g. {max(1, self.crop_size // max(self.scale, 1)) * max(self.scale, 1)})"
+            )
+        if self.canvas_long_side < self.crop_size:
+            raise ValueError(
+                f"canvas_long_side={self.canvas_long_side} is smaller than crop_size={self.crop_size}; the canvas "
+                "is the inference output the crops are cut from (4096 for 4K; = crop_size for full frames)"
             )
         if self.degradation not in DEGRADATION_PRESETS:
             raise ValueError(f"degradation={self.degradation!r}: choose one of {sorted(DEGRADATION_PRESETS)}")

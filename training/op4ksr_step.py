@@ -36,11 +36,32 @@ class OneStepSR(nn.Module):
         self.transformer = transformer
         self.config = config
 
-    def forward(self, z_lr: torch.Tensor) -> torch.Tensor:
-        """Model-space LR latent ``[B, C, h, w]`` -> clean-latent estimate ``[B, C, h, w]`` (float32)."""
+    def forward(self, z_lr: torch.Tensor, placement: torch.Tensor | None = None) -> torch.Tensor:
+        """Model-space LR latent ``[B, C, h, w]`` -> clean-latent estimate ``[B, C, h, w]`` (float32).
+
+        ``placement`` ``[B, 4]`` (tokens: y0, x0, canvas rows, cols; ``op4ksr_canvas``) puts each crop in its
+        output canvas: ids ``origin + arange`` and RFR's base for the canvas grid. None: the crop is the canvas.
+        """
         t = self.config.t_star
         x_t = one_step_input(z_lr, t, self.config.input_mode)
-        return one_step_x0(x_t, velocity(self.transformer, x_t, t, self.config), t)
+        if placement is None:
+            return one_step_x0(x_t, velocity(self.transformer, x_t, t, self.config), t)
+        rows = [tuple(int(v) for v in p) for p in placement.tolist()]
+        # diffusers FLUX takes one set of ids per call: samples with different placements run one by one.
+        groups = [slice(0, len(rows))] if len(set(rows)) == 1 else [slice(i, i + 1) for i in range(len(rows))]
+        outs = [self._placed_velocity(x_t[g], t, rows[g.start]) for g in groups]
+        return one_step_x0(x_t, torch.cat(outs), t)
+
+    def _placed_velocity(self, x_t: torch.Tensor, t: float, place: tuple[int, ...]) -> torch.Tensor:
+        y0, x0, canvas_rows, canvas_cols = place
+        pos_embed = self.transformer.pos_embed
+        if not hasattr(pos_embed, "grid_hw"):
+            raise ValueError("placing crops in a canvas needs the RFR position embedder (set_rfr) on the transformer")
+        pos_embed.grid_hw = (float(canvas_rows), float(canvas_cols))
+        try:
+            return velocity(self.transformer, x_t, t, self.config, origin=(y0, x0))
+        finally:
+            pos_embed.grid_hw = None
 
 
 def token_pixels(transformer: nn.Module, vae: F16VAE) -> int:
