@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from .onestep import DEFAULT_INPUT_MODE, DEFAULT_T_STAR, INPUT_MODES
-from .rfr import FLUX_TRAIN_GRID, RFR_MODES
+from .rfr import FLUX_TRAIN_GRID, RFR_MODES, RFRConfig
 from .vae_config import DECODE_MODES
+from .vae_keys import detect_vae_layout, extract_vae_state_dict
 
 __all__ = [
     "AUTO",
@@ -34,10 +35,13 @@ __all__ = [
     "DEFAULTS",
     "DEFAULT_INPUT_MODE",
     "default_decode_mode",
+    "auto_decode_mode",
     "to_metadata",
     "from_metadata",
     "read_metadata",
     "read_settings",
+    "files_settings",
+    "rfr_config",
     "resolve",
     "from_widgets",
 ]
@@ -122,6 +126,15 @@ def default_decode_mode(vae_layout: str) -> str:
     raise ValueError(f"VAE layout {vae_layout!r} unknown; expected 'bfl' or 'diffusers'")
 
 
+def auto_decode_mode(vae_state_dict: Mapping[str, Any], *layers: OP4KSRSettings | None) -> str:
+    """What decode ``auto`` means for these VAE weights: the first ``layers`` entry that knows it (the VAE file's
+    metadata, then the transformer weights'), else :func:`default_decode_mode` of the weights' key layout."""
+    for layer in layers:
+        if layer is not None and layer.decode_mode is not None:
+            return layer.decode_mode
+    return default_decode_mode(detect_vae_layout(extract_vae_state_dict(vae_state_dict)))
+
+
 def to_metadata(settings: OP4KSRSettings) -> dict[str, str]:
     """``{METADATA_KEY: JSON of the known fields}``, to merge into a safetensors ``metadata`` dict."""
     return {METADATA_KEY: json.dumps(settings.known(), sort_keys=True)}
@@ -181,6 +194,19 @@ def read_settings(path: str | Path) -> OP4KSRSettings | None:
         return from_metadata(read_metadata(path))
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from err
+
+
+def files_settings(*paths: str | Path | None) -> OP4KSRSettings | None:
+    """Merged settings of weight files, earlier files first (e.g. the LoRA, then the transformer); None if no
+    file carries any (base FLUX, as far as the files tell)."""
+    found = [s for s in (read_settings(p) for p in paths if p) if s is not None]
+    return resolve(*found, defaults=OP4KSRSettings()) if found else None
+
+
+def rfr_config(settings: OP4KSRSettings | None) -> RFRConfig:
+    """The RFR config of (resolved) settings: mode, alpha and a square reference grid."""
+    s = resolve(settings)
+    return RFRConfig(mode=s.rfr_mode, alpha=s.rfr_alpha, reference_grid=(float(s.reference_tokens),) * 2)
 
 
 def resolve(*layers: OP4KSRSettings | None, defaults: OP4KSRSettings = DEFAULTS) -> OP4KSRSettings:
