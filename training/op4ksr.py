@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..op4ksr_core.flux_loader import load_flux_transformer
 from ..op4ksr_core.headless import set_rfr
+from ..op4ksr_core.settings import AUTO, auto_decode_mode, files_settings, read_settings, to_metadata
 from ..op4ksr_core.vae import F16VAE
 from ..op4ksr_core.vae_loader import load_f16_vae
 from ..srkit.degradations import PRESETS as DEGRADATION_PRESETS
@@ -66,9 +67,18 @@ def load_transformer(config: OP4KSRTrainConfig) -> torch.nn.Module:
 
 
 def load_vae(config: OP4KSRTrainConfig) -> F16VAE:
-    """The F16 VAE from the FLUX VAE weights at ``vae_path`` in ``base_dtype``."""
-    sd = load_state_dict(_path(config, "vae_path", "FLUX VAE"))
-    return load_f16_vae(sd, config.decode_mode, dtype=_dtype(config.base_dtype))
+    """The F16 VAE from the FLUX VAE weights at ``vae_path`` in ``base_dtype``.
+
+    ``decode_mode = "auto"``: the VAE file's ``sr4k.op4ksr`` metadata (an sr4k-trained F16 decoder), then the
+    transformer file's, else ``aligned`` for BFL keys (raw ``ae.safetensors``) and ``partitioned`` for diffusers.
+    """
+    path = _path(config, "vae_path", "FLUX VAE")
+    sd = load_state_dict(path)
+    mode = config.decode_mode
+    if mode == AUTO:
+        mode = auto_decode_mode(sd, read_settings(path), files_settings(config.flux_path))
+        logger.info("decode_mode auto = %s for %s", mode, path)
+    return load_f16_vae(sd, mode, dtype=_dtype(config.base_dtype))
 
 
 def make_dataset(config: OP4KSRTrainConfig, unit: int) -> Dataset:
@@ -83,13 +93,16 @@ def make_dataset(config: OP4KSRTrainConfig, unit: int) -> Dataset:
     return DegradedCrops(config.data_dir, config.crop_size, preset, canvas)
 
 
-def _export(accelerator, model: OneStepSR, ema: EMA | None, config: OP4KSRTrainConfig, name: str) -> Path:  # noqa: ANN001
+def _export(accelerator, model: OneStepSR, ema: EMA | None, config: OP4KSRTrainConfig, name: str,  # noqa: ANN001
+            decode_mode: str) -> Path:  # fmt: skip
     transformer = accelerator.unwrap_model(model).transformer
     named = [(n, p) for n, p in transformer.named_parameters() if p.requires_grad]
     backup = {n: p.detach().clone() for n, p in named} if ema else {}
     if ema:
         ema.copy_to(named)
-    meta = {"sr4k": "op4ksr", "config": json.dumps(config_to_dict(config))}
+    # The inference settings travel in the file (sr4k.op4ksr): the nodes' and the CLI's "auto" read them.
+    settings = to_metadata(config.settings(decode_mode))
+    meta = {"sr4k": "op4ksr", "config": json.dumps(config_to_dict(config)), **settings}
     path = save_comfy_lora(transformer, Path(config.output_dir) / name, _dtype(config.export_dtype), meta)
     if ema:
         with torch.no_grad():
@@ -194,10 +207,10 @@ def train(
             save_checkpoint(accelerator, config.output_dir, step, keep=config.keep_checkpoints,
                             extra=ema.state_dict() if ema else None)  # fmt: skip
         if accelerator.is_main_process and config.export_every and step % config.export_every == 0:
-            _export(accelerator, model, ema, config, f"op4ksr_lora_step{step:08d}.safetensors")
+            _export(accelerator, model, ema, config, f"op4ksr_lora_step{step:08d}.safetensors", vae.decode_mode)
     result.step = step
     if accelerator.is_main_process:
-        result.lora_path = _export(accelerator, model, ema, config, LORA_FILE)
+        result.lora_path = _export(accelerator, model, ema, config, LORA_FILE, vae.decode_mode)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return result

@@ -6,6 +6,7 @@ F16 encode (posterior mean) -> model latent ``z`` -> ``x_{t*} = input(z, t*)`` -
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import torch
@@ -23,6 +24,8 @@ from ..op4ksr_core.onestep import (
 from ..op4ksr_core.periodicity import periodicity_loss
 from ..op4ksr_core.vae import F16VAE
 from .op4ksr_config import OP4KSRTrainConfig
+
+logger = logging.getLogger(__name__)
 
 Perceptual = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``(sr, hr)`` both ``[B, 3, H, W]`` in [-1, 1] -> distance per sample ``[B]`` (or a scalar), e.g. LPIPS."""
@@ -122,15 +125,15 @@ def compute_losses(
 
 
 def make_perceptual(config: OP4KSRTrainConfig, device: torch.device) -> Perceptual | None:
-    """LPIPS (VGG) if ``config.perceptual == 'lpips'``; needs the optional ``lpips`` package."""
+    """LPIPS-VGG from local files (``perceptual='lpips'``) or the multi-scale L1 stand-in (``'standin'``)."""
     if config.perceptual == "none" or config.perceptual_weight == 0:
         return None
+    from .gtasr_perceptual import LPIPSUnavailableError, load_lpips_vgg, standin_perceptual
+
+    if config.perceptual == "standin":
+        logger.warning("perceptual='standin' is a multi-scale L1 stand-in, NOT LPIPS: for CPU smoke runs only")
+        return standin_perceptual
     try:
-        import lpips  # optional; not a dependency of sr4k
-    except ImportError as err:
-        raise ValueError(
-            "perceptual='lpips' needs the lpips package (pip install lpips; it fetches VGG weights once), "
-            "or pass perceptual=<callable(sr, hr) -> Tensor> to train(), or set perceptual_weight = 0"
-        ) from err
-    model = lpips.LPIPS(net="vgg").to(device).eval().requires_grad_(False)
-    return lambda sr, hr: model(sr, hr).flatten()
+        return load_lpips_vgg(config.vgg16_weights or None, device)
+    except LPIPSUnavailableError as err:
+        raise ValueError(f"{err}. Or set perceptual = 'standin' (smoke runs) or perceptual_weight = 0.") from err
