@@ -27,9 +27,9 @@ from common import RESULTS, append_results, device_name, markdown_table
 from PIL import Image
 
 from sr4k.op4ksr_core.vae import F16VAE
-from sr4k.op4ksr_core.vae_config import FLUX_F16
+from sr4k.op4ksr_core.vae.config import FLUX_F16
 from sr4k.training.op4ksr import train
-from sr4k.training.op4ksr_config import OP4KSRTrainConfig
+from sr4k.training.op4ksr.config import OP4KSRTrainConfig
 
 SMALL_FLUX = dict(
     patch_size=1, in_channels=64, num_layers=1, num_single_layers=1, attention_head_dim=16, num_attention_heads=2,

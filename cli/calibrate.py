@@ -26,8 +26,8 @@ from ..op4ksr_core.onestep import upsample_bicubic
 from ..op4ksr_core.settings import AUTO, auto_decode_mode, read_settings
 from ..op4ksr_core.tstar import calibrate_tstar
 from ..op4ksr_core.vae import F16VAE
-from ..op4ksr_core.vae_config import DECODE_MODES
-from ..op4ksr_core.vae_loader import load_f16_vae
+from ..op4ksr_core.vae.config import DECODE_MODES
+from ..op4ksr_core.vae.loader import load_f16_vae
 from ..srkit.image_io import IMAGE_SUFFIXES, read_image
 from ..srkit.weights import load_state_dict
 from .devices import DEVICES, DTYPES, resolve_device, resolve_dtype

@@ -24,7 +24,7 @@ from ..op4ksr_core.onestep import (
 )
 from ..op4ksr_core.rfr import RFR_PRESETS
 from ..op4ksr_core.settings import AUTO, files_settings, from_widgets, resolve, rfr_config
-from ..op4ksr_core.vae_config import DECODE_MODES
+from ..op4ksr_core.vae.config import DECODE_MODES
 from ..srkit.color import METHODS
 
 __all__ = ["OP4KSRUpscaler", "add_arguments"]

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .precond import GTASRNet
+from ..srkit.images import Progress
+from .model import GTASRNet
 from .tiling import pad_to_multiple, plan_tiles, tile_weight
 
 __all__ = ["DEFAULT_OVERLAP", "DEFAULT_TILE", "check_image", "fallback_tiles", "upscale"]
@@ -27,7 +27,6 @@ DEFAULT_OVERLAP = 64  # released chop_size - chop_stride (512 - 448)
 _OOM_ERRORS: tuple[type[BaseException], ...] = tuple(
     {getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError), torch.cuda.OutOfMemoryError})
 
-Progress = Callable[[int, int], None]
 
 
 def check_image(lr: object, channels: int = 3) -> Tensor:

@@ -7,9 +7,10 @@ import comfy.utils
 import torch
 from comfy_api.latest import io
 
-from ..op4ksr_core.flux_keys import detect_flux_layout, diffusers_to_bfl
+from ..op4ksr_core.flux.keys import diffusers_to_bfl, strip_prefix
 from ..op4ksr_core.settings import AUTO, OP4KSRSettings, files_settings
-from ..op4ksr_core.vae_loader import load_f16_vae
+from ..op4ksr_core.vae.loader import load_f16_vae
+from ..srkit.registry import CheckpointError, detect
 from ..srkit.weights import load_state_dict
 from .f16_vae import make_comfy_vae
 from .flux_model import flux_diffusion_model
@@ -65,14 +66,21 @@ class LoadF16VAE(io.ComfyNode):
         return io.NodeOutput(load_vae_file(vae_name, decode_mode))
 
 
-def load_flux_transformer(path: str, weight_dtype: str):  # noqa: ANN201 - a ComfyUI ModelPatcher
-    """A FLUX transformer file (BFL/ComfyUI or diffusers layout) as a ComfyUI ``MODEL``."""
+def load_flux_model(path: str, weight_dtype: str):  # noqa: ANN201 - a ComfyUI ModelPatcher
+    """A FLUX transformer file (BFL/ComfyUI or diffusers layout) as a ComfyUI ``MODEL``.
+
+    ComfyUI builds the model (its own FLUX class, fp8 options, offloading); the registry only checks what the file
+    is and its layout, so a GTASR file, a VAE or a LoRA gets our error naming it.
+    """
     sd = comfy.utils.load_torch_file(path)
-    try:
-        if detect_flux_layout(sd) == "diffusers":
-            sd = diffusers_to_bfl(sd)
-    except ValueError:
-        pass  # not FLUX-like at all: ComfyUI's detection below names what it is not
+    found = detect(sd, path)
+    if found.arch != "flux_transformer":
+        raise CheckpointError(
+            f"{path} holds {found.arch} weights, not a FLUX.1 transformer; pick a file from models/diffusion_models "
+            "(e.g. flux1-dev.safetensors or an OP4KSR fine-tune)."
+        )
+    if found.layout == "diffusers":
+        sd = diffusers_to_bfl(strip_prefix(sd, found.prefix) if found.prefix else sd)
     model = comfy.sd.load_diffusion_model_state_dict(sd, model_options=WEIGHT_DTYPES[weight_dtype])
     if model is None:
         raise ValueError(
@@ -120,7 +128,7 @@ class LoadModel(io.ComfyNode):
         # The weights' sr4k.op4ksr settings (LoRA first, then the transformer file); they travel with the MODEL.
         settings = files_settings(lora_path, unet_path)
         config = rfr_config(rfr_mode, alpha, reference_tokens, settings)  # validate before the slow loads
-        model = load_flux_transformer(unet_path, weight_dtype)
+        model = load_flux_model(unet_path, weight_dtype)
         if lora_path is not None:
             lora = comfy.utils.load_torch_file(lora_path, safe_load=True)
             model, _ = comfy.sd.load_lora_for_models(model, None, lora, lora_strength, 0.0)

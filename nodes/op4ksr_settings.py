@@ -19,7 +19,7 @@ from ..op4ksr_core.settings import (
     auto_decode_mode,
     read_settings,
 )
-from ..op4ksr_core.vae_config import DECODE_MODES
+from ..op4ksr_core.vae.config import DECODE_MODES
 
 log = logging.getLogger(__name__)
 

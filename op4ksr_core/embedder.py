@@ -109,7 +109,7 @@ class _RFRBase(nn.Module):
         self.config = RFRConfig() if config is None else config
         self.exponent_grid: ExponentGrid = exponent_grid
         # The (rows, cols) grid RFR rescales for, when it is not the ids' extent: a training crop placed in a
-        # 4K canvas has ids origin + arange but must get the canvas's theta' (training/op4ksr_canvas.py).
+        # 4K canvas has ids origin + arange but must get the canvas's theta' (training/op4ksr/canvas.py).
         self.grid_hw: tuple[float, float] | None = None
         # Validate axes/theta against the config now rather than at the first sampling step.
         self.thetas_for((1.0, 1.0))

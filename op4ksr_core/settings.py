@@ -25,8 +25,8 @@ from typing import Any
 
 from .onestep import DEFAULT_INPUT_MODE, DEFAULT_T_STAR, INPUT_MODES
 from .rfr import FLUX_TRAIN_GRID, RFR_MODES, RFRConfig
-from .vae_config import DECODE_MODES
-from .vae_keys import detect_vae_layout, extract_vae_state_dict
+from .vae.config import DECODE_MODES
+from .vae.keys import detect_vae_layout, extract_vae_state_dict
 
 __all__ = [
     "AUTO",

@@ -14,7 +14,7 @@ from PIL import Image
 
 from sr4k.cli.main import main
 from sr4k.op4ksr_core.tstar import calibrate_tstar, tstar_closed_form
-from sr4k.op4ksr_core.vae_loader import load_f16_vae
+from sr4k.op4ksr_core.vae.loader import load_f16_vae
 from tiny_models import f16_vae_file, load
 
 

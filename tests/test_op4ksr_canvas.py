@@ -12,13 +12,13 @@ from PIL import Image
 
 from comfy_tree import import_comfy
 from sr4k.op4ksr_core.embedder import RFREmbedder
-from sr4k.op4ksr_core.headless import set_rfr, velocity
+from sr4k.op4ksr_core.flux.forward import set_rfr, velocity
 from sr4k.op4ksr_core.onestep import OneStepConfig
 from sr4k.op4ksr_core.rfr import RFRConfig, ntk_theta
 from sr4k.srkit.degradations import PRESETS
-from sr4k.training.op4ksr_canvas import CanvasSpec, canvas_grid, place_crop
-from sr4k.training.op4ksr_data import DegradedCrops, PairedCrops
-from sr4k.training.op4ksr_step import OneStepSR
+from sr4k.training.op4ksr.canvas import CanvasSpec, canvas_grid, place_crop
+from sr4k.training.op4ksr.data import DegradedCrops, PairedCrops
+from sr4k.training.op4ksr.step import OneStepSR
 from tiny_models import deterministic_state_dict
 
 AXES = (16, 56, 56)

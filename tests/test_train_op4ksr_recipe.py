@@ -12,12 +12,12 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from sr4k.op4ksr_core.flux_keys import diffusers_to_bfl
+from sr4k.op4ksr_core.flux.keys import diffusers_to_bfl
 from sr4k.op4ksr_core.lora import merge_comfy_lora
 from sr4k.op4ksr_core.settings import METADATA_KEY, OP4KSRSettings, read_settings
 from sr4k.training.op4ksr import TrainResult, train
-from sr4k.training.op4ksr_config import OP4KSRTrainConfig
-from sr4k.training.op4ksr_export import export_merged
+from sr4k.training.op4ksr.config import OP4KSRTrainConfig
+from sr4k.training.op4ksr.export import export_merged
 from test_train_op4ksr import HR_SIDE, config, data, fresh_accelerate_state, small_flux, small_vae  # noqa: F401
 
 SMOKE_STEPS = 12

@@ -5,7 +5,7 @@ the samples the uninterrupted run would have seen, on any number of processes:
 ``position -> (epoch permutation of the images, crop seed, degradation seed)``. :class:`StreamSampler`
 yields ``(image_index, sample_seed)`` for the positions of one process; the datasets turn that into
 ``(lr [3, c/s, c/s], hr [3, c, c])`` in [0, 1], plus the crop's placement in the output canvas
-(``[y0, x0, rows, cols]`` tokens, ``op4ksr_canvas``) when the dataset is given a ``canvas``.
+(``[y0, x0, rows, cols]`` tokens, ``canvas``) when the dataset is given a ``canvas``.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ..srkit.degradations import DegradationConfig, degrade
-from ..srkit.image_io import IMAGE_SUFFIXES, read_image
-from .common import derive_seed
-from .op4ksr_canvas import CanvasSpec, crop_step, place_crop
+from ...srkit.degradations import DegradationConfig, degrade
+from ...srkit.image_io import IMAGE_SUFFIXES, read_image
+from ..common import derive_seed
+from .canvas import CanvasSpec, crop_step, place_crop
 
 Key = tuple[int, int]  # (image index, sample seed)
 Sample = tuple[torch.Tensor, ...]  # (lr, hr) or (lr, hr, placement)

@@ -13,17 +13,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..op4ksr_core.headless import patch_size_of, velocity
-from ..op4ksr_core.onestep import (
+from ...op4ksr_core.flux.forward import velocity
+from ...op4ksr_core.onestep import (
     OneStepConfig,
-    latent_multiple,
     one_step_input,
     one_step_x0,
     upsample_bicubic,
 )
-from ..op4ksr_core.periodicity import periodicity_loss
-from ..op4ksr_core.vae import F16VAE
-from .op4ksr_config import OP4KSRTrainConfig
+from ...op4ksr_core.vae import F16VAE
+from ...srkit.periodicity import periodicity_loss
+from .config import OP4KSRTrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ class OneStepSR(nn.Module):
     def forward(self, z_lr: torch.Tensor, placement: torch.Tensor | None = None) -> torch.Tensor:
         """Model-space LR latent ``[B, C, h, w]`` -> clean-latent estimate ``[B, C, h, w]`` (float32).
 
-        ``placement`` ``[B, 4]`` (tokens: y0, x0, canvas rows, cols; ``op4ksr_canvas``) puts each crop in its
+        ``placement`` ``[B, 4]`` (tokens: y0, x0, canvas rows, cols; ``canvas``) puts each crop in its
         output canvas: ids ``origin + arange`` and RFR's base for the canvas grid. None: the crop is the canvas.
         """
         t = self.config.t_star
@@ -65,11 +64,6 @@ class OneStepSR(nn.Module):
             return velocity(self.transformer, x_t, t, self.config, origin=(y0, x0))
         finally:
             pos_embed.grid_hw = None
-
-
-def token_pixels(transformer: nn.Module, vae: F16VAE) -> int:
-    """Pixels per token side: VAE downscale x FLUX patch (32 for F16 + 2x2)."""
-    return latent_multiple(vae.downscale, patch_size_of(transformer, vae.config.latent_channels))
 
 
 @torch.no_grad()
@@ -128,7 +122,7 @@ def make_perceptual(config: OP4KSRTrainConfig, device: torch.device) -> Perceptu
     """LPIPS-VGG from local files (``perceptual='lpips'``) or the multi-scale L1 stand-in (``'standin'``)."""
     if config.perceptual == "none" or config.perceptual_weight == 0:
         return None
-    from .gtasr_perceptual import LPIPSUnavailableError, load_lpips_vgg, standin_perceptual
+    from ..gtasr.perceptual import LPIPSUnavailableError, load_lpips_vgg, standin_perceptual
 
     if config.perceptual == "standin":
         logger.warning("perceptual='standin' is a multi-scale L1 stand-in, NOT LPIPS: for CPU smoke runs only")

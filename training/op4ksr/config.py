@@ -3,8 +3,8 @@
 The paper gives no training recipe (docs op4ksr.md §5, §11); the defaults follow the engineering fallback
 of §11 and Appendix D: LoRA on the FLUX transformer, the LR latent fed directly at t* = 0.5 (calibrate it
 with ``sr4k calibrate-tstar``), crops placed in the 4096-px output canvas, RFR on the h/w axes, and the
-default loss recipe latent MSE + LPIPS + L_AP on the ``difference`` domain (only periodicity in excess of
-the HR's, so real bricks and fabric are not penalised). See docs/training_op4ksr.md.
+default loss recipe latent MSE + LPIPS + L_AP (``srkit.periodicity``) on the ``difference`` domain (only
+periodicity in excess of the HR's, so real bricks and fabric are not penalised). See docs/training_op4ksr.md.
 
 Losses (each weight 0 disables the term; pixel terms need one decoder pass per step):
   latent_weight     ``latent_loss`` (mse | l1) between x0 and the F16 latent of HR (model space);
@@ -20,14 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..op4ksr_core.onestep import DEFAULT_INPUT_MODE, DEFAULT_T_STAR, OneStepConfig
-from ..op4ksr_core.periodicity import PeriodicityOptions
-from ..op4ksr_core.rfr import RFRConfig
-from ..op4ksr_core.settings import AUTO, OP4KSRSettings
-from ..op4ksr_core.vae_config import DECODE_MODES
-from ..srkit.degradations import PRESETS as DEGRADATION_PRESETS
-from .common import build_dataclass, load_config_file, merge_settings, parse_overrides
-from .op4ksr_lora import DEFAULT_DOUBLE_TARGETS, DEFAULT_SINGLE_TARGETS, check_targets
+from ...op4ksr_core.onestep import DEFAULT_INPUT_MODE, DEFAULT_T_STAR, OneStepConfig
+from ...op4ksr_core.rfr import RFRConfig
+from ...op4ksr_core.settings import AUTO, OP4KSRSettings
+from ...op4ksr_core.vae.config import DECODE_MODES
+from ...srkit.degradations import PRESETS as DEGRADATION_PRESETS
+from ...srkit.periodicity import PeriodicityOptions
+from ..common import build_dataclass, load_config_file, merge_settings, parse_overrides
+from .lora import DEFAULT_DOUBLE_TARGETS, DEFAULT_SINGLE_TARGETS, check_targets
 
 DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
 MIXED_PRECISION: tuple[str, ...] = ("no", "bf16", "fp16")
@@ -43,7 +43,7 @@ class OP4KSRTrainConfig:
     decode_mode: Literal["auto", "partitioned", "aligned"] = "auto"  # auto: VAE metadata, else by key layout
     axes_dims_rope: tuple[int, ...] = ()  # () = FLUX.1's split, read off the head dim
     base_dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
-    # LoRA (PEFT); targets are block-relative module paths (op4ksr_lora).
+    # LoRA (PEFT); targets are block-relative module paths (lora.py).
     lora_rank: int = 64
     lora_alpha: float = 64.0
     lora_dropout: float = 0.0
@@ -58,7 +58,7 @@ class OP4KSRTrainConfig:
     data_dir: str = ""
     lr_dir: str = ""
     crop_size: int = 1024
-    # Output canvas the crops are placed in (ids and RFR grid as at this inference size; op4ksr_canvas).
+    # Output canvas the crops are placed in (ids and RFR grid as at this inference size; canvas.py).
     # = crop_size: the crop is the canvas (full-frame training, or the unplaced behaviour).
     canvas_long_side: int = 4096
     scale: int = 4

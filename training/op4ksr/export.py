@@ -1,7 +1,7 @@
 """Full fine-tune export: the FLUX transformer with an OP4KSR LoRA merged in, in BFL/ComfyUI layout, carrying the
 LoRA's ``sr4k.op4ksr`` settings, for ``models/diffusion_models`` (OP4KSR Load Model reads the settings from it).
 
-    python -m sr4k.training.op4ksr_export --flux flux1-dev.safetensors --lora runs/op4ksr/op4ksr_lora.safetensors \\
+    python -m sr4k.training.op4ksr.export --flux flux1-dev.safetensors --lora runs/op4ksr/op4ksr_lora.safetensors \\
         --out op4ksr_flux.safetensors [--strength 1] [--dtype bfloat16]
 
 Memory: the whole transformer is held once in ``--dtype`` (FLUX.1: ~24 GB in bf16).
@@ -18,11 +18,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from ..op4ksr_core.flux_keys import diffusers_to_bfl
-from ..op4ksr_core.flux_loader import load_flux_transformer
-from ..op4ksr_core.lora import merge_comfy_lora
-from ..op4ksr_core.settings import read_settings, to_metadata
-from ..srkit.weights import load_state_dict
+from ...op4ksr_core.flux.keys import diffusers_to_bfl
+from ...op4ksr_core.flux.loader import load_flux_transformer
+from ...op4ksr_core.lora import merge_comfy_lora
+from ...op4ksr_core.settings import read_settings, to_metadata
+from ...srkit.weights import load_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def export_merged(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sr4k.training.op4ksr_export", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m sr4k.training.op4ksr.export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--flux", required=True, help="base FLUX.1 transformer (BFL or diffusers keys)")
     parser.add_argument("--lora", required=True, help="OP4KSR LoRA exported by the trainer")
