@@ -14,11 +14,12 @@ from safetensors.torch import load_file, save_file
 
 from sr4k.op4ksr_core.flux.keys import diffusers_to_bfl
 from sr4k.op4ksr_core.lora import merge_comfy_lora
-from sr4k.op4ksr_core.settings import METADATA_KEY, OP4KSRSettings, read_settings
+from sr4k.op4ksr_core.settings import METADATA_KEY, OP4KSRSettings, read_settings, to_metadata
 from sr4k.training.op4ksr import TrainResult, train
 from sr4k.training.op4ksr.config import OP4KSRTrainConfig
 from sr4k.training.op4ksr.export import export_merged
 from test_train_op4ksr import HR_SIDE, config, data, fresh_accelerate_state, small_flux, small_vae  # noqa: F401
+from tiny_models import deterministic_state_dict, deterministic_tensor
 
 SMOKE_STEPS = 12
 
@@ -65,26 +66,45 @@ def test_lora_export_carries_the_settings(smoke: TrainResult) -> None:
     assert json.loads(meta["config"])["t_star"] == 0.37 and meta["sr4k"] == "op4ksr" and METADATA_KEY in meta
 
 
-def test_full_finetune_export_merges_the_lora_and_carries_the_settings(smoke: TrainResult, tmp_path: Path) -> None:
-    base = small_flux()
+def _flux128() -> torch.nn.Module:
+    """A diffusers FLUX with FLUX.1's 128-dim head (one head) and RoPE split: what the FLUX detector accepts."""
+    from diffusers import FluxTransformer2DModel
+
+    cfg = dict(patch_size=1, in_channels=64, num_layers=1, num_single_layers=1, attention_head_dim=128,
+               num_attention_heads=1, joint_attention_dim=16, pooled_projection_dim=8, guidance_embeds=True,
+               axes_dims_rope=(16, 56, 56))  # fmt: skip
+    with torch.device("meta"):
+        model = FluxTransformer2DModel(**cfg)
+    model.load_state_dict(deterministic_state_dict({k: tuple(v.shape) for k, v in model.state_dict().items()}), assign=True)
+    return model
+
+
+def test_full_finetune_export_merges_the_lora_and_carries_the_settings(tmp_path: Path) -> None:
+    from sr4k.training.op4ksr.lora import add_lora, save_comfy_lora
+
+    base = _flux128()
     save_file({k: v.contiguous() for k, v in base.state_dict().items()}, str(tmp_path / "base.safetensors"))
-    out = export_merged(tmp_path / "base.safetensors", smoke.lora_path, tmp_path / "ft.safetensors",
-                        dtype=torch.float32, axes_dims_rope=(4, 6, 6))  # fmt: skip
-    assert read_settings(out) == read_settings(smoke.lora_path)
-    merge_comfy_lora(base, smoke.lora_path)
-    want = diffusers_to_bfl(base.state_dict())
+    peft = _flux128()
+    add_lora(peft, 2, 2.0, OP4KSRTrainConfig.lora_double_targets, OP4KSRTrainConfig.lora_single_targets)
+    with torch.no_grad():
+        for name, p in peft.named_parameters():
+            if "lora_B" in name:
+                p.copy_(0.01 * deterministic_tensor(name, tuple(p.shape)))
+    settings = OP4KSRSettings(t_star=0.37, input_mode="direct", rfr_mode="ntk", decode_mode="partitioned")
+    lora = save_comfy_lora(peft, tmp_path / "lora.safetensors", torch.float32, to_metadata(settings))
+    out = export_merged(tmp_path / "base.safetensors", lora, tmp_path / "ft.safetensors", dtype=torch.float32)
+    assert read_settings(out) == settings
+    merge_comfy_lora(base, lora)
+    want, plain = diffusers_to_bfl(base.state_dict()), diffusers_to_bfl(_flux128().state_dict())
     got = load_file(str(out))
     assert set(got) == set(want)
-    changed = 0
     for key, value in want.items():
         torch.testing.assert_close(got[key], value, rtol=0, atol=0)
-        changed += not torch.equal(value, diffusers_to_bfl(small_flux().state_dict())[key]) if "qkv" in key else 0
-    assert changed > 0  # the LoRA is in the weights
-    plain = tmp_path / "plain_lora.safetensors"
-    save_file(load_file(str(smoke.lora_path)), str(plain))  # same tensors, no metadata
+    assert any(not torch.equal(want[k], plain[k]) for k in want)  # the LoRA is in the weights
+    bare = tmp_path / "bare_lora.safetensors"
+    save_file(load_file(str(lora)), str(bare))  # same tensors, no metadata
     with pytest.raises(ValueError, match="carries no sr4k.op4ksr settings"):
-        export_merged(tmp_path / "base.safetensors", plain, tmp_path / "ft2.safetensors", dtype=torch.float32,
-                      axes_dims_rope=(4, 6, 6))  # fmt: skip
+        export_merged(tmp_path / "base.safetensors", bare, tmp_path / "ft2.safetensors", dtype=torch.float32)
 
 
 def test_config_rejects_what_the_settings_cannot_carry() -> None:
