@@ -16,6 +16,7 @@ Evidence for the defaults: docs op4ksr.md Appendix D.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import struct
 from collections.abc import Mapping
@@ -45,6 +46,8 @@ __all__ = [
     "resolve",
     "from_widgets",
 ]
+
+logger = logging.getLogger(__name__)
 
 METADATA_KEY = "sr4k.op4ksr"
 AUTO = "auto"
@@ -143,7 +146,8 @@ def to_metadata(settings: OP4KSRSettings) -> dict[str, str]:
 def from_metadata(meta: Mapping[str, str] | None) -> OP4KSRSettings | None:
     """Settings from a safetensors metadata dict; None when it has no :data:`METADATA_KEY`.
 
-    ValueError (naming the key and the problem) on malformed JSON, a non-object, unknown fields or bad values.
+    ValueError (naming the key and the problem) on malformed JSON, a non-object or bad values. Fields this
+    version does not know (written by a newer sr4k) are ignored, so newer files stay loadable.
     """
     if not meta or METADATA_KEY not in meta:
         return None
@@ -157,9 +161,9 @@ def from_metadata(meta: Mapping[str, str] | None) -> OP4KSRSettings | None:
     names = {f.name for f in fields(OP4KSRSettings)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ValueError(f"metadata {METADATA_KEY!r} has unknown fields {unknown}; known: {sorted(names)}")
+        logger.info("metadata %r: ignoring fields this sr4k does not know: %s", METADATA_KEY, unknown)
     try:
-        return OP4KSRSettings(**data)
+        return OP4KSRSettings(**{k: v for k, v in data.items() if k in names})
     except ValueError as err:
         raise ValueError(f"metadata {METADATA_KEY!r}: {err}") from err
 

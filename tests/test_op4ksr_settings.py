@@ -62,7 +62,6 @@ def test_header_only_read_does_not_touch_tensor_bytes(tmp_path: Path) -> None:
         ('{"input_mode": "noise"}', "input_mode='noise'"),
         ('{"decode_mode": "auto"}', "decode_mode='auto'"),
         ('{"reference_tokens": 6.5}', "reference_tokens=6.5"),
-        ('{"tstar": 0.5}', "unknown fields \\['tstar'\\]"),
     ],
 )
 def test_malformed_metadata_is_a_clear_error(raw: str, message: str, tmp_path: Path) -> None:
@@ -72,6 +71,10 @@ def test_malformed_metadata_is_a_clear_error(raw: str, message: str, tmp_path: P
     save_file({"x": torch.zeros(1)}, str(path), metadata={METADATA_KEY: raw})
     with pytest.raises(ValueError, match="bad.safetensors"):
         read_settings(path)
+
+
+def test_fields_of_a_newer_version_are_ignored() -> None:
+    assert from_metadata({METADATA_KEY: '{"t_star": 0.4, "f16_decoder_steps": 1000}'}) == OP4KSRSettings(t_star=0.4)
 
 
 def test_a_file_that_is_not_safetensors_is_named(tmp_path: Path) -> None:
