@@ -31,6 +31,11 @@ from .settings import AUTO, auto_decode_mode, files_settings, read_settings
 from .vae import F16VAE
 from .vae.loader import load_f16_vae
 
+__all__ = [
+    "load_pipeline", "upscale_image",
+]
+
+
 
 def load_pipeline(
     flux_path: str | Path,

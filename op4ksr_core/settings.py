@@ -47,7 +47,7 @@ __all__ = [
     "from_widgets",
 ]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 METADATA_KEY = "sr4k.op4ksr"
 AUTO = "auto"
@@ -161,7 +161,7 @@ def from_metadata(meta: Mapping[str, str] | None) -> OP4KSRSettings | None:
     names = {f.name for f in fields(OP4KSRSettings)}
     unknown = sorted(set(data) - names)
     if unknown:
-        logger.info("metadata %r: ignoring fields this sr4k does not know: %s", METADATA_KEY, unknown)
+        log.info("metadata %r: ignoring fields this sr4k does not know: %s", METADATA_KEY, unknown)
     try:
         return OP4KSRSettings(**{k: v for k, v in data.items() if k in names})
     except ValueError as err:

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import torch
 
+__all__ = ["CanvasSpec", "canvas_grid", "crop_step", "full_frame_placement", "is_canvas_frame", "place_crop"]
+
 
 @dataclass(frozen=True)
 class CanvasSpec:

@@ -24,7 +24,9 @@ from ...op4ksr_core.lora import merge_comfy_lora
 from ...op4ksr_core.settings import read_settings, to_metadata
 from ...srkit.weights import load_state_dict
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
+
+__all__ = ["export_merged", "main"]
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -55,7 +57,7 @@ def export_merged(
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(sd, str(out), metadata={"sr4k": "op4ksr", **to_metadata(settings)})
-    logger.info("merged %d LoRA modules into %s -> %s (%s)", merged, flux_path, out, settings.known())
+    log.info("merged %d LoRA modules into %s -> %s (%s)", merged, flux_path, out, settings.known())
     return out
 
 

@@ -24,7 +24,12 @@ from ...op4ksr_core.vae import F16VAE
 from ...srkit.periodicity import periodicity_loss
 from .config import OP4KSRTrainConfig
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "OneStepSR", "Perceptual", "compute_losses", "encode_pair", "make_perceptual",
+]
+
 
 Perceptual = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``(sr, hr)`` both ``[B, 3, H, W]`` in [-1, 1] -> distance per sample ``[B]`` (or a scalar), e.g. LPIPS."""
@@ -125,7 +130,7 @@ def make_perceptual(config: OP4KSRTrainConfig, device: torch.device) -> Perceptu
     from ..gtasr.perceptual import LPIPSUnavailableError, load_lpips_vgg, standin_perceptual
 
     if config.perceptual == "standin":
-        logger.warning("perceptual='standin' is a multi-scale L1 stand-in, NOT LPIPS: for CPU smoke runs only")
+        log.warning("perceptual='standin' is a multi-scale L1 stand-in, NOT LPIPS: for CPU smoke runs only")
         return standin_perceptual
     try:
         return load_lpips_vgg(config.vgg16_weights or None, device)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from test_train_op4ksr import HR_SIDE, config, data, fresh_accelerate_state, small_flux, small_vae  # noqa: F401
 
 from sr4k.op4ksr_core.flux.keys import diffusers_to_bfl
 from sr4k.op4ksr_core.lora import merge_comfy_lora
@@ -18,7 +19,6 @@ from sr4k.op4ksr_core.settings import METADATA_KEY, OP4KSRSettings, read_setting
 from sr4k.training.op4ksr import TrainResult, train
 from sr4k.training.op4ksr.config import OP4KSRTrainConfig
 from sr4k.training.op4ksr.export import export_merged
-from test_train_op4ksr import HR_SIDE, config, data, fresh_accelerate_state, small_flux, small_vae  # noqa: F401
 from tiny_models import deterministic_state_dict, deterministic_tensor
 
 SMOKE_STEPS = 12

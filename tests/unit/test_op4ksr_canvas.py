@@ -43,11 +43,11 @@ def flux_with_real_rope() -> torch.nn.Module:
     return set_rfr(model.eval(), RFRConfig(mode="ntk"))
 
 
-def fed_embedding(transformer: torch.nn.Module, call) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
+def fed_embedding(transformer: torch.nn.Module, call) -> tuple[torch.Tensor, torch.Tensor]:
     """(cos, sin) the transformer's forward computes from its ids, image tokens only ([L_img, 128] each)."""
     seen = {}
 
-    def hook(_module, _args, out):  # noqa: ANN001, ANN202
+    def hook(_module, _args, out):
         seen["out"] = out
         raise Captured
 
@@ -143,7 +143,7 @@ def test_placements() -> None:
         CanvasSpec(4090, UNIT)
 
 
-def test_datasets_keep_their_crops_and_add_the_placement(tmp_path) -> None:  # noqa: ANN001
+def test_datasets_keep_their_crops_and_add_the_placement(tmp_path) -> None:
     rng = np.random.default_rng(0)
     for side, name in ((256, "small"), (512, "frame")):
         Image.fromarray((rng.random((side, side, 3)) * 255).astype(np.uint8)).save(tmp_path / f"{name}.png")
