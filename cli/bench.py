@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from ..op4ksr_core.onestep import OneStepConfig
+from ..op4ksr_core.settings import AUTO
 from ..op4ksr_core.vae.config import DECODE_MODES
 from ..srkit.datasets import Dataset, load_dataset
 from ..srkit.image_io import image_size, read_image, write_image
@@ -64,8 +65,9 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     mdl.add_argument("--gtasr", type=Path, help="GTASR checkpoint (.pth BasicSR or .safetensors)")
     mdl.add_argument("--flux", type=Path, help="FLUX transformer weights (BFL/ComfyUI or diffusers keys)")
     mdl.add_argument("--vae", type=Path, help="FLUX VAE weights, used as the F16 VAE")
-    mdl.add_argument("--decode-mode", choices=DECODE_MODES, default="aligned",
-                     help="F16 decode: aligned for the raw FLUX ae.safetensors, partitioned for Diffusion-4K F16 VAEs")
+    mdl.add_argument("--decode-mode", choices=[AUTO, *DECODE_MODES], default=AUTO,
+                     help="F16 decode; auto: the VAE's sr4k.op4ksr metadata, else aligned for the raw FLUX "
+                     "ae.safetensors (BFL keys), partitioned for a diffusers-layout F16 VAE")
     mdl.add_argument("--rfr", default="ntk", help="RFR preset of the op4ksr method (op4ksr-norfr: none)")
     mdl.add_argument("--t-star", type=float, default=OneStepConfig().t_star, help="OP4KSR one-step time t*")
     mdl.add_argument("--tile", type=int, default=512, help="gtasr-tiled LR tile (released 512)")

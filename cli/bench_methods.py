@@ -76,7 +76,7 @@ class Models:
     tile: int = DEFAULT_TILE
     overlap: int = DEFAULT_OVERLAP
     seed: int = 0
-    decode_mode: str = "aligned"
+    decode_mode: str = "auto"  # load_pipeline: metadata, else by the VAE file's key layout
     _gtasr: GTASRNet | None = field(default=None, init=False, repr=False)
     _op4ksr: tuple[torch.nn.Module, F16VAE] | None = field(default=None, init=False, repr=False)
 

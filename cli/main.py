@@ -1,4 +1,5 @@
-"""The ``sr4k`` command: ``sr4k upscale --model gtasr|op4ksr IN OUT`` and ``sr4k convert IN.pth OUT.safetensors``.
+"""The ``sr4k`` command: ``sr4k upscale --model gtasr|op4ksr IN OUT``, ``sr4k convert IN.pth OUT.safetensors``,
+``sr4k bench`` and ``sr4k calibrate-tstar``.
 
 Upscalers are rows of :data:`UPSCALERS` (their own flags in an argument group, and a loader that returns
 an image -> image callable), so another model is one more row. Logs and progress go to stderr.
@@ -20,6 +21,7 @@ from torch import Tensor
 from ..gtasr_core import convert_to_safetensors
 from . import gtasr, op4ksr
 from .bench import add_bench_parser
+from .calibrate import add_calibrate_parser
 from .devices import DEVICES, DTYPES, resolve_device, resolve_dtype
 from .images import check_bits, load_image, output_bits, plan_outputs, save_image
 
@@ -83,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv.set_defaults(run=_convert)
 
     add_bench_parser(sub)  # sr4k bench: metrics and method comparisons (cli/bench.py)
+    add_calibrate_parser(sub)  # sr4k calibrate-tstar: OP4KSR's t* for a data set (cli/calibrate.py)
     return parser
 
 

@@ -15,8 +15,15 @@ import torch
 from torch import Tensor
 
 from ..op4ksr_core.headless import load_pipeline, upscale_image
-from ..op4ksr_core.onestep import DEFAULT_T_STAR, DEFAULT_TARGET_LONG_SIDE, INPUT_MODES, OneStepConfig
+from ..op4ksr_core.onestep import (
+    DEFAULT_INPUT_MODE,
+    DEFAULT_T_STAR,
+    DEFAULT_TARGET_LONG_SIDE,
+    INPUT_MODES,
+    OneStepConfig,
+)
 from ..op4ksr_core.rfr import RFR_PRESETS
+from ..op4ksr_core.settings import AUTO, files_settings, from_widgets, resolve, rfr_config
 from ..op4ksr_core.vae.config import DECODE_MODES
 from ..srkit.color import METHODS
 from ..srkit.sizing import resize_exact
@@ -31,11 +38,15 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--vae", type=Path, help="FLUX VAE weights (ae.safetensors or a diffusers F16 VAE)")
     group.add_argument("--lora", type=Path, default=None, help="OP4KSR LoRA (.safetensors) merged into --flux")
     group.add_argument("--lora-strength", type=float, default=1.0, help="LoRA strength (default 1)")
-    group.add_argument("--t-star", type=float, default=DEFAULT_T_STAR, help=f"flow time t* (default {DEFAULT_T_STAR})")
-    group.add_argument("--input-mode", choices=INPUT_MODES, default="flow", help="how the LR latent enters at t*")
-    group.add_argument("--rfr", choices=sorted(RFR_PRESETS), default="ntk", help="RoPE frequency rescaling preset")
-    group.add_argument("--decode-mode", choices=DECODE_MODES, default="aligned",
-                       help="aligned for the raw FLUX ae.safetensors, partitioned for Diffusion-4K F16 VAEs")
+    group.add_argument("--t-star", type=float, default=0.0,
+                       help=f"flow time t*; 0 = auto: the weights' sr4k.op4ksr metadata, else {DEFAULT_T_STAR}")
+    group.add_argument("--input-mode", choices=[AUTO, *INPUT_MODES], default=AUTO,
+                       help=f"how the LR latent enters at t*; auto: the weights' metadata, else {DEFAULT_INPUT_MODE}")
+    group.add_argument("--rfr", choices=[AUTO, *sorted(RFR_PRESETS)], default=AUTO,
+                       help="RoPE frequency rescaling preset; auto: the weights' metadata, else ntk")
+    group.add_argument("--decode-mode", choices=[AUTO, *DECODE_MODES], default=AUTO,
+                       help="auto: the VAE's (or weights') metadata, else aligned for the raw FLUX ae.safetensors "
+                       "(BFL keys) and partitioned for a diffusers-format F16 VAE")
     group.add_argument("--color-correction", choices=METHODS, default="wavelet", help="colour fix (default wavelet)")
 
 
@@ -48,13 +59,24 @@ class OP4KSRUpscaler:
                 raise ValueError(f"--model op4ksr needs {flag} FILE (see the model table in the README)")
         if args.long_side is not None and args.scale is not None:
             raise ValueError("give --long-side or --scale, not both")
+        for flag, path in (("--flux", args.flux), ("--vae", args.vae), ("--lora", args.lora)):
+            if path is not None and not Path(path).is_file():
+                raise FileNotFoundError(f"{flag} file {path} does not exist")
+        weights = files_settings(args.lora, args.flux)
+        if weights is None:
+            log.warning("OP4KSR: %s%s carries no sr4k.op4ksr settings, so it is most likely plain FLUX.1 and the "
+                        "result will be soft. Pass OP4KSR weights (--lora, or a fine-tune as --flux); how to make "
+                        "them: docs/training_op4ksr.md.", args.flux, f" + {args.lora}" if args.lora else "")
+        chosen = resolve(from_widgets(t_star=args.t_star, input_mode=args.input_mode), weights)
+        rfr = rfr_config(weights) if args.rfr == AUTO else RFR_PRESETS[args.rfr]
         self.transformer, self.vae = load_pipeline(
-            args.flux, args.vae, decode_mode=args.decode_mode, rfr=RFR_PRESETS[args.rfr], lora=args.lora,
+            args.flux, args.vae, decode_mode=args.decode_mode, rfr=rfr, lora=args.lora,
             lora_strength=args.lora_strength, dtype=dtype, device=device,
         )
-        self.config = OneStepConfig(t_star=args.t_star, input_mode=args.input_mode)
+        self.config = OneStepConfig(t_star=chosen.t_star, input_mode=chosen.input_mode)
         self.args = args
-        log.info("OP4KSR: %s + %s on %s (%s), RFR %s", args.flux, args.vae, device, dtype, args.rfr)
+        log.info("OP4KSR: %s + %s on %s (%s), t* %g, input %s, RFR %s, decode %s", args.flux, args.vae, device,
+                 dtype, chosen.t_star, chosen.input_mode, rfr.mode, self.vae.decode_mode)
 
     def __call__(self, image: Tensor) -> Tensor:
         a = self.args

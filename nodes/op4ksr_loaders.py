@@ -10,14 +10,15 @@ import torch
 from comfy_api.latest import io
 
 from ..op4ksr_core.flux.keys import diffusers_to_bfl, strip_prefix
-from ..op4ksr_core.vae.config import DECODE_MODES
+from ..op4ksr_core.settings import AUTO, OP4KSRSettings, files_settings
 from ..op4ksr_core.vae.loader import load_f16_vae
 from ..srkit.registry import CheckpointError, detect
-from ..srkit.weights import extract_state_dict, load_checkpoint
+from ..srkit.weights import extract_state_dict, load_checkpoint, load_state_dict
 from .f16_vae import make_comfy_vae
 from .flux_model import flux_diffusion_model
 from .folders import file_list, full_path
 from .op4ksr_patch import apply_rfr, rfr_config, rfr_inputs
+from .op4ksr_settings import DECODE_OPTIONS, vae_decode_mode, with_settings
 
 WEIGHT_DTYPES: dict[str, dict] = {
     "default": {},
@@ -27,17 +28,21 @@ WEIGHT_DTYPES: dict[str, dict] = {
 }
 
 
-def load_vae_file(vae_name: str, decode_mode: str) -> comfy.sd.VAE:
-    return make_comfy_vae(load_f16_vae(full_path("vae", vae_name), decode_mode))
+def load_vae_file(vae_name: str, decode_mode: str, *settings: OP4KSRSettings | None) -> comfy.sd.VAE:
+    """The F16 VAE of a ``models/vae`` file; ``decode_mode`` ``auto`` resolves as :func:`vae_decode_mode` says."""
+    path = full_path("vae", vae_name)
+    sd = load_state_dict(path)
+    return make_comfy_vae(load_f16_vae(sd, vae_decode_mode(decode_mode, path, sd, *settings)))
 
 
 def decode_mode_input() -> io.Combo.Input:
     return io.Combo.Input(
         "decode_mode",
-        options=list(DECODE_MODES),
-        default="partitioned",
-        tooltip="partitioned: the Diffusion-4K F16 decode, right for F16 VAEs fine-tuned that way (SC-VAE, "
-        "UltraFlux). aligned: plain nearest x2 before the last conv, right for the raw FLUX ae.safetensors.",
+        options=list(DECODE_OPTIONS),
+        default=AUTO,
+        tooltip="auto: what the VAE (or OP4KSR weights) file says, else aligned for the raw FLUX ae.safetensors "
+        "and partitioned for a diffusers-format F16 VAE. partitioned: the Diffusion-4K F16 decode (SC-VAE, "
+        "UltraFlux, sr4k-trained decoders). aligned: plain nearest x2 before the last conv (raw FLUX VAE).",
     )
 
 
@@ -123,7 +128,8 @@ class LoadModel(io.ComfyNode):
                 io.Combo.Input("weight_dtype", options=list(WEIGHT_DTYPES), default="default",
                                tooltip="fp8 halves the transformer's memory at a small quality cost."),
                 io.Combo.Input("lora_name", options=loras, default="none",
-                               tooltip="OP4KSR LoRA from models/loras, or none for a full fine-tune."),
+                               tooltip="OP4KSR LoRA from models/loras, or none for a full fine-tune. Load OP4KSR "
+                               "LoRAs here (not with a core LoRA loader) so their settings reach the auto widgets."),
                 io.Float.Input("lora_strength", default=1.0, min=-10.0, max=10.0, step=0.01,
                                tooltip="Strength of the LoRA (1 = as trained)."),
                 io.Combo.Input("vae_name", options=file_list("vae"), tooltip="FLUX.1 VAE weights for the F16 VAE."),
@@ -138,9 +144,14 @@ class LoadModel(io.ComfyNode):
         cls, unet_name: str, weight_dtype: str, lora_name: str, lora_strength: float, vae_name: str,
         decode_mode: str, rfr_mode: str, alpha: float, reference_tokens: int,
     ) -> io.NodeOutput:  # fmt: skip
-        config = rfr_config(rfr_mode, alpha, reference_tokens)  # validate before the slow loads
-        model = load_flux_model(full_path("diffusion_models", unet_name), weight_dtype)
-        if lora_name != "none":
-            lora = read_weights(full_path("loras", lora_name))
+        unet_path = full_path("diffusion_models", unet_name)
+        lora_path = full_path("loras", lora_name) if lora_name != "none" else None
+        # The weights' sr4k.op4ksr settings (LoRA first, then the transformer file); they travel with the MODEL.
+        settings = files_settings(lora_path, unet_path)
+        config = rfr_config(rfr_mode, alpha, reference_tokens, settings)  # validate before the slow loads
+        model = load_flux_model(unet_path, weight_dtype)
+        if lora_path is not None:
+            lora = read_weights(lora_path)
             model, _ = comfy.sd.load_lora_for_models(model, None, lora, lora_strength, 0.0)
-        return io.NodeOutput(apply_rfr(model, config), load_vae_file(vae_name, decode_mode))
+        model = with_settings(model, settings)
+        return io.NodeOutput(apply_rfr(model, config), load_vae_file(vae_name, decode_mode, settings))

@@ -7,11 +7,17 @@ from comfy_api.latest import io
 from ..op4ksr_core.embedder import RFREmbedder
 from ..op4ksr_core.onestep import OneStepConfig
 from ..op4ksr_core.rfr import FLUX_TRAIN_GRID, RFR_MODES, RFRConfig
+from ..op4ksr_core.settings import AUTO, OP4KSRSettings
+from ..op4ksr_core.settings import rfr_config as weights_rfr_config
 from .flux_model import empty_flux_conditioning, flux_diffusion_model
+from .op4ksr_settings import model_settings
 from .rfr_sigma import set_sigma_wrapper
 
 
-def rfr_config(mode: str, alpha: float, reference_tokens: int) -> RFRConfig:
+def rfr_config(mode: str, alpha: float, reference_tokens: int, settings: OP4KSRSettings | None = None) -> RFRConfig:
+    """The RFR widgets as a config; ``auto``: mode, alpha and reference grid from ``settings`` or the defaults."""
+    if mode == AUTO:
+        return weights_rfr_config(settings)
     return RFRConfig(mode=mode, alpha=alpha, reference_grid=(float(reference_tokens), float(reference_tokens)))
 
 
@@ -29,22 +35,24 @@ def rfr_inputs() -> list:
     return [
         io.Combo.Input(
             "rfr_mode",
-            options=list(RFR_MODES),
-            default="ntk",
-            tooltip="RoPE base-frequency rescaling against periodic artifacts at 4K. ntk: rescale each axis' "
-            "base by how far the token grid exceeds the training grid (default). scale: multiply the base by "
+            options=[AUTO, *RFR_MODES],
+            default=AUTO,
+            tooltip="RoPE base-frequency rescaling against periodic artifacts at 4K. auto: what the OP4KSR "
+            "weights were trained with (mode, alpha, reference_tokens), else ntk. ntk: rescale each axis' "
+            "base by how far the token grid exceeds the training grid. scale: multiply the base by "
             "alpha. none: stock FLUX RoPE. yarn: per-band YaRN ramps plus attention scale 1 + 0.1 ln s "
             "(training-free 4K for base FLUX). dype: YaRN that follows the sampling sigma (strong at high "
             "noise, stock RoPE near the end); for multi-step refines such as flux_refine_4k.",
         ),
         io.Float.Input(
             "alpha", default=1.0, min=0.01, max=100.0, step=0.01,
-            tooltip="Base multiplier for rfr_mode 'scale' (theta' = alpha * 10000). Ignored by the other modes.",
+            tooltip="Base multiplier for rfr_mode 'scale' (theta' = alpha * 10000). Ignored by the other modes "
+            "and by auto.",
         ),
         io.Int.Input(
             "reference_tokens", default=int(FLUX_TRAIN_GRID[0]), min=1, max=1024,
             tooltip="Tokens per side of the grid the model was trained at (FLUX.1: 1024 px / 16 px = 64). "
-            "Used by 'ntk', 'yarn' and 'dype'.",
+            "Used by 'ntk', 'yarn' and 'dype' (auto takes the weights' value).",
         ),
     ]  # fmt: skip
 
@@ -65,7 +73,7 @@ class ApplyRFR(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, rfr_mode: str, alpha: float, reference_tokens: int) -> io.NodeOutput:  # noqa: ANN001
-        return io.NodeOutput(apply_rfr(model, rfr_config(rfr_mode, alpha, reference_tokens)))
+        return io.NodeOutput(apply_rfr(model, rfr_config(rfr_mode, alpha, reference_tokens, model_settings(model))))
 
 
 class EmptyConditioning(io.ComfyNode):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 import comfy.model_management as mm
 import comfy.utils
 import torch
-from comfy_api.latest import io
+from comfy_api.latest import io, ui
 
 from ..op4ksr_core.geometry import pixels_per_token
 from ..op4ksr_core.onestep import (
@@ -17,11 +19,15 @@ from ..op4ksr_core.onestep import (
     target_size,
     upsample_bicubic,
 )
+from ..op4ksr_core.settings import AUTO, from_widgets, resolve
 from ..srkit.color import METHODS, check_image_batch, color_correct
 from ..srkit.sizing import resize_exact
 from .common import from_comfy_image, to_comfy_image
 from .flux_model import empty_flux_conditioning, flux_diffusion_model, one_step_sample
+from .op4ksr_settings import BASE_MODEL_WARNING, model_settings
 from .op4ksr_vae import VAE_TILING, check_vae_tiling, decode, encode
+
+log = logging.getLogger(__name__)
 
 STAGES_PER_IMAGE = 4  # resize, encode, transformer step, decode
 
@@ -76,12 +82,13 @@ class Upscale(io.ComfyNode):
                              tooltip="Output long side in pixels when target is long_side (4096 = 4K)."),
                 io.Float.Input("scale", default=4.0, min=0.25, max=32.0, step=0.25,
                                tooltip="Output/input size ratio when target is scale."),
-                io.Float.Input("t_star", default=DEFAULT_T_STAR, min=0.01, max=1.0, step=0.01,
-                               tooltip="Flow time of the single model call (the paper does not publish it; "
-                               "use the value your OP4KSR weights were trained with)."),
-                io.Combo.Input("input_mode", options=list(INPUT_MODES), default="flow",
-                               tooltip="flow: start from (1 - t*) x LR latent, as ComfyUI's sampler does with no "
-                               "noise. direct: the LR latent itself at t*. Match the training setting."),
+                io.Float.Input("t_star", default=0.0, min=0.0, max=1.0, step=0.01,
+                               tooltip="Flow time of the single model call. 0 = auto: the value the OP4KSR "
+                               f"weights were trained with, else {DEFAULT_T_STAR}. Set it only to override."),
+                io.Combo.Input("input_mode", options=[AUTO, *INPUT_MODES], default=AUTO,
+                               tooltip="auto: what the OP4KSR weights were trained with, else direct. direct: "
+                               "the LR latent itself at t*. flow: start from (1 - t*) x LR latent, as ComfyUI's "
+                               "sampler does with no noise."),
                 io.Combo.Input("color_correction", options=list(METHODS), default="wavelet",
                                tooltip="Transfer the input's colour onto the result (fixes colour shift)."),
                 io.Conditioning.Input("conditioning", optional=True,
@@ -99,7 +106,14 @@ class Upscale(io.ComfyNode):
         cls, model, vae, image, target: str, long_side: int, scale: float, t_star: float,  # noqa: ANN001
         input_mode: str, color_correction: str, conditioning=None, vae_tiling: str = "never",  # noqa: ANN001
     ) -> io.NodeOutput:  # fmt: skip
-        cfg = OneStepConfig(t_star=t_star, input_mode=input_mode)
+        weights = model_settings(model)
+        chosen = resolve(from_widgets(t_star=t_star, input_mode=input_mode), weights)
+        cfg = OneStepConfig(t_star=chosen.t_star, input_mode=chosen.input_mode)
+        if weights is None:
+            log.warning("OP4KSR Upscale: %s", BASE_MODEL_WARNING)
+            notice = f"Warning: {BASE_MODEL_WARNING}"
+        else:
+            notice = f"OP4KSR weights' settings: t* {cfg.t_star:g}, input {cfg.input_mode}."
         check_vae_tiling(vae_tiling)
         lr = from_comfy_image(image)
         check_image_batch(lr, "image")
@@ -129,4 +143,4 @@ class Upscale(io.ComfyNode):
             if alpha.shape[1]:
                 out = torch.cat([out, resize_exact(alpha[i : i + 1].float(), size)], dim=1)
             outs.append(out)
-        return io.NodeOutput(to_comfy_image(torch.cat(outs)))
+        return io.NodeOutput(to_comfy_image(torch.cat(outs)), ui=ui.PreviewText(notice).as_dict())

@@ -113,6 +113,9 @@ class _RFRBase(nn.Module):
         # The sampling sigma of the current model call, for mode "dype" (None = 1.0). Set by the host:
         # a ComfyUI DIFFUSION_MODEL wrapper (nodes/rfr_sigma.py) or a diffusers forward hook (headless).
         self.sigma: float | None = None
+        # The (rows, cols) grid RFR rescales for, when it is not the ids' extent: a training crop placed in a
+        # 4K canvas has ids origin + arange but must get the canvas's theta' (training/op4ksr/canvas.py).
+        self.grid_hw: tuple[float, float] | None = None
         # Validate axes/theta against the config now rather than at the first sampling step.
         self.spectra_for((1.0, 1.0))
 
@@ -129,9 +132,13 @@ class _RFRBase(nn.Module):
         """Whether the mode sets per-band spectra (``yarn``/``dype``) rather than one base per axis."""
         return self.config.mode in SPECTRAL_MODES
 
+    def _grid(self, ids: Tensor) -> tuple[float, float]:
+        """The grid RFR sees: the ``grid_hw`` override if set, else the ids' extent."""
+        return self.grid_hw if self.grid_hw is not None else grid_from_ids(ids)
+
     def _thetas_for_ids(self, ids: Tensor) -> tuple[float, ...]:
         # Only NTK depends on the grid; skipping the max() avoids a device sync for the other modes.
-        grid = grid_from_ids(ids) if self.config.mode == "ntk" else None
+        grid = self._grid(ids) if self.config.mode == "ntk" else None
         return rescaled_thetas(self.config, self.axes_dim, self.theta, grid)
 
     def extra_repr(self) -> str:
@@ -166,7 +173,7 @@ class RFREmbedder(_RFRBase):
 
     def forward(self, ids: Tensor) -> Tensor:
         if self.spectral:
-            return embed_nd_spectra(ids, self.spectra_for(grid_from_ids(ids)))
+            return embed_nd_spectra(ids, self.spectra_for(self._grid(ids)))
         return embed_nd(ids, self.axes_dim, self._thetas_for_ids(ids), self.exponent_grid)
 
 
@@ -195,5 +202,5 @@ class RFRPosEmbed(_RFRBase):
 
     def forward(self, ids: Tensor) -> tuple[Tensor, Tensor]:
         if self.spectral:
-            return pos_embed_cos_sin_spectra(ids, self.spectra_for(grid_from_ids(ids)))
+            return pos_embed_cos_sin_spectra(ids, self.spectra_for(self._grid(ids)))
         return pos_embed_cos_sin(ids, self.axes_dim, self._thetas_for_ids(ids), self.exponent_grid)

@@ -13,6 +13,7 @@ import torch
 
 from ..srkit.color import check_image_batch, color_correct
 from ..srkit.images import Progress
+from ..srkit.weights import load_state_dict
 from .flux.forward import set_rfr, token_pixels, velocity
 from .flux.loader import load_flux_transformer
 from .lora import merge_comfy_lora
@@ -26,6 +27,7 @@ from .onestep import (
     upsample_bicubic,
 )
 from .rfr import RFRConfig
+from .settings import AUTO, auto_decode_mode, files_settings, read_settings
 from .vae import F16VAE
 from .vae.loader import load_f16_vae
 
@@ -38,7 +40,7 @@ def load_pipeline(
     flux_path: str | Path,
     vae_path: str | Path,
     *,
-    decode_mode: str = "aligned",
+    decode_mode: str = "auto",
     rfr: RFRConfig | None = None,
     lora: str | Path | None = None,
     lora_strength: float = 1.0,
@@ -48,8 +50,10 @@ def load_pipeline(
     """Transformer and F16 VAE from files, the way the CLI and the benchmarks load them.
 
     ``flux_path``: FLUX transformer (BFL/ComfyUI or diffusers keys); ``vae_path``: FLUX VAE weights (``aligned``
-    suits the raw ``ae.safetensors``, ``partitioned`` Diffusion-4K F16 decoders); ``lora``: an OP4KSR LoRA
-    merged into the transformer; ``rfr``: the RoPE embedder installed (None keeps FLUX's stock RoPE).
+    suits the raw ``ae.safetensors``, ``partitioned`` Diffusion-4K F16 decoders; ``auto``: the VAE file's
+    ``sr4k.op4ksr`` metadata, then the LoRA's and the transformer's, then the key layout's default);
+    ``lora``: an OP4KSR LoRA merged into the transformer; ``rfr``: the RoPE embedder installed (None keeps
+    FLUX's stock RoPE).
     """
     for what, path in (("FLUX transformer", flux_path), ("FLUX VAE", vae_path), ("LoRA", lora)):
         if path is not None and not Path(path).is_file():
@@ -59,7 +63,10 @@ def load_pipeline(
         merge_comfy_lora(transformer, lora, lora_strength)
     if rfr is not None:
         set_rfr(transformer, rfr)
-    vae = load_f16_vae(vae_path, decode_mode, dtype=dtype, device=device)
+    vae_sd = load_state_dict(vae_path)
+    if decode_mode == AUTO:
+        decode_mode = auto_decode_mode(vae_sd, read_settings(vae_path), files_settings(lora, flux_path))
+    vae = load_f16_vae(vae_sd, decode_mode, dtype=dtype, device=device)
     return transformer, vae
 
 

@@ -9,10 +9,12 @@ which is exactly one Euler step on the sigmas ``[t*, 0]``, so ComfyUI's own samp
 The paper does not state how the LR latent enters the model nor t* (op4ksr.md §2.1, §11); the two
 documented candidates are options of :class:`OneStepConfig`:
 
-``flow`` (default)  ``x_{t*} = (1 - t*) . z_LR``: the noise-free point of the rectified-flow path
+``direct`` (default) ``x_{t*} = z_LR``: the LR latent itself stands at t*, as OSEDiff, OMGSR-F and HYPIR
+                    feed it (op4ksr.md Appendix D); ComfyUI's sampler builds it with the noise set to the
+                    latent itself.
+``flow``            ``x_{t*} = (1 - t*) . z_LR``: the noise-free point of the rectified-flow path
                     ``x_t = (1 - t) x0 + t eps`` with ``eps = 0``; this is what ComfyUI's sampler
                     builds with added noise disabled, so core nodes reproduce it exactly.
-``direct``          ``x_{t*} = z_LR`` (OSEDiff/FluxSR style: the LR latent itself stands at t*).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ __all__ = [
 InputMode = Literal["flow", "direct"]
 INPUT_MODES: tuple[str, ...] = ("flow", "direct")
 
-DEFAULT_T_STAR = 0.5
+DEFAULT_T_STAR = 0.5  # OMGSR-F's FLUX mid-timestep is sigma ~ 0.505 (op4ksr.md Appendix D)
+DEFAULT_INPUT_MODE: InputMode = "direct"
 DEFAULT_TARGET_LONG_SIDE = 4096
 
 
@@ -46,14 +49,14 @@ class OneStepConfig:
 
     Attributes:
         t_star: the flow time (= ComfyUI sigma) of the single model call, in (0, 1]. Unknown in the
-            paper; 0.5 is the middle of the engineering fallback's sweep {0.25, 0.5, 1.0}.
+            paper; 0.5 by default (OMGSR-F's mid-timestep), calibrated per data by ``sr4k calibrate-tstar``.
         input_mode: how the LR latent becomes ``x_{t*}`` (see module docstring).
         guidance: FLUX-dev guidance-embedding value used when no conditioning carries one.
         empty_text_tokens: length of the all-zero text context used when no conditioning is given.
     """
 
     t_star: float = DEFAULT_T_STAR
-    input_mode: InputMode = "flow"
+    input_mode: InputMode = DEFAULT_INPUT_MODE
     guidance: float = 3.5
     empty_text_tokens: int = 1
 

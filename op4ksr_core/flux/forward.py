@@ -57,9 +57,17 @@ def token_pixels(transformer: torch.nn.Module, vae: torch.nn.Module) -> int:
 
 
 def velocity(
-    transformer: torch.nn.Module, x_t: torch.Tensor, t_star: float, config: OneStepConfig
+    transformer: torch.nn.Module,
+    x_t: torch.Tensor,
+    t_star: float,
+    config: OneStepConfig,
+    origin: tuple[int, int] = (0, 0),
 ) -> torch.Tensor:
-    """``v(x_t, t*)`` for a model-space latent ``[B, C, h, w]`` with zero text conditioning."""
+    """``v(x_t, t*)`` for a model-space latent ``[B, C, h, w]`` with zero text conditioning.
+
+    ``origin``: (row, col) token position of the latent's top-left in its canvas (a training crop of a 4K
+    frame); image ids are ``origin + arange``, as in the full-frame call the crop is part of.
+    """
     b, c, h, w = x_t.shape
     p = patch_size_of(transformer, c)
     param = next(transformer.parameters())
@@ -73,7 +81,7 @@ def velocity(
         encoder_hidden_states=ctx.to(param),
         pooled_projections=pooled.to(param),
         timestep=t.to(param),
-        img_ids=flux_image_ids(h // p, w // p).to(param.device),
+        img_ids=flux_image_ids(h // p, w // p, h_offset=origin[0], w_offset=origin[1]).to(param.device),
         txt_ids=flux_text_ids(config.empty_text_tokens).to(param.device),
         guidance=None if guidance is None else guidance.to(param),
         return_dict=False,

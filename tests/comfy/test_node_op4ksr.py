@@ -31,7 +31,9 @@ def _small(prompt: dict, long_side: int = 128) -> dict:
 
 
 def test_upscale_node_equals_the_exploded_core_node_workflow(models: ComfyServer) -> None:
-    node = models.images(models.run(_small(api_workflow("op4ksr_upscale_4k"))), "4")[0]
+    prompt = _small(api_workflow("op4ksr_upscale_4k"))
+    prompt["3"]["inputs"].update(t_star=0.5, input_mode="flow")  # what the core sampler graph computes
+    node = models.images(models.run(prompt), "4")[0]
     exploded = models.images(models.run(_small(api_workflow("op4ksr_exploded"))), "14")[0]
     assert node.shape == (96, 128, 3)
     np.testing.assert_array_equal(node, exploded)

@@ -81,6 +81,7 @@ def config(data: tuple[Path, Path], out: Path, **changes: object) -> OP4KSRTrain
         data_dir=str(data[0]), lr_dir=str(data[1]), crop_size=CROP, scale=SCALE, num_workers=0,
         lora_rank=4, lora_alpha=4.0, lr=3e-3, steps=20, mixed_precision="no", gradient_checkpointing=False,
         base_dtype="float32", export_dtype="float32", log_every=5, checkpoint_every=10, output_dir=str(out),
+        perceptual="none", perceptual_weight=0.0, lambda_ap=0.0,  # latent MSE only (the recipe: test_train_op4ksr_recipe)
     )  # fmt: skip
     return dataclasses.replace(base, **changes)
 
@@ -212,9 +213,11 @@ def test_stream_sampler_shards_and_resumes_the_global_stream() -> None:
         ({"crop_size": 130}, "multiple of scale"),
         ({"lora_double_targets": ("attn.to_qkv",)}, "ComfyUI maps"),
         ({"lora_double_targets": (), "lora_single_targets": ()}, "no LoRA targets"),
-        ({"latent_weight": 0.0}, "all loss weights are 0"),
+        ({"latent_weight": 0.0, "perceptual_weight": 0.0, "lambda_ap": 0.0}, "all loss weights are 0"),
         ({"pixel_weight": -1.0}, "negative"),
-        ({"perceptual_weight": 0.1}, "perceptual = 'lpips'"),
+        ({"perceptual": "none", "perceptual_weight": 0.1}, "perceptual = 'lpips'"),
+        ({"canvas_long_side": 512}, "smaller than crop_size"),
+        ({"decode_mode": "tiled"}, "decode_mode"),
         ({"degradation": "bsrgan"}, "degradation="),
         ({"mixed_precision": "fp8"}, "mixed_precision"),
         ({"grad_accum": 0}, "grad_accum=0"),

@@ -1,13 +1,16 @@
 """Configuration of the OP4KSR LoRA trainer: one frozen dataclass, loadable from TOML/JSON + CLI overrides.
 
 The paper gives no training recipe (docs op4ksr.md §5, §11); the defaults follow the engineering fallback
-of §11: LoRA on the FLUX transformer, LR latent as ``x_{t*}`` at t* = 0.5, MSE (+ optional LPIPS) plus
-L_AP (§4.3 candidate, ``srkit.periodicity``) with RFR on the h/w axes. See docs/training_op4ksr.md.
+of §11 and Appendix D: LoRA on the FLUX transformer, the LR latent fed directly at t* = 0.5 (calibrate it
+with ``sr4k calibrate-tstar``), crops placed in the 4096-px output canvas, RFR on the h/w axes, and the
+default loss recipe latent MSE + LPIPS + L_AP (``srkit.periodicity``) on the ``difference`` domain (only
+periodicity in excess of the HR's, so real bricks and fabric are not penalised). See docs/training_op4ksr.md.
 
 Losses (each weight 0 disables the term; pixel terms need one decoder pass per step):
   latent_weight     ``latent_loss`` (mse | l1) between x0 and the F16 latent of HR (model space);
   pixel_weight      ``pixel_loss`` (mse | l1) between the decoded SR and HR, both in [-1, 1];
-  perceptual_weight LPIPS(SR, HR) in [-1, 1] (``perceptual='lpips'`` or a callable passed to ``train``);
+  perceptual_weight LPIPS-VGG(SR, HR) in [-1, 1] (``perceptual='lpips'``: local VGG16 weights, never a
+                    download; ``'standin'``: multi-scale L1, NOT LPIPS, for CPU smoke runs; or a callable);
   lambda_ap         L_AP on the decoded SR in [0, 1] (vs HR for the ``ap.domain`` residual/difference).
 """
 
@@ -17,8 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ...op4ksr_core.onestep import OneStepConfig
+from ...op4ksr_core.onestep import DEFAULT_INPUT_MODE, DEFAULT_T_STAR, OneStepConfig
 from ...op4ksr_core.rfr import RFRConfig
+from ...op4ksr_core.settings import AUTO, OP4KSRSettings
 from ...op4ksr_core.vae.config import DECODE_MODES
 from ...srkit.degradations import PRESETS as DEGRADATION_PRESETS
 from ...srkit.periodicity import PeriodicityOptions
@@ -41,7 +45,7 @@ class OP4KSRTrainConfig:
     # Models (BFL/ComfyUI or diffusers keys; the VAE file is the FLUX VAE, used with F16 geometry).
     flux_path: str = ""
     vae_path: str = ""
-    decode_mode: Literal["partitioned", "aligned"] = "aligned"
+    decode_mode: Literal["auto", "partitioned", "aligned"] = "auto"  # auto: VAE metadata, else by key layout
     axes_dims_rope: tuple[int, ...] = ()  # () = FLUX.1's split, read off the head dim
     base_dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
     # LoRA (PEFT); targets are block-relative module paths (lora.py).
@@ -51,14 +55,17 @@ class OP4KSRTrainConfig:
     lora_double_targets: tuple[str, ...] = DEFAULT_DOUBLE_TARGETS
     lora_single_targets: tuple[str, ...] = DEFAULT_SINGLE_TARGETS
     # One-step update and RoPE (as at inference: op4ksr_core.onestep / rfr).
-    t_star: float = 0.5
-    input_mode: Literal["flow", "direct"] = "flow"
+    t_star: float = DEFAULT_T_STAR  # sr4k calibrate-tstar gives the value for your data
+    input_mode: Literal["flow", "direct"] = DEFAULT_INPUT_MODE
     guidance: float = 3.5
     rfr: RFRConfig = field(default_factory=RFRConfig)
     # Data: HR folder + on-the-fly degradation, or HR + LR folders (paired mode when lr_dir is set).
     data_dir: str = ""
     lr_dir: str = ""
     crop_size: int = 1024
+    # Output canvas the crops are placed in (ids and RFR grid as at this inference size; canvas.py).
+    # = crop_size: the crop is the canvas (full-frame training, or the unplaced behaviour).
+    canvas_long_side: int = 4096
     scale: int = 4
     degradation: str = "realesrgan"
     num_workers: int = 4
@@ -67,10 +74,11 @@ class OP4KSRTrainConfig:
     latent_weight: float = 1.0
     pixel_loss: Literal["mse", "l1"] = "l1"
     pixel_weight: float = 0.0
-    perceptual: Literal["none", "lpips"] = "none"
-    perceptual_weight: float = 0.0
-    lambda_ap: float = 0.0
-    ap: PeriodicityOptions = field(default_factory=PeriodicityOptions)
+    perceptual: Literal["none", "lpips", "standin"] = "lpips"
+    perceptual_weight: float = 1.0
+    vgg16_weights: str = ""  # LPIPS trunk file; "" = torch hub cache (vgg16-397923af.pth)
+    lambda_ap: float = 0.1
+    ap: PeriodicityOptions = field(default_factory=lambda: PeriodicityOptions(domain="difference"))
     # Optimisation.
     lr: float = 1e-4
     weight_decay: float = 0.0
@@ -98,8 +106,8 @@ class OP4KSRTrainConfig:
         self.one_step()  # validates t_star / input_mode / guidance
         if len(self.axes_dims_rope) not in (0, 3) or any(d <= 0 or d % 2 for d in self.axes_dims_rope):
             raise ValueError(f"axes_dims_rope={self.axes_dims_rope}: give () or three even dims, e.g. (16, 56, 56)")
-        if self.decode_mode not in DECODE_MODES:
-            raise ValueError(f"decode_mode={self.decode_mode!r}: choose one of {DECODE_MODES}")
+        if self.decode_mode not in (AUTO, *DECODE_MODES):
+            raise ValueError(f"decode_mode={self.decode_mode!r}: choose one of {(AUTO, *DECODE_MODES)}")
         for name, allowed in (("base_dtype", DTYPES), ("export_dtype", DTYPES), ("mixed_precision", MIXED_PRECISION)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r}: choose one of {allowed}")
@@ -113,6 +121,11 @@ class OP4KSRTrainConfig:
             raise ValueError(
                 f"crop_size={self.crop_size} must be a positive multiple of scale={self.scale} "
                 f"(e.g. {max(1, self.crop_size // max(self.scale, 1)) * max(self.scale, 1)})"
+            )
+        if self.canvas_long_side < self.crop_size:
+            raise ValueError(
+                f"canvas_long_side={self.canvas_long_side} is smaller than crop_size={self.crop_size}; the canvas "
+                "is the inference output the crops are cut from (4096 for 4K; = crop_size for full frames)"
             )
         if self.degradation not in DEGRADATION_PRESETS:
             raise ValueError(f"degradation={self.degradation!r}: choose one of {sorted(DEGRADATION_PRESETS)}")
@@ -132,7 +145,8 @@ class OP4KSRTrainConfig:
                 f"(ap.periods={self.ap.periods}, ap.harmonics={self.ap.harmonics}); raise crop_size or lower those"
             )
         if self.perceptual_weight > 0 and self.perceptual == "none":
-            raise ValueError("perceptual_weight > 0 needs perceptual = 'lpips' (or pass perceptual= to train())")
+            raise ValueError("perceptual_weight > 0 needs perceptual = 'lpips' or 'standin' (or pass perceptual= "
+                             "to train()); or set perceptual_weight = 0")
 
     def _check_optimisation(self) -> None:
         positive = ("steps", "batch_size", "grad_accum", "log_every", "checkpoint_every")
@@ -158,6 +172,16 @@ class OP4KSRTrainConfig:
 
     def one_step(self) -> OneStepConfig:
         return OneStepConfig(t_star=self.t_star, input_mode=self.input_mode, guidance=self.guidance)
+
+    def settings(self, decode_mode: str) -> OP4KSRSettings:
+        """The inference settings this run trains for (written into the exported weights' metadata)."""
+        ref = self.rfr.reference_grid
+        square = ref[0] == ref[1] and float(ref[0]).is_integer()  # the nodes take one whole reference side
+        return OP4KSRSettings(
+            t_star=self.t_star, input_mode=self.input_mode, rfr_mode=self.rfr.mode, rfr_alpha=self.rfr.alpha,
+            reference_tokens=int(ref[0]) if square else None, decode_mode=decode_mode,
+            canvas_long_side=self.canvas_long_side,
+        )  # fmt: skip
 
 
 def load_train_config(path: str | None = None, overrides: Sequence[str] = ()) -> OP4KSRTrainConfig:

@@ -4,7 +4,8 @@ Every sample is a pure function of its *position* in the training stream, so a r
 the samples the uninterrupted run would have seen, on any number of processes:
 ``position -> (epoch permutation of the images, crop seed, degradation seed)``. :class:`StreamSampler`
 yields ``(image_index, sample_seed)`` for the positions of one process; the datasets turn that into
-``(lr [3, c/s, c/s], hr [3, c, c])`` in [0, 1].
+``(lr [3, c/s, c/s], hr [3, c, c])`` in [0, 1], plus the crop's placement in the output canvas
+(``[y0, x0, rows, cols]`` tokens, ``canvas``) when the dataset is given a ``canvas``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch.utils.data import Dataset, Sampler
 from ...srkit.degradations import DegradationConfig, degrade
 from ...srkit.image_io import IMAGE_SUFFIXES, read_image
 from ..common import derive_seed
+from .canvas import CanvasSpec, crop_step, place_crop
 
 __all__ = [
     "DegradedCrops", "Key", "PairedCrops", "StreamSampler", "crop_origin", "list_images",
@@ -25,6 +27,12 @@ __all__ = [
 
 
 Key = tuple[int, int]  # (image index, sample seed)
+Sample = tuple[torch.Tensor, ...]  # (lr, hr) or (lr, hr, placement)
+
+
+def _placement_generator(seed: int) -> torch.Generator:
+    # Its own stream: placing crops in the canvas leaves the crop and degradation draws unchanged.
+    return torch.Generator().manual_seed(derive_seed(seed, 1))
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -77,31 +85,38 @@ class StreamSampler(Sampler[Key]):
 class DegradedCrops(Dataset):
     """HR folder -> random ``crop_size`` crops -> Real-ESRGAN degradation (``srkit.degradations``) at its scale."""
 
-    def __init__(self, folder: str | Path, crop_size: int, degradation: DegradationConfig) -> None:
+    def __init__(
+        self, folder: str | Path, crop_size: int, degradation: DegradationConfig, canvas: CanvasSpec | None = None
+    ) -> None:
         if crop_size % degradation.scale:
             raise ValueError(f"crop_size={crop_size} is not a multiple of the degradation scale {degradation.scale}")
-        self.files, self.crop, self.degradation = list_images(folder), crop_size, degradation
+        self.files, self.crop, self.degradation, self.canvas = list_images(folder), crop_size, degradation, canvas
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, key: Key) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: Key) -> Sample:
         index, seed = key
         hr = read_image(self.files[index])
         _, h, w = hr.shape
         if min(h, w) < self.crop:
             raise ValueError(f"{self.files[index]} is {w}x{h}, smaller than crop_size={self.crop}; remove it or crop less")
         g = torch.Generator().manual_seed(seed)
-        top, left = crop_origin(h, w, self.crop, 1, g)
+        step = crop_step(h, w, self.canvas, 1) if self.canvas else 1
+        top, left = crop_origin(h, w, self.crop, step, g)
         hr = hr[:, top : top + self.crop, left : left + self.crop]
         out = degrade(hr[None], self.degradation, g)
-        return out.lr[0], hr
+        if self.canvas is None:
+            return out.lr[0], hr
+        return out.lr[0], hr, place_crop(h, w, top, left, self.crop, self.canvas, _placement_generator(seed))
 
 
 class PairedCrops(Dataset):
     """HR and LR folders with the same file stems; LR must be exactly HR / scale. Aligned random crops."""
 
-    def __init__(self, hr_folder: str | Path, lr_folder: str | Path, crop_size: int, scale: int) -> None:
+    def __init__(
+        self, hr_folder: str | Path, lr_folder: str | Path, crop_size: int, scale: int, canvas: CanvasSpec | None = None
+    ) -> None:
         if crop_size % scale:
             raise ValueError(f"crop_size={crop_size} is not a multiple of scale={scale}")
         hr = {p.stem: p for p in list_images(hr_folder)}
@@ -110,12 +125,12 @@ class PairedCrops(Dataset):
         if missing:
             raise ValueError(f"paired folders differ: {missing[:5]} are in only one of {hr_folder}, {lr_folder}")
         self.pairs = [(hr[k], lr[k]) for k in sorted(hr)]
-        self.crop, self.scale = crop_size, scale
+        self.crop, self.scale, self.canvas = crop_size, scale, canvas
 
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def __getitem__(self, key: Key) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: Key) -> Sample:
         index, seed = key
         hr_path, lr_path = self.pairs[index]
         hr, lr = read_image(hr_path), read_image(lr_path)
@@ -127,6 +142,10 @@ class PairedCrops(Dataset):
             )
         if min(h, w) < self.crop:
             raise ValueError(f"{hr_path} is {w}x{h}, smaller than crop_size={self.crop}")
-        top, left = crop_origin(h, w, self.crop, s, torch.Generator().manual_seed(seed))
+        step = crop_step(h, w, self.canvas, s) if self.canvas else s
+        top, left = crop_origin(h, w, self.crop, step, torch.Generator().manual_seed(seed))
         c = self.crop
-        return lr[:, top // s : (top + c) // s, left // s : (left + c) // s], hr[:, top : top + c, left : left + c]
+        pair = lr[:, top // s : (top + c) // s, left // s : (left + c) // s], hr[:, top : top + c, left : left + c]
+        if self.canvas is None:
+            return pair
+        return (*pair, place_crop(h, w, top, left, c, self.canvas, _placement_generator(seed)))

@@ -23,11 +23,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from ...op4ksr_core.flux.forward import set_rfr, token_pixels
 from ...op4ksr_core.flux.loader import load_flux_transformer
+from ...op4ksr_core.settings import AUTO, auto_decode_mode, files_settings, read_settings, to_metadata
 from ...op4ksr_core.vae import F16VAE
 from ...op4ksr_core.vae.loader import load_f16_vae
 from ...srkit.degradations import PRESETS as DEGRADATION_PRESETS
 from ...srkit.weights import load_state_dict
 from ..common import EMA, config_to_dict, register_trainable_only_state, resume_checkpoint, save_checkpoint
+from .canvas import CanvasSpec
 from .config import OP4KSRTrainConfig, load_train_config
 from .data import DegradedCrops, PairedCrops, StreamSampler
 from .lora import add_lora, save_comfy_lora
@@ -70,25 +72,42 @@ def load_transformer(config: OP4KSRTrainConfig) -> torch.nn.Module:
 
 
 def load_vae(config: OP4KSRTrainConfig) -> F16VAE:
-    """The F16 VAE from the FLUX VAE weights at ``vae_path`` in ``base_dtype``."""
-    sd = load_state_dict(_path(config, "vae_path", "FLUX VAE"))
-    return load_f16_vae(sd, config.decode_mode, dtype=_dtype(config.base_dtype))
+    """The F16 VAE from the FLUX VAE weights at ``vae_path`` in ``base_dtype``.
+
+    ``decode_mode = "auto"``: the VAE file's ``sr4k.op4ksr`` metadata (an sr4k-trained F16 decoder), then the
+    transformer file's, else ``aligned`` for BFL keys (raw ``ae.safetensors``) and ``partitioned`` for diffusers.
+    """
+    path = _path(config, "vae_path", "FLUX VAE")
+    sd = load_state_dict(path)
+    mode = config.decode_mode
+    if mode == AUTO:
+        mode = auto_decode_mode(sd, read_settings(path), files_settings(config.flux_path))
+        log.info("decode_mode auto = %s for %s", mode, path)
+    return load_f16_vae(sd, mode, dtype=_dtype(config.base_dtype))
 
 
-def make_dataset(config: OP4KSRTrainConfig) -> Dataset:
-    """Paired crops if ``lr_dir`` is set, else degraded HR crops with the ``degradation`` preset at ``scale``."""
+def make_dataset(config: OP4KSRTrainConfig, unit: int) -> Dataset:
+    """Paired crops if ``lr_dir`` is set, else degraded HR crops with the ``degradation`` preset at ``scale``.
+
+    Each sample carries its placement in the ``canvas_long_side`` canvas (``unit``: pixels per token side).
+    """
+    canvas = CanvasSpec(config.canvas_long_side, unit)
     if config.lr_dir:
-        return PairedCrops(config.data_dir, config.lr_dir, config.crop_size, config.scale)
-    return DegradedCrops(config.data_dir, config.crop_size, DEGRADATION_PRESETS[config.degradation].with_scale(config.scale))
+        return PairedCrops(config.data_dir, config.lr_dir, config.crop_size, config.scale, canvas)
+    preset = DEGRADATION_PRESETS[config.degradation].with_scale(config.scale)
+    return DegradedCrops(config.data_dir, config.crop_size, preset, canvas)
 
 
-def _export(accelerator, model: OneStepSR, ema: EMA | None, config: OP4KSRTrainConfig, name: str) -> Path:  # noqa: ANN001
+def _export(accelerator, model: OneStepSR, ema: EMA | None, config: OP4KSRTrainConfig, name: str,  # noqa: ANN001
+            decode_mode: str) -> Path:  # fmt: skip
     transformer = accelerator.unwrap_model(model).transformer
     named = [(n, p) for n, p in transformer.named_parameters() if p.requires_grad]
     backup = {n: p.detach().clone() for n, p in named} if ema else {}
     if ema:
         ema.copy_to(named)
-    meta = {"sr4k": "op4ksr", "config": json.dumps(config_to_dict(config))}
+    # The inference settings travel in the file (sr4k.op4ksr): the nodes' and the CLI's "auto" read them.
+    settings = to_metadata(config.settings(decode_mode))
+    meta = {"sr4k": "op4ksr", "config": json.dumps(config_to_dict(config)), **settings}
     path = save_comfy_lora(transformer, Path(config.output_dir) / name, _dtype(config.export_dtype), meta)
     if ema:
         with torch.no_grad():
@@ -117,11 +136,14 @@ def train(
     set_seed(config.seed)
     transformer = transformer if transformer is not None else load_transformer(config)
     vae = vae if vae is not None else load_vae(config)
-    dataset = dataset if dataset is not None else make_dataset(config)
     vae = vae.to(accelerator.device).eval().requires_grad_(False)
     unit = token_pixels(transformer, vae)
-    if config.crop_size % unit:
-        raise ValueError(f"crop_size={config.crop_size} must be a multiple of the token size {unit} px")
+    if config.crop_size % unit or config.canvas_long_side % unit:
+        raise ValueError(
+            f"crop_size={config.crop_size} and canvas_long_side={config.canvas_long_side} must be multiples of "
+            f"the token size {unit} px"
+        )
+    dataset = dataset if dataset is not None else make_dataset(config, unit)
     if config.lambda_ap > 0 and unit not in config.ap.periods:
         log.warning("L_AP periods %s do not include this model's token size %d px", config.ap.periods, unit)
     params = add_lora(transformer, config.lora_rank, config.lora_alpha, config.lora_double_targets,
@@ -161,10 +183,10 @@ def train(
     while step < config.steps:
         sums: dict[str, float] = {}
         for _ in range(config.grad_accum):
-            lr, hr = (t.to(accelerator.device) for t in next(batches))
+            lr, hr, *placement = (t.to(accelerator.device) for t in next(batches))
             with accelerator.accumulate(model):
                 z_lr, z_hr = encode_pair(vae, lr, hr)
-                x0 = model(z_lr)
+                x0 = model(z_lr, placement[0] if placement else None)
                 with accelerator.autocast():
                     terms = compute_losses(x0, z_hr, hr, vae, config, perceptual)
                 if not math.isfinite(terms["total"].item()):
@@ -190,10 +212,10 @@ def train(
             save_checkpoint(accelerator, config.output_dir, step, keep=config.keep_checkpoints,
                             extra=ema.state_dict() if ema else None)  # fmt: skip
         if accelerator.is_main_process and config.export_every and step % config.export_every == 0:
-            _export(accelerator, model, ema, config, f"op4ksr_lora_step{step:08d}.safetensors")
+            _export(accelerator, model, ema, config, f"op4ksr_lora_step{step:08d}.safetensors", vae.decode_mode)
     result.step = step
     if accelerator.is_main_process:
-        result.lora_path = _export(accelerator, model, ema, config, LORA_FILE)
+        result.lora_path = _export(accelerator, model, ema, config, LORA_FILE, vae.decode_mode)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return result

@@ -6,6 +6,7 @@ F16 encode (posterior mean) -> model latent ``z`` -> ``x_{t*} = input(z, t*)`` -
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import torch
@@ -22,6 +23,8 @@ from ...op4ksr_core.onestep import (
 from ...op4ksr_core.vae import F16VAE
 from ...srkit.periodicity import periodicity_loss
 from .config import OP4KSRTrainConfig
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "OneStepSR", "Perceptual", "compute_losses", "encode_pair", "make_perceptual",
@@ -40,11 +43,32 @@ class OneStepSR(nn.Module):
         self.transformer = transformer
         self.config = config
 
-    def forward(self, z_lr: torch.Tensor) -> torch.Tensor:
-        """Model-space LR latent ``[B, C, h, w]`` -> clean-latent estimate ``[B, C, h, w]`` (float32)."""
+    def forward(self, z_lr: torch.Tensor, placement: torch.Tensor | None = None) -> torch.Tensor:
+        """Model-space LR latent ``[B, C, h, w]`` -> clean-latent estimate ``[B, C, h, w]`` (float32).
+
+        ``placement`` ``[B, 4]`` (tokens: y0, x0, canvas rows, cols; ``canvas``) puts each crop in its
+        output canvas: ids ``origin + arange`` and RFR's base for the canvas grid. None: the crop is the canvas.
+        """
         t = self.config.t_star
         x_t = one_step_input(z_lr, t, self.config.input_mode)
-        return one_step_x0(x_t, velocity(self.transformer, x_t, t, self.config), t)
+        if placement is None:
+            return one_step_x0(x_t, velocity(self.transformer, x_t, t, self.config), t)
+        rows = [tuple(int(v) for v in p) for p in placement.tolist()]
+        # diffusers FLUX takes one set of ids per call: samples with different placements run one by one.
+        groups = [slice(0, len(rows))] if len(set(rows)) == 1 else [slice(i, i + 1) for i in range(len(rows))]
+        outs = [self._placed_velocity(x_t[g], t, rows[g.start]) for g in groups]
+        return one_step_x0(x_t, torch.cat(outs), t)
+
+    def _placed_velocity(self, x_t: torch.Tensor, t: float, place: tuple[int, ...]) -> torch.Tensor:
+        y0, x0, canvas_rows, canvas_cols = place
+        pos_embed = self.transformer.pos_embed
+        if not hasattr(pos_embed, "grid_hw"):
+            raise ValueError("placing crops in a canvas needs the RFR position embedder (set_rfr) on the transformer")
+        pos_embed.grid_hw = (float(canvas_rows), float(canvas_cols))
+        try:
+            return velocity(self.transformer, x_t, t, self.config, origin=(y0, x0))
+        finally:
+            pos_embed.grid_hw = None
 
 
 @torch.no_grad()
@@ -100,15 +124,15 @@ def compute_losses(
 
 
 def make_perceptual(config: OP4KSRTrainConfig, device: torch.device) -> Perceptual | None:
-    """LPIPS (VGG) if ``config.perceptual == 'lpips'``; needs the optional ``lpips`` package."""
+    """LPIPS-VGG from local files (``perceptual='lpips'``) or the multi-scale L1 stand-in (``'standin'``)."""
     if config.perceptual == "none" or config.perceptual_weight == 0:
         return None
+    from ..gtasr.perceptual import LPIPSUnavailableError, load_lpips_vgg, standin_perceptual
+
+    if config.perceptual == "standin":
+        log.warning("perceptual='standin' is a multi-scale L1 stand-in, NOT LPIPS: for CPU smoke runs only")
+        return standin_perceptual
     try:
-        import lpips  # optional; not a dependency of sr4k
-    except ImportError as err:
-        raise ValueError(
-            "perceptual='lpips' needs the lpips package (pip install lpips; it fetches VGG weights once), "
-            "or pass perceptual=<callable(sr, hr) -> Tensor> to train(), or set perceptual_weight = 0"
-        ) from err
-    model = lpips.LPIPS(net="vgg").to(device).eval().requires_grad_(False)
-    return lambda sr, hr: model(sr, hr).flatten()
+        return load_lpips_vgg(config.vgg16_weights or None, device)
+    except LPIPSUnavailableError as err:
+        raise ValueError(f"{err}. Or set perceptual = 'standin' (smoke runs) or perceptual_weight = 0.") from err
