@@ -18,6 +18,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from comfy_harness import ComfyServer
+from sr4k.op4ksr_core import settings as op4ksr_settings
 from sr4k.op4ksr_core.vae import F16VAE
 from sr4k.op4ksr_core.vae.config import FLUX_F16
 from sr4k.op4ksr_core.vae.loader import load_f16_vae
@@ -136,6 +137,8 @@ def test_export_is_a_diffusers_f16_vae_with_its_decode_mode(trained_export: Path
     assert not torch.equal(trained.decoder.conv_out.weight, raw["decoder.conv_out.weight"].float())
     assert torch.equal(trained.encoder.conv_in.weight, raw["encoder.conv_in.weight"].float())  # frozen
     assert json.loads(json.dumps(settings)) == settings
+    # The loaders' decode_mode=auto reads it through the one settings reader (extra fields ignored).
+    assert op4ksr_settings.read_settings(trained_export).decode_mode == "partitioned"
 
 
 @pytest.mark.comfy

@@ -21,14 +21,11 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
+from ...op4ksr_core.settings import METADATA_KEY, read_metadata
 from ...op4ksr_core.vae import F16VAE
 from ...op4ksr_core.vae.loader import check_vae_state_dict
 
 __all__ = ["METADATA_KEY", "export_f16_vae", "read_settings", "vae_settings"]
-
-# Kept equal to op4ksr_core/settings.py METADATA_KEY (the LoRA export's settings key).
-METADATA_KEY = "sr4k.op4ksr"
-
 
 def vae_settings(decode_mode: str, **extra: Any) -> dict[str, Any]:
     """The ``sr4k.op4ksr`` object of an F16 VAE export: its decode mode, layout and anything in ``extra``."""
@@ -47,7 +44,8 @@ def export_f16_vae(
     """Save ``vae`` (encoder + decoder, diffusers layout) in ``dtype`` with the metadata above; returns the path."""
     sd = {k: v.detach().to("cpu", dtype).contiguous() for k, v in vae.state_dict().items()}
     check_vae_state_dict(sd, vae.config)  # the file must load where every F16 VAE loads
-    # JSON written directly (same format as op4ksr_core/settings.py: one JSON object under "sr4k.op4ksr").
+    # One JSON object under METADATA_KEY, as the LoRA export writes; settings.from_metadata ignores the extra
+    # fields (layout, scope) and reads decode_mode, which the loaders' decode_mode=auto then use.
     meta = {
         METADATA_KEY: json.dumps(vae_settings(decode_mode, **dict(settings or {}))),
         "sr4k": "f16vae",
@@ -64,8 +62,5 @@ def export_f16_vae(
 
 def read_settings(path: str | Path) -> dict[str, Any]:
     """The ``sr4k.op4ksr`` object of a safetensors file ({} if it has none)."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as f:
-        raw = (f.metadata() or {}).get(METADATA_KEY)
+    raw = read_metadata(path).get(METADATA_KEY)
     return json.loads(raw) if raw else {}
