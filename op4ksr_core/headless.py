@@ -12,7 +12,9 @@ from pathlib import Path
 
 import torch
 
+from ..srkit import perf
 from ..srkit.color import check_image_batch, color_correct
+from ..srkit.transfer import gather_images, to_host
 from ..srkit.weights import load_state_dict
 from .embedder import RFRPosEmbed
 from .flux_loader import load_flux_transformer
@@ -30,7 +32,7 @@ from .onestep import (
 )
 from .rfr import RFRConfig
 from .rope import flux_image_ids, flux_text_ids
-from .vae import F16VAE
+from .vae import F16VAE, set_vae_layout
 from .vae_loader import load_f16_vae
 
 Progress = Callable[[int, int], None]
@@ -132,6 +134,7 @@ def upscale_image(
     size = target_size(*lr.shape[-2:], long_side=long_side, scale=scale)
     multiple = latent_multiple(vae.downscale, patch_size_of(transformer, vae.config.latent_channels))
     device = next(transformer.parameters()).device
+    set_vae_layout(vae, channels_last=perf.current().vae_channels_last)
     outs = []
     for i in range(lr.shape[0]):
         # Everything at output size (bicubic, padding, colour) stays on the model's device: on CPU
@@ -143,7 +146,7 @@ def upscale_image(
         x0 = one_step_x0(x_t, velocity(transformer, x_t, config.t_star, config), config.t_star)
         image = vae.decode(vae.from_model_latent(x0).to(vae.device)).float()
         image = ((image + 1) / 2).clamp(0, 1)[..., :h, :w].to(device)
-        outs.append(color_correct(image, lr_i, color).cpu())
+        outs.append(to_host(color_correct(image, lr_i, color), pinned=perf.current().pinned_output))
         if progress is not None:
             progress(i + 1, lr.shape[0])
-    return torch.cat(outs)
+    return gather_images(outs)
