@@ -165,6 +165,10 @@ def part_gtasr(c: Ctx, cfg: Any, lr_px: int) -> None:
           lambda: upscale(net, lr, seed=int(time.time_ns() % 2**31), allow_tile_fallback=False, noise="counter"),
           OPT, None, bench=True)
     set_layout(net, False)
+    # a second size for the memory estimate (upscale_memory is fitted to the working memory of both)
+    half = lr[..., : lr_px // 2, : lr_px // 2].contiguous()
+    c.run("gtasr", f"all, LR {lr_px // 2}", lambda: upscale(net, half, **up), OPT, None, bench=True)
+    set_layout(net, False)
     # counter noise: the same bits on this device as on the CPU
     shape = (1, 3, 256, 256)
     c.extra["counter_noise_bit_identical_cpu_vs_device"] = bool(torch.equal(
