@@ -26,8 +26,9 @@ class PerfOptions:
     # F16 VAE mid-block attention (one head, d = 512, no fused kernel) as chunked GEMMs with fp32 scores
     # and fp32 softmax, instead of SDPA's memory-efficient fallback.
     vae_gemm_attention: bool = True
-    # Run the VAE's convolutions in channels_last (NHWC) layout: cuDNN's native layout for bf16.
-    vae_channels_last: bool = True
+    # Run the VAE's convolutions in channels_last (NHWC) layout. Off: on the H200 it cut the decode's working
+    # memory by 1.5 GiB but made encode 0.27 -> 0.39 s and decode 0.44 -> 0.69 s (RESULTS.md, 2026-11-29).
+    vae_channels_last: bool = False
     # ×2 upsamplers of the decoder as row chunks of nearest-up + conv: the 2× map never exists whole.
     vae_chunked_upsample: bool = True
     # Wavelet colour correction with separable (two 1-D) blurs and high = x - low.
@@ -36,8 +37,9 @@ class PerfOptions:
     pinned_output: bool = True
     # GTASR: bicubic and noise on the model's device (the noise field stays bit-identical to the CPU's).
     gtasr_device_input: bool = True
-    # GTASR network in channels_last layout.
-    gtasr_channels_last: bool = True
+    # GTASR network in channels_last layout. Off: on the H200 it cut the working memory at LR 1024 from 25.8 to
+    # 13.8 GiB but made the upscale 0.87 -> 1.22 s (RESULTS.md, 2026-11-29); a memory-tight setting turns it on.
+    gtasr_channels_last: bool = False
     # GTASR nearest-upsampler head in slabs of this many LR rows (0: whole image). Exact.
     gtasr_head_rows: int = 128
     # GTASR GroupNorm in the activation dtype (CUDA's kernel accumulates in fp32) instead of an fp32 copy.
