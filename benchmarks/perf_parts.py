@@ -18,10 +18,10 @@ from cost import build_flux, build_vae, random_init_
 
 from sr4k.gtasr_core import GTASRNet, upscale
 from sr4k.gtasr_core.noise import clear_noise_cache, set_layout
-from sr4k.op4ksr_core.const_modulation import freeze_modulation
-from sr4k.op4ksr_core.fp8_linear import FP8Linear, fp8_linears
+from sr4k.op4ksr_core.flux.const_modulation import freeze_modulation
+from sr4k.op4ksr_core.flux.fp8_linear import FP8Linear, fp8_linears
 from sr4k.op4ksr_core.headless import upscale_image
-from sr4k.op4ksr_core.vae import set_vae_layout
+from sr4k.op4ksr_core.vae.model import set_vae_layout
 from sr4k.srkit import perf
 from sr4k.srkit.counter_normal import counter_normal
 

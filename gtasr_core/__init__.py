@@ -14,8 +14,8 @@ import torch
 
 from .checkpoint import convert_to_safetensors, load_gtasr, load_gtasr_state_dict
 from .config import PRESETS, RELEASED, GTASRConfig
-from .infer import GTASRCheckpointError, describe_foreign, infer_config
-from .precond import GTASRNet, c_noise, c_out, c_skip
+from .detect import GTASRCheckpointError, describe_foreign, infer_config
+from .model import GTASRNet, c_noise, c_out, c_skip
 from .tiling import TileRect, pad_to_multiple, plan_tiles
 from .upscale import DEFAULT_OVERLAP, DEFAULT_TILE, check_image, upscale
 

@@ -21,9 +21,9 @@ from torch import Tensor
 
 from ..srkit.weights import extract_state_dict, load_checkpoint, save_safetensors
 from .config import GTASRConfig
-from .infer import GTASRCheckpointError, infer_config, normalize_keys
+from .detect import GTASRCheckpointError, infer_config, normalize_keys
 from .layers import relative_position_index, resample_filter_2d
-from .precond import GTASRNet
+from .model import GTASRNet
 
 __all__ = ["BASICSR_KEYS", "check_state_dict", "convert_to_safetensors", "load_gtasr", "load_gtasr_state_dict"]
 

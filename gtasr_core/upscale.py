@@ -17,8 +17,8 @@ from torch import Tensor
 
 from ..srkit import perf
 from ..srkit.transfer import to_host
+from .model import GTASRNet
 from .noise import NoiseKind, noise_field, set_layout
-from .precond import GTASRNet
 from .tiling import pad_to_multiple, plan_tiles, tile_weight
 
 __all__ = ["DEFAULT_OVERLAP", "DEFAULT_TILE", "check_image", "fallback_tiles", "upscale"]

@@ -7,9 +7,9 @@ import comfy.utils
 import torch
 from comfy_api.latest import io
 
-from ..op4ksr_core.flux_keys import detect_flux_layout, diffusers_to_bfl
-from ..op4ksr_core.vae_config import DECODE_MODES
-from ..op4ksr_core.vae_loader import load_f16_vae
+from ..op4ksr_core.flux.keys import detect_flux_layout, diffusers_to_bfl
+from ..op4ksr_core.vae.config import DECODE_MODES
+from ..op4ksr_core.vae.loader import load_f16_vae
 from ..srkit.weights import load_state_dict
 from .f16_vae import make_comfy_vae
 from .flux_model import flux_diffusion_model

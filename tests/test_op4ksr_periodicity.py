@@ -1,11 +1,11 @@
-"""L_AP periodicity loss / score / map (op4ksr_core.periodicity): detection, invariances, optimisation."""
+"""L_AP periodicity loss / score / map (srkit.periodicity): detection, invariances, optimisation."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from sr4k.op4ksr_core.periodicity import (
+from sr4k.srkit.periodicity import (
     DEFAULT_PERIOD_PX,
     PeriodicityOptions,
     autocorrelation,

@@ -12,12 +12,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sr4k.op4ksr_core import vae_layers
-from sr4k.op4ksr_core.const_modulation import ConstantModulation, freeze_modulation, modulation_names
-from sr4k.op4ksr_core.fp8_linear import FP8Linear, fp8_linears
-from sr4k.op4ksr_core.vae import F16VAE, set_vae_layout
-from sr4k.op4ksr_core.vae_attention import gemm_single_head_attention
-from sr4k.op4ksr_core.vae_config import FLUX_F16
+from sr4k.op4ksr_core.flux.const_modulation import ConstantModulation, freeze_modulation, modulation_names
+from sr4k.op4ksr_core.flux.fp8_linear import FP8Linear, fp8_linears
+from sr4k.op4ksr_core.vae import layers as vae_layers
+from sr4k.op4ksr_core.vae.attention import gemm_single_head_attention
+from sr4k.op4ksr_core.vae.config import FLUX_F16
+from sr4k.op4ksr_core.vae.model import F16VAE, set_vae_layout
 from sr4k.srkit import perf
 from sr4k.srkit.color import color_correct
 from sr4k.srkit.transfer import gather_images, to_host

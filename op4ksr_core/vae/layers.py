@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..srkit import perf
-from .vae_attention import gemm_single_head_attention
-from .vae_tail import upsample_conv_tail
+from ...srkit import perf
+from .attention import gemm_single_head_attention
+from .tail import upsample_conv_tail
 
 # Queries per attention call in the mid block. At a 4096² image the mid block sees 256² = 65,536 positions;
 # when the fused SDPA kernels cannot run (head dim 512 exceeds flash attention's limit; CPU/fp32 fallbacks),

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 
 import torch
 
-from .vae import DEFAULT_CHUNK_ROWS, F16VAE
-from .vae_config import FLUX_F16, VaeConfig
-from .vae_keys import EXPECTED_VAE, summarize_keys, to_diffusers_layout
+from .config import FLUX_F16, VaeConfig
+from .keys import EXPECTED_VAE, summarize_keys, to_diffusers_layout
+from .model import DEFAULT_CHUNK_ROWS, F16VAE
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .flux_keys import convert_flux_state_dict
+from .keys import convert_flux_state_dict
 
 logger = logging.getLogger(__name__)
 
