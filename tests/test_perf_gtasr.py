@@ -119,3 +119,17 @@ def test_noise_kinds(net: GTASRNet) -> None:
     lr = _lr(16, 16)
     a, b = upscale(net, lr, seed=1, noise="counter"), upscale(net, lr, seed=1, noise="counter")
     assert torch.equal(a, b) and not torch.equal(a, upscale(net, lr, seed=1))
+
+
+def test_memory_estimates_cover_the_h200_measurement() -> None:
+    """upscale_memory against the working memory measured on an H200 (gtasr_core/memory.py docstring)."""
+    from sr4k.gtasr_core import RELEASED
+    from sr4k.gtasr_core.memory import upscale_memory
+
+    with torch.device("meta"):
+        released = GTASRNet(RELEASED).to(torch.bfloat16)
+    gib = 2**30
+    for lean, measured in ((False, 25.80), (True, 11.55)):
+        est = upscale_memory(released, 1024, 1024, lean=lean) / gib
+        assert measured <= est <= 1.25 * measured, (lean, est)
+    assert upscale_memory(released, 512, 512, lean=True) / gib >= 2.89
