@@ -22,6 +22,7 @@ from . import gtasr, op4ksr
 from .bench import add_bench_parser
 from .devices import DEVICES, DTYPES, resolve_device, resolve_dtype
 from .images import load_image, plan_outputs, save_image
+from .shard import device_for, rank_from_env, shard, write_atomically
 
 __all__ = ["UPSCALERS", "UpscalerSpec", "build_parser", "main"]
 
@@ -62,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="weights/compute dtype; auto: bf16 on GPUs that support it, else fp32")
     up.add_argument("input", type=Path, metavar="IN", help="image file or folder of images")
     up.add_argument("output", type=Path, metavar="OUT", help="output image file, or folder (PNG files)")
+    up.add_argument("--skip-existing", action="store_true",
+                    help="leave outputs that already exist (resume an interrupted folder run)")
     for name, spec in UPSCALERS.items():
         spec.add_arguments(up.add_argument_group(f"{name} options"))
     up.set_defaults(run=_upscale)
@@ -79,16 +82,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _upscale(args: argparse.Namespace) -> int:
+    rank = rank_from_env()  # several processes (accelerate launch / torchrun): each takes its share of files
     pairs = plan_outputs(args.input, args.output)  # check the paths before loading a model
-    device = resolve_device(args.device)
+    mine = shard(pairs, rank)
+    todo = [(s, d) for s, d in mine if not (args.skip_existing and d.exists())]
+    if rank.world > 1 or len(todo) < len(mine):
+        log.info("%s: %d of %d file(s), %d already done", rank, len(mine), len(pairs), len(mine) - len(todo))
+    if not todo:
+        return 0
+    device = device_for(resolve_device(args.device), rank)
     model = UPSCALERS[args.model].load(args, device, resolve_dtype(args.dtype, device))
-    for k, (src, dst) in enumerate(pairs, 1):
+    for k, (src, dst) in enumerate(todo, 1):
         start = time.perf_counter()
         image = load_image(src)
         out = model(image)
-        save_image(out, dst)
-        log.info("[%d/%d] %s (%dx%d) -> %s (%dx%d) in %.1f s", k, len(pairs), src, image.shape[-1],
-                 image.shape[-2], dst, out.shape[-1], out.shape[-2], time.perf_counter() - start)
+        write_atomically(dst, lambda path, out=out: save_image(out, path))
+        log.info("[%d/%d%s] %s (%dx%d) -> %s (%dx%d) in %.1f s", k, len(todo),
+                 f", {rank}" if rank.world > 1 else "", src, image.shape[-1], image.shape[-2], dst,
+                 out.shape[-1], out.shape[-2], time.perf_counter() - start)
     return 0
 
 
