@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..gtasr_core import DEFAULT_OVERLAP, DEFAULT_TILE, load_gtasr, upscale
+from ..gtasr_core.noise import NOISE_KINDS
 from ..srkit.download import Progress, download_model, manual_download_message
 from ..srkit.model_registry import GTASR_FINAL
 
@@ -32,6 +33,9 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
                        help="GTASR checkpoint (BasicSR .pth or converted .safetensors). Default: the released "
                        f"{GTASR_FINAL.filename}, downloaded once into $SR4K_HOME (default ~/.cache/sr4k)")
     group.add_argument("--seed", type=int, default=0, help="noise seed; same seed, same output (default 0)")
+    group.add_argument("--noise", choices=NOISE_KINDS, default="torch",
+                       help="noise stream: torch (CPU generator, as earlier releases) or counter (drawn on the GPU, "
+                       "faster for a new seed per image; other values, also the same on every device)")
     group.add_argument("--tiling", choices=TILING, default="auto",
                        help="auto: whole image, tiles after an out-of-memory error; off: whole image only; "
                        "force: always tiles (default auto)")
@@ -94,7 +98,7 @@ class GTASRUpscaler:
         progress = lambda done, total: log.debug("  %d/%d", done, total)  # noqa: E731 - a one-line callback
         out = upscale(self.net, image[:, :3], seed=a.seed, tile=a.tile if a.tiling == "force" else None,
                       overlap=a.overlap, progress=progress, allow_tile_fallback=a.tiling == "auto",
-                      fallback_tile=a.tile)
+                      fallback_tile=a.tile, noise=getattr(a, "noise", "torch"))
         if image.shape[1] == 4:
             alpha = F.interpolate(image[:, 3:], scale_factor=self.net.scale, mode="bicubic", align_corners=False)
             out = torch.cat([out, alpha.clamp(0, 1)], dim=1)

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..op4ksr_core.flux.low_vram import to_low_vram
 from ..op4ksr_core.headless import load_pipeline, upscale_image
 from ..op4ksr_core.onestep import DEFAULT_T_STAR, DEFAULT_TARGET_LONG_SIDE, INPUT_MODES, OneStepConfig
 from ..op4ksr_core.rfr import RFR_PRESETS
@@ -39,6 +40,9 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--decode-mode", choices=DECODE_MODES, default="aligned",
                        help="aligned for the raw FLUX ae.safetensors, partitioned for Diffusion-4K F16 VAEs")
     group.add_argument("--color-correction", choices=METHODS, default="wavelet", help="colour fix (default wavelet)")
+    group.add_argument("--low-vram", action="store_true",
+                       help="fp8 token linears + constant AdaLN modulation: 15.5 instead of 31 GiB at 4K (H200), "
+                       "output within ~4 %% of bf16")
 
 
 class OP4KSRUpscaler:
@@ -50,11 +54,17 @@ class OP4KSRUpscaler:
                 raise ValueError(f"--model op4ksr needs {flag} FILE (see the model table in the README)")
         if args.long_side is not None and args.scale is not None:
             raise ValueError("give --long-side or --scale, not both")
+        low_vram = getattr(args, "low_vram", False)
         self.transformer, self.vae = load_pipeline(
             args.flux, args.vae, decode_mode=args.decode_mode, rfr=RFR_PRESETS[args.rfr], lora=args.lora,
-            lora_strength=args.lora_strength, dtype=dtype, device=device,
+            lora_strength=args.lora_strength, dtype=dtype, device="cpu" if low_vram else device,
         )
         self.config = OneStepConfig(t_star=args.t_star, input_mode=args.input_mode)
+        if low_vram:  # quantised on the CPU, so the bf16 transformer never has to fit on the GPU
+            self.vae.to(device)
+            probe = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+            to_low_vram(self.transformer, device, lambda: upscale_image(
+                self.transformer, self.vae, probe, long_side=256, config=self.config))
         self.args = args
         log.info("OP4KSR: %s + %s on %s (%s), RFR %s", args.flux, args.vae, device, dtype, args.rfr)
 

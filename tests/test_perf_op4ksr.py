@@ -152,3 +152,28 @@ def test_vae_memory_estimates_cover_the_h200_measurement() -> None:
     # 2048² was measured in the channels_last run only (less memory): the estimate must still cover it.
     assert encode_memory(2048, 2048, 2) / gib >= 1.25 and decode_memory(128, 128, 2) / gib >= 1.77
     assert decode_memory(256, 256, 2) < 0.15 * 73e9  # the old F8-derived formula asked 73 GB
+
+
+def test_cli_low_vram_stays_close_to_bf16(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """--low-vram (fp8 weight-only token linears + constant modulation) against the plain CLI run."""
+    import numpy as np
+    from PIL import Image
+
+    from sr4k.cli.main import main
+    from sr4k.op4ksr_core.flux import low_vram
+    from tiny_models import f16_vae_file, tiny_flux_bfl_file
+
+    lr = (np.random.default_rng(3).random((24, 32, 3)) * 255).astype(np.uint8)
+    Image.fromarray(lr).save(tmp_path / "in.png")
+    common = ["upscale", "--model", "op4ksr", "--flux", str(tiny_flux_bfl_file()), "--vae",
+              str(f16_vae_file("bfl")), "--device", "cpu", "--dtype", "fp32", "--long-side", "128"]
+    calls = []
+    original = low_vram.fp8_linears
+    monkeypatch.setattr(low_vram, "fp8_linears", lambda *a, **k: calls.append(original(*a, **k)) or calls[-1])
+    assert main([*common, "--low-vram", str(tmp_path / "in.png"), str(tmp_path / "low.png")]) == 0
+    assert main([*common, str(tmp_path / "in.png"), str(tmp_path / "ref.png")]) == 0
+    low = np.asarray(Image.open(tmp_path / "low.png"), dtype=float)
+    ref = np.asarray(Image.open(tmp_path / "ref.png"), dtype=float)
+    assert calls and calls[0] > 0 and low.shape == ref.shape == (96, 128, 3)
+    # Colour correction pins the low frequencies; fp8 moves the rest by a few 8-bit levels on average.
+    assert 0 < np.abs(low - ref).mean() < 4.0
