@@ -25,7 +25,8 @@ from sr4k.op4ksr_core.vae.model import set_vae_layout
 from sr4k.srkit import perf
 from sr4k.srkit.counter_normal import counter_normal
 
-OPT = perf.PerfOptions()  # everything on (the defaults)
+OPT = perf.PerfOptions()  # this version's defaults
+LEAN = dataclasses.replace(OPT, vae_channels_last=True, gtasr_channels_last=True)  # least memory
 
 
 def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
@@ -71,7 +72,8 @@ def part_vae(c: Ctx, px: int, small_px: int) -> None:
                 ("+gemm attention", dataclasses.replace(perf.BASELINE, vae_gemm_attention=True), False),
                 ("+channels_last", dataclasses.replace(perf.BASELINE, vae_channels_last=True), False),
                 ("+chunked upsample", dataclasses.replace(perf.BASELINE, vae_chunked_upsample=True), False),
-                ("all", OPT, False), ("all + cudnn.benchmark", OPT, True)]
+                ("defaults", OPT, False), ("defaults + cudnn.benchmark", OPT, True),
+                ("lean (defaults + channels_last)", LEAN, False)]
     ref_z = ref_img = None
     for label, opts, bench in variants:
         set_vae_layout(vae, opts.vae_channels_last)
@@ -81,10 +83,10 @@ def part_vae(c: Ctx, px: int, small_px: int) -> None:
         if ref_z is None:
             ref_z, ref_img = z, img
     # Working memory of the default path at a second size (memory estimates are fitted to these two).
-    set_vae_layout(vae, True)
+    set_vae_layout(vae, OPT.vae_channels_last)
     small = image[..., :small_px, :small_px].contiguous()
-    z = c.run("vae enc", f"{small_px}² all", lambda: vae.encode(small), OPT)
-    c.run("vae dec", f"{small_px}² all", lambda: vae.decode(z), OPT)
+    z = c.run("vae enc", f"{small_px}² defaults", lambda: vae.encode(small), OPT)
+    c.run("vae dec", f"{small_px}² defaults", lambda: vae.decode(z), OPT)
 
 
 def free() -> None:
@@ -116,25 +118,26 @@ def part_op4ksr(c: Ctx, flux_cfg: dict[str, Any], lr_px: int, out_px: int, fp8: 
     flux, vae = build_flux(flux_cfg, c.device, c.dtype), build_vae(c.device, c.dtype)
     lr = torch.rand(1, 3, lr_px, lr_px, generator=torch.Generator().manual_seed(0))
     ref = _e2e(c, "baseline", flux, vae, lr, out_px, perf.BASELINE, None, bench=False)
-    _e2e(c, "all (cudnn.benchmark off)", flux, vae, lr, out_px, OPT, ref, bench=False)
-    _e2e(c, "all", flux, vae, lr, out_px, OPT, ref)
+    _e2e(c, "defaults", flux, vae, lr, out_px, OPT, ref, bench=False)
+    _e2e(c, "defaults + cudnn.benchmark", flux, vae, lr, out_px, OPT, ref)
     t = time.perf_counter()
     # One small upscale at the same t*, guidance and (empty) pooled vector records the modulation.
     frozen = freeze_modulation(flux, lambda: upscale_image(flux, vae, lr[..., :64, :64], scale=4))
     c.extra["modulation_linears_frozen"] = len(frozen.originals)
     c.extra["freeze_modulation_s"] = time.perf_counter() - t
     free()
-    _e2e(c, "all + constant modulation", flux, vae, lr, out_px, OPT, ref)
+    _e2e(c, "defaults + constant modulation", flux, vae, lr, out_px, OPT, ref)
     if fp8:
         t = time.perf_counter()
         n = fp8_linears(flux, "rowwise")
         free()
         c.extra["fp8_convert_s"], c.extra["fp8_linears"] = time.perf_counter() - t, n
-        _e2e(c, "all + const mod + fp8 rowwise", flux, vae, lr, out_px, OPT, ref)
+        _e2e(c, "defaults + const mod + fp8 rowwise", flux, vae, lr, out_px, OPT, ref)
         for m in flux.modules():
             if isinstance(m, FP8Linear):
                 m.mode = "weight_only"
-        _e2e(c, "all + const mod + fp8 weight-only (low VRAM)", flux, vae, lr, out_px, OPT, ref)
+        _e2e(c, "--low-vram (const mod + fp8 weight-only)", flux, vae, lr, out_px, OPT, ref)
+        _e2e(c, "--low-vram + channels_last VAE", flux, vae, lr, out_px, LEAN, ref)
 
 
 def part_gtasr(c: Ctx, cfg: Any, lr_px: int) -> None:
@@ -144,31 +147,30 @@ def part_gtasr(c: Ctx, cfg: Any, lr_px: int) -> None:
     up = dict(seed=0, allow_tile_fallback=False)
     B = perf.BASELINE
     ref = c.run("gtasr", "baseline", lambda: upscale(net, lr, **up), B)
-    steps = [("+device input (noise cached)", dataclasses.replace(B, gtasr_device_input=True, pinned_output=True)),
-             ("+channels_last", dataclasses.replace(B, gtasr_device_input=True, pinned_output=True,
-                                                    gtasr_channels_last=True)),
-             ("+native GroupNorm", dataclasses.replace(B, gtasr_device_input=True, pinned_output=True,
-                                                       gtasr_channels_last=True, gtasr_native_groupnorm=True)),
-             ("all (+ chunked head)", OPT)]
+    on = dict(gtasr_device_input=True, pinned_output=True)
+    steps = [("+device input (noise cached)", dataclasses.replace(B, **on)),
+             ("+native GroupNorm", dataclasses.replace(B, **on, gtasr_native_groupnorm=True)),
+             ("defaults (+ head in slabs)", OPT),
+             ("defaults, fp32 GroupNorm", dataclasses.replace(OPT, gtasr_native_groupnorm=False)),
+             ("lean (defaults + channels_last)", LEAN)]
     for label, opts in steps:
         c.run("gtasr", label, lambda: upscale(net, lr, **up), opts, ref, bench=True)
         set_layout(net, False)
-    c.run("gtasr", "all, fp32 GroupNorm", lambda: upscale(net, lr, **up),
-          dataclasses.replace(OPT, gtasr_native_groupnorm=False), ref, bench=True)
     clear_noise_cache()
     t = time.perf_counter()
     with perf.options(OPT), torch.no_grad():
         upscale(net, lr, seed=12345, allow_tile_fallback=False)
     sync(c.device)
     c.extra["gtasr_new_seed_torch_noise_s"] = time.perf_counter() - t
-    c.run("gtasr", "all, counter noise (new seed each call)",
+    c.run("gtasr", "defaults, counter noise (new seed each call)",
           lambda: upscale(net, lr, seed=int(time.time_ns() % 2**31), allow_tile_fallback=False, noise="counter"),
           OPT, None, bench=True)
     set_layout(net, False)
     # a second size for the memory estimate (upscale_memory is fitted to the working memory of both)
     half = lr[..., : lr_px // 2, : lr_px // 2].contiguous()
-    c.run("gtasr", f"all, LR {lr_px // 2}", lambda: upscale(net, half, **up), OPT, None, bench=True)
-    set_layout(net, False)
+    for label, opts in (("defaults", OPT), ("lean", LEAN)):
+        c.run("gtasr", f"{label}, LR {lr_px // 2}", lambda: upscale(net, half, **up), opts, None, bench=True)
+        set_layout(net, False)
     # counter noise: the same bits on this device as on the CPU
     shape = (1, 3, 256, 256)
     c.extra["counter_noise_bit_identical_cpu_vs_device"] = bool(torch.equal(
@@ -179,11 +181,11 @@ def part_compile(c: Ctx, flux_cfg: dict[str, Any], lr_px: int, out_px: int) -> N
     """Regional torch.compile of the FLUX blocks (diffusers ``compile_repeated_blocks``), headless path."""
     flux, vae = build_flux(flux_cfg, c.device, c.dtype), build_vae(c.device, c.dtype)
     lr = torch.rand(1, 3, lr_px, lr_px, generator=torch.Generator().manual_seed(0))
-    ref = _e2e(c, "all (eager, for compile)", flux, vae, lr, out_px, OPT, None)
+    ref = _e2e(c, "defaults (eager, for compile)", flux, vae, lr, out_px, OPT, None)
     flux.compile_repeated_blocks(fullgraph=True)
     t = time.perf_counter()
     with perf.options(OPT), torch.no_grad():
         upscale_image(flux, vae, lr, long_side=out_px)
     sync(c.device)
     c.extra["compile_first_call_s"] = time.perf_counter() - t
-    _e2e(c, "all + regional compile", flux, vae, lr, out_px, OPT, ref)
+    _e2e(c, "defaults + regional compile", flux, vae, lr, out_px, OPT, ref)

@@ -1,13 +1,18 @@
 """Issue #11's optimisations, each as a toggle against the baseline, in one process (random weights).
 
-Parts: the F16 VAE at 4096² (mid-block GEMM attention, channels_last, chunked upsample, cudnn.benchmark);
-OP4KSR headless 1024² -> 4096² per stage (all optimisations, constant AdaLN modulation, fp8 linears row-wise and
-weight-only = the low-VRAM setting); GTASR 1024² -> 4096² patch-free (device input, channels_last, native
-GroupNorm, chunked head, counter noise); optionally regional torch.compile. Every row gives the median time,
-the process peak (weights included), the working memory and the relative L2 error against the baseline output.
+Parts: the F16 VAE at 4096² (mid-block GEMM attention, channels_last, chunked upsample, cudnn.benchmark, the
+defaults of ``srkit.perf`` and the lean layout); OP4KSR headless 1024² -> 4096² per stage (defaults, constant
+AdaLN modulation, fp8 row-wise, ``--low-vram`` = constant modulation + fp8 weight-only); GTASR 1024² -> 4096²
+patch-free (device input, native GroupNorm, head in slabs, lean channels_last layout, counter noise);
+optionally regional torch.compile. Every row gives the median time, the process peak (weights included), the
+working memory and the relative L2 error against the baseline (``srkit.perf.BASELINE``) output.
 
-    python benchmarks/perf_toggles.py --results OUT/RESULTS_perf.md --json OUT/perf.json   # H200: ~4 min
+    python benchmarks/perf_toggles.py --results OUT/RESULTS_perf.md --json OUT/perf.json   # H200: ~3-4 min
     python benchmarks/perf_toggles.py --smoke --no-write                                   # CPU, tiny sizes
+
+On the lent H200 (diffusers is not in its image: carry its wheel, see shared/tools/gpu_probe.md):
+    pip install --no-index --no-deps --target /tmp/site .whl/*.whl; mkdir /tmp/pk; ln -s $PWD /tmp/pk/sr4k
+    PYTHONPATH=/tmp/site:/tmp/pk python3 benchmarks/perf_toggles.py --commit HASH --json $OUT/perf.json ...
 """
 
 from __future__ import annotations
