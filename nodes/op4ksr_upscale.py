@@ -17,7 +17,9 @@ from ..op4ksr_core.onestep import (
     target_size,
     upsample_bicubic,
 )
+from ..srkit import perf
 from ..srkit.color import METHODS, check_image_batch, color_correct
+from ..srkit.transfer import gather_images, to_host
 from .common import from_comfy_image, to_comfy_image
 from .flux_model import empty_flux_conditioning, flux_diffusion_model, one_step_sample
 
@@ -108,5 +110,6 @@ class Upscale(io.ComfyNode):
                 ) from e
             # Colour correction at output size is seconds on a CPU and milliseconds on the GPU.
             dev = mm.get_torch_device()
-            outs.append(color_correct(out.float().to(dev), lr[i : i + 1].float().to(dev), color_correction).cpu())
-        return io.NodeOutput(to_comfy_image(torch.cat(outs)))
+            fixed = color_correct(out.float().to(dev), lr[i : i + 1].float().to(dev), color_correction)
+            outs.append(to_host(fixed, pinned=perf.current().pinned_output))  # pinned: a DMA, not a staged copy
+        return io.NodeOutput(to_comfy_image(gather_images(outs)))  # one image: no concatenation copy
