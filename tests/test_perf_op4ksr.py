@@ -177,3 +177,22 @@ def test_cli_low_vram_stays_close_to_bf16(tmp_path, monkeypatch: pytest.MonkeyPa
     assert calls and calls[0] > 0 and low.shape == ref.shape == (96, 128, 3)
     # Colour correction pins the low frequencies; fp8 moves the rest by a few 8-bit levels on average.
     assert 0 < np.abs(low - ref).mean() < 4.0
+
+
+def test_regional_compile_matches_eager() -> None:
+    """compile_blocks captures every block as one graph (fullgraph) and computes the same function; the
+    aot_eager backend traces like Inductor without generating code, so the CPU test stays fast."""
+    import torch._dynamo as dynamo
+
+    from sr4k.op4ksr_core.flux.compile import compile_blocks
+
+    model = tiny_flux_diffusers_model()
+    inputs = _flux_inputs(model)
+    with torch.no_grad():
+        ref = model(**inputs)[0]
+        dynamo.reset()
+        compile_blocks(model, backend="aot_eager")
+        out = model(**inputs)[0]
+    assert rel(out, ref) < 1e-6
+    with pytest.raises(TypeError, match="compile_repeated_blocks"):
+        compile_blocks(torch.nn.Linear(2, 2))
