@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> Ctx:
         print(f"[{time.perf_counter() - t0:6.1f} s] part {name}", flush=True)
         try:
             fn()
-        except Exception as e:  # noqa: BLE001 - report the part's failure, keep the others
+        except Exception as e:
             c.extra[f"error_{name}"] = f"{type(e).__name__}: {str(e)[:200]}"
             traceback.print_exc()
         free()  # the part's models and tensors died with its frame

@@ -9,6 +9,8 @@ from torch import Tensor, nn
 
 from ..srkit.counter_normal import counter_normal
 
+__all__ = ["NOISE_KINDS", "NoiseKind", "clear_noise_cache", "noise_field", "set_layout"]
+
 NoiseKind = Literal["torch", "counter"]
 NOISE_KINDS: tuple[str, ...] = ("torch", "counter")
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..srkit import perf
+from ..srkit.images import Progress
 from ..srkit.transfer import to_host
 from .model import GTASRNet
 from .noise import NoiseKind, noise_field, set_layout
@@ -30,7 +30,6 @@ DEFAULT_OVERLAP = 64  # released chop_size - chop_stride (512 - 448)
 _OOM_ERRORS: tuple[type[BaseException], ...] = tuple(
     {getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError), torch.cuda.OutOfMemoryError})
 
-Progress = Callable[[int, int], None]
 
 
 def check_image(lr: object, channels: int = 3) -> Tensor:

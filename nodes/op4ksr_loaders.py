@@ -7,10 +7,10 @@ import comfy.utils
 import torch
 from comfy_api.latest import io
 
-from ..op4ksr_core.flux.keys import detect_flux_layout, diffusers_to_bfl
+from ..op4ksr_core.flux.keys import diffusers_to_bfl, strip_prefix
 from ..op4ksr_core.vae.config import DECODE_MODES
 from ..op4ksr_core.vae.loader import load_f16_vae
-from ..srkit.weights import load_state_dict
+from ..srkit.registry import CheckpointError, detect
 from .f16_vae import make_comfy_vae
 from .flux_model import flux_diffusion_model
 from .folders import file_list, full_path
@@ -25,8 +25,7 @@ WEIGHT_DTYPES: dict[str, dict] = {
 
 
 def load_vae_file(vae_name: str, decode_mode: str) -> comfy.sd.VAE:
-    sd = load_state_dict(full_path("vae", vae_name))
-    return make_comfy_vae(load_f16_vae(sd, decode_mode))
+    return make_comfy_vae(load_f16_vae(full_path("vae", vae_name), decode_mode))
 
 
 def decode_mode_input() -> io.Combo.Input:
@@ -61,14 +60,21 @@ class LoadF16VAE(io.ComfyNode):
         return io.NodeOutput(load_vae_file(vae_name, decode_mode))
 
 
-def load_flux_transformer(path: str, weight_dtype: str):  # noqa: ANN201 - a ComfyUI ModelPatcher
-    """A FLUX transformer file (BFL/ComfyUI or diffusers layout) as a ComfyUI ``MODEL``."""
+def load_flux_model(path: str, weight_dtype: str):  # noqa: ANN201 - a ComfyUI ModelPatcher
+    """A FLUX transformer file (BFL/ComfyUI or diffusers layout) as a ComfyUI ``MODEL``.
+
+    ComfyUI builds the model (its own FLUX class, fp8 options, offloading); the registry only checks what the file
+    is and its layout, so a GTASR file, a VAE or a LoRA gets our error naming it.
+    """
     sd = comfy.utils.load_torch_file(path)
-    try:
-        if detect_flux_layout(sd) == "diffusers":
-            sd = diffusers_to_bfl(sd)
-    except ValueError:
-        pass  # not FLUX-like at all: ComfyUI's detection below names what it is not
+    found = detect(sd, path)
+    if found.arch != "flux_transformer":
+        raise CheckpointError(
+            f"{path} holds {found.arch} weights, not a FLUX.1 transformer; pick a file from models/diffusion_models "
+            "(e.g. flux1-dev.safetensors or an OP4KSR fine-tune)."
+        )
+    if found.layout == "diffusers":
+        sd = diffusers_to_bfl(strip_prefix(sd, found.prefix) if found.prefix else sd)
     model = comfy.sd.load_diffusion_model_state_dict(sd, model_options=WEIGHT_DTYPES[weight_dtype])
     if model is None:
         raise ValueError(
@@ -111,7 +117,7 @@ class LoadModel(io.ComfyNode):
         decode_mode: str, rfr_mode: str, alpha: float, reference_tokens: int,
     ) -> io.NodeOutput:  # fmt: skip
         config = rfr_config(rfr_mode, alpha, reference_tokens)  # validate before the slow loads
-        model = load_flux_transformer(full_path("diffusion_models", unet_name), weight_dtype)
+        model = load_flux_model(full_path("diffusion_models", unet_name), weight_dtype)
         if lora_name != "none":
             lora = comfy.utils.load_torch_file(full_path("loras", lora_name), safe_load=True)
             model, _ = comfy.sd.load_lora_for_models(model, None, lora, lora_strength, 0.0)

@@ -7,21 +7,20 @@ the CLI, the trainer and the benchmarks.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from ..srkit import perf
 from ..srkit.color import check_image_batch, color_correct
+from ..srkit.images import Progress
 from ..srkit.transfer import gather_images, to_host
-from ..srkit.weights import load_state_dict
-from .flux.forward import patch_size_of, set_rfr, velocity
+from .flux.forward import set_rfr, token_pixels, velocity
 from .flux.loader import load_flux_transformer
 from .lora import merge_comfy_lora
 from .onestep import (
+    DEFAULT_TARGET_LONG_SIDE,
     OneStepConfig,
-    latent_multiple,
     one_step_input,
     one_step_x0,
     pad_to_multiple,
@@ -33,7 +32,10 @@ from .vae import F16VAE
 from .vae.loader import load_f16_vae
 from .vae.model import set_vae_layout
 
-Progress = Callable[[int, int], None]
+__all__ = [
+    "load_pipeline", "upscale_image",
+]
+
 
 
 def load_pipeline(
@@ -56,12 +58,12 @@ def load_pipeline(
     for what, path in (("FLUX transformer", flux_path), ("FLUX VAE", vae_path), ("LoRA", lora)):
         if path is not None and not Path(path).is_file():
             raise FileNotFoundError(f"{what} file {path} does not exist")
-    transformer = load_flux_transformer(load_state_dict(flux_path), dtype=dtype, device=device)
+    transformer = load_flux_transformer(flux_path, dtype=dtype, device=device)
     if lora is not None:
         merge_comfy_lora(transformer, lora, lora_strength)
     if rfr is not None:
         set_rfr(transformer, rfr)
-    vae = load_f16_vae(load_state_dict(vae_path), decode_mode, dtype=dtype, device=device)
+    vae = load_f16_vae(vae_path, decode_mode, dtype=dtype, device=device)
     return transformer, vae
 
 
@@ -82,9 +84,9 @@ def upscale_image(
     check_image_batch(lr, "image")
     lr = lr[:, :3].float()
     if long_side is None and scale is None:
-        long_side = 4096
+        long_side = DEFAULT_TARGET_LONG_SIDE
     size = target_size(*lr.shape[-2:], long_side=long_side, scale=scale)
-    multiple = latent_multiple(vae.downscale, patch_size_of(transformer, vae.config.latent_channels))
+    multiple = token_pixels(transformer, vae)
     device = next(transformer.parameters()).device
     set_vae_layout(vae, channels_last=perf.current().vae_channels_last)
     outs = []

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .images import luma
 from .periodicity import periodicity_map, periodicity_score
 from .seam import DEFAULT_MIN_STRIDE, MIN_LINES, seam_heatmap, seam_search
 
@@ -83,10 +84,10 @@ def check_size(h: int, w: int, period_px: int, tile_stride_px: int) -> None:
 
 def compose_heatmap(
     image: torch.Tensor, periodic: torch.Tensor, seams: torch.Tensor, scale: HeatmapScale = HeatmapScale()
-) -> torch.Tensor:  # noqa: B008 - frozen default
+) -> torch.Tensor:
     """Overlay of one image ``[3, H, W]`` in [0, 1]: dimmed greyscale, red where ``periodic`` [H, W] is high,
     cyan where ``seams`` [H, W] is high. Returns ``[3, H, W]`` in [0, 1]."""
-    grey = (0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2]) * scale.background
+    grey = luma(image[None])[0, 0] * scale.background
     a_p = ((periodic - scale.periodicity_floor) / (scale.periodicity_full - scale.periodicity_floor)).clamp(
         0, 1
     )

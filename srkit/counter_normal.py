@@ -24,6 +24,8 @@ import functools
 
 import torch
 
+__all__ = ["CHUNK", "OCTAVES", "SEGMENTS", "counter_normal", "seed_keys"]
+
 SEGMENTS = 256  # table steps per octave of v
 OCTAVES = 32  # v >= 2^-32
 _M32 = 0xFFFFFFFF

@@ -17,6 +17,8 @@ import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+__all__ = ["BASELINE", "PerfOptions", "current", "options", "set_options"]
+
 
 @dataclass(frozen=True)
 class PerfOptions:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+__all__ = ["gather_images", "to_host"]
+
 
 def to_host(image: torch.Tensor, pinned: bool = True) -> torch.Tensor:
     """``image`` on the CPU. From CUDA with ``pinned``, the copy lands in page-locked memory (a DMA at full

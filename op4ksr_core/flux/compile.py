@@ -13,6 +13,8 @@ from typing import Any
 
 from torch import nn
 
+__all__ = ["compile_blocks"]
+
 
 def compile_blocks(transformer: nn.Module, **compile_kwargs: Any) -> nn.Module:
     """Compile the repeated blocks of a diffusers FLUX transformer in place (``fullgraph=True`` unless given);

@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
+__all__ = ["ConstantModulation", "FrozenModulation", "freeze_modulation", "modulation_names"]
+
 _MODULATION = re.compile(r"(^|\.)(norm1|norm1_context|norm)\.linear$|^norm_out\.linear$")
 
 

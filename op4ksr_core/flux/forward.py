@@ -8,11 +8,12 @@ from __future__ import annotations
 import torch
 
 from ..embedder import RFRPosEmbed
+from ..geometry import pixels_per_token
 from ..onestep import OneStepConfig, pack_latents, unpack_latents
 from ..rfr import RFRConfig
 from ..rope import flux_image_ids, flux_text_ids
 
-__all__ = ["patch_size_of", "set_rfr", "velocity"]
+__all__ = ["patch_size_of", "set_rfr", "token_pixels", "velocity"]
 
 
 def set_rfr(transformer: torch.nn.Module, config: RFRConfig) -> torch.nn.Module:
@@ -34,6 +35,11 @@ def patch_size_of(transformer: torch.nn.Module, latent_channels: int) -> int:
             "the VAE and the transformer do not belong together."
         )
     return p
+
+
+def token_pixels(transformer: torch.nn.Module, vae: torch.nn.Module) -> int:
+    """Pixels per token side for this transformer and VAE pair: the multiple an image side must have."""
+    return pixels_per_token(vae.downscale, patch_size_of(transformer, vae.config.latent_channels))
 
 
 def velocity(

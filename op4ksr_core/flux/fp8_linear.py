@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+__all__ = ["E4M3_MAX", "FP8Linear", "Mode", "fp8_linears", "quantize_rows"]
+
 E4M3_MAX = 448.0
 Mode = Literal["rowwise", "weight_only"]
 # Token-wise linears of the double and single blocks (attention projections, MLPs); not the AdaLN

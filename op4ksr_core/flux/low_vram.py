@@ -14,6 +14,8 @@ from torch import nn
 from .const_modulation import FrozenModulation, freeze_modulation
 from .fp8_linear import Mode, fp8_linears
 
+__all__ = ["to_low_vram"]
+
 
 def to_low_vram(transformer: nn.Module, device: torch.device | str, capture: Callable[[], object],
                 mode: Mode = "weight_only") -> FrozenModulation:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+__all__ = ["GEMM_QUERY_CHUNK", "gemm_single_head_attention"]
+
 # Queries per GEMM chunk. 4096 keeps the fp32 score block at 1 GiB for 65,536 keys.
 GEMM_QUERY_CHUNK = 4096
 

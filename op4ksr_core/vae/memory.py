@@ -14,6 +14,8 @@ asked 73 GB for a 4096² bf16 decode, which made it unload FLUX before every 4K 
 
 from __future__ import annotations
 
+__all__ = ["DECODE_BYTES_PER_LATENT_PIXEL", "ENCODE_BYTES_PER_PIXEL", "decode_memory", "encode_memory"]
+
 ENCODE_BYTES_PER_PIXEL = 212  # per image pixel and dtype byte (measured 192)
 DECODE_BYTES_PER_LATENT_PIXEL = 78_000  # per latent pixel and dtype byte (measured 70,500)
 

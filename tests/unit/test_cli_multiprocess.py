@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from gtasr_support import lowres, tiny_gtasr_files
+from gtasr_train_support import subprocess_env
 from sr4k.cli.shard import Rank, device_for, rank_from_env, shard, write_atomically
-from test_cli import lowres, tiny_gtasr_files
-from test_train_gtasr_cli import subprocess_env
 
 
 def test_shards_cover_every_file_once() -> None:

@@ -154,7 +154,7 @@ def test_vae_memory_estimates_cover_the_h200_measurement() -> None:
     assert decode_memory(256, 256, 2) < 0.15 * 73e9  # the old F8-derived formula asked 73 GB
 
 
-def test_cli_low_vram_stays_close_to_bf16(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_cli_low_vram_stays_close_to_bf16(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--low-vram (fp8 weight-only token linears + constant modulation) against the plain CLI run."""
     import numpy as np
     from PIL import Image
