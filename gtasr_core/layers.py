@@ -26,7 +26,7 @@ class FP32GroupNorm(nn.GroupNorm):
     def forward(self, x: Tensor) -> Tensor:
         if x.dtype in (torch.bfloat16, torch.float16) and perf.current().gtasr_native_groupnorm:
             # The native kernels accumulate the statistics in fp32 already; only the normalised output is
-            # rounded to x's dtype (error vs this class's fp32 path: tests/test_perf_gtasr.py).
+            # rounded to x's dtype (error vs this class's fp32 path: tests/unit/test_perf_gtasr.py).
             w, b = self.weight, self.bias
             return F.group_norm(x, self.num_groups, None if w is None else w.to(x.dtype),
                                 None if b is None else b.to(x.dtype), self.eps)
