@@ -22,8 +22,8 @@ __all__ = ["BASELINE", "PerfOptions", "current", "options", "set_options"]
 
 @dataclass(frozen=True)
 class PerfOptions:
-    """Which optimised code paths run. All exact to rounding except ``gtasr_native_groupnorm`` (bf16
-    statistics, stated error in ``gtasr_core/fast.py``)."""
+    """Which optimised code paths run. All exact to rounding except ``gtasr_native_groupnorm`` (output rounded to bf16;
+    error in tests/unit/test_perf_gtasr.py and benchmarks/RESULTS.md)."""
 
     # F16 VAE mid-block attention (one head, d = 512, no fused kernel) as chunked GEMMs with fp32 scores
     # and fp32 softmax, instead of SDPA's memory-efficient fallback.
