@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 import comfy.model_management as mm
@@ -15,7 +14,6 @@ from comfy_api.latest import io
 
 from ..gtasr_core import DEFAULT_OVERLAP, DEFAULT_TILE, GTASRNet, load_gtasr, upscale
 from ..gtasr_core.memory import upscale_memory
-from ..srkit import perf
 from ..srkit.download import download_model
 from ..srkit.model_registry import GTASR_FINAL
 from .common import from_comfy_image, to_comfy_image
@@ -182,11 +180,6 @@ class Upscale(io.ComfyNode):
         mm.load_models_gpu([gtasr_model], memory_required=need, force_full_load=True)
         device = next(net.parameters()).device
         patch_free = tiling == "off" or (tiling == "auto" and fits_patch_free(need, device))
-        # Too little memory for the fast layout: the lean one (channels_last, head in slabs; measured 12 GiB
-        # instead of 26 at 1024 -> 4096, 1.3x slower) still beats tiles.
-        lean = tiling == "auto" and not patch_free and perf.current().gtasr_head_rows > 0 and fits_patch_free(
-            upscale_memory(net, lr.shape[-2], lr.shape[-1], lean=True), device)
-        patch_free = patch_free or lean
         pbar = comfy.utils.ProgressBar(lr.shape[0])
         outs, oom = [], False
         try:
@@ -197,9 +190,8 @@ class Upscale(io.ComfyNode):
                     pbar.update_absolute(i * total + done, lr.shape[0] * total)
 
                 rgb = lr[i : i + 1, :3].float()
-                with perf.options(gtasr_channels_last=True) if lean else contextlib.nullcontext():
-                    out = upscale(net, rgb, seed=seed, tile=None if patch_free else tile_size, overlap=overlap,
-                                  progress=report, allow_tile_fallback=tiling == "auto", fallback_tile=tile_size)
+                out = upscale(net, rgb, seed=seed, tile=None if patch_free else tile_size, overlap=overlap,
+                              progress=report, allow_tile_fallback=tiling == "auto", fallback_tile=tile_size)
                 if lr.shape[1] == 4:
                     alpha = F.interpolate(lr[i : i + 1, 3:].float(), scale_factor=net.scale, mode="bicubic",
                                           align_corners=False)

@@ -39,8 +39,8 @@ class PerfOptions:
     pinned_output: bool = True
     # GTASR: bicubic and noise on the model's device (the noise field stays bit-identical to the CPU's).
     gtasr_device_input: bool = True
-    # GTASR network in channels_last layout. Off: on the H200 it cut the working memory at LR 1024 from 25.8 to
-    # 13.8 GiB but made the upscale 0.87 -> 1.22 s (RESULTS.md, 2026-11-29); a memory-tight setting turns it on.
+    # GTASR network in channels_last layout. Off: on the H200 it made the upscale 0.82 -> 1.16 s, and with the head
+    # in slabs it saves no memory (11.55 GiB working set either way; RESULTS.md, 2026-11-30).
     gtasr_channels_last: bool = False
     # GTASR nearest-upsampler head in slabs of this many LR rows (0: whole image). Exact.
     gtasr_head_rows: int = 128

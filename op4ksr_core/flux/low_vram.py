@@ -1,7 +1,7 @@
 """The low-VRAM setting of the headless OP4KSR pipeline: fp8 token linears + constant AdaLN modulation.
 
-Measured on an H200 at 1024² -> 4096² (benchmarks/RESULTS.md, 2026-11-29): peak 15.5 GiB instead of 31.1 GiB
-(weights 22.2 -> 8.3 GiB), output within 4.3 % (relative L2) of the bf16 pipeline's; about +0.05 s.
+Measured on an H200 at 1024² -> 4096² (benchmarks/RESULTS.md, 2026-11-30): peak 16.5 GiB instead of 30.6 GiB
+(weights 22.2 -> 8.3 GiB), 1.49 s instead of 1.45 s, output within 4.3 % (relative L2) of the bf16 pipeline's.
 """
 
 from __future__ import annotations

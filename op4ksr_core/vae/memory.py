@@ -1,12 +1,11 @@
 """Working memory of an F16 VAE encode or decode, for ComfyUI's model loader (``memory_used_encode/decode``).
 
 Measured on an NVIDIA H200 (torch 2.11, bf16, FLUX F16 VAE at real size, ``benchmarks/perf_toggles.py``,
-2026-11-29; working memory = peak allocated minus allocated before the call, weights excluded):
+2026-11-29 and -30; working memory = peak allocated minus allocated before the call, weights excluded):
 
-- encode 4096² -> 256²: 6.00 GiB = 192 bytes per image pixel per byte of the dtype (1.25 GiB at 2048²:
-  linear in the pixel count);
-- decode 256² -> 4096²: 8.60 GiB whole-map upsamplers, 8.09 GiB with the chunked ones (``srkit.perf``)
-  = 70,500 bytes per latent pixel per dtype byte (1.77 GiB at 2048²).
+- encode 4096² -> 256²: 6.00 GiB = 192 bytes per image pixel per byte of the dtype (1.50 GiB at 2048²);
+- decode 256² -> 4096²: 8.60 GiB whole-map upsamplers, 8.09 GiB with the chunked ones (the default,
+  ``srkit.perf``) = 70,500 bytes per latent pixel per dtype byte (2.02 GiB at 2048²).
 
 The constants below add about 10 % to the larger figures. ComfyUI's F8 formulas scaled to the F16 geometry
 asked 73 GB for a 4096² bf16 decode, which made it unload FLUX before every 4K decode on 80 GB cards.
