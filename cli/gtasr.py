@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from ..gtasr_core import DEFAULT_OVERLAP, DEFAULT_TILE, load_gtasr, upscale, upscale_to_size
+from ..gtasr_core.noise import NOISE_KINDS
 from ..srkit.download import Progress, download_model, manual_download_message
 from ..srkit.model_registry import GTASR_FINAL
 from ..srkit.sizing import target_size
@@ -33,6 +34,9 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
                        help="GTASR checkpoint (BasicSR .pth or converted .safetensors). Default: the released "
                        f"{GTASR_FINAL.filename}, downloaded once into $SR4K_HOME (default ~/.cache/sr4k)")
     group.add_argument("--seed", type=int, default=0, help="noise seed; same seed, same output (default 0)")
+    group.add_argument("--noise", choices=NOISE_KINDS, default="torch",
+                       help="noise stream: torch (CPU generator, as earlier releases) or counter (drawn on the GPU, "
+                       "faster for a new seed per image; other values, also the same on every device)")
     group.add_argument("--tiling", choices=TILING, default="auto",
                        help="auto: whole image, tiles after an out-of-memory error; off: whole image only; "
                        "force: always tiles (default auto)")
@@ -106,6 +110,6 @@ class GTASRUpscaler:
                          x.shape[-1] * self.net.scale, x.shape[-2] * self.net.scale)
             return upscale(self.net, x, seed=a.seed, tile=a.tile if a.tiling == "force" else None,
                            overlap=a.overlap, progress=progress, allow_tile_fallback=a.tiling == "auto",
-                           fallback_tile=a.tile)
+                           fallback_tile=a.tile, noise=getattr(a, "noise", "torch"))
 
         return upscale_to_size(image, size, run_pass, self.net.scale)

@@ -24,6 +24,7 @@ from .bench import add_bench_parser
 from .calibrate import add_calibrate_parser
 from .devices import DEVICES, DTYPES, resolve_device, resolve_dtype
 from .images import check_bits, load_image, output_bits, plan_outputs, save_image
+from .shard import device_for, rank_from_env, shard, write_atomically
 
 __all__ = ["UPSCALERS", "UpscalerSpec", "build_parser", "main"]
 
@@ -72,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "passes, x16 = two, then resizes to the exact size)")
     up.add_argument("--bits", type=int, choices=(8, 16), default=None,
                     help="bits per channel of the output (16: PNG/TIFF). Default: 16 for a 16-bit input, else 8")
+    up.add_argument("--skip-existing", action="store_true",
+                    help="leave outputs that already exist (resume an interrupted folder run)")
     for name, spec in UPSCALERS.items():
         spec.add_arguments(up.add_argument_group(f"{name} options"))
     up.set_defaults(run=_upscale)
@@ -90,17 +93,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _upscale(args: argparse.Namespace) -> int:
+    rank = rank_from_env()  # several processes (accelerate launch / torchrun): each takes its share of files
     pairs = plan_outputs(args.input, args.output)  # check the paths before loading a model
     check_bits(pairs, args.bits)
-    device = resolve_device(args.device)
+    mine = shard(pairs, rank)
+    todo = [(s, d) for s, d in mine if not (args.skip_existing and d.exists())]
+    if rank.world > 1 or len(todo) < len(mine):
+        log.info("%s: %d of %d file(s), %d already done", rank, len(mine), len(pairs), len(mine) - len(todo))
+    if not todo:
+        return 0
+    device = device_for(resolve_device(args.device), rank)
     model = UPSCALERS[args.model].load(args, device, resolve_dtype(args.dtype, device))
-    for k, (src, dst) in enumerate(pairs, 1):
+    for k, (src, dst) in enumerate(todo, 1):
         start = time.perf_counter()
         image = load_image(src)
         out = model(image)
-        save_image(out, dst, bits=output_bits(src, dst, args.bits))
-        log.info("[%d/%d] %s (%dx%d) -> %s (%dx%d) in %.1f s", k, len(pairs), src, image.shape[-1],
-                 image.shape[-2], dst, out.shape[-1], out.shape[-2], time.perf_counter() - start)
+        bits = output_bits(src, dst, args.bits)
+        write_atomically(dst, lambda path, out=out, bits=bits: save_image(out, path, bits=bits))
+        log.info("[%d/%d%s] %s (%dx%d) -> %s (%dx%d) in %.1f s", k, len(todo),
+                 f", {rank}" if rank.world > 1 else "", src, image.shape[-1], image.shape[-2], dst,
+                 out.shape[-1], out.shape[-2], time.perf_counter() - start)
     return 0
 
 

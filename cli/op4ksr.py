@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from ..op4ksr_core.flux.compile import compile_blocks
+from ..op4ksr_core.flux.low_vram import to_low_vram
 from ..op4ksr_core.headless import load_pipeline, upscale_image
 from ..op4ksr_core.onestep import (
     DEFAULT_INPUT_MODE,
@@ -48,6 +51,12 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
                        help="auto: the VAE's (or weights') metadata, else aligned for the raw FLUX ae.safetensors "
                        "(BFL keys) and partitioned for a diffusers-format F16 VAE")
     group.add_argument("--color-correction", choices=METHODS, default="wavelet", help="colour fix (default wavelet)")
+    group.add_argument("--compile", action="store_true",
+                       help="torch.compile the transformer's blocks: 1.45 -> 1.34 s per 4K image on an H200; the first "
+                       "image pays the compilation (18 s there)")
+    group.add_argument("--low-vram", action="store_true",
+                       help="fp8 token linears + constant AdaLN modulation: 16.5 instead of 30.6 GiB at 4K (H200), "
+                       "output within ~4 %% of bf16")
 
 
 class OP4KSRUpscaler:
@@ -69,11 +78,20 @@ class OP4KSRUpscaler:
                         "them: docs/training_op4ksr.md.", args.flux, f" + {args.lora}" if args.lora else "")
         chosen = resolve(from_widgets(t_star=args.t_star, input_mode=args.input_mode), weights)
         rfr = rfr_config(weights) if args.rfr == AUTO else RFR_PRESETS[args.rfr]
+        low_vram = getattr(args, "low_vram", False)
         self.transformer, self.vae = load_pipeline(
             args.flux, args.vae, decode_mode=args.decode_mode, rfr=rfr, lora=args.lora,
-            lora_strength=args.lora_strength, dtype=dtype, device=device,
+            lora_strength=args.lora_strength, dtype=dtype, device="cpu" if low_vram else device,
         )
         self.config = OneStepConfig(t_star=chosen.t_star, input_mode=chosen.input_mode)
+        if low_vram:  # quantised on the CPU, so the bf16 transformer never has to fit on the GPU
+            self.vae.to(device)
+            probe = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+            to_low_vram(self.transformer, device, lambda: upscale_image(
+                self.transformer, self.vae, probe, long_side=256, config=self.config))
+        if getattr(args, "compile", False):
+            compile_blocks(self.transformer)
+        self.first_call = True
         self.args = args
         log.info("OP4KSR: %s + %s on %s (%s), t* %g, input %s, RFR %s, decode %s", args.flux, args.vae, device,
                  dtype, chosen.t_star, chosen.input_mode, rfr.mode, self.vae.decode_mode)
@@ -81,8 +99,13 @@ class OP4KSRUpscaler:
     def __call__(self, image: Tensor) -> Tensor:
         a = self.args
         long_side = a.long_side if a.long_side is not None or a.scale is not None else DEFAULT_TARGET_LONG_SIDE
+        start = time.perf_counter()
         out = upscale_image(self.transformer, self.vae, image[:, :3], long_side=long_side, scale=a.scale,
                             config=self.config, color=a.color_correction)
+        if self.first_call and getattr(a, "compile", False):
+            log.info("OP4KSR: first image with torch.compile (compilation included): %.1f s",
+                     time.perf_counter() - start)
+        self.first_call = False
         if image.shape[1] == 4:
             out = torch.cat([out, resize_exact(image[:, 3:].float().to(out.device), tuple(out.shape[-2:]))], dim=1)
         return out

@@ -2,27 +2,44 @@
 
 The peak of a GTASR forward is its nearest-upsampling head: ``model_channels``-wide maps at the HR size
 (input and output of ``conv_up2`` and its activation) dwarf the UNet body, which runs at LR size. So the
-working memory grows with the padded LR pixel count times ``model_channels * scale**2`` feature values.
-``HEAD_MAPS`` was measured on CPU (torch 2.13, released network, fp32, peak RSS): 38.3 kB per extra LR
-pixel from LR 64 to 128 px and 42.7 kB from 128 to 192 px, i.e. 3.1-3.5 HR maps of 192 channels; 5 leaves
-room for GPU convolution workspaces (not measured here). E.g. 1024x1024 -> 4096x4096 in bf16: ~31 GB.
+working memory grows with the padded LR pixel count times ``model_channels * scale**2`` feature values,
+counted here in "HR maps" of ``model_channels`` values per HR pixel.
+
+Measured on an NVIDIA H200 (torch 2.11, bf16, released network, ``benchmarks/perf_toggles.py``, 2026-11-29
+and -30; working memory = peak allocated minus allocated before the call, weights excluded):
+
+- whole-image head (``perf`` option ``gtasr_head_rows`` = 0): 25.80 GiB at LR 1024² = 4.2 HR maps ->
+  ``HEAD_MAPS`` 5 (+19 %);
+- head in 128-row slabs (the default): 11.55 GiB at LR 1024², 2.89 GiB at LR 512² (linear in the pixel
+  count; the same in NCHW and channels_last) = 1.8 HR maps -> ``SLAB_HEAD_MAPS`` 2 (+10 %).
+
+Earlier CPU measurements (torch 2.13, fp32, peak RSS, whole head): 3.1-3.5 maps. E.g. 1024x1024 -> 4096x4096
+in bf16: 12.8 GiB with the default slabs (30.8 GiB with the whole head).
 """
 
 from __future__ import annotations
 
+from ..srkit import perf
 from .model import GTASRNet
 from .tiling import padded_size
 
-__all__ = ["FP32_HR_IMAGES", "HEAD_MAPS", "upscale_memory"]
+__all__ = ["FP32_HR_IMAGES", "HEAD_MAPS", "SLAB_HEAD_MAPS", "upscale_memory"]
 
-HEAD_MAPS = 5  # model_channels-wide HR maps alive at the peak (measured 3.1-3.5, see module docstring)
+HEAD_MAPS = 5  # model_channels-wide HR maps alive at the peak, whole head (measured 4.2, see module docstring)
+SLAB_HEAD_MAPS = 2  # the same with the head in row slabs (measured 1.8)
 FP32_HR_IMAGES = 4  # x_T, its noise, the output and the tiled blend buffer, float32 RGB at HR size
 
 
-def upscale_memory(net: GTASRNet, h: int, w: int) -> int:
-    """Bytes of working memory (beyond the weights) to upscale one h x w LR image in one pass."""
+def upscale_memory(net: GTASRNet, h: int, w: int, slabbed_head: bool | None = None) -> int:
+    """Bytes of working memory (beyond the weights) to upscale one h x w LR image in one pass.
+
+    ``slabbed_head``: whether the x4 head runs in row slabs (default: as ``srkit.perf`` says now).
+    """
+    if slabbed_head is None:
+        slabbed_head = perf.current().gtasr_head_rows > 0
     cfg = net.config
     ph, pw = padded_size(h, w, net.lr_multiple)
     value_bytes = next(net.parameters()).element_size()
-    per_pixel = (HEAD_MAPS * cfg.model_channels * value_bytes + FP32_HR_IMAGES * cfg.in_channels * 4) * cfg.scale**2
+    maps = SLAB_HEAD_MAPS if slabbed_head else HEAD_MAPS
+    per_pixel = (maps * cfg.model_channels * value_bytes + FP32_HR_IMAGES * cfg.in_channels * 4) * cfg.scale**2
     return ph * pw * per_pixel

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..srkit import perf
 from .config import BlockSpec, GTASRConfig, decoder_plan, encoder_plan, group_count
 from .layers import FP32GroupNorm, ResampleConv2d, SwinLayer
 
@@ -122,8 +123,33 @@ class SongUNet(nn.Module):
                 h = torch.cat([h, skips.pop()], dim=1)
             h = block(h, emb)
         h = dec[-1](F.silu(dec[-2](h)))  # aux_norm, aux_conv: 192 channels at LR size
+        rows = perf.current().gtasr_head_rows
+        if rows and h.shape[2] > rows:
+            return self.head_chunked(h, rows)
         # In-place activations (as the reference's LeakyReLU(inplace=True)): at 4K each 192-channel HR
         # map is 12.9 GB in fp32.
         h = F.leaky_relu(self.conv_up1(F.interpolate(h, scale_factor=2, mode="nearest")), 0.2, inplace=True)
         h = F.leaky_relu(self.conv_up2(F.interpolate(h, scale_factor=2, mode="nearest")), 0.2, inplace=True)
         return self.conv_last(h)
+
+    def head_chunked(self, h: Tensor, rows: int, halo: int = 2) -> Tensor:
+        """The nearest-upsampler head on slabs of ``rows`` LR rows (+ ``halo`` rows each side): exact, since
+        each kept output row sees the same inputs as in the whole-image head (two 3x3 convs at 2x and one at
+        4x reach 1 + 1 + 1 HR rows = under one LR row; zero padding only at the true border). The 4x-size
+        192-channel maps (6 GiB each in bf16 at 4K) then exist one slab at a time. h: [B, C, H, W] at LR size.
+        """
+        b, _, height, width = h.shape
+        s = 4  # two x2 nearest stages
+        layout = torch.channels_last if h.is_contiguous(memory_format=torch.channels_last) and not \
+            h.is_contiguous() else torch.contiguous_format
+        out = torch.empty(b, self.conv_last.out_channels, height * s, width * s, dtype=h.dtype, device=h.device,
+                          memory_format=layout)
+        for a in range(0, height, rows):
+            z = min(a + rows, height)
+            lo, hi = max(a - halo, 0), min(z + halo, height)
+            y = F.leaky_relu(self.conv_up1(F.interpolate(h[:, :, lo:hi], scale_factor=2, mode="nearest")), 0.2,
+                             inplace=True)
+            y = F.leaky_relu(self.conv_up2(F.interpolate(y, scale_factor=2, mode="nearest")), 0.2, inplace=True)
+            out[:, :, a * s:z * s] = self.conv_last(y)[:, :, (a - lo) * s:(z - lo) * s]
+            del y
+        return out

@@ -15,8 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..srkit import perf
 from ..srkit.images import Progress
+from ..srkit.transfer import to_host
 from .model import GTASRNet
+from .noise import NoiseKind, noise_field, set_layout
 from .tiling import pad_to_multiple, plan_tiles, tile_weight
 
 __all__ = ["DEFAULT_OVERLAP", "DEFAULT_TILE", "check_image", "fallback_tiles", "upscale"]
@@ -60,12 +63,10 @@ def check_image(lr: object, channels: int = 3) -> Tensor:
     return lr
 
 
-def _noisy_input(lq: Tensor, sigma: float, seed: int, scale: int) -> Tensor:
-    """x_T = bicubic_x{scale}(lq) + sigma * eps on lq's device, eps from a CPU generator (float32)."""
+def _noisy_input(lq: Tensor, sigma: float, seed: int, scale: int, noise: NoiseKind = "torch") -> Tensor:
+    """x_T = bicubic_x{scale}(lq) + sigma * eps on lq's device; eps from :func:`noise_field` (float32)."""
     y = F.interpolate(lq, scale_factor=scale, mode="bicubic", align_corners=False)
-    gen = torch.Generator(device="cpu").manual_seed(int(seed))
-    eps = torch.randn(y.shape, generator=gen, dtype=torch.float32)
-    return y + sigma * eps.to(y.device)
+    return y + sigma * noise_field(tuple(y.shape), seed, noise, y.device)
 
 
 def _run(net: GTASRNet, x: Tensor, sigma: float, lq: Tensor, device: torch.device) -> Tensor:
@@ -126,7 +127,8 @@ def _free_memory(device: torch.device) -> None:
 
 def upscale(net: GTASRNet, lr: Tensor, *, seed: int, tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
             sigma: float = 1.0, progress: Progress | None = None, allow_tile_fallback: bool = True,
-            fallback_tile: int = DEFAULT_TILE, on_tile: TileDone | None = None) -> Tensor:
+            fallback_tile: int = DEFAULT_TILE, on_tile: TileDone | None = None,
+            noise: NoiseKind = "torch") -> Tensor:
     """Super-resolve ``lr`` [B, 3, h, w] (float, [0, 1]) to [B, 3, 4h, 4w] (lr's dtype and device, [0, 1]).
 
     One network call per image (patch-free, ``tile=None``) or per LR tile of ``tile`` px with ``overlap``
@@ -137,6 +139,8 @@ def upscale(net: GTASRNet, lr: Tensor, *, seed: int, tile: int | None = None, ov
     ``fallback_tile`` (halved on further OOM, down to the LR multiple) with a logged warning; when ``tile``
     runs out of memory and ``allow_tile_fallback``, it is halved likewise (overlap capped at tile // 8).
     ``on_tile`` receives each finished tile of a tiled run (e.g. for a progress preview).
+    ``noise``: "torch" (the CPU ``torch.Generator`` stream of earlier releases, kept on the device per seed
+    and size) or "counter" (drawn on the device; a different stream, also identical on every device).
     """
     check_image(lr, net.config.in_channels)
     if net.training:
@@ -145,8 +149,14 @@ def upscale(net: GTASRNet, lr: Tensor, *, seed: int, tile: int | None = None, ov
         raise ValueError(f"sigma={sigma} must be in (0, 1]; the released one-step sampler uses 1.0")
     device = next(net.parameters()).device
     h, w = lr.shape[-2:]
+    opts = perf.current()
     lq = pad_to_multiple(lr.float() * 2 - 1, net.lr_multiple)
-    x_t = _noisy_input(lq, sigma, seed, net.scale)
+    if opts.gtasr_device_input:
+        lq = lq.to(device)  # bicubic x4, noise, blending and clamping then run on the model's device
+    set_layout(net, opts.gtasr_channels_last)
+    if opts.gtasr_channels_last:
+        lq = lq.contiguous(memory_format=torch.channels_last)
+    x_t = _noisy_input(lq, sigma, seed, net.scale, noise)
     longest = max(lq.shape[-2:])
     tiles: list[int | None] = [tile]
     if allow_tile_fallback:  # after the whole image, or after the caller's tile size (halved, as tiles only shrink)
@@ -168,5 +178,5 @@ def upscale(net: GTASRNet, lr: Tensor, *, seed: int, tile: int | None = None, ov
         log.warning("GTASR: out of memory %s; retrying with %d px LR tiles (overlap %d)",
                     "patch-free" if t is None else f"with {t} px tiles", tiles[i + 1],
                     min(overlap, tiles[i + 1] // 8))
-    out = out[..., : h * net.scale, : w * net.scale]
-    return ((out + 1) / 2).clamp_(0, 1).to(lr.dtype)
+    out = ((out[..., : h * net.scale, : w * net.scale] + 1) / 2).clamp_(0, 1).to(lr.dtype)
+    return to_host(out, pinned=opts.pinned_output) if lr.device.type == "cpu" else out.to(lr.device)

@@ -8,12 +8,7 @@ import comfy.sd
 import torch
 
 from ..op4ksr_core.vae import F16VAE
-
-# ComfyUI's per-pixel byte estimates for the FLUX (F8) autoencoder (comfy/sd.py). The F16 encoder
-# runs its first block at half resolution, and the F16 decoder's blocks run at the size an F8
-# decoder would reach for a latent twice as large, with the full-size tail chunked by rows.
-_F8_ENCODE_BYTES_PER_PX = 1767
-_F8_DECODE_BYTES_PER_LATENT_PX = 2178 * 64
+from ..op4ksr_core.vae.memory import decode_memory, encode_memory
 
 
 class ComfyF16Module(torch.nn.Module):
@@ -43,7 +38,6 @@ def make_comfy_vae(model: F16VAE) -> comfy.sd.VAE:
     """
     vae = comfy.sd.VAE(sd={"pixel_space_vae": torch.tensor(1.0)})
     down = model.downscale
-    factor = down // 8  # ratio of our internal map sizes to an F8 decoder's, per side
     module = ComfyF16Module(model.eval())
     vae.first_stage_model = module
     vae.downscale_ratio = down
@@ -51,12 +45,9 @@ def make_comfy_vae(model: F16VAE) -> comfy.sd.VAE:
     vae.latent_channels = model.config.latent_channels
     vae.output_channels = model.config.in_channels
     vae.working_dtypes = [torch.bfloat16, torch.float32]
-    vae.memory_used_encode = lambda shape, dtype: (
-        (_F8_ENCODE_BYTES_PER_PX // (factor * factor)) * shape[2] * shape[3] * mm.dtype_size(dtype)
-    )
-    vae.memory_used_decode = lambda shape, dtype: (
-        _F8_DECODE_BYTES_PER_LATENT_PX * (factor * factor) * shape[2] * shape[3] * mm.dtype_size(dtype)
-    )
+    # Measured working memory (op4ksr_core/vae/memory.py): ComfyUI keeps FLUX loaded when the decode fits.
+    vae.memory_used_encode = lambda shape, dtype: encode_memory(shape[2], shape[3], mm.dtype_size(dtype))
+    vae.memory_used_decode = lambda shape, dtype: decode_memory(shape[2], shape[3], mm.dtype_size(dtype))
     vae.vae_dtype = mm.vae_dtype(vae.device, vae.working_dtypes)
     module.to(vae.vae_dtype)
     vae.patcher = comfy.model_patcher.ModelPatcher(

@@ -20,8 +20,10 @@ from ..op4ksr_core.onestep import (
     upsample_bicubic,
 )
 from ..op4ksr_core.settings import AUTO, from_widgets, resolve
+from ..srkit import perf
 from ..srkit.color import METHODS, check_image_batch, color_correct
 from ..srkit.sizing import resize_exact
+from ..srkit.transfer import gather_images, to_host
 from .common import from_comfy_image, to_comfy_image
 from .flux_model import empty_flux_conditioning, flux_diffusion_model, one_step_sample
 from .op4ksr_settings import BASE_MODEL_WARNING, model_settings
@@ -139,8 +141,9 @@ class Upscale(io.ComfyNode):
                 )
             # Colour correction at output size is seconds on a CPU and milliseconds on the GPU.
             dev = mm.get_torch_device()
-            out = color_correct(out.float().to(dev), lr[i : i + 1].float().to(dev), color_correction).cpu()
+            out = color_correct(out.float().to(dev), lr[i : i + 1].float().to(dev), color_correction)
             if alpha.shape[1]:
-                out = torch.cat([out, resize_exact(alpha[i : i + 1].float(), size)], dim=1)
-            outs.append(out)
-        return io.NodeOutput(to_comfy_image(torch.cat(outs)), ui=ui.PreviewText(notice).as_dict())
+                out = torch.cat([out, resize_exact(alpha[i : i + 1].float().to(dev), size)], dim=1)
+            outs.append(to_host(out, pinned=perf.current().pinned_output))  # pinned: a DMA, not a staged copy
+        # One image: no concatenation copy.
+        return io.NodeOutput(to_comfy_image(gather_images(outs)), ui=ui.PreviewText(notice).as_dict())

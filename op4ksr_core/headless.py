@@ -11,8 +11,10 @@ from pathlib import Path
 
 import torch
 
+from ..srkit import perf
 from ..srkit.color import check_image_batch, color_correct
 from ..srkit.images import Progress
+from ..srkit.transfer import gather_images, to_host
 from ..srkit.weights import load_state_dict
 from .flux.forward import set_rfr, token_pixels, velocity
 from .flux.loader import load_flux_transformer
@@ -30,6 +32,7 @@ from .rfr import RFRConfig
 from .settings import AUTO, auto_decode_mode, files_settings, read_settings
 from .vae import F16VAE
 from .vae.loader import load_f16_vae
+from .vae.model import set_vae_layout
 
 __all__ = [
     "load_pipeline", "upscale_image",
@@ -91,6 +94,7 @@ def upscale_image(
     size = target_size(*lr.shape[-2:], long_side=long_side, scale=scale)
     multiple = token_pixels(transformer, vae)
     device = next(transformer.parameters()).device
+    set_vae_layout(vae, channels_last=perf.current().vae_channels_last)
     outs = []
     for i in range(lr.shape[0]):
         # Everything at output size (bicubic, padding, colour) stays on the model's device: on CPU
@@ -102,7 +106,7 @@ def upscale_image(
         x0 = one_step_x0(x_t, velocity(transformer, x_t, config.t_star, config), config.t_star)
         image = vae.decode(vae.from_model_latent(x0).to(vae.device)).float()
         image = ((image + 1) / 2).clamp(0, 1)[..., :h, :w].to(device)
-        outs.append(color_correct(image, lr_i, color).cpu())
+        outs.append(to_host(color_correct(image, lr_i, color), pinned=perf.current().pinned_output))
         if progress is not None:
             progress(i + 1, lr.shape[0])
-    return torch.cat(outs)
+    return gather_images(outs)

@@ -21,6 +21,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from . import perf
+
 __all__ = [
     "METHODS", "Method", "WAVELET_LEVELS", "adain", "check_image_batch", "color_correct", "lab_transfer",
     "linear_to_srgb", "oklab_to_linear_rgb", "oklab_to_rgb", "rgb_to_oklab", "srgb_to_linear", "wavelet",
@@ -103,8 +105,27 @@ def _blur_dilated(x: torch.Tensor, dilation: int) -> torch.Tensor:
     return F.conv2d(padded, kernel, dilation=d, groups=x.shape[1])
 
 
+def _blur_dilated_separable(x: torch.Tensor, dilation: int) -> torch.Tensor:
+    """:func:`_blur_dilated` as a horizontal then a vertical [1, 2, 1] / 4 pass (the 3x3 binomial is their
+    outer product, and replicate padding commutes with it): 6 taps per pixel instead of 9, same result to
+    float rounding."""
+    k1 = torch.tensor([0.25, 0.5, 0.25], dtype=x.dtype, device=x.device)
+    c = x.shape[1]
+    d = max(1, min(dilation, x.shape[-1] - 1, x.shape[-2] - 1))
+    x = F.conv2d(F.pad(x, (d, d, 0, 0), mode="replicate"), k1.view(1, 1, 1, 3).expand(c, 1, 1, 3),
+                 dilation=(1, d), groups=c)
+    return F.conv2d(F.pad(x, (0, 0, d, d), mode="replicate"), k1.view(1, 1, 3, 1).expand(c, 1, 3, 1),
+                    dilation=(d, 1), groups=c)
+
+
 def wavelet_split(x: torch.Tensor, levels: int = WAVELET_LEVELS) -> tuple[torch.Tensor, torch.Tensor]:
     """Split into ``(high, low)`` with ``high + low == x`` by ``levels`` a-trous blurs (dilation 2^i)."""
+    if perf.current().separable_color:
+        # The high bands telescope: sum_i (low_i - low_{i+1}) = x - low_levels, one subtraction.
+        low = x
+        for i in range(levels):
+            low = _blur_dilated_separable(low, 2**i)
+        return x - low, low
     low = x
     high = torch.zeros_like(x)
     for i in range(levels):

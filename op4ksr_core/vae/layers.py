@@ -11,9 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...srkit import perf
+from .attention import gemm_single_head_attention
+from .tail import upsample_conv_tail
+
 __all__ = [
     "ATTN_QUERY_CHUNK", "DownBlock", "Downsample", "MidBlock", "ResnetBlock", "SpatialSelfAttention",
-    "UpBlock", "Upsample", "group_norm", "norm_silu", "resnet_stack", "run_layers", "single_head_attention",
+    "UPSAMPLE_CHUNK_ELEMENTS", "UpBlock", "Upsample", "group_norm", "norm_silu", "resnet_stack", "run_layers", "single_head_attention",
 ]
 
 
@@ -22,6 +26,8 @@ __all__ = [
 # the math path would hold a 65,536² score matrix (16 GiB in float32). Chunking queries bounds that to
 # chunk × positions and is exact (softmax is per query row).
 ATTN_QUERY_CHUNK = 4096
+# Elements of the 2x up-sampled map per chunk of the chunked Upsample (256 Mi values: 512 MiB in bf16).
+UPSAMPLE_CHUNK_ELEMENTS = 2**28
 
 
 def group_norm(channels: int, groups: int, eps: float) -> nn.GroupNorm:
@@ -42,6 +48,8 @@ def single_head_attention(
     """softmax(q kᵀ / √d) v for one head, ``query_chunk`` queries at a time. q, k, v: [B, N, d] -> [B, N, d]."""
     if query_chunk < 1:
         raise ValueError(f"query_chunk={query_chunk}: must be >= 1")
+    if perf.current().vae_gemm_attention:
+        return gemm_single_head_attention(q, k, v)
     # Add the head axis SDPA expects: [B, 1, N, d]; its default scale is 1/sqrt(d).
     q, k, v = q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1)
     if q.shape[2] <= query_chunk:
@@ -89,6 +97,10 @@ class Upsample(nn.Module):
         self.conv = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if perf.current().vae_chunked_upsample:
+            # Same maths in row chunks: the 2x map (2 GiB at the 2048² level of a 4K decode) never exists whole.
+            rows = max(1, UPSAMPLE_CHUNK_ELEMENTS // max(1, x.shape[0] * x.shape[1] * x.shape[3] * 4))
+            return upsample_conv_tail(x, self.conv.weight, self.conv.bias, upscale=2, shift=0, chunk_rows=rows)
         return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 

@@ -104,6 +104,18 @@ class Decoder(nn.Module):
         )
 
 
+def set_vae_layout(vae: nn.Module, channels_last: bool) -> nn.Module:
+    """Put the VAE's conv weights in channels_last (NHWC, cuDNN's native bf16 layout) or back (in place).
+
+    Cheap when already in that layout. Activations follow the weights' layout through every conv.
+    """
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    for module in vae.modules():
+        if isinstance(module, nn.Conv2d) and not module.weight.is_contiguous(memory_format=fmt):
+            module.weight.data = module.weight.data.contiguous(memory_format=fmt)
+    return vae
+
+
 def check_chunk_rows(chunk_rows: int) -> int:
     """Validate the tail's rows per chunk."""
     if not isinstance(chunk_rows, int) or isinstance(chunk_rows, bool) or chunk_rows < 1:

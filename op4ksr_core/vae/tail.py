@@ -90,7 +90,11 @@ def upsample_conv_tail(
         raise ValueError(f"upscale={upscale}: must be >= 1")
     batch, _, height, width = features.shape
     up_h, up_w = height * upscale, width * upscale
-    out = features.new_empty(batch, weight.shape[0], up_h, up_w)
+    # Keep a channels_last input's layout (the conv after the VAE's chunked Upsample reads it as NHWC).
+    layout = (torch.channels_last if features.ndim == 4 and not features.is_contiguous()
+              and features.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format)
+    out = torch.empty(batch, weight.shape[0], up_h, up_w, dtype=features.dtype, device=features.device,
+                      memory_format=layout)
     for start in range(0, up_h, chunk_rows):
         stop = min(start + chunk_rows, up_h)
         out[:, :, start:stop] = upsample_conv_rows(

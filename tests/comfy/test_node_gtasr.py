@@ -261,5 +261,5 @@ def test_memory_estimate_counts_padded_pixels_and_dtype(nodes) -> None:
 
     fp32, bf16 = _patcher(nodes).model, _patcher(nodes, "bf16").model
     # 20 x 28 LR pads to 24 x 32 (multiple 8); per LR pixel: HEAD_MAPS 32-channel maps + 4 fp32 RGB, at 16 HR px.
-    assert upscale_memory(fp32, 20, 28) == 24 * 32 * 16 * (HEAD_MAPS * 32 * 4 + 4 * 3 * 4)
-    assert upscale_memory(bf16, 20, 28) == 24 * 32 * 16 * (HEAD_MAPS * 32 * 2 + 4 * 3 * 4)
+    assert upscale_memory(fp32, 20, 28, slabbed_head=False) == 24 * 32 * 16 * (HEAD_MAPS * 32 * 4 + 4 * 3 * 4)
+    assert upscale_memory(bf16, 20, 28, slabbed_head=False) == 24 * 32 * 16 * (HEAD_MAPS * 32 * 2 + 4 * 3 * 4)

@@ -1,0 +1,77 @@
+"""Switches for the speed and memory optimisations (issue #11), read at call time by the code they affect.
+
+Every optimisation has an unoptimised twin kept as the reference: the CPU exactness tests and
+``benchmarks/perf_toggles.py`` run both and compare. Defaults are the settings measured faster on an H200
+(benchmarks/RESULTS.md, "perf toggles"); each one is exact up to floating-point rounding unless its comment
+says otherwise.
+
+    from sr4k.srkit import perf
+    with perf.options(vae_gemm_attention=False):   # the reference path, e.g. in a test
+        ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+__all__ = ["BASELINE", "PerfOptions", "current", "options", "set_options"]
+
+
+@dataclass(frozen=True)
+class PerfOptions:
+    """Which optimised code paths run. All exact to rounding except ``gtasr_native_groupnorm`` (output rounded to bf16;
+    error in tests/unit/test_perf_gtasr.py and benchmarks/RESULTS.md)."""
+
+    # F16 VAE mid-block attention (one head, d = 512, no fused kernel) as chunked GEMMs with fp32 scores
+    # and fp32 softmax, instead of SDPA's memory-efficient fallback.
+    vae_gemm_attention: bool = True
+    # Run the VAE's convolutions in channels_last (NHWC) layout. Off: on the H200 it cut the decode's working
+    # memory by 1.5 GiB but made encode 0.27 -> 0.39 s and decode 0.44 -> 0.69 s (RESULTS.md, 2026-11-29).
+    vae_channels_last: bool = False
+    # ×2 upsamplers of the decoder as row chunks of nearest-up + conv: the 2× map never exists whole.
+    vae_chunked_upsample: bool = True
+    # Wavelet colour correction with separable (two 1-D) blurs and high = x - low.
+    separable_color: bool = True
+    # Output images leave the GPU through pinned memory; single images are not copied by torch.cat.
+    pinned_output: bool = True
+    # GTASR: bicubic and noise on the model's device (the noise field stays bit-identical to the CPU's).
+    gtasr_device_input: bool = True
+    # GTASR network in channels_last layout. Off: on the H200 it made the upscale 0.82 -> 1.16 s, and with the head
+    # in slabs it saves no memory (11.55 GiB working set either way; RESULTS.md, 2026-11-30).
+    gtasr_channels_last: bool = False
+    # GTASR nearest-upsampler head in slabs of this many LR rows (0: whole image). Exact.
+    gtasr_head_rows: int = 128
+    # GTASR GroupNorm in the activation dtype (CUDA's kernel accumulates in fp32) instead of an fp32 copy.
+    gtasr_native_groupnorm: bool = True
+
+
+_CURRENT = PerfOptions()
+BASELINE = PerfOptions(vae_gemm_attention=False, vae_channels_last=False, vae_chunked_upsample=False,
+                       separable_color=False, pinned_output=False, gtasr_device_input=False,
+                       gtasr_channels_last=False, gtasr_head_rows=0, gtasr_native_groupnorm=False)
+
+
+def current() -> PerfOptions:
+    """The options in force."""
+    return _CURRENT
+
+
+def set_options(opts: PerfOptions) -> None:
+    """Install ``opts`` process-wide (the CLI's ``--no-fast`` uses :data:`BASELINE`)."""
+    global _CURRENT
+    _CURRENT = opts
+
+
+@contextlib.contextmanager
+def options(base: PerfOptions | None = None, **changes: object) -> Iterator[PerfOptions]:
+    """Run a block with ``base`` (default: the current options) changed by ``changes``; restored after."""
+    global _CURRENT
+    old = _CURRENT
+    _CURRENT = dataclasses.replace(base or old, **changes)
+    try:
+        yield _CURRENT
+    finally:
+        _CURRENT = old
