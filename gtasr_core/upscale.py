@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..srkit.oom import is_oom
 from .precond import GTASRNet
 from .tiling import pad_to_multiple, plan_tiles, tile_weight
 
@@ -24,8 +25,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TILE = 512  # released chop_size (LR pixels)
 DEFAULT_OVERLAP = 64  # released chop_size - chop_stride (512 - 448)
-_OOM_ERRORS: tuple[type[BaseException], ...] = tuple(
-    {getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError), torch.cuda.OutOfMemoryError})
 
 Progress = Callable[[int, int], None]
 
@@ -150,8 +149,8 @@ def upscale(net: GTASRNet, lr: Tensor, *, seed: int, tile: int | None = None, ov
             else:
                 out = _tiled(net, x_t, lq, sigma, device, t, ov, progress)
             break
-        except _OOM_ERRORS:
-            if i == len(tiles) - 1:
+        except Exception as e:  # torch OOM types, and accelerator errors reporting OOM (srkit.oom)
+            if not is_oom(e) or i == len(tiles) - 1:
                 raise
         # Outside the except block, so the traceback (and the tensors its frames hold) is released.
         _free_memory(device)

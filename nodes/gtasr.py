@@ -18,6 +18,7 @@ from ..srkit.model_registry import GTASR_FINAL
 from .common import from_comfy_image, to_comfy_image
 from .folders import file_list, full_path
 from .gtasr_memory import fits_patch_free, upscale_memory
+from .runtime import check_cancel, is_oom
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,13 @@ def resolve_model_file(model_name: str, download_released: bool) -> str:
             f"{GTASR_FINAL.filename} from the Hugging Face repo {GTASR_FINAL.repo_id}, or download it by hand "
             f"from {GTASR_FINAL.url()} into {target} and pick it in model_name."
         )
-    pbar = comfy.utils.ProgressBar(1)  # bytes; each update is also a cancel point
-    path = download_model(GTASR_FINAL, target, progress=lambda done, total: pbar.update_absolute(done, total or done))
+    pbar = comfy.utils.ProgressBar(1)  # bytes
+
+    def progress(done: int, total: int | None) -> None:
+        pbar.update_absolute(done, total or done)
+        check_cancel()  # throttled progress updates no longer check for cancel on every chunk
+
+    path = download_model(GTASR_FINAL, target, progress=progress)
     return str(path)
 
 
@@ -179,10 +185,12 @@ class Upscale(io.ComfyNode):
         outs, oom = [], False
         try:
             for i in range(lr.shape[0]):
-                pbar.update_absolute(i, lr.shape[0])  # a cancel point before each image
+                pbar.update_absolute(i, lr.shape[0])
+                check_cancel()  # before each image
 
                 def report(done: int, total: int, i: int = i) -> None:
                     pbar.update_absolute(i * total + done, lr.shape[0] * total)
+                    check_cancel()  # between tiles: newer ComfyUI throttles progress updates (its cancel point)
 
                 rgb = lr[i : i + 1, :3].float()
                 out = upscale(net, rgb, seed=seed, tile=None if patch_free else tile_size, overlap=overlap,
@@ -192,7 +200,9 @@ class Upscale(io.ComfyNode):
                                           align_corners=False)
                     out = torch.cat([out, alpha.clamp(0, 1)], dim=1)
                 outs.append(out.to(mm.intermediate_device()))
-        except mm.OOM_EXCEPTION:
+        except Exception as e:
+            if not is_oom(e):
+                raise
             oom = True  # raised below, outside the except block, so the failed step's tensors are freed
         finally:
             mm.soft_empty_cache()

@@ -61,20 +61,59 @@ class LoadF16VAE(io.ComfyNode):
         return io.NodeOutput(load_vae_file(vae_name, decode_mode))
 
 
-def load_flux_transformer(path: str, weight_dtype: str):  # noqa: ANN201 - a ComfyUI ModelPatcher
-    """A FLUX transformer file (BFL/ComfyUI or diffusers layout) as a ComfyUI ``MODEL``."""
-    sd = comfy.utils.load_torch_file(path)
+def _file_layout(path: str) -> str:
+    """``"diffusers"`` or ``"bfl"`` from the file's key names (a safetensors header read, no weights)."""
+    if path.lower().endswith((".safetensors", ".sft")):
+        from safetensors import safe_open
+
+        with safe_open(path, framework="pt") as f:
+            keys = dict.fromkeys(f.keys())
+    else:
+        keys = comfy.utils.load_torch_file(path, safe_load=True)
     try:
-        if detect_flux_layout(sd) == "diffusers":
-            sd = diffusers_to_bfl(sd)
+        return detect_flux_layout(keys)
     except ValueError:
-        pass  # not FLUX-like at all: ComfyUI's detection below names what it is not
-    model = comfy.sd.load_diffusion_model_state_dict(sd, model_options=WEIGHT_DTYPES[weight_dtype])
-    if model is None:
-        raise ValueError(
-            f"{path} is not a diffusion-model file ComfyUI recognises; OP4KSR needs a FLUX.1 transformer "
-            "(models/diffusion_models, e.g. flux1-dev.safetensors or an OP4KSR fine-tune)."
+        return "bfl"  # not FLUX-like at all: core's detection names what it is not
+
+
+def _not_a_diffusion_model(path: str) -> ValueError:
+    return ValueError(
+        f"{path} is not a diffusion-model file ComfyUI recognises; OP4KSR needs a FLUX.1 transformer "
+        "(models/diffusion_models, e.g. flux1-dev.safetensors or an OP4KSR fine-tune)."
+    )
+
+
+def load_flux_transformer(path: str, weight_dtype: str, disable_dynamic: bool = False):  # noqa: ANN201 - ModelPatcher
+    """A FLUX transformer file (BFL/ComfyUI or diffusers layout) as a ComfyUI ``MODEL``.
+
+    Built the way core ``UNETLoader`` builds it, so it is the same kind of MODEL: BFL files go through
+    ``comfy.sd.load_diffusion_model`` itself (the file's quantization metadata, and on newer ComfyUI the
+    ``cached_patcher_init`` that dynamic VRAM, TorchCompileModel and multi-GPU nodes rebuild the model
+    from). diffusers files are converted to BFL keys first and get this function as their
+    ``cached_patcher_init`` (core calls it with ``disable_dynamic=True`` for a non-dynamic copy).
+    """
+    options = dict(WEIGHT_DTYPES[weight_dtype])
+    extra = {"disable_dynamic": True} if disable_dynamic else {}  # only passed by versions that have it
+    if _file_layout(path) == "bfl":
+        try:
+            model = comfy.sd.load_diffusion_model(path, model_options=options, **extra)
+        except RuntimeError as e:
+            if "Could not detect model type" not in str(e):
+                raise
+            raise _not_a_diffusion_model(path) from e
+    else:
+        sd, metadata = comfy.utils.load_torch_file(path, return_metadata=True)
+        if metadata and "_quantization_metadata" in metadata:
+            raise ValueError(
+                f"{path} is a diffusers-layout FLUX file with quantization metadata, whose layer names would not "
+                "match after key conversion; use the BFL/ComfyUI-layout file of the same weights instead."
+            )
+        model = comfy.sd.load_diffusion_model_state_dict(
+            diffusers_to_bfl(sd), model_options=options, metadata=metadata, **extra
         )
+        if model is None:
+            raise _not_a_diffusion_model(path)
+        model.cached_patcher_init = (load_flux_transformer, (path, weight_dtype))
     flux_diffusion_model(model)  # a non-FLUX model (SD, SDXL, ...) gets a clear error
     return model
 

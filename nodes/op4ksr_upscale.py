@@ -20,6 +20,7 @@ from ..op4ksr_core.onestep import (
 from ..srkit.color import METHODS, check_image_batch, color_correct
 from .common import from_comfy_image, to_comfy_image
 from .flux_model import empty_flux_conditioning, flux_diffusion_model, one_step_sample
+from .runtime import check_cancel, is_oom
 
 STAGES_PER_IMAGE = 4  # resize, encode, transformer step, decode
 
@@ -34,19 +35,25 @@ def _check_vae(vae, latent_channels: int) -> int:  # noqa: ANN001 - comfy.sd.VAE
     return vae.spacial_compression_encode()
 
 
+def _stage_done(pbar: comfy.utils.ProgressBar) -> None:
+    pbar.update(1)
+    check_cancel()  # explicit: newer ComfyUI throttles progress updates, and with them its own cancel check
+
+
 def upscale_one(model, vae, lr: torch.Tensor, size: tuple[int, int], cond: list, cfg: OneStepConfig,  # noqa: ANN001
                 pbar: comfy.utils.ProgressBar) -> torch.Tensor:  # fmt: skip
-    """One ``[1, 3, h, w]`` image in [0, 1] -> ``[1, 3, H, W]`` (steps reported on ``pbar``)."""
+    """One ``[1, 3, h, w]`` image in [0, 1] -> ``[1, 3, H, W]`` (steps reported on ``pbar``, cancel checked)."""
+    check_cancel()
     inner = flux_diffusion_model(model)
     multiple = latent_multiple(_check_vae(vae, inner.params.in_channels), inner.patch_size)
     padded, (h, w) = pad_to_multiple(upsample_bicubic(lr.to(mm.get_torch_device()), size), multiple)
-    pbar.update(1)
+    _stage_done(pbar)
     latent = vae.encode(padded.movedim(1, -1))
-    pbar.update(1)
+    _stage_done(pbar)
     latent = one_step_sample(model, latent, cond, cfg)
-    pbar.update(1)
+    _stage_done(pbar)
     image = vae.decode(latent).movedim(-1, 1)[..., :h, :w]
-    pbar.update(1)
+    _stage_done(pbar)
     return image
 
 
@@ -95,12 +102,14 @@ class Upscale(io.ComfyNode):
         h, w = lr.shape[-2:]
         size = target_size(h, w, long_side=long_side) if target == "long_side" else target_size(h, w, scale=scale)
         cond = conditioning or empty_flux_conditioning(model, cfg.empty_text_tokens, cfg.guidance)
-        pbar = comfy.utils.ProgressBar(STAGES_PER_IMAGE * lr.shape[0])  # each update is a cancel point
+        pbar = comfy.utils.ProgressBar(STAGES_PER_IMAGE * lr.shape[0])
         outs = []
         for i in range(lr.shape[0]):
             try:
                 out = upscale_one(model, vae, lr[i : i + 1], size, cond, cfg, pbar)
-            except mm.OOM_EXCEPTION as e:
+            except Exception as e:
+                if not is_oom(e):
+                    raise
                 raise RuntimeError(
                     f"out of memory upscaling to {size[1]}x{size[0]} in one pass. Try weight_dtype fp8 in the "
                     "loader, a smaller long_side, or start ComfyUI with --lowvram; patch-free means the whole "
