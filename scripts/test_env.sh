@@ -51,7 +51,7 @@ fi
 
 # 2. venv: the CPU torch wheel + torchvision 0.28.0 with its unguarded fake-op registration patched.
 STAMP=venv/.sr4k-ready-$(cat "$REPO/requirements.txt" "$REPO/pyproject.toml" "$REPO/scripts/test_env.sh" \
-  "$TREE/requirements.txt" | sha256sum | cut -c1-16)
+  "$REPO/scripts/torchaudio_stub.py" "$TREE/requirements.txt" | sha256sum | cut -c1-16)
 if [ ! -f "$STAMP" ]; then
   [ -x venv/bin/python ] || python3 -m venv venv
   venv/bin/pip install -q torch==2.13.0 torchvision==0.28.0
@@ -60,12 +60,9 @@ if [ ! -f "$STAMP" ]; then
   grep -vE '^(torch|torchvision|torchaudio)\s*$' "$TREE/requirements.txt" > req-notorch.txt
   printf 'torch==2.13.0\ntorchvision==0.28.0\n' > torch-pin.txt   # keeps other packages from pulling a CUDA torch
   venv/bin/pip install -q -r req-notorch.txt requests -c torch-pin.txt
-  # No torchaudio wheel exists for this CPU torch. Trees whose core model loading imports it (0.33 does, via
-  # comfy.text_encoders) get a stub package: importable, and any use raises a clear error (audio nodes only).
-  if ! venv/bin/python -c "import torchaudio" 2>/dev/null && ! (cd "$TREE" && "$WORK/venv/bin/python" \
-       -c "import comfy.cli_args as a; a.args.cpu = True; import comfy.sd" 2>/dev/null); then
-    venv/bin/python "$REPO/scripts/torchaudio_stub.py"
-  fi
+  # No torchaudio wheel exists for this CPU torch; trees whose core model loading imports it (0.33) get a
+  # stand-in package (importable; any use raises a clear error; only audio nodes need it).
+  venv/bin/python "$REPO/scripts/torchaudio_stub.py" "$TREE"
   # This pack (editable, as package `sr4k`) with the test and training extras.
   venv/bin/pip install -q -e "$REPO[test,train]" -c torch-pin.txt
   venv/bin/python -c "import torch, torchvision.transforms, diffusers, sr4k"
