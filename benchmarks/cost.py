@@ -34,7 +34,7 @@ from sr4k.gtasr_core import RELEASED, GTASRConfig, GTASRNet, plan_tiles, upscale
 from sr4k.op4ksr_core.headless import upscale_image
 from sr4k.op4ksr_core.onestep import OneStepConfig
 from sr4k.op4ksr_core.vae import F16VAE
-from sr4k.op4ksr_core.vae_config import FLUX_F16
+from sr4k.op4ksr_core.vae.config import FLUX_F16
 
 
 @dataclass(frozen=True)

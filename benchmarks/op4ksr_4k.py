@@ -24,7 +24,7 @@ from cost import DTYPES, SMOKE, build_flux, build_vae, run_e2e
 from flops import FLUX_DEV, flux_flops, image_tokens
 
 from sr4k.op4ksr_core.onestep import OneStepConfig
-from sr4k.op4ksr_core.vae_config import FLUX_F16
+from sr4k.op4ksr_core.vae.config import FLUX_F16
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

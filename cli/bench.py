@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from ..op4ksr_core.onestep import OneStepConfig
-from ..op4ksr_core.vae_config import DECODE_MODES
+from ..op4ksr_core.vae.config import DECODE_MODES
 from ..srkit.datasets import Dataset, load_dataset
 from ..srkit.image_io import image_size, read_image, write_image
 from ..srkit.iqa import MissingMetricsExtra

@@ -23,7 +23,8 @@ from torch import Tensor
 
 from ..gtasr_core import GTASRNet, load_gtasr, upscale
 from ..gtasr_core.upscale import DEFAULT_OVERLAP, DEFAULT_TILE
-from ..op4ksr_core.headless import load_pipeline, set_rfr, upscale_image
+from ..op4ksr_core.flux.forward import set_rfr
+from ..op4ksr_core.headless import load_pipeline, upscale_image
 from ..op4ksr_core.onestep import OneStepConfig
 from ..op4ksr_core.rfr import RFR_PRESETS
 from ..op4ksr_core.vae import F16VAE

@@ -3,7 +3,7 @@
 Built-in metrics (no extra packages):
   * ``psnr``, ``ssim``: BT.601 Y channel, BasicSR protocol (``srkit.metrics``), optional border crop;
   * ``seam``: tile-seam score (``srkit.seam``; ~1 = seamless, > ~1.5 visible seams);
-  * ``periodicity``: period-32 px autocorrelation score (``op4ksr_core.periodicity``, the F16 + 2x2-packing
+  * ``periodicity``: period-32 px autocorrelation score (``srkit.periodicity``, the F16 + 2x2-packing
     token grid; ~0 natural, -> 1 for a pure grid pattern).
 Learned metrics (``lpips``, ``dists``, ``niqe``, ``musiq``, ``maniqa``, ``clipiqa``) come from ``pyiqa``
 (``srkit.iqa``; ``pip install sr4k[metrics]``).
@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..op4ksr_core.periodicity import periodicity_score
 from ..srkit.datasets import DatasetError, list_images
 from ..srkit.image_io import image_size, read_image
 from ..srkit.iqa import IQA_METRICS, IQAScorer
 from ..srkit.metrics import psnr, ssim
+from ..srkit.periodicity import periodicity_score
 from ..srkit.seam import seam_score
 
 BUILTIN_METRICS: dict[str, tuple[bool, bool]] = {  # name: (needs HR, lower is better)

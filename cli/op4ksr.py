@@ -17,7 +17,7 @@ from torch import Tensor
 from ..op4ksr_core.headless import load_pipeline, upscale_image
 from ..op4ksr_core.onestep import DEFAULT_T_STAR, DEFAULT_TARGET_LONG_SIDE, INPUT_MODES, OneStepConfig
 from ..op4ksr_core.rfr import RFR_PRESETS
-from ..op4ksr_core.vae_config import DECODE_MODES
+from ..op4ksr_core.vae.config import DECODE_MODES
 from ..srkit.color import METHODS
 
 __all__ = ["OP4KSRUpscaler", "add_arguments"]

@@ -14,13 +14,13 @@ import torch
 
 from .checkpoint import convert_to_safetensors, load_gtasr, load_gtasr_state_dict
 from .config import PRESETS, RELEASED, GTASRConfig
-from .infer import GTASRCheckpointError, describe_foreign, infer_config
-from .precond import GTASRNet, c_noise, c_out, c_skip
+from .detect import GTASR, GTASRCheckpointError, describe_foreign, infer_config
+from .model import GTASRNet, c_noise, c_out, c_skip
 from .tiling import TileRect, pad_to_multiple, plan_tiles
 from .upscale import DEFAULT_OVERLAP, DEFAULT_TILE, check_image, upscale
 
 __all__ = [
-    "DEFAULT_OVERLAP", "DEFAULT_TILE", "GTASRCheckpointError", "GTASRConfig", "GTASRNet", "PRESETS",
+    "DEFAULT_OVERLAP", "DEFAULT_TILE", "GTASR", "GTASRCheckpointError", "GTASRConfig", "GTASRNet", "PRESETS",
     "RELEASED", "TileRect", "build", "build_released", "c_noise", "c_out", "c_skip", "check_image",
     "convert_to_safetensors", "describe_foreign", "infer_config", "load_gtasr", "load_gtasr_state_dict",
     "pad_to_multiple", "plan_tiles", "upscale",

@@ -21,9 +21,9 @@ from torch import Tensor
 
 from ..srkit.weights import extract_state_dict, load_checkpoint, save_safetensors
 from .config import GTASRConfig
-from .infer import GTASRCheckpointError, infer_config, normalize_keys
+from .detect import GTASRCheckpointError, infer_config, normalize_keys
 from .layers import relative_position_index, resample_filter_2d
-from .precond import GTASRNet
+from .model import GTASRNet
 
 __all__ = ["BASICSR_KEYS", "check_state_dict", "convert_to_safetensors", "load_gtasr", "load_gtasr_state_dict"]
 
@@ -99,8 +99,15 @@ def _derived_buffers(net: GTASRNet, present: Mapping[str, Tensor]) -> dict[str, 
 
 
 def load_gtasr(path_or_dict: str | os.PathLike[str] | Mapping[str, Any], *, key: str | None = "params_ema",
-               dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> GTASRNet:
-    """Load a GTASR checkpoint into a GTASRNet (eval mode) of the inferred config, on device/dtype."""
+               dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> GTASRNet:
+    """Load a GTASR checkpoint into a GTASRNet (eval mode) of the inferred config.
+
+    The config is read from the shapes (the registry's ``gtasr`` reader, :func:`infer_config`). dtype: floating
+    parameters (default float32); device: default CPU. Raises CheckpointError (GTASRCheckpointError for
+    weights that are not a complete GTASR network, naming what they look like).
+    """
+    dtype = torch.float32 if dtype is None else dtype
+    device = "cpu" if device is None else device
     source = "checkpoint" if isinstance(path_or_dict, Mapping) else str(path_or_dict)
     sd = load_gtasr_state_dict(path_or_dict, key)
     config = infer_config(sd, source)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..srkit.images import Progress
 from ..srkit.oom import is_oom
-from .precond import GTASRNet
+from .model import GTASRNet
 from .tiling import pad_to_multiple, plan_tiles, tile_weight
 
 __all__ = ["DEFAULT_OVERLAP", "DEFAULT_TILE", "check_image", "fallback_tiles", "upscale"]
@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 DEFAULT_TILE = 512  # released chop_size (LR pixels)
 DEFAULT_OVERLAP = 64  # released chop_size - chop_stride (512 - 448)
 
-Progress = Callable[[int, int], None]
 
 
 def check_image(lr: object, channels: int = 3) -> Tensor:

@@ -8,7 +8,7 @@ from .color import ColorCorrect
 from .folders import register_folders
 from .gtasr import LoadModel as GTASRLoadModel
 from .gtasr import Upscale as GTASRUpscale
-from .inspect import InspectArtifacts
+from .inspect_artifacts import InspectArtifacts
 from .op4ksr_loaders import LoadF16VAE, LoadModel
 from .op4ksr_patch import ApplyRFR, EmptyConditioning
 from .op4ksr_upscale import Upscale as OP4KSRUpscale

@@ -13,11 +13,11 @@ import torch.nn.functional as F
 from comfy_api.latest import io
 
 from ..gtasr_core import DEFAULT_OVERLAP, DEFAULT_TILE, GTASRNet, load_gtasr, upscale
+from ..gtasr_core.memory import upscale_memory
 from ..srkit.download import download_model
 from ..srkit.model_registry import GTASR_FINAL
 from .common import from_comfy_image, to_comfy_image
 from .folders import file_list, full_path
-from .gtasr_memory import fits_patch_free, upscale_memory
 from .runtime import check_cancel, is_oom
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,11 @@ class LoadModel(io.ComfyNode):
                  sum(p.numel() for p in net.parameters()) // 10**6)
         return io.NodeOutput(comfy.model_patcher.ModelPatcher(net, load_device=load_device,
                                                               offload_device=offload_device))
+
+
+def fits_patch_free(need: int, device: torch.device) -> bool:
+    """Whether ``need`` bytes (``gtasr_core.memory.upscale_memory``) are free on ``device`` now."""
+    return need <= mm.get_free_memory(device)
 
 
 def _gtasr_net(model: object) -> GTASRNet:

@@ -7,10 +7,10 @@ import comfy.utils
 import torch
 from comfy_api.latest import io
 
-from ..op4ksr_core.flux_keys import detect_flux_layout, diffusers_to_bfl
-from ..op4ksr_core.vae_config import DECODE_MODES
-from ..op4ksr_core.vae_loader import load_f16_vae
-from ..srkit.weights import load_state_dict
+from ..op4ksr_core.flux.keys import diffusers_to_bfl, strip_prefix
+from ..op4ksr_core.vae.config import DECODE_MODES
+from ..op4ksr_core.vae.loader import load_f16_vae
+from ..srkit.registry import CheckpointError, detect
 from .f16_vae import make_comfy_vae
 from .flux_model import flux_diffusion_model
 from .folders import file_list, full_path
@@ -25,8 +25,7 @@ WEIGHT_DTYPES: dict[str, dict] = {
 
 
 def load_vae_file(vae_name: str, decode_mode: str) -> comfy.sd.VAE:
-    sd = load_state_dict(full_path("vae", vae_name))
-    return make_comfy_vae(load_f16_vae(sd, decode_mode))
+    return make_comfy_vae(load_f16_vae(full_path("vae", vae_name), decode_mode))
 
 
 def decode_mode_input() -> io.Combo.Input:
@@ -61,59 +60,43 @@ class LoadF16VAE(io.ComfyNode):
         return io.NodeOutput(load_vae_file(vae_name, decode_mode))
 
 
-def _file_layout(path: str) -> str:
-    """``"diffusers"`` or ``"bfl"`` from the file's key names (a safetensors header read, no weights)."""
-    if path.lower().endswith((".safetensors", ".sft")):
-        from safetensors import safe_open
-
-        with safe_open(path, framework="pt") as f:
-            keys = dict.fromkeys(f.keys())
-    else:
-        keys = comfy.utils.load_torch_file(path, safe_load=True)
-    try:
-        return detect_flux_layout(keys)
-    except ValueError:
-        return "bfl"  # not FLUX-like at all: core's detection names what it is not
-
-
-def _not_a_diffusion_model(path: str) -> ValueError:
-    return ValueError(
-        f"{path} is not a diffusion-model file ComfyUI recognises; OP4KSR needs a FLUX.1 transformer "
-        "(models/diffusion_models, e.g. flux1-dev.safetensors or an OP4KSR fine-tune)."
-    )
-
-
-def load_flux_transformer(path: str, weight_dtype: str, disable_dynamic: bool = False):  # noqa: ANN201 - ModelPatcher
+def load_flux_model(path: str, weight_dtype: str, disable_dynamic: bool = False):  # noqa: ANN201 - ModelPatcher
     """A FLUX transformer file (BFL/ComfyUI or diffusers layout) as a ComfyUI ``MODEL``.
 
-    Built the way core ``UNETLoader`` builds it, so it is the same kind of MODEL: BFL files go through
-    ``comfy.sd.load_diffusion_model`` itself (the file's quantization metadata, and on newer ComfyUI the
-    ``cached_patcher_init`` that dynamic VRAM, TorchCompileModel and multi-GPU nodes rebuild the model
-    from). diffusers files are converted to BFL keys first and get this function as their
-    ``cached_patcher_init`` (core calls it with ``disable_dynamic=True`` for a non-dynamic copy).
+    ComfyUI builds the model the way core ``UNETLoader`` does (``comfy.sd.load_diffusion_model``: its own
+    FLUX class, fp8 options, offloading, the file's quantization metadata), so it is the same kind of
+    ``MODEL``; on versions that have it (0.33+), ``cached_patcher_init`` is set as core sets it, the factory
+    dynamic VRAM, TorchCompileModel and multi-GPU nodes rebuild the model from (called with
+    ``disable_dynamic=True`` for a non-dynamic copy). BFL files name core's own loader; diffusers files,
+    converted to BFL keys here, name this function. The registry only checks what the file is and its
+    layout, so a GTASR file, a VAE or a LoRA gets our error naming it.
     """
     options = dict(WEIGHT_DTYPES[weight_dtype])
-    extra = {"disable_dynamic": True} if disable_dynamic else {}  # only passed by versions that have it
-    if _file_layout(path) == "bfl":
-        try:
-            model = comfy.sd.load_diffusion_model(path, model_options=options, **extra)
-        except RuntimeError as e:
-            if "Could not detect model type" not in str(e):
-                raise
-            raise _not_a_diffusion_model(path) from e
-    else:
-        sd, metadata = comfy.utils.load_torch_file(path, return_metadata=True)
+    sd, metadata = comfy.utils.load_torch_file(path, return_metadata=True)
+    found = detect(sd, path)
+    if found.arch != "flux_transformer":
+        raise CheckpointError(
+            f"{path} holds {found.arch} weights, not a FLUX.1 transformer; pick a file from models/diffusion_models "
+            "(e.g. flux1-dev.safetensors or an OP4KSR fine-tune)."
+        )
+    factory = (comfy.sd.load_diffusion_model, (path, options))  # what core's loader records
+    if found.layout == "diffusers":
         if metadata and "_quantization_metadata" in metadata:
-            raise ValueError(
+            raise CheckpointError(
                 f"{path} is a diffusers-layout FLUX file with quantization metadata, whose layer names would not "
                 "match after key conversion; use the BFL/ComfyUI-layout file of the same weights instead."
             )
-        model = comfy.sd.load_diffusion_model_state_dict(
-            diffusers_to_bfl(sd), model_options=options, metadata=metadata, **extra
+        sd = diffusers_to_bfl(strip_prefix(sd, found.prefix) if found.prefix else sd)
+        factory = (load_flux_model, (path, weight_dtype))
+    extra = {"disable_dynamic": True} if disable_dynamic else {}  # only passed by versions that have it
+    model = comfy.sd.load_diffusion_model_state_dict(sd, model_options=options, metadata=metadata, **extra)
+    if model is None:
+        raise ValueError(
+            f"{path} is not a diffusion-model file ComfyUI recognises; OP4KSR needs a FLUX.1 transformer "
+            "(models/diffusion_models, e.g. flux1-dev.safetensors or an OP4KSR fine-tune)."
         )
-        if model is None:
-            raise _not_a_diffusion_model(path)
-        model.cached_patcher_init = (load_flux_transformer, (path, weight_dtype))
+    if hasattr(model, "cached_patcher_init"):  # ComfyUI 0.33+
+        model.cached_patcher_init = factory
     flux_diffusion_model(model)  # a non-FLUX model (SD, SDXL, ...) gets a clear error
     return model
 
@@ -150,7 +133,7 @@ class LoadModel(io.ComfyNode):
         decode_mode: str, rfr_mode: str, alpha: float, reference_tokens: int,
     ) -> io.NodeOutput:  # fmt: skip
         config = rfr_config(rfr_mode, alpha, reference_tokens)  # validate before the slow loads
-        model = load_flux_transformer(full_path("diffusion_models", unet_name), weight_dtype)
+        model = load_flux_model(full_path("diffusion_models", unet_name), weight_dtype)
         if lora_name != "none":
             lora = comfy.utils.load_torch_file(full_path("loras", lora_name), safe_load=True)
             model, _ = comfy.sd.load_lora_for_models(model, None, lora, lora_strength, 0.0)

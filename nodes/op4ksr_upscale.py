@@ -7,12 +7,12 @@ import comfy.utils
 import torch
 from comfy_api.latest import io
 
+from ..op4ksr_core.geometry import pixels_per_token
 from ..op4ksr_core.onestep import (
     DEFAULT_T_STAR,
     DEFAULT_TARGET_LONG_SIDE,
     INPUT_MODES,
     OneStepConfig,
-    latent_multiple,
     pad_to_multiple,
     target_size,
     upsample_bicubic,
@@ -45,7 +45,7 @@ def upscale_one(model, vae, lr: torch.Tensor, size: tuple[int, int], cond: list,
     """One ``[1, 3, h, w]`` image in [0, 1] -> ``[1, 3, H, W]`` (steps reported on ``pbar``, cancel checked)."""
     check_cancel()
     inner = flux_diffusion_model(model)
-    multiple = latent_multiple(_check_vae(vae, inner.params.in_channels), inner.patch_size)
+    multiple = pixels_per_token(_check_vae(vae, inner.params.in_channels), inner.patch_size)
     padded, (h, w) = pad_to_multiple(upsample_bicubic(lr.to(mm.get_torch_device()), size), multiple)
     _stage_done(pbar)
     latent = vae.encode(padded.movedim(1, -1))

@@ -4,12 +4,11 @@ Pure PyTorch (+ diffusers for the headless transformer); never imports ComfyUI. 
 below are the stable API the nodes, CLI, trainer and benchmarks use.
 """
 
+from ..srkit.periodicity import PeriodicityOptions, periodicity_loss, periodicity_map, periodicity_score
 from .embedder import RFREmbedder, RFRPosEmbed, grid_from_ids
-from .flux_keys import bfl_to_diffusers, convert_flux_state_dict, detect_flux_layout, diffusers_to_bfl
+from .flux.keys import bfl_to_diffusers, convert_flux_state_dict, detect_flux_layout, diffusers_to_bfl
 from .geometry import TokenGrid, token_grid
-from .latent_format import F16_LATENT, LatentFormat
 from .onestep import OneStepConfig, one_step_input, one_step_x0, target_size
-from .periodicity import PeriodicityOptions, periodicity_loss, periodicity_map, periodicity_score
 from .rfr import (
     FLUX_TRAIN_GRID,
     RFR_MODES,
@@ -21,9 +20,10 @@ from .rfr import (
 )
 from .rope import axis_frequencies, flux_ids, flux_image_ids, flux_text_ids
 from .vae import DEFAULT_CHUNK_ROWS, F16VAE
-from .vae_config import DECODE_MODES, FLUX_F8, FLUX_F16, VaeConfig
-from .vae_keys import bfl_to_diffusers_vae, detect_vae_layout, diffusers_to_bfl_vae
-from .vae_loader import load_f16_vae
+from .vae.config import DECODE_MODES, FLUX_F8, FLUX_F16, VaeConfig
+from .vae.keys import bfl_to_diffusers_vae, detect_vae_layout, diffusers_to_bfl_vae
+from .vae.latent_format import F16_LATENT, LatentFormat
+from .vae.loader import load_f16_vae
 
 __all__ = [
     "DECODE_MODES", "DEFAULT_CHUNK_ROWS", "F16VAE", "F16_LATENT", "FLUX_F16", "FLUX_F8", "FLUX_TRAIN_GRID",

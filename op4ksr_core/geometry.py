@@ -10,7 +10,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["TokenGrid", "token_grid"]
+__all__ = ["F16_DOWNSCALE", "FLUX_F8_DOWNSCALE", "FLUX_PATCH_SIZE", "TokenGrid", "pixels_per_token", "token_grid"]
+
+# The three factors everything else is derived from. The VAE factors equal ``VaeConfig.downscale`` of the
+# FLUX_F8 / FLUX_F16 presets (a test checks it); code holding a VAE or a transformer reads them from it.
+FLUX_PATCH_SIZE = 2  # FLUX packs 2x2 latent cells into one token
+FLUX_F8_DOWNSCALE = 8  # pixels per latent cell of the stock FLUX VAE
+F16_DOWNSCALE = 16  # pixels per latent cell of OP4KSR's F16 VAE (op4ksr.md §9)
+
+
+def pixels_per_token(vae_downscale: int, patch_size: int = FLUX_PATCH_SIZE) -> int:
+    """Pixels per token side, and the multiple an image side must have: ``vae_downscale * patch_size``."""
+    for name, value in (("vae_downscale", vae_downscale), ("patch_size", patch_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}.")
+    return vae_downscale * patch_size
 
 
 @dataclass(frozen=True)
@@ -36,7 +50,7 @@ class TokenGrid:
     @property
     def pixels_per_token(self) -> int:
         """Side of the pixel square one token decodes to (VAE stride times patch size)."""
-        return self.vae_downscale * self.patch_size
+        return pixels_per_token(self.vae_downscale, self.patch_size)
 
     @property
     def latent_hw(self) -> tuple[int, int]:
@@ -60,10 +74,7 @@ def token_grid(height_px: int, width_px: int, vae_downscale: int, patch_size: in
     Raises ValueError when a side is not a multiple of ``vae_downscale * patch_size``, naming
     the nearest valid sizes, because a silent crop or pad would shift every RoPE position.
     """
-    for name, value in (("vae_downscale", vae_downscale), ("patch_size", patch_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}.")
-    step = vae_downscale * patch_size
+    step = pixels_per_token(vae_downscale, patch_size)
     sides = {"height_px": height_px, "width_px": width_px}
     for name, value in sides.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < step:

@@ -7,42 +7,27 @@ the CLI, the trainer and the benchmarks.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from ..srkit.color import check_image_batch, color_correct
-from ..srkit.weights import load_state_dict
-from .embedder import RFRPosEmbed
-from .flux_loader import load_flux_transformer
+from ..srkit.images import Progress
+from .flux.forward import set_rfr, token_pixels, velocity
+from .flux.loader import load_flux_transformer
 from .lora import merge_comfy_lora
 from .onestep import (
+    DEFAULT_TARGET_LONG_SIDE,
     OneStepConfig,
-    latent_multiple,
     one_step_input,
     one_step_x0,
-    pack_latents,
     pad_to_multiple,
     target_size,
-    unpack_latents,
     upsample_bicubic,
 )
 from .rfr import RFRConfig
-from .rope import flux_image_ids, flux_text_ids
 from .vae import F16VAE
-from .vae_loader import load_f16_vae
-
-Progress = Callable[[int, int], None]
-
-
-def set_rfr(transformer: torch.nn.Module, config: RFRConfig) -> torch.nn.Module:
-    """Swap ``transformer.pos_embed`` for an RFR embedder (in place; returns the transformer)."""
-    base = transformer.pos_embed
-    original = getattr(base, "original", base)  # re-applying RFR starts from the stock embedder
-    transformer.pos_embed = RFRPosEmbed.from_module(original, config)
-    transformer.pos_embed.original = original
-    return transformer
+from .vae.loader import load_f16_vae
 
 
 def load_pipeline(
@@ -65,50 +50,13 @@ def load_pipeline(
     for what, path in (("FLUX transformer", flux_path), ("FLUX VAE", vae_path), ("LoRA", lora)):
         if path is not None and not Path(path).is_file():
             raise FileNotFoundError(f"{what} file {path} does not exist")
-    transformer = load_flux_transformer(load_state_dict(flux_path), dtype=dtype, device=device)
+    transformer = load_flux_transformer(flux_path, dtype=dtype, device=device)
     if lora is not None:
         merge_comfy_lora(transformer, lora, lora_strength)
     if rfr is not None:
         set_rfr(transformer, rfr)
-    vae = load_f16_vae(load_state_dict(vae_path), decode_mode, dtype=dtype, device=device)
+    vae = load_f16_vae(vae_path, decode_mode, dtype=dtype, device=device)
     return transformer, vae
-
-
-def patch_size_of(transformer: torch.nn.Module, latent_channels: int) -> int:
-    """FLUX packs ``p x p`` latent pixels per token: ``in_channels = latent_channels * p^2``."""
-    per_token = transformer.config.in_channels // latent_channels
-    p = int(round(per_token**0.5))
-    if p * p * latent_channels != transformer.config.in_channels:
-        raise ValueError(
-            f"transformer in_channels {transformer.config.in_channels} is not {latent_channels} x p^2; "
-            "the VAE and the transformer do not belong together."
-        )
-    return p
-
-
-def velocity(
-    transformer: torch.nn.Module, x_t: torch.Tensor, t_star: float, config: OneStepConfig
-) -> torch.Tensor:
-    """``v(x_t, t*)`` for a model-space latent ``[B, C, h, w]`` with zero text conditioning."""
-    b, c, h, w = x_t.shape
-    p = patch_size_of(transformer, c)
-    param = next(transformer.parameters())
-    tokens = pack_latents(x_t, p).to(param.dtype)
-    ctx = torch.zeros(b, config.empty_text_tokens, transformer.config.joint_attention_dim)
-    pooled = torch.zeros(b, transformer.config.pooled_projection_dim)
-    t = torch.full((b,), t_star)
-    guidance = torch.full((b,), config.guidance) if transformer.config.guidance_embeds else None
-    out = transformer(
-        hidden_states=tokens,
-        encoder_hidden_states=ctx.to(param),
-        pooled_projections=pooled.to(param),
-        timestep=t.to(param),
-        img_ids=flux_image_ids(h // p, w // p).to(param.device),
-        txt_ids=flux_text_ids(config.empty_text_tokens).to(param.device),
-        guidance=None if guidance is None else guidance.to(param),
-        return_dict=False,
-    )[0]
-    return unpack_latents(out.float(), (h, w), p)
 
 
 @torch.no_grad()
@@ -128,9 +76,9 @@ def upscale_image(
     check_image_batch(lr, "image")
     lr = lr[:, :3].float()
     if long_side is None and scale is None:
-        long_side = 4096
+        long_side = DEFAULT_TARGET_LONG_SIDE
     size = target_size(*lr.shape[-2:], long_side=long_side, scale=scale)
-    multiple = latent_multiple(vae.downscale, patch_size_of(transformer, vae.config.latent_channels))
+    multiple = token_pixels(transformer, vae)
     device = next(transformer.parameters()).device
     outs = []
     for i in range(lr.shape[0]):

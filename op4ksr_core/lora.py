@@ -6,7 +6,7 @@ Keys (diffusers/PEFT style, the format ComfyUI's core ``LoraLoaderModelOnly`` ma
     transformer.<module>.lora_B.weight  [out, r]    (up)
     transformer.<module>.alpha          scalar      scale alpha / r, exactly PEFT's lora_alpha / r
 
-The trainer (``training/op4ksr_lora.py``) writes it; the CLI and the benchmarks read it here.
+The trainer (``training/op4ksr/lora.py``) writes it; the CLI and the benchmarks read it here.
 """
 
 from __future__ import annotations

@@ -139,10 +139,3 @@ def unpack_latents(tokens: torch.Tensor, hw: tuple[int, int], patch: int) -> tor
         raise ValueError(f"{n} tokens of width {d} do not tile a {h}x{w} latent with patch {patch}.")
     z = tokens.view(b, h // patch, w // patch, c, patch, patch)
     return z.permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
-
-
-def latent_multiple(vae_downscale: int, patch_size: int) -> int:
-    """Pixel multiple an image must have: one token per ``vae_downscale * patch_size`` pixels."""
-    if vae_downscale < 1 or patch_size < 1:
-        raise ValueError(f"vae_downscale and patch_size must be >= 1, got {vae_downscale}, {patch_size}.")
-    return vae_downscale * patch_size

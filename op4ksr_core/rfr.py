@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from .geometry import token_grid
+from .geometry import FLUX_F8_DOWNSCALE, FLUX_PATCH_SIZE, token_grid
 from .rope import axis_frequencies
 
 __all__ = [
@@ -53,10 +53,8 @@ SPATIAL_AXES: tuple[int, int] = (1, 2)
 
 # FLUX.1 pre-training resolution (op4ksr.md §3.3): 1024 px, stock F8 VAE, 2x2 patchify -> 64 x 64 tokens.
 FLUX_TRAIN_SIDE_PX = 1024
-FLUX_VAE_DOWNSCALE = 8
-FLUX_PATCH_SIZE = 2
 FLUX_TRAIN_GRID: tuple[int, int] = token_grid(
-    FLUX_TRAIN_SIDE_PX, FLUX_TRAIN_SIDE_PX, FLUX_VAE_DOWNSCALE, FLUX_PATCH_SIZE
+    FLUX_TRAIN_SIDE_PX, FLUX_TRAIN_SIDE_PX, FLUX_F8_DOWNSCALE, FLUX_PATCH_SIZE
 ).hw
 
 

@@ -14,10 +14,10 @@ import inspect
 import logging
 import os
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .images import Progress  # here: progress(bytes_done, bytes_total_or_None)
 from .model_registry import HF_ENDPOINT, ModelFile
 
 __all__ = ["DownloadError", "Progress", "download_file", "download_model", "manual_download_message",
@@ -25,8 +25,6 @@ __all__ = ["DownloadError", "Progress", "download_file", "download_model", "manu
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, "int | None"], None]
-"""``progress(bytes_done, bytes_total_or_None)``; an exception it raises cancels the download."""
 
 HASH_CHUNK = 1 << 22  # 4 MiB reads keep hashing a multi-GB file fast without holding it in memory
 

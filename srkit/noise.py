@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .images import luma
+
 LEVELS_8BIT = 255
-# ITU-R BT.601 luma weights (torchvision ``rgb_to_grayscale``), used for gray Poisson noise.
-GRAY_WEIGHTS = (0.299, 0.587, 0.114)
 
 
 def _check(images: Tensor, per_image: Tensor, name: str) -> Tensor:
@@ -24,10 +24,7 @@ def _check(images: Tensor, per_image: Tensor, name: str) -> Tensor:
     return per_image.expand(images.shape[0])
 
 
-def rgb_to_gray(images: Tensor) -> Tensor:
-    """BT.601 luma of RGB images [B, 3, H, W] → [B, 1, H, W]."""
-    w = torch.tensor(GRAY_WEIGHTS, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
-    return (images * w).sum(dim=1, keepdim=True)
+rgb_to_gray = luma  # BT.601 luma [B, 3, H, W] -> [B, 1, H, W], used for gray Poisson noise
 
 
 def gaussian_noise(images: Tensor, sigma: Tensor, gray: Tensor, generator: torch.Generator) -> Tensor:

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)   # BT.601
+from .images import luma
+
 MIN_LINES = 2                          # a "grid" needs at least two parallel lines per axis
 DEFAULT_STRIDE_STEP = 8                # tile strides of real tilers are multiples of 8 px
 DEFAULT_MIN_STRIDE = 32
@@ -46,8 +47,7 @@ def _luma(images: Tensor) -> Tensor:
     x = images.float()
     if x.shape[1] == 1:
         return x
-    w = torch.tensor(LUMA_WEIGHTS, device=x.device).view(1, 3, 1, 1)
-    return (x * w).sum(dim=1, keepdim=True)
+    return luma(x)
 
 
 def gradient_profiles(images: Tensor) -> tuple[Tensor, Tensor]:

@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from sr4k.training.gtasr_config import GTASRTrainConfig, resolve_config
-from sr4k.training.gtasr_data import CropDataset, list_images, make_pairs
-from sr4k.training.gtasr_perceptual import standin_perceptual
-from sr4k.training.gtasr_steps import stage1_losses, stage2_losses
+from sr4k.training.gtasr.config import GTASRTrainConfig, resolve_config
+from sr4k.training.gtasr.data import CropDataset, list_images, make_pairs
+from sr4k.training.gtasr.perceptual import standin_perceptual
+from sr4k.training.gtasr.steps import stage1_losses, stage2_losses
 
 
 def one_thread() -> Iterator[None]:

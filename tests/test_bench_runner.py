@@ -141,10 +141,11 @@ def test_the_sr4k_command_has_bench(bench_data: Path, tmp_path: Path, monkeypatc
 
 @pytest.mark.slow
 def test_op4ksr_with_and_without_rfr_on_the_tiny_flux(tmp_path: Path) -> None:
-    from sr4k.op4ksr_core.flux_loader import load_flux_transformer
-    from sr4k.op4ksr_core.headless import set_rfr, upscale_image
+    from sr4k.op4ksr_core.flux.forward import set_rfr
+    from sr4k.op4ksr_core.flux.loader import load_flux_transformer
+    from sr4k.op4ksr_core.headless import upscale_image
     from sr4k.op4ksr_core.rfr import RFR_PRESETS
-    from sr4k.op4ksr_core.vae_loader import load_f16_vae
+    from sr4k.op4ksr_core.vae.loader import load_f16_vae
     from tiny_models import f16_vae_file, load, tiny_flux_bfl_file
 
     write_image(tmp_path / "hr" / "a.png", smooth(192, 0))

@@ -10,11 +10,12 @@ import torch
 from PIL import Image
 
 from sr4k.cli.main import main
-from sr4k.op4ksr_core.flux_loader import load_flux_transformer
-from sr4k.op4ksr_core.headless import set_rfr, upscale_image
+from sr4k.op4ksr_core.flux.forward import set_rfr
+from sr4k.op4ksr_core.flux.loader import load_flux_transformer
+from sr4k.op4ksr_core.headless import upscale_image
 from sr4k.op4ksr_core.onestep import OneStepConfig
 from sr4k.op4ksr_core.rfr import RFR_PRESETS
-from sr4k.op4ksr_core.vae_loader import load_f16_vae
+from sr4k.op4ksr_core.vae.loader import load_f16_vae
 from tiny_models import f16_vae_file, load, tiny_flux_bfl_file
 
 

@@ -95,7 +95,7 @@ def test_oom_is_recognised_as_this_comfyui_recognises_it(comfy) -> None:  # noqa
 def test_a_cancel_stops_op4ksr_and_inspect_before_their_first_stage(comfy) -> None:  # noqa: ANN001
     import comfy.model_management as mm
 
-    from sr4k.nodes.inspect import InspectArtifacts
+    from sr4k.nodes.inspect_artifacts import InspectArtifacts
     from sr4k.nodes.op4ksr_upscale import upscale_one
 
     image = torch.rand(1, 96, 96, 3)
@@ -121,11 +121,11 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
 
 
 def test_loader_model_is_the_kind_unetloader_gives(comfy) -> None:  # noqa: ANN001
-    from sr4k.nodes.op4ksr_loaders import load_flux_transformer
+    from sr4k.nodes.op4ksr_loaders import load_flux_model
 
     path = str(tiny_flux_bfl_file())
     core = comfy.sd.load_diffusion_model(path, model_options={})  # exactly what UNETLoader.load_unet calls
-    ours = load_flux_transformer(path, "default")
+    ours = load_flux_model(path, "default")
     assert type(ours) is type(core) and type(ours.model) is type(core.model)
     assert ours.model.get_dtype() == core.model.get_dtype()
     # 0.33: (load_diffusion_model, (path, {})), the factory dynamic VRAM / multi-GPU rebuild from; 0.3.75: none.
@@ -134,15 +134,16 @@ def test_loader_model_is_the_kind_unetloader_gives(comfy) -> None:  # noqa: ANN0
 
 
 def test_diffusers_layout_model_can_be_rebuilt_by_core(comfy) -> None:  # noqa: ANN001
-    from sr4k.nodes.op4ksr_loaders import load_flux_transformer
+    from sr4k.nodes.op4ksr_loaders import load_flux_model
 
     bfl = comfy.sd.load_diffusion_model(str(tiny_flux_bfl_file()), model_options={})
-    ours = load_flux_transformer(str(tiny_flux_diffusers_file()), "default")
+    ours = load_flux_model(str(tiny_flux_diffusers_file()), "default")
     assert type(ours) is type(bfl) and type(ours.model) is type(bfl.model)
-    assert ours.cached_patcher_init == (load_flux_transformer, (str(tiny_flux_diffusers_file()), "default"))
     _same_weights(ours.model, bfl.model)
     if "force_deepcopy" not in inspect.signature(type(ours).clone).parameters:
+        assert not hasattr(bfl, "cached_patcher_init") and not hasattr(ours, "cached_patcher_init")
         return  # 0.3.75: nothing in core rebuilds a model from its loader
+    assert ours.cached_patcher_init == (load_flux_model, (str(tiny_flux_diffusers_file()), "default"))
     # What core does for a non-dynamic delegate or a deep copy: call the factory with disable_dynamic=True.
     copy = ours.clone(force_deepcopy=True)
     assert copy.model is not ours.model

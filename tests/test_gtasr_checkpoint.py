@@ -22,7 +22,7 @@ from sr4k.gtasr_core import (
     load_gtasr,
     load_gtasr_state_dict,
 )
-from sr4k.gtasr_core.infer import GTASRCheckpointError
+from sr4k.gtasr_core.detect import GTASRCheckpointError
 from sr4k.srkit.weights import CheckpointError
 
 

@@ -284,7 +284,7 @@ def test_cancel_propagates_and_frees_memory(nodes, monkeypatch: pytest.MonkeyPat
 
 
 def test_memory_estimate_counts_padded_pixels_and_dtype(nodes) -> None:  # noqa: ANN001
-    from sr4k.nodes.gtasr_memory import HEAD_MAPS, upscale_memory
+    from sr4k.gtasr_core.memory import HEAD_MAPS, upscale_memory
 
     fp32, bf16 = _patcher(nodes).model, _patcher(nodes, "bf16").model
     # 20 x 28 LR pads to 24 x 32 (multiple 8); per LR pixel: HEAD_MAPS 32-channel maps + 4 fp32 RGB, at 16 HR px.

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from comfy_harness import ComfyServer, PromptError, execution_error
-from sr4k.op4ksr_core.periodicity import periodicity_score
+from sr4k.srkit.periodicity import periodicity_score
 from sr4k.srkit.seam import seam_score
 from workflow_files import api_workflow
 

@@ -100,11 +100,12 @@ def test_comfyui_path_equals_the_headless_diffusers_path(models: ComfyServer) ->
     """Same tiny weights: ComfyUI's FLUX + our VAE wrapper vs diffusers' FluxTransformer2DModel."""
     import torch
 
-    from sr4k.op4ksr_core.flux_loader import load_flux_transformer
-    from sr4k.op4ksr_core.headless import set_rfr, upscale_image
+    from sr4k.op4ksr_core.flux.forward import set_rfr
+    from sr4k.op4ksr_core.flux.loader import load_flux_transformer
+    from sr4k.op4ksr_core.headless import upscale_image
     from sr4k.op4ksr_core.onestep import OneStepConfig
     from sr4k.op4ksr_core.rfr import RFRConfig
-    from sr4k.op4ksr_core.vae_loader import load_f16_vae
+    from sr4k.op4ksr_core.vae.loader import load_f16_vae
     from tiny_models import load
 
     comfy = models.images(models.run(_small(api_workflow("op4ksr_upscale_4k"))), "4")[0]

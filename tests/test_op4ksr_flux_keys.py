@@ -7,7 +7,7 @@ import torch
 from diffusers import FluxTransformer2DModel
 
 from comfy_tree import bfl_for_comfy_flux, comfy_flux
-from sr4k.op4ksr_core.flux_keys import (
+from sr4k.op4ksr_core.flux.keys import (
     bfl_to_diffusers,
     convert_flux_state_dict,
     detect_flux_layout,

@@ -1,15 +1,16 @@
-"""L_AP periodicity loss / score / map (op4ksr_core.periodicity): detection, invariances, optimisation."""
+"""L_AP periodicity loss / score / map (srkit.periodicity): detection, invariances, optimisation."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from sr4k.op4ksr_core.periodicity import (
+from sr4k.op4ksr_core.geometry import F16_DOWNSCALE, FLUX_F8_DOWNSCALE, pixels_per_token
+from sr4k.op4ksr_core.vae.config import FLUX_F8, FLUX_F16
+from sr4k.srkit.periodicity import (
     DEFAULT_PERIOD_PX,
     PeriodicityOptions,
     autocorrelation,
-    grid_period_px,
     lattice_lags,
     periodicity_loss,
     periodicity_map,
@@ -35,7 +36,8 @@ def folded(x: torch.Tensor, period: int = DEFAULT_PERIOD_PX) -> torch.Tensor:
 
 
 def test_grid_period_and_lags():
-    assert grid_period_px() == DEFAULT_PERIOD_PX == 32
+    assert DEFAULT_PERIOD_PX == pixels_per_token(F16_DOWNSCALE) == 32  # one F16 token
+    assert FLUX_F16.downscale == F16_DOWNSCALE and FLUX_F8.downscale == FLUX_F8_DOWNSCALE
     lags = lattice_lags(32, 2)
     assert len(lags) == 12 and (0, 32) in lags and (64, -64) in lags and (0, 0) not in lags
     assert lattice_lags(16, 1, "axes") == [(0, 16), (16, 0)]

@@ -11,10 +11,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from sr4k.op4ksr_core.latent_format import F16_LATENT
 from sr4k.op4ksr_core.vae import F16VAE
-from sr4k.op4ksr_core.vae_keys import diffusers_to_bfl_vae
-from sr4k.op4ksr_core.vae_loader import load_f16_vae
+from sr4k.op4ksr_core.vae.keys import diffusers_to_bfl_vae
+from sr4k.op4ksr_core.vae.latent_format import F16_LATENT
+from sr4k.op4ksr_core.vae.loader import load_f16_vae
 
 TOL = {"rtol": 1e-4, "atol": 1e-4}
 

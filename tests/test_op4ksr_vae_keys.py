@@ -10,14 +10,14 @@ import pytest
 import torch
 
 from sr4k.op4ksr_core.vae import F16VAE
-from sr4k.op4ksr_core.vae_config import FLUX_F16, VaeConfig
-from sr4k.op4ksr_core.vae_keys import (
+from sr4k.op4ksr_core.vae.config import FLUX_F16, VaeConfig
+from sr4k.op4ksr_core.vae.keys import (
     bfl_to_diffusers_vae,
     detect_vae_layout,
     diffusers_to_bfl_vae,
     to_diffusers_layout,
 )
-from sr4k.op4ksr_core.vae_loader import check_vae_state_dict, expected_vae_shapes, load_f16_vae
+from sr4k.op4ksr_core.vae.loader import check_vae_state_dict, expected_vae_shapes, load_f16_vae
 
 # Smallest FLUX-shaped VAE ComfyUI's LDM blocks accept (they hard-code 32 norm groups).
 TINY_F8 = VaeConfig(

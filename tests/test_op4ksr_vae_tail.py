@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sr4k.op4ksr_core.latent_format import F8_LATENT, F16_LATENT, LatentFormat
-from sr4k.op4ksr_core.vae_config import FLUX_F8, FLUX_F16, VAE_PRESETS, VaeConfig, check_decode_mode
-from sr4k.op4ksr_core.vae_tail import (
+from sr4k.op4ksr_core.vae.config import FLUX_F8, FLUX_F16, VAE_PRESETS, VaeConfig, check_decode_mode
+from sr4k.op4ksr_core.vae.latent_format import F8_LATENT, F16_LATENT, LatentFormat
+from sr4k.op4ksr_core.vae.tail import (
     DECODE_SHIFT,
     upsample_conv_reference,
     upsample_conv_rows,

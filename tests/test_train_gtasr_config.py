@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from gtasr_train_support import write_images
-from sr4k.training.gtasr_config import PRESETS, GTASRTrainConfig, preset_name, resolve_config
-from sr4k.training.gtasr_data import CropDataset, StepSampler, list_images, make_pairs, random_crop
-from sr4k.training.gtasr_perceptual import (
+from sr4k.training.gtasr.config import PRESETS, GTASRTrainConfig, preset_name, resolve_config
+from sr4k.training.gtasr.data import CropDataset, StepSampler, list_images, make_pairs, random_crop
+from sr4k.training.gtasr.perceptual import (
     LPIPSUnavailableError,
     load_lpips_vgg,
     make_perceptual,

@@ -10,9 +10,9 @@ from torch import Tensor, nn
 
 from sr4k.gtasr_core import build
 from sr4k.training.gtasr import lr_at
-from sr4k.training.gtasr_config import PRESETS, TINY_NET
-from sr4k.training.gtasr_data import PairBatch
-from sr4k.training.gtasr_losses import (
+from sr4k.training.gtasr.config import PRESETS, TINY_NET
+from sr4k.training.gtasr.data import PairBatch
+from sr4k.training.gtasr.losses import (
     charbonnier,
     ct_loss,
     dtm_stab_loss,
@@ -21,15 +21,15 @@ from sr4k.training.gtasr_losses import (
     sobel_magnitude,
     ta_loss,
 )
-from sr4k.training.gtasr_perceptual import standin_perceptual
-from sr4k.training.gtasr_schedule import (
+from sr4k.training.gtasr.perceptual import standin_perceptual
+from sr4k.training.gtasr.schedule import (
     dtm_index_range,
     num_points_decreasing,
     power_schedule,
     q_sample,
     ta_reconstruction_weights,
 )
-from sr4k.training.gtasr_steps import consistency_pair, stage2_losses
+from sr4k.training.gtasr.steps import consistency_pair, stage2_losses
 
 
 @pytest.fixture(autouse=True, scope="module")

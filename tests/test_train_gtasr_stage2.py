@@ -15,8 +15,8 @@ from gtasr_train_support import one_thread, paired_objective, tiny_config, windo
 from sr4k.gtasr_core import GTASRConfig, build, load_gtasr
 from sr4k.training.common import EXTRA_FILE
 from sr4k.training.gtasr import setup_run, train
-from sr4k.training.gtasr_config import TINY_NET
-from sr4k.training.gtasr_export import export_weights
+from sr4k.training.gtasr.config import TINY_NET
+from sr4k.training.gtasr.export import export_weights
 
 _one_thread = pytest.fixture(autouse=True, scope="module")(one_thread)
 

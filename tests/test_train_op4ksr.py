@@ -14,14 +14,14 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from sr4k.op4ksr_core.lora import merge_comfy_lora
-from sr4k.op4ksr_core.periodicity import PeriodicityOptions
 from sr4k.op4ksr_core.vae import F16VAE
-from sr4k.op4ksr_core.vae_config import FLUX_F16
+from sr4k.op4ksr_core.vae.config import FLUX_F16
 from sr4k.srkit.degradations import PRESETS
+from sr4k.srkit.periodicity import PeriodicityOptions
 from sr4k.training.op4ksr import TrainResult, main, train
-from sr4k.training.op4ksr_config import OP4KSRTrainConfig, load_train_config
-from sr4k.training.op4ksr_data import DegradedCrops, StreamSampler
-from sr4k.training.op4ksr_lora import add_lora
+from sr4k.training.op4ksr.config import OP4KSRTrainConfig, load_train_config
+from sr4k.training.op4ksr.data import DegradedCrops, StreamSampler
+from sr4k.training.op4ksr.lora import add_lora
 from tiny_models import deterministic_state_dict
 
 # A FLUX of the real family small enough to train on CPU in seconds (hidden 32, one block of each kind).

@@ -39,8 +39,8 @@ def _small(prompt: dict, long_side: int = 128) -> dict:
 
 def _lora_transformer() -> torch.nn.Module:
     """The tiny FLUX (as ComfyUI loads it) with a PEFT LoRA on all mappable targets, weights set non-zero."""
-    from sr4k.op4ksr_core.flux_loader import load_flux_transformer
-    from sr4k.training.op4ksr_lora import DOUBLE_BLOCK_TARGETS, SINGLE_BLOCK_TARGETS, add_lora
+    from sr4k.op4ksr_core.flux.loader import load_flux_transformer
+    from sr4k.training.op4ksr.lora import DOUBLE_BLOCK_TARGETS, SINGLE_BLOCK_TARGETS, add_lora
 
     transformer = load_flux_transformer(load(tiny_flux_bfl_file()))
     add_lora(transformer, RANK, ALPHA, DOUBLE_BLOCK_TARGETS, SINGLE_BLOCK_TARGETS)
@@ -53,7 +53,7 @@ def _lora_transformer() -> torch.nn.Module:
 
 @pytest.fixture(scope="module")
 def server(comfy_server: ComfyServer) -> ComfyServer:
-    from sr4k.training.op4ksr_lora import save_comfy_lora
+    from sr4k.training.op4ksr.lora import save_comfy_lora
 
     install_op4ksr_models(comfy_server)
     save_comfy_lora(_lora_transformer(), comfy_server.models / "loras" / LORA_NAME, torch.float32)
@@ -68,10 +68,11 @@ def _with_lora(prompt: dict, strength: float) -> dict:
 
 
 def test_exported_lora_loads_in_comfyui_and_equals_the_headless_peft_model(server: ComfyServer) -> None:
-    from sr4k.op4ksr_core.headless import set_rfr, upscale_image
+    from sr4k.op4ksr_core.flux.forward import set_rfr
+    from sr4k.op4ksr_core.headless import upscale_image
     from sr4k.op4ksr_core.onestep import OneStepConfig
     from sr4k.op4ksr_core.rfr import RFRConfig
-    from sr4k.op4ksr_core.vae_loader import load_f16_vae
+    from sr4k.op4ksr_core.vae.loader import load_f16_vae
 
     log_start = len(server.log_path.read_text(errors="replace"))
     plain = server.images(server.run(_small(api_workflow("op4ksr_exploded"))), "14")[0]

@@ -64,7 +64,7 @@ def tiny_flux_diffusers_model(seed: int = 0) -> torch.nn.Module:
 
 def tiny_flux_bfl_file(seed: int = 0) -> Path:
     """The tiny FLUX in BFL/ComfyUI key layout, bf16 safetensors (what core ``UNETLoader`` reads)."""
-    from sr4k.op4ksr_core.flux_keys import diffusers_to_bfl
+    from sr4k.op4ksr_core.flux.keys import diffusers_to_bfl
 
     def build() -> dict[str, torch.Tensor]:
         sd = tiny_flux_diffusers_model(seed).state_dict()
@@ -86,7 +86,7 @@ def tiny_flux_diffusers_file(seed: int = 0) -> Path:
 def f16_vae_file(layout: str = "bfl", seed: int = 0) -> Path:
     """A real-size FLUX VAE (the F16 VAE's weights) with deterministic weights, bf16 safetensors."""
     from sr4k.op4ksr_core.vae import F16VAE
-    from sr4k.op4ksr_core.vae_keys import diffusers_to_bfl_vae
+    from sr4k.op4ksr_core.vae.keys import diffusers_to_bfl_vae
 
     def build() -> dict[str, torch.Tensor]:
         with torch.device("meta"):

@@ -1,30 +1,27 @@
-"""``SR4K_InspectArtifacts``: periodicity and tile-seam scores of an image, plus a heatmap of where they are.
+"""Artifact inspection (pure): periodicity and tile-seam scores of an image and a heatmap of where they are.
 
-Artists use it to compare a patch-free upscale with a tiled one: a period-``period_px`` grid (OP4KSR's
-"intra-token" artifact, 32 px for the F16 VAE x 2x2 patches) shows in red, straight tile seams in cyan.
-Scores come from :func:`op4ksr_core.periodicity.periodicity_score` (0 = none, 1 = a pure periodic pattern) and
+The ``SR4K_InspectArtifacts`` node (``nodes/inspect_artifacts.py``) adapts this to ComfyUI. A period-``period_px``
+grid (OP4KSR's "intra-token" artifact, 32 px for the F16 VAE x 2x2 patches) shows in red, straight tile seams in
+cyan. Scores come from :func:`srkit.periodicity.periodicity_score` (0 = none, 1 = a pure periodic pattern) and
 :func:`srkit.seam.seam_search` (about 1 = no seams, above about 1.5 = visible seams).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import comfy.model_management as mm
-import comfy.utils
 import torch
 import torch.nn.functional as F
-from comfy_api.latest import io, ui
 
-from ..op4ksr_core.periodicity import DEFAULT_PERIOD_PX, periodicity_map, periodicity_score
-from ..srkit.color import check_image_batch
-from ..srkit.seam import DEFAULT_MIN_STRIDE, MIN_LINES, seam_heatmap, seam_search
-from .common import from_comfy_image, to_comfy_image
-from .runtime import check_cancel, is_oom
+from .images import luma
+from .periodicity import periodicity_map, periodicity_score
+from .seam import DEFAULT_MIN_STRIDE, MIN_LINES, seam_heatmap, seam_search
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "PERIODIC_RGB", "SCORE_HARMONICS", "SEAM_RGB", "STAGES_PER_IMAGE", "HeatmapScale", "Inspection", "check_size",
+    "compose_heatmap", "inspect_one", "min_side_px", "report",
+]
 
 SCORE_HARMONICS = 2  # periodicity_score's lags k*T, k = 1..2; its box needs 2 * (2T + T/2) px per side
 STAGES_PER_IMAGE = 4  # periodicity score, periodicity map, seam score, seam map
@@ -90,7 +87,7 @@ def compose_heatmap(
 ) -> torch.Tensor:  # noqa: B008 - frozen default
     """Overlay of one image ``[3, H, W]`` in [0, 1]: dimmed greyscale, red where ``periodic`` [H, W] is high,
     cyan where ``seams`` [H, W] is high. Returns ``[3, H, W]`` in [0, 1]."""
-    grey = (0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2]) * scale.background
+    grey = luma(image[None])[0, 0] * scale.background
     a_p = ((periodic - scale.periodicity_floor) / (scale.periodicity_full - scale.periodicity_floor)).clamp(
         0, 1
     )
@@ -153,99 +150,3 @@ def report(results: list[Inspection], period_px: int) -> str:
         "> 1.5 = visible"
     )
     return "\n".join(lines)
-
-
-class InspectArtifacts(io.ComfyNode):
-    @classmethod
-    def define_schema(cls) -> io.Schema:
-        return io.Schema(
-            node_id="SR4K_InspectArtifacts",
-            display_name="SR4K Inspect Artifacts",
-            category="sr4k",
-            description="Measures periodic grid artifacts and tile seams in an image and shows where they are: "
-            "red = a period_px grid repeats, cyan = straight tile seams. Put one after a patch-free and one after a "
-            "tiled upscale to compare. The scores appear on the node (periodicity first).",
-            inputs=[
-                io.Image.Input(
-                    "image",
-                    tooltip="The image(s) to inspect, usually an upscaled result. RGBA is "
-                    "inspected on its RGB channels.",
-                ),
-                io.Int.Input(
-                    "period_px",
-                    default=DEFAULT_PERIOD_PX,
-                    min=4,
-                    max=512,
-                    step=1,
-                    tooltip="Period of the grid artifact to look for, in pixels. 32 = one OP4KSR token "
-                    "(16x VAE x 2x2 patch); 16 for a standard 8x VAE FLUX. The image's short side must "
-                    "be at least 5x this.",
-                ),
-                io.Int.Input(
-                    "tile_stride_px",
-                    default=0,
-                    min=0,
-                    max=8192,
-                    step=8,
-                    optional=True,
-                    tooltip="Tile stride of the upscaler that made the image (tile size minus overlap), "
-                    "if known. 0 searches strides from 32 px up.",
-                ),
-            ],  # fmt: skip
-            outputs=[
-                io.Image.Output(
-                    "heatmap",
-                    display_name="heatmap",
-                    tooltip="The image in grey with periodic "
-                    "artifacts in red and tile seams in cyan, one per input image.",
-                ),
-                io.Float.Output(
-                    "periodicity",
-                    display_name="periodicity",
-                    tooltip="Strength of the period_px "
-                    "grid, batch mean: 0 = none, 1 = a pure periodic pattern.",
-                ),
-                io.Float.Output(
-                    "seam_score",
-                    display_name="seam_score",
-                    tooltip="Tile-seam strength, batch mean: about 1 = no seams, above 1.5 = visible seams.",
-                ),
-            ],
-            is_output_node=True,
-        )
-
-    @classmethod
-    def execute(cls, image, period_px: int, tile_stride_px: int = 0) -> io.NodeOutput:  # noqa: ANN001
-        batch = from_comfy_image(image)
-        check_image_batch(batch, "image")
-        batch = batch[:, :3].float()
-        check_size(batch.shape[-2], batch.shape[-1], period_px, tile_stride_px)
-        total = STAGES_PER_IMAGE * batch.shape[0]
-        pbar = comfy.utils.ProgressBar(total)
-        device = mm.get_torch_device()
-        results, heats = [], []
-        for i, img in enumerate(batch):
-
-            def done(stage: int, i: int = i) -> None:
-                pbar.update_absolute(i * STAGES_PER_IMAGE + stage, total)
-                check_cancel()  # newer ComfyUI throttles progress updates, and the cancel check with them
-
-            try:
-                found, heat = inspect_one(img.to(device), period_px, tile_stride_px, done)
-            except Exception as e:
-                if not is_oom(e):
-                    raise
-                # The FFT windows of a 4K map are large; the CPU is slower but has the memory.
-                log.warning(
-                    "SR4K Inspect Artifacts: out of memory on %s, measuring on the CPU instead", device
-                )
-                mm.soft_empty_cache()
-                found, heat = inspect_one(img.cpu(), period_px, tile_stride_px, done)
-            results.append(found)
-            heats.append(heat.cpu())
-        heatmap = to_comfy_image(torch.stack(heats))
-        text = report(results, period_px)
-        mean_p = sum(r.periodicity for r in results) / len(results)
-        mean_s = sum(r.seams for r in results) / len(results)
-        shown = {**ui.PreviewImage(heatmap, cls=cls).as_dict(), **ui.PreviewText(text).as_dict()}
-        return io.NodeOutput(heatmap, mean_p, mean_s, ui=shown)

@@ -12,17 +12,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..op4ksr_core.headless import patch_size_of, velocity
-from ..op4ksr_core.onestep import (
+from ...op4ksr_core.flux.forward import velocity
+from ...op4ksr_core.onestep import (
     OneStepConfig,
-    latent_multiple,
     one_step_input,
     one_step_x0,
     upsample_bicubic,
 )
-from ..op4ksr_core.periodicity import periodicity_loss
-from ..op4ksr_core.vae import F16VAE
-from .op4ksr_config import OP4KSRTrainConfig
+from ...op4ksr_core.vae import F16VAE
+from ...srkit.periodicity import periodicity_loss
+from .config import OP4KSRTrainConfig
 
 Perceptual = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``(sr, hr)`` both ``[B, 3, H, W]`` in [-1, 1] -> distance per sample ``[B]`` (or a scalar), e.g. LPIPS."""
@@ -41,11 +40,6 @@ class OneStepSR(nn.Module):
         t = self.config.t_star
         x_t = one_step_input(z_lr, t, self.config.input_mode)
         return one_step_x0(x_t, velocity(self.transformer, x_t, t, self.config), t)
-
-
-def token_pixels(transformer: nn.Module, vae: F16VAE) -> int:
-    """Pixels per token side: VAE downscale x FLUX patch (32 for F16 + 2x2)."""
-    return latent_multiple(vae.downscale, patch_size_of(transformer, vae.config.latent_channels))
 
 
 @torch.no_grad()

@@ -11,10 +11,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .config import FLUX_F16, DecodeMode, VaeConfig, check_decode_mode
 from .latent_format import LatentFormat, latent_format_for
-from .vae_config import FLUX_F16, DecodeMode, VaeConfig, check_decode_mode
-from .vae_layers import DownBlock, MidBlock, UpBlock, group_norm, norm_silu, run_layers
-from .vae_tail import DECODE_SHIFT, upsample_conv_tail
+from .layers import DownBlock, MidBlock, UpBlock, group_norm, norm_silu, run_layers
+from .tail import DECODE_SHIFT, upsample_conv_tail
 
 # Output rows per chunk of the full-resolution tail. At 4096 px wide and 128 channels a 256-row chunk
 # (plus its 2-row halo) is 128 × 258 × 4098 values: 0.54 GB in float32, against 8.6 GB unchunked.

@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ..srkit.degradations import DegradationConfig, degrade
-from ..srkit.image_io import IMAGE_SUFFIXES, read_image
-from .common import derive_seed
+from ...srkit.degradations import DegradationConfig, degrade
+from ...srkit.image_io import IMAGE_SUFFIXES, read_image
+from ..common import derive_seed
 
 Key = tuple[int, int]  # (image index, sample seed)
 

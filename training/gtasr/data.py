@@ -18,10 +18,10 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..srkit.degradations import PRESETS as DEGRADATION_PRESETS
-from ..srkit.degradations import degrade, quantize_8bit
-from ..srkit.image_io import read_image
-from .common import derive_seed
+from ...srkit.degradations import PRESETS as DEGRADATION_PRESETS
+from ...srkit.degradations import degrade, quantize_8bit
+from ...srkit.image_io import read_image
+from ..common import derive_seed
 
 __all__ = ["CropDataset", "PairBatch", "StepSampler", "bicubic_pair", "list_images", "make_loader", "make_pairs",
            "random_crop"]

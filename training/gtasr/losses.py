@@ -1,7 +1,7 @@
 """GTASR training losses as pure functions returning per-sample values [B] (``../shared/docs/gtasr.md`` §4-§6).
 
 The perceptual distance is injected (``PerceptualLoss``: two [B, 3, H, W] images in [-1, 1] -> [B]); the
-released code uses LPIPS-VGG (see ``gtasr_perceptual``). The trainer sums weight_i * loss_i.mean().
+released code uses LPIPS-VGG (see ``perceptual.py``). The trainer sums weight_i * loss_i.mean().
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .gtasr_schedule import q_sample
+from .schedule import q_sample
 
 __all__ = [
     "DTM_WEIGHTINGS", "PerceptualLoss", "charbonnier", "ct_loss", "dtm_stab_loss", "dtm_stab_target",

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..srkit.weights import load_checkpoint
-from .gtasr_losses import PerceptualLoss
+from ...srkit.weights import load_checkpoint
+from .losses import PerceptualLoss
 
 __all__ = [
     "PERCEPTUAL_CHOICES", "LPIPSUnavailableError", "LPIPSVGG", "default_vgg16_path", "load_lpips_vgg",

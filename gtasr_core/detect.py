@@ -13,29 +13,15 @@ from collections.abc import Mapping
 
 from torch import Tensor
 
+from ..srkit.registry import Architecture, CheckpointError, Descriptor, KeyCondition, describe, register
 from .config import GTASRConfig
 
-__all__ = ["GTASRCheckpointError", "describe_foreign", "infer_config", "normalize_keys"]
+__all__ = ["GTASR", "GTASRCheckpointError", "describe_foreign", "infer_config", "normalize_keys"]
 
 EXPECTED_FILES = "GTASR_final_phase.pth (or GTASR_first_phase.pth) from the Hugging Face repo Blaze-UESTC/GTASR"
 _FIRST_CONV = re.compile(r"^model\.enc\.(\d+)x\1_conv\.weight$")
 
-# (what it looks like, key fragments that must all occur in some key); first match wins.
-_FOREIGN: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("a FLUX transformer (BFL/ComfyUI layout)", ("double_blocks.", "single_blocks.")),
-    ("a FLUX transformer (diffusers layout)", ("transformer_blocks.", "single_transformer_blocks.")),
-    ("a Stable Diffusion checkpoint (UNet with model.diffusion_model.* keys)", ("diffusion_model.input_blocks.",)),
-    ("a diffusers UNet", ("down_blocks.", "time_embedding.")),
-    ("a VAE / autoencoder", ("decoder.up", "encoder.down")),
-    ("a CLIP text encoder", ("text_model.encoder.layers.",)),
-    ("a T5 text encoder", ("encoder.block.", "SelfAttention")),
-    ("an ESRGAN/RRDBNet upscaler (load it with ComfyUI's UpscaleModelLoader)", ("conv_first.", "RRDB")),
-    ("a SwinIR-style upscaler (load it with ComfyUI's UpscaleModelLoader)", ("residual_group",)),
-    ("a LoRA", ("lora_",)),
-)
-
-
-class GTASRCheckpointError(ValueError):
+class GTASRCheckpointError(CheckpointError):
     """The weights are not (or not a complete, supported) GTASR network."""
 
 
@@ -52,12 +38,8 @@ def normalize_keys(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 
 def describe_foreign(state_dict: Mapping[str, Tensor]) -> str:
-    """A short guess of what a non-GTASR state dict is, e.g. 'a FLUX transformer (BFL/ComfyUI layout)'."""
-    keys = list(state_dict)
-    for what, fragments in _FOREIGN:
-        if all(any(f in k for k in keys) for f in fragments):
-            return what
-    return "an unknown network"
+    """A short guess of what a non-GTASR state dict is (``srkit.registry.describe``), e.g. 'a LoRA'."""
+    return describe(state_dict)
 
 
 def _not_gtasr(state_dict: Mapping[str, Tensor], source: str) -> GTASRCheckpointError:
@@ -141,3 +123,14 @@ def infer_config(state_dict: Mapping[str, Tensor], source: str = "state dict") -
         if isinstance(err, GTASRCheckpointError):
             raise
         raise GTASRCheckpointError(f"{source} describes an unsupported GTASR variant: {err}") from err
+
+
+def _descriptor(state_dict: Mapping[str, Tensor]) -> Descriptor:
+    config = infer_config(state_dict)
+    layout = "basicsr" if any(k.startswith("model.") for k in state_dict) else "songunet"
+    return Descriptor("gtasr", layout, config, scale=config.scale, size_multiple=config.lr_multiple)
+
+
+GTASR = register(Architecture(
+    "gtasr", "a GTASR network", KeyCondition(all_of=("enc.", "dec.")), _descriptor))
+"""GTASR weights (``model.enc.64x64_conv.weight`` ...; bare SongUNet keys and ``module.`` prefixes too)."""

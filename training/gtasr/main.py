@@ -26,14 +26,14 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch import Tensor, nn
 
-from ..gtasr_core import build
-from .common import EMA, derive_seed, parse_overrides, resume_checkpoint, save_checkpoint
-from .gtasr_config import PRESETS, GTASRTrainConfig, describe, resolve_config
-from .gtasr_data import list_images, make_loader, make_pairs
-from .gtasr_export import export_weights, load_stage1_init
-from .gtasr_losses import PerceptualLoss
-from .gtasr_perceptual import make_perceptual
-from .gtasr_steps import stage1_losses, stage2_losses
+from ...gtasr_core import build
+from ..common import EMA, derive_seed, parse_overrides, resume_checkpoint, save_checkpoint
+from .config import PRESETS, GTASRTrainConfig, describe, resolve_config
+from .data import list_images, make_loader, make_pairs
+from .export import export_weights, load_stage1_init
+from .losses import PerceptualLoss
+from .perceptual import make_perceptual
+from .steps import stage1_losses, stage2_losses
 
 __all__ = ["Run", "TrainResult", "lr_at", "main", "setup_run", "train"]
 
@@ -148,7 +148,7 @@ def train(config: GTASRTrainConfig, perceptual: PerceptualLoss | None = None,
           accelerator: Accelerator | None = None) -> TrainResult:
     """Run one stage to ``config.total_steps`` (resuming if ``config.resume``); returns the logged means.
 
-    ``perceptual`` overrides the configured distance (tests inject a stand-in; see gtasr_perceptual).
+    ``perceptual`` overrides the configured distance (tests inject a stand-in; see perceptual.py).
     """
     acc = accelerator or Accelerator(mixed_precision=config.mixed_precision)
     if acc.device.type == "cuda":

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from ..op4ksr_core.lora import EXPORT_PREFIX  # the export format lives in the core (headless use)
+from ...op4ksr_core.lora import EXPORT_PREFIX  # the export format lives in the core (headless use)
 
 ADAPTER = "default"
 

@@ -14,8 +14,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ..gtasr_core import GTASRConfig, convert_to_safetensors, infer_config, load_gtasr_state_dict
-from ..srkit.weights import load_checkpoint
+from ...gtasr_core import GTASRConfig, convert_to_safetensors, infer_config, load_gtasr_state_dict
+from ...srkit.weights import load_checkpoint
 
 __all__ = ["StageOneInit", "basicsr_dict", "export_weights", "load_stage1_init"]
 

@@ -21,8 +21,13 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from ...srkit.registry import CheckpointError
+
 __all__ = [
+    "BLOCKS",
     "FluxLayout",
+    "WRAPPER_PREFIXES",
+    "block_count",
     "detect_flux_layout",
     "strip_prefix",
     "bfl_to_diffusers",
@@ -91,7 +96,12 @@ _MARKERS: dict[str, tuple[str, ...]] = {
     "bfl": ("double_blocks.", "single_blocks.", "img_in.", "final_layer."),
     "diffusers": ("transformer_blocks.", "single_transformer_blocks.", "x_embedder.", "norm_out."),
 }
-_WRAPPER_PREFIXES = ("model.diffusion_model.", "diffusion_model.", "transformer.", "model.")
+WRAPPER_PREFIXES = ("model.diffusion_model.", "diffusion_model.", "transformer.", "model.")
+# The double- and single-stream block names of each layout.
+BLOCKS: dict[str, tuple[str, str]] = {
+    "bfl": ("double_blocks", "single_blocks"),
+    "diffusers": ("transformer_blocks", "single_transformer_blocks"),
+}
 
 
 def strip_prefix(state_dict: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
@@ -100,42 +110,39 @@ def strip_prefix(state_dict: Mapping[str, Tensor], prefix: str) -> dict[str, Ten
 
 
 def detect_flux_layout(state_dict: Mapping[str, Tensor]) -> FluxLayout:
-    """``"bfl"`` or ``"diffusers"`` from the key names; ValueError naming the fix otherwise."""
+    """``"bfl"`` or ``"diffusers"`` from the key names; CheckpointError (a ValueError) naming the fix otherwise."""
     found = [name for name, marks in _MARKERS.items() if any(k.startswith(marks) for k in state_dict)]
     if len(found) == 1:
         return found[0]  # type: ignore[return-value]
     if not found:
-        for prefix in _WRAPPER_PREFIXES:
+        for prefix in WRAPPER_PREFIXES:
             if any(
                 k.startswith(prefix + m) for k in state_dict for marks in _MARKERS.values() for m in marks
             ):
-                raise ValueError(
+                raise CheckpointError(
                     f"FLUX keys are wrapped in prefix {prefix!r}; call strip_prefix(state_dict, {prefix!r}) first."
                 )
         sample = sorted(state_dict)[:5]
-        raise ValueError(
+        raise CheckpointError(
             f"not a FLUX transformer state dict (no BFL or diffusers keys); first keys: {sample}."
         )
-    raise ValueError("state dict mixes BFL and diffusers FLUX keys; convert or load each part separately.")
+    raise CheckpointError("state dict mixes BFL and diffusers FLUX keys; convert or load each part separately.")
 
 
-def _block_count(keys: list[str], pattern: str) -> int:
-    indices = [int(m.group(1)) for k in keys if (m := re.match(pattern, k))]
-    return max(indices, default=-1) + 1
+def block_count(keys: list[str], block: str) -> int:
+    """Number of ``<block>.<i>.`` blocks (max index + 1) among ``keys``, e.g. ``block="double_blocks"``."""
+    pattern = re.compile(rf"{re.escape(block)}\.(\d+)\.")
+    return max((int(m.group(1)) for k in keys if (m := pattern.match(k))), default=-1) + 1
 
 
 def _rules(state_dict: Mapping[str, Tensor], layout: FluxLayout) -> list[_Rule]:
     """All rules with block indices filled in for the blocks present in ``state_dict``."""
     keys = list(state_dict)
-    double_pat, single_pat = (
-        (r"double_blocks\.(\d+)\.", r"single_blocks\.(\d+)\.")
-        if layout == "bfl"
-        else (r"transformer_blocks\.(\d+)\.", r"single_transformer_blocks\.(\d+)\.")
-    )
+    double, single = BLOCKS[layout]
     rules = list(_TOP_RULES)
     for template, count in (
-        (_DOUBLE_RULES, _block_count(keys, double_pat)),
-        (_SINGLE_RULES, _block_count(keys, single_pat)),
+        (_DOUBLE_RULES, block_count(keys, double)),
+        (_SINGLE_RULES, block_count(keys, single)),
     ):
         for i in range(count):
             rules += [
@@ -153,7 +160,7 @@ def _swap_halves(t: Tensor) -> Tensor:
 def _check_all_used(state_dict: Mapping[str, Tensor], used: set[str], layout: str) -> None:
     left = sorted(set(state_dict) - used)
     if left:
-        raise ValueError(
+        raise CheckpointError(
             f"{len(left)} {layout} key(s) have no FLUX mapping, e.g. {left[:8]}; strip wrapper prefixes, "
             "dequantise, and drop non-transformer tensors (VAE, text encoders) first."
         )
@@ -162,7 +169,7 @@ def _check_all_used(state_dict: Mapping[str, Tensor], used: set[str], layout: st
 def bfl_to_diffusers(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """Convert a BFL/ComfyUI FLUX transformer state dict to diffusers ``FluxTransformer2DModel`` keys."""
     if detect_flux_layout(state_dict) != "bfl":
-        raise ValueError("expected a BFL/ComfyUI FLUX state dict (double_blocks..., img_in...).")
+        raise CheckpointError("expected a BFL/ComfyUI FLUX state dict (double_blocks..., img_in...).")
     hidden = state_dict["img_in.weight"].shape[0]
     out: dict[str, Tensor] = {}
     used: set[str] = set()
@@ -189,7 +196,7 @@ def bfl_to_diffusers(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
 def diffusers_to_bfl(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """Convert a diffusers ``FluxTransformer2DModel`` state dict to BFL/ComfyUI FLUX keys."""
     if detect_flux_layout(state_dict) != "diffusers":
-        raise ValueError("expected a diffusers FLUX state dict (transformer_blocks..., x_embedder...).")
+        raise CheckpointError("expected a diffusers FLUX state dict (transformer_blocks..., x_embedder...).")
     out: dict[str, Tensor] = {}
     used: set[str] = set()
     for rule in _rules(state_dict, "diffusers"):
@@ -200,7 +207,7 @@ def diffusers_to_bfl(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
                 continue
             if len(present) != len(keys):
                 missing = sorted(set(keys) - set(present))
-                raise ValueError(f"cannot fuse {rule.bfl}.{bfl_param}: missing {missing}.")
+                raise CheckpointError(f"cannot fuse {rule.bfl}.{bfl_param}: missing {missing}.")
             used.update(keys)
             parts = [state_dict[k] for k in keys]
             tensor = parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)

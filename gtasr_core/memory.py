@@ -1,4 +1,4 @@
-"""Memory estimate of a patch-free GTASR upscale, for ComfyUI's loader and the ``tiling=auto`` choice.
+"""Memory estimate of a patch-free GTASR upscale (pure arithmetic; the node compares it with free memory).
 
 The peak of a GTASR forward is its nearest-upsampling head: ``model_channels``-wide maps at the HR size
 (input and output of ``conv_up2`` and its activation) dwarf the UNet body, which runs at LR size. So the
@@ -10,11 +10,10 @@ room for GPU convolution workspaces (not measured here). E.g. 1024x1024 -> 4096x
 
 from __future__ import annotations
 
-import comfy.model_management as mm
-import torch
+from .model import GTASRNet
+from .tiling import padded_size
 
-from ..gtasr_core import GTASRNet
-from ..gtasr_core.tiling import padded_size
+__all__ = ["FP32_HR_IMAGES", "HEAD_MAPS", "upscale_memory"]
 
 HEAD_MAPS = 5  # model_channels-wide HR maps alive at the peak (measured 3.1-3.5, see module docstring)
 FP32_HR_IMAGES = 4  # x_T, its noise, the output and the tiled blend buffer, float32 RGB at HR size
@@ -27,8 +26,3 @@ def upscale_memory(net: GTASRNet, h: int, w: int) -> int:
     value_bytes = next(net.parameters()).element_size()
     per_pixel = (HEAD_MAPS * cfg.model_channels * value_bytes + FP32_HR_IMAGES * cfg.in_channels * 4) * cfg.scale**2
     return ph * pw * per_pixel
-
-
-def fits_patch_free(need: int, device: torch.device) -> bool:
-    """Whether ``need`` bytes are free on ``device`` now (after the weights are loaded)."""
-    return need <= mm.get_free_memory(device)

@@ -2,9 +2,9 @@
 
 Multi-GPU / mixed precision through ``accelerate launch -m sr4k.training.op4ksr --config FILE``. Each optimizer
 step takes ``grad_accum`` micro-batches of ``batch_size`` (LR, HR) pairs per process, runs the one-step model
-(op4ksr_step) with a PEFT LoRA on the FLUX transformer and RFR applied, and every ``checkpoint_every`` steps
+(training/op4ksr/step.py) with a PEFT LoRA on the FLUX transformer and RFR applied, and every ``checkpoint_every`` steps
 writes a resumable accelerate checkpoint (LoRA + optimizer + RNG; ``--resume latest``). The LoRA is exported
-for ComfyUI's ``LoraLoaderModelOnly`` to ``<output_dir>/op4ksr_lora.safetensors`` (op4ksr_lora).
+for ComfyUI's ``LoraLoaderModelOnly`` to ``<output_dir>/op4ksr_lora.safetensors`` (training/op4ksr/lora.py).
 """
 
 from __future__ import annotations
@@ -21,17 +21,17 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..op4ksr_core.flux_loader import load_flux_transformer
-from ..op4ksr_core.headless import set_rfr
-from ..op4ksr_core.vae import F16VAE
-from ..op4ksr_core.vae_loader import load_f16_vae
-from ..srkit.degradations import PRESETS as DEGRADATION_PRESETS
-from ..srkit.weights import load_state_dict
-from .common import EMA, config_to_dict, register_trainable_only_state, resume_checkpoint, save_checkpoint
-from .op4ksr_config import OP4KSRTrainConfig, load_train_config
-from .op4ksr_data import DegradedCrops, PairedCrops, StreamSampler
-from .op4ksr_lora import add_lora, save_comfy_lora
-from .op4ksr_step import OneStepSR, Perceptual, compute_losses, encode_pair, make_perceptual, token_pixels
+from ...op4ksr_core.flux.forward import set_rfr, token_pixels
+from ...op4ksr_core.flux.loader import load_flux_transformer
+from ...op4ksr_core.vae import F16VAE
+from ...op4ksr_core.vae.loader import load_f16_vae
+from ...srkit.degradations import PRESETS as DEGRADATION_PRESETS
+from ...srkit.weights import load_state_dict
+from ..common import EMA, config_to_dict, register_trainable_only_state, resume_checkpoint, save_checkpoint
+from .config import OP4KSRTrainConfig, load_train_config
+from .data import DegradedCrops, PairedCrops, StreamSampler
+from .lora import add_lora, save_comfy_lora
+from .step import OneStepSR, Perceptual, compute_losses, encode_pair, make_perceptual
 
 logger = logging.getLogger(__name__)
 

@@ -8,13 +8,18 @@ geometry (stride-2 ``conv_in``, final ×2) and the decode mode come from us.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 
 import torch
 
-from .vae import DEFAULT_CHUNK_ROWS, F16VAE
-from .vae_config import FLUX_F16, VaeConfig
-from .vae_keys import EXPECTED_VAE, summarize_keys, to_diffusers_layout
+from ...srkit.registry import CheckpointError, detect, summarize_keys
+from ...srkit.weights import load_state_dict
+from .config import FLUX_F16, VaeConfig
+from .keys import EXPECTED_VAE, to_diffusers_layout
+from .model import DEFAULT_CHUNK_ROWS, F16VAE
+
+__all__ = ["check_vae_state_dict", "expected_vae_shapes", "load_f16_vae"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +48,10 @@ def _kind_error(sd: Mapping[str, torch.Tensor], config: VaeConfig) -> str | None
 
 
 def check_vae_state_dict(sd: Mapping[str, torch.Tensor], config: VaeConfig = FLUX_F16) -> None:
-    """Raise ValueError naming missing, unexpected and mis-shaped keys of a diffusers-layout VAE state dict."""
+    """Raise CheckpointError naming missing, unexpected and mis-shaped keys of a diffusers-layout VAE state dict."""
     kind = _kind_error(sd, config)
     if kind:
-        raise ValueError(kind)
+        raise CheckpointError(kind)
     expected = expected_vae_shapes(config)
     missing = [k for k in expected if k not in sd]
     unexpected = [k for k in sd if k not in expected]
@@ -72,7 +77,7 @@ def check_vae_state_dict(sd: Mapping[str, torch.Tensor], config: VaeConfig = FLU
         problems.append(f"unexpected {len(unexpected)}: {summarize_keys(unexpected)}")
     if wrong:
         problems.append(f"wrong shape {len(wrong)}: {summarize_keys(wrong, 4)}")
-    raise ValueError(
+    raise CheckpointError(
         f"VAE state dict does not match the {config.block_out_channels} FLUX VAE: " + "; ".join(problems)
     )
 
@@ -88,25 +93,41 @@ def _resolve_dtype(sd: Mapping[str, torch.Tensor], dtype: torch.dtype | None) ->
 
 
 def load_f16_vae(
-    state_dict: Mapping[str, torch.Tensor],
+    path_or_state_dict: str | os.PathLike[str] | Mapping[str, torch.Tensor],
     decode_mode: str = "partitioned",
     *,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
-    config: VaeConfig = FLUX_F16,
+    config: VaeConfig | None = None,
 ) -> F16VAE:
     """Build the F16 VAE from FLUX VAE weights in BFL/ComfyUI or diffusers layout.
 
-    state_dict: the VAE tensors (optionally under ``first_stage_model.`` or ``vae.``). decode_mode: 'partitioned'
+    path_or_state_dict: a weights file or the VAE tensors (optionally under ``first_stage_model.`` or ``vae.``).
+    config: default read from the shapes (``srkit.registry.detect``) on the FLUX F16 geometry. decode_mode: 'partitioned'
     (Diffusion-4K's default: SC-VAE and decoders fine-tuned with it) or 'aligned' (raw FLUX VAE weights); see
     docs/op4ksr.md §9.3. chunk_rows: output rows per chunk of the full-resolution decoder tail. dtype: parameter
     dtype (default: the checkpoint's). device: where the parameters go (default: where the tensors are).
     Returns the module in eval mode; gradients stay enabled on its parameters (use ``torch.no_grad`` to infer).
     """
-    if not isinstance(state_dict, Mapping):
-        raise TypeError(f"state_dict must be a mapping of str to Tensor, got {type(state_dict).__name__}")
-    sd = to_diffusers_layout(state_dict)
+    if isinstance(path_or_state_dict, (str, os.PathLike)):
+        state_dict = load_state_dict(path_or_state_dict)
+    elif isinstance(path_or_state_dict, Mapping):
+        state_dict = path_or_state_dict
+    else:
+        raise TypeError(
+            f"path_or_state_dict must be a file path or a mapping of str to Tensor, got {type(path_or_state_dict).__name__}"
+        )
+    sd = to_diffusers_layout(state_dict)  # names what a non-VAE dict is
+    if config is None:
+        # FLUX's latent scale/shift only hold for its 16-channel latent: other widths are another VAE family.
+        kind = _kind_error(sd, FLUX_F16)
+        if kind:
+            raise CheckpointError(kind)
+        found = detect(state_dict)
+        if found.arch != "flux_vae":
+            raise CheckpointError(f"{found.arch} weights are not a VAE. Expected {EXPECTED_VAE}")
+        config = found.config
     check_vae_state_dict(sd, config)
     dtype = _resolve_dtype(sd, dtype)
     # Build on the meta device and adopt the tensors (no random init, no second copy of the weights).

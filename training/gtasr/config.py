@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..gtasr_core import PRESETS as NET_PRESETS
-from ..gtasr_core import GTASRConfig
-from ..srkit.degradations import PRESETS as DEGRADATION_PRESETS
-from .common import build_dataclass, load_config_file, merge_settings
-from .gtasr_losses import DTM_WEIGHTINGS
-from .gtasr_perceptual import PERCEPTUAL_CHOICES
-from .gtasr_schedule import dtm_index_range
+from ...gtasr_core import PRESETS as NET_PRESETS
+from ...gtasr_core import GTASRConfig
+from ...srkit.degradations import PRESETS as DEGRADATION_PRESETS
+from ..common import build_dataclass, load_config_file, merge_settings
+from .losses import DTM_WEIGHTINGS
+from .perceptual import PERCEPTUAL_CHOICES
+from .schedule import dtm_index_range
 
 __all__ = [
     "DEGRADATIONS", "GTASRTrainConfig", "NETWORKS", "PRESETS", "RECT_MODES", "TINY_NET", "describe", "preset_name",

@@ -13,10 +13,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from .gtasr_config import GTASRTrainConfig
-from .gtasr_data import PairBatch
-from .gtasr_losses import PerceptualLoss, ct_loss, dtm_stab_loss, rect_loss, ta_loss
-from .gtasr_schedule import ct_index_bound, dtm_index_range, num_points_decreasing, power_schedule, q_sample
+from .config import GTASRTrainConfig
+from .data import PairBatch
+from .losses import PerceptualLoss, ct_loss, dtm_stab_loss, rect_loss, ta_loss
+from .schedule import ct_index_bound, dtm_index_range, num_points_decreasing, power_schedule, q_sample
 
 __all__ = ["Denoiser", "consistency_pair", "randn", "schedule_at", "stage1_losses", "stage2_losses"]
 

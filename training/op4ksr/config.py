@@ -2,7 +2,7 @@
 
 The paper gives no training recipe (docs op4ksr.md §5, §11); the defaults follow the engineering fallback
 of §11: LoRA on the FLUX transformer, LR latent as ``x_{t*}`` at t* = 0.5, MSE (+ optional LPIPS) plus
-L_AP (§4.3 candidate, ``op4ksr_core.periodicity``) with RFR on the h/w axes. See docs/training_op4ksr.md.
+L_AP (§4.3 candidate, ``srkit.periodicity``) with RFR on the h/w axes. See docs/training_op4ksr.md.
 
 Losses (each weight 0 disables the term; pixel terms need one decoder pass per step):
   latent_weight     ``latent_loss`` (mse | l1) between x0 and the F16 latent of HR (model space);
@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..op4ksr_core.onestep import OneStepConfig
-from ..op4ksr_core.periodicity import PeriodicityOptions
-from ..op4ksr_core.rfr import RFRConfig
-from ..op4ksr_core.vae_config import DECODE_MODES
-from ..srkit.degradations import PRESETS as DEGRADATION_PRESETS
-from .common import build_dataclass, load_config_file, merge_settings, parse_overrides
-from .op4ksr_lora import DEFAULT_DOUBLE_TARGETS, DEFAULT_SINGLE_TARGETS, check_targets
+from ...op4ksr_core.onestep import OneStepConfig
+from ...op4ksr_core.rfr import RFRConfig
+from ...op4ksr_core.vae.config import DECODE_MODES
+from ...srkit.degradations import PRESETS as DEGRADATION_PRESETS
+from ...srkit.periodicity import PeriodicityOptions
+from ..common import build_dataclass, load_config_file, merge_settings, parse_overrides
+from .lora import DEFAULT_DOUBLE_TARGETS, DEFAULT_SINGLE_TARGETS, check_targets
 
 DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
 MIXED_PRECISION: tuple[str, ...] = ("no", "bf16", "fp16")
@@ -39,7 +39,7 @@ class OP4KSRTrainConfig:
     decode_mode: Literal["partitioned", "aligned"] = "aligned"
     axes_dims_rope: tuple[int, ...] = ()  # () = FLUX.1's split, read off the head dim
     base_dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
-    # LoRA (PEFT); targets are block-relative module paths (op4ksr_lora).
+    # LoRA (PEFT); targets are block-relative module paths (lora.py).
     lora_rank: int = 64
     lora_alpha: float = 64.0
     lora_dropout: float = 0.0

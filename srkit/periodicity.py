@@ -37,19 +37,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-F16_VAE_DOWNSCALE = 16   # pixels per latent of the F16 VAE (op4ksr.md §9)
-FLUX_PATCH_SIZE = 2      # Flux 2×2 latent packing: one token = 2×2 latents
+from .images import luma
 
-
-def grid_period_px(vae_downscale: int = F16_VAE_DOWNSCALE, patch_size: int = FLUX_PATCH_SIZE) -> int:
-    """Pixel side of one transformer token, the period of "intra-token" artifacts (32 px for F16 + 2×2)."""
-    return vae_downscale * patch_size
-
-
-DEFAULT_PERIOD_PX = grid_period_px()
+# The period of OP4KSR's "intra-token" artifacts: one transformer token, F16 VAE x 2x2 packing = 32 px. srkit sits
+# below the cores, so the number is written here; a test checks it equals op4ksr_core.geometry.pixels_per_token.
+DEFAULT_PERIOD_PX = 32
 DOMAINS = ("sr", "residual", "difference")
 LAG_SETS = ("lattice", "axes")
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 
 @dataclass(frozen=True)
@@ -187,8 +181,7 @@ def _prepare(images: Tensor, opts: PeriodicityOptions) -> Tensor:
     if images.ndim != 4:
         raise ValueError(f"expected images [B, C, H, W], got {tuple(images.shape)}")
     if opts.luma_only and images.shape[1] == 3:
-        w = torch.tensor(LUMA_WEIGHTS, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
-        return (images * w).sum(dim=1, keepdim=True)
+        return luma(images)
     return images
 
 

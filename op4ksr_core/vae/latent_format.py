@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .vae_config import FLUX_F8, FLUX_F16, VaeConfig
+from .config import FLUX_F8, FLUX_F16, VaeConfig
 
 
 @dataclass(frozen=True)

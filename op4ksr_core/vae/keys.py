@@ -17,6 +17,8 @@ from typing import Literal
 
 import torch
 
+from ...srkit.registry import CheckpointError, UnknownCheckpointError, describe, summarize_keys
+
 VaeLayout = Literal["bfl", "diffusers"]
 
 # Placeholders in the rename templates below.
@@ -130,7 +132,7 @@ def _convert(sd: Mapping[str, torch.Tensor], source: VaeLayout) -> dict[str, tor
             )
         out[new_key] = tensor
     if unknown:
-        raise ValueError(
+        raise CheckpointError(
             f"{len(unknown)} key(s) are not part of a {source}-layout FLUX VAE: {summarize_keys(unknown)}; "
             "pass only the VAE's state dict"
         )
@@ -147,14 +149,9 @@ def diffusers_to_bfl_vae(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tens
     return _convert(sd, "diffusers")
 
 
-def summarize_keys(keys: list[str], limit: int = 8) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
-
-
 # --- layout detection ---------------------------------------------------------------------------------------
 
-_LAYOUT_MARKERS: dict[VaeLayout, tuple[str, ...]] = {
+LAYOUT_MARKERS: dict[VaeLayout, tuple[str, ...]] = {
     "diffusers": ("encoder.down_blocks.", "encoder.mid_block.", "decoder.up_blocks.", "decoder.mid_block."),
     "bfl": ("encoder.down.", "encoder.mid.", "decoder.up.", "decoder.mid."),
 }
@@ -162,41 +159,11 @@ _LAYOUT_MARKERS: dict[VaeLayout, tuple[str, ...]] = {
 # Prefixes under which a VAE sits inside a bigger checkpoint (ComfyUI/LDM full checkpoints; pipeline dumps).
 VAE_PREFIXES: tuple[str, ...] = ("first_stage_model.", "vae.")
 
-# What a non-VAE state dict probably is, recognised by a key substring (first match wins; LoRAs first, since
-# FLUX LoRA keys also contain `double_blocks`).
-_KNOWN_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("a LoRA", ("lora_", ".lora_A.", ".lora.down.", ".alpha")),
-    (
-        "a FLUX transformer in BFL/ComfyUI layout (e.g. flux1-dev.safetensors)",
-        ("double_blocks.", "single_blocks."),
-    ),
-    ("a FLUX transformer in diffusers layout", ("single_transformer_blocks.", "x_embedder.")),
-    (
-        "a UNet or a full checkpoint without VAE (model.diffusion_model.*)",
-        ("model.diffusion_model.", "input_blocks."),
-    ),
-    ("a diffusers UNet", ("time_embedding.",)),
-    ("a CLIP text encoder", ("text_model.",)),
-    ("a T5 text encoder", ("encoder.block.", "shared.weight")),
-    ("a GTASR network", ("map_layer0", "params_ema")),
-)
-
 EXPECTED_VAE = (
     "a FLUX.1 VAE: BFL/ComfyUI `ae.safetensors` (keys like encoder.down.0.block.0.norm1.weight) or diffusers "
     "`vae/diffusion_pytorch_model.safetensors` (keys like encoder.down_blocks.0.resnets.0.norm1.weight), as the "
     "Diffusion-4K / UltraFlux F16 VAEs ship"
 )
-
-
-def describe_state_dict(sd: Mapping[str, torch.Tensor]) -> str:
-    """Best guess of what a (non-VAE) state dict holds, for error messages."""
-    for description, markers in _KNOWN_KINDS:
-        if any(marker in key for key in sd for marker in markers):
-            return description
-    keys = list(sd)
-    return (
-        f"an unrecognised state dict ({len(keys)} tensors; first keys: {summarize_keys(keys, 4) or 'none'})"
-    )
 
 
 def extract_vae_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -209,16 +176,16 @@ def extract_vae_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
 
 
 def detect_vae_layout(sd: Mapping[str, torch.Tensor]) -> VaeLayout:
-    """'bfl' or 'diffusers' for a FLUX VAE state dict; ValueError saying what ``sd`` is otherwise."""
-    found = [layout for layout, markers in _LAYOUT_MARKERS.items() if any(k.startswith(markers) for k in sd)]
+    """'bfl' or 'diffusers' for a FLUX VAE state dict; CheckpointError saying what ``sd`` is otherwise."""
+    found = [layout for layout, markers in LAYOUT_MARKERS.items() if any(k.startswith(markers) for k in sd)]
     if len(found) == 2:
-        raise ValueError(
+        raise CheckpointError(
             "the VAE state dict mixes BFL keys (encoder.down.*) and diffusers keys (encoder.down_blocks.*); "
             "convert one part with bfl_to_diffusers_vae or diffusers_to_bfl_vae first"
         )
     if not found:
-        raise ValueError(
-            f"not a VAE state dict: this looks like {describe_state_dict(sd)}. Expected {EXPECTED_VAE}"
+        raise UnknownCheckpointError(
+            f"not a VAE state dict: this looks like {describe(sd)}. Expected {EXPECTED_VAE}"
         )
     return found[0]
 
