@@ -29,6 +29,11 @@ from .rfr import RFRConfig
 from .vae import F16VAE
 from .vae.loader import load_f16_vae
 
+__all__ = [
+    "load_pipeline", "upscale_image",
+]
+
+
 
 def load_pipeline(
     flux_path: str | Path,

@@ -17,6 +17,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+__all__ = [
+    "EXPORT_PREFIX", "merge_comfy_lora",
+]
+
+
 EXPORT_PREFIX = "transformer."
 _DOWN, _UP = ".lora_A.weight", ".lora_B.weight"
 

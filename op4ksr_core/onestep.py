@@ -23,6 +23,13 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+__all__ = [
+    "DEFAULT_TARGET_LONG_SIDE", "DEFAULT_T_STAR", "INPUT_MODES", "InputMode", "OneStepConfig",
+    "one_step_input", "one_step_x0", "pack_latents", "pad_to_multiple", "target_size", "unpack_latents",
+    "upsample_bicubic",
+]
+
+
 InputMode = Literal["flow", "direct"]
 INPUT_MODES: tuple[str, ...] = ("flow", "direct")
 

@@ -84,7 +84,7 @@ def check_size(h: int, w: int, period_px: int, tile_stride_px: int) -> None:
 
 def compose_heatmap(
     image: torch.Tensor, periodic: torch.Tensor, seams: torch.Tensor, scale: HeatmapScale = HeatmapScale()
-) -> torch.Tensor:  # noqa: B008 - frozen default
+) -> torch.Tensor:
     """Overlay of one image ``[3, H, W]`` in [0, 1]: dimmed greyscale, red where ``periodic`` [H, W] is high,
     cyan where ``seams`` [H, W] is high. Returns ``[3, H, W]`` in [0, 1]."""
     grey = luma(image[None])[0, 0] * scale.background

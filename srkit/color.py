@@ -21,6 +21,13 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+__all__ = [
+    "METHODS", "Method", "WAVELET_LEVELS", "adain", "check_image_batch", "color_correct", "lab_transfer",
+    "linear_to_srgb", "oklab_to_linear_rgb", "oklab_to_rgb", "rgb_to_oklab", "srgb_to_linear", "wavelet",
+    "wavelet_split",
+]
+
+
 Method = Literal["wavelet", "adain", "lab", "none"]
 METHODS: tuple[str, ...] = ("wavelet", "adain", "lab", "none")
 

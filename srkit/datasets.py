@@ -33,6 +33,14 @@ from .degradations import PRESETS, DegradationConfig, degrade
 from .download import sha256_file
 from .image_io import IMAGE_SUFFIXES, image_size, read_image, write_image
 
+__all__ = [
+    "DIV4K50", "Dataset", "DatasetError", "HR_DIR", "HR_DIR_NAMES", "ImagePair", "LR_DIR_NAMES", "MANIFEST",
+    "MANIFEST_FORMAT", "MANIFEST_VERSION", "build_synthetic_benchmark", "check_pair_sizes", "image_seed",
+    "list_images", "load_dataset", "load_div4k50", "load_lr_folder", "load_synthetic_benchmark",
+    "lr_dir_name", "pair_by_stem", "read_manifest",
+]
+
+
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"

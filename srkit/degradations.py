@@ -27,6 +27,12 @@ from .jpeg import jpeg_compress
 from .kernels import KernelSpec, sample_kernels, sample_sinc_kernels
 from .noise import add_noise, gaussian_noise, poisson_noise
 
+__all__ = [
+    "DegradationConfig", "DegradedBatch", "Degrader", "LEVELS_8BIT", "PRESETS", "RESIZE_MODES", "StageSpec",
+    "degrade", "filter2d", "quantize_8bit",
+]
+
+
 RESIZE_MODES: tuple[str, ...] = ("area", "bilinear", "bicubic")
 LEVELS_8BIT = 255.0
 

@@ -18,6 +18,12 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
+__all__ = [
+    "INSTALL_HINT", "IQAMetric", "IQAScorer", "IQA_METRICS", "MissingMetricsExtra", "check_iqa_name",
+    "iqa_available", "require_pyiqa",
+]
+
+
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install sr4k[metrics]"

@@ -20,6 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+__all__ = [
+    "CHROMA_FACTOR", "CHROMA_QTABLE", "JPEG_BLOCK", "LEVELS", "LUMA_QTABLE", "dct_matrix", "jpeg_compress",
+    "quality_tables", "rgb_to_ycbcr", "ycbcr_to_rgb",
+]
+
+
 JPEG_BLOCK = 8          # DCT block side (T.81)
 CHROMA_FACTOR = 2       # 4:2:0 subsampling factor per axis
 LEVELS = 255.0          # 8-bit sample range

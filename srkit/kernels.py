@@ -24,6 +24,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+__all__ = [
+    "KERNEL_TYPES", "KernelSpec", "Param", "SINC_CUTOFF_LARGE", "SINC_CUTOFF_SMALL",
+    "SINC_SMALL_KERNEL_LIMIT", "gaussian_kernel", "generalized_gaussian_kernel", "kernel_grid",
+    "plateau_kernel", "pulse_kernel", "quadratic_form", "sample_kernels", "sample_sinc_kernels", "sinc_kernel",
+]
+
+
 KERNEL_TYPES: tuple[str, ...] = (
     "iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso",
 )

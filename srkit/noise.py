@@ -11,6 +11,11 @@ from torch import Tensor
 
 from .images import luma
 
+__all__ = [
+    "LEVELS_8BIT", "add_noise", "gaussian_noise", "intensity_levels", "poisson_noise", "rgb_to_gray",
+]
+
+
 LEVELS_8BIT = 255
 
 

@@ -39,6 +39,12 @@ from torch import Tensor
 
 from .images import luma
 
+__all__ = [
+    "DEFAULT_PERIOD_PX", "DOMAINS", "LAG_SETS", "PeriodicityOptions", "autocorrelation", "lattice_lags",
+    "periodicity_loss", "periodicity_map", "periodicity_score", "prominences",
+]
+
+
 # The period of OP4KSR's "intra-token" artifacts: one transformer token, F16 VAE x 2x2 packing = 32 px. srkit sits
 # below the cores, so the number is written here; a test checks it equals op4ksr_core.geometry.pixels_per_token.
 DEFAULT_PERIOD_PX = 32

@@ -95,7 +95,7 @@ KINDS: tuple[tuple[str, KeyCondition], ...] = (
     ("an ESRGAN/RRDBNet upscaler (load it with ComfyUI's UpscaleModelLoader)",
      KeyCondition(all_of=("conv_first.", "RRDB"))),
     ("a SwinIR-style upscaler (load it with ComfyUI's UpscaleModelLoader)", KeyCondition(any_of=("residual_group",))),
-)  # fmt: skip
+)
 
 _REGISTRY: dict[str, Architecture] = {}
 

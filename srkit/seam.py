@@ -22,6 +22,12 @@ from torch import Tensor
 
 from .images import luma
 
+__all__ = [
+    "BASELINE_RADIUS", "DEFAULT_MIN_STRIDE", "DEFAULT_STRIDE_STEP", "FUNDAMENTAL_TOLERANCE", "MIN_LINES",
+    "SeamResult", "gradient_profiles", "seam_heatmap", "seam_score", "seam_search",
+]
+
+
 MIN_LINES = 2                          # a "grid" needs at least two parallel lines per axis
 DEFAULT_STRIDE_STEP = 8                # tile strides of real tilers are multiples of 8 px
 DEFAULT_MIN_STRIDE = 32

@@ -1,4 +1,7 @@
-"""Shared fixtures: the real ComfyUI server (session-wide) and the golden-fixture folder."""
+"""Shared fixtures: the real ComfyUI server (session-wide), the golden-fixture folder, a local model hub.
+
+Helpers shared by several test files live in ``tests/support`` (on the path through pytest's ``pythonpath``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from comfy_harness import REPO, ComfyServer, harness_available, start_server, stop_server
+from local_hub import LocalHub, serve_hub
 
 
 def shared_dir() -> Path | None:
@@ -38,3 +42,14 @@ def comfy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServ
         yield server
     finally:
         stop_server(server)
+
+
+@pytest.fixture()
+def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHub]:
+    """A local hub; offline mode is switched off for this process only (the server is on loopback)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    with serve_hub() as state:
+        yield state

@@ -26,7 +26,15 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 import torch
 from safetensors.torch import load_file, save_file
 
-logger = logging.getLogger(__name__)
+__all__ = [
+    "CHECKPOINT_PREFIX", "EMA", "EXTRA_FILE", "STATE_FILE", "T", "build_dataclass", "checkpoint_dir",
+    "config_to_dict", "derive_seed", "list_checkpoints", "load_config_file", "merge_settings",
+    "parse_overrides", "prune_checkpoints", "register_trainable_only_state", "resume_checkpoint",
+    "save_checkpoint",
+]
+
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -286,7 +294,7 @@ def save_checkpoint(
             save_file({k: v.detach().cpu().contiguous() for k, v in extra.items()}, str(path / EXTRA_FILE))
         (path / STATE_FILE).write_text(json.dumps({"step": int(step)}))
         prune_checkpoints(output_dir, keep)
-        logger.info("saved checkpoint %s", path)
+        log.info("saved checkpoint %s", path)
     accelerator.wait_for_everyone()
     return path
 
@@ -300,7 +308,7 @@ def resume_checkpoint(
     if resume == "latest":
         found = list_checkpoints(output_dir)
         if not found:
-            logger.info("no checkpoint in %s; starting from step 0", output_dir)
+            log.info("no checkpoint in %s; starting from step 0", output_dir)
             return 0, {}
         path = found[-1][1]
     else:
@@ -313,7 +321,7 @@ def resume_checkpoint(
     accelerator.load_state(str(path), strict=accelerator not in _TRAINABLE_ONLY)
     step = int(json.loads((path / STATE_FILE).read_text())["step"])
     extra = load_file(str(path / EXTRA_FILE)) if (path / EXTRA_FILE).is_file() else {}
-    logger.info("resumed from %s at step %d", path, step)
+    log.info("resumed from %s at step %d", path, step)
     return step, extra
 
 

@@ -16,7 +16,7 @@ from .keys import convert_flux_state_dict, strip_prefix
 
 __all__ = ["load_flux_transformer"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 def load_flux_transformer(
@@ -57,5 +57,5 @@ def load_flux_transformer(
             f"{source} does not fit the inferred FLUX config {config}: missing {sorted(missing)[:5]}, "
             f"unexpected {sorted(unexpected)[:5]}."
         )
-    logger.info("loaded FLUX transformer %s (%s)", config, dtype)
+    log.info("loaded FLUX transformer %s (%s)", config, dtype)
     return model.eval()

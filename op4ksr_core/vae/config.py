@@ -11,6 +11,12 @@ import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
+__all__ = [
+    "DECODE_MODES", "DecodeMode", "FLUX_F16", "FLUX_F8", "PARTITIONED_STRIDE", "VAE_PRESETS", "VaeConfig",
+    "check_decode_mode",
+]
+
+
 DecodeMode = Literal["partitioned", "aligned"]
 DECODE_MODES: tuple[str, ...] = ("partitioned", "aligned")
 

@@ -19,6 +19,12 @@ import torch
 
 from ...srkit.registry import CheckpointError, UnknownCheckpointError, describe, summarize_keys
 
+__all__ = [
+    "EXPECTED_VAE", "LAYOUT_MARKERS", "VAE_PREFIXES", "VaeLayout", "bfl_to_diffusers_vae", "decoder_levels",
+    "detect_vae_layout", "diffusers_to_bfl_vae", "extract_vae_state_dict", "to_diffusers_layout",
+]
+
+
 VaeLayout = Literal["bfl", "diffusers"]
 
 # Placeholders in the rename templates below.

@@ -11,6 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+__all__ = [
+    "ATTN_QUERY_CHUNK", "DownBlock", "Downsample", "MidBlock", "ResnetBlock", "SpatialSelfAttention",
+    "UpBlock", "Upsample", "group_norm", "norm_silu", "resnet_stack", "run_layers", "single_head_attention",
+]
+
+
 # Queries per attention call in the mid block. At a 4096² image the mid block sees 256² = 65,536 positions;
 # when the fused SDPA kernels cannot run (head dim 512 exceeds flash attention's limit; CPU/fp32 fallbacks),
 # the math path would hold a 65,536² score matrix (16 GiB in float32). Chunking queries bounds that to

@@ -21,7 +21,7 @@ from .model import DEFAULT_CHUNK_ROWS, F16VAE
 
 __all__ = ["check_vae_state_dict", "expected_vae_shapes", "load_f16_vae"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 _QUANT_PREFIXES = ("quant_conv.", "post_quant_conv.")
 
@@ -136,5 +136,5 @@ def load_f16_vae(
     model.load_state_dict(
         {k: v.to(device=device, dtype=dtype) for k, v in sd.items()}, strict=True, assign=True
     )
-    logger.info("loaded F16 VAE (%d tensors, %s, decode_mode=%s)", len(sd), dtype, decode_mode)
+    log.info("loaded F16 VAE (%d tensors, %s, decode_mode=%s)", len(sd), dtype, decode_mode)
     return model.eval()

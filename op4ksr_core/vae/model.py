@@ -16,6 +16,11 @@ from .latent_format import LatentFormat, latent_format_for
 from .layers import DownBlock, MidBlock, UpBlock, group_norm, norm_silu, run_layers
 from .tail import DECODE_SHIFT, upsample_conv_tail
 
+__all__ = [
+    "DEFAULT_CHUNK_ROWS", "Decoder", "Encoder", "F16VAE", "LOGVAR_RANGE", "check_chunk_rows",
+]
+
+
 # Output rows per chunk of the full-resolution tail. At 4096 px wide and 128 channels a 256-row chunk
 # (plus its 2-row halo) is 128 × 258 × 4098 values: 0.54 GB in float32, against 8.6 GB unchunked.
 DEFAULT_CHUNK_ROWS = 256

@@ -16,6 +16,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+__all__ = [
+    "DECODE_SHIFT", "kernel_halo", "upsample_conv_reference", "upsample_conv_rows", "upsample_conv_tail",
+]
+
+
 # Output pixel shift of each decode mode (see module docstring).
 DECODE_SHIFT: dict[str, int] = {"aligned": 0, "partitioned": 1}
 

@@ -25,6 +25,11 @@ from ...srkit.periodicity import PeriodicityOptions
 from ..common import build_dataclass, load_config_file, merge_settings, parse_overrides
 from .lora import DEFAULT_DOUBLE_TARGETS, DEFAULT_SINGLE_TARGETS, check_targets
 
+__all__ = [
+    "DTYPES", "MIXED_PRECISION", "OP4KSRTrainConfig", "load_train_config",
+]
+
+
 DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
 MIXED_PRECISION: tuple[str, ...] = ("no", "bf16", "fp16")
 

@@ -19,6 +19,11 @@ from ...srkit.degradations import DegradationConfig, degrade
 from ...srkit.image_io import IMAGE_SUFFIXES, read_image
 from ..common import derive_seed
 
+__all__ = [
+    "DegradedCrops", "Key", "PairedCrops", "StreamSampler", "crop_origin", "list_images",
+]
+
+
 Key = tuple[int, int]  # (image index, sample seed)
 
 
@@ -48,7 +53,7 @@ class StreamSampler(Sampler[Key]):
     ``pos = (m * world + rank) * batch + j``; epoch ``pos // n`` shuffles the n images with its own seed.
     """
 
-    def __init__(self, n_images: int, batch_size: int, seed: int, *, start: int = 0, rank: int = 0, world: int = 1):
+    def __init__(self, n_images: int, batch_size: int, seed: int, *, start: int = 0, rank: int = 0, world: int = 1) -> None:
         if n_images < 1 or batch_size < 1 or not 0 <= rank < world:
             raise ValueError(f"StreamSampler: n_images={n_images}, batch_size={batch_size}, rank={rank}/{world}")
         self.n, self.batch, self.seed, self.start, self.rank, self.world = n_images, batch_size, seed, start, rank, world

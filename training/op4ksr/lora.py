@@ -18,6 +18,13 @@ from safetensors.torch import save_file
 
 from ...op4ksr_core.lora import EXPORT_PREFIX  # the export format lives in the core (headless use)
 
+__all__ = [
+    "ADAPTER", "DEFAULT_DOUBLE_TARGETS", "DEFAULT_SINGLE_TARGETS", "DOUBLE_BLOCK_TARGETS",
+    "SINGLE_BLOCK_TARGETS", "add_lora", "check_targets", "comfy_lora_state_dict", "lora_state_dict",
+    "save_comfy_lora", "target_regex",
+]
+
+
 ADAPTER = "default"
 
 # Block-relative module paths that ComfyUI's flux_to_diffusers maps (comfy/utils.py), so exports always load.

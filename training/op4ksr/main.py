@@ -33,7 +33,12 @@ from .data import DegradedCrops, PairedCrops, StreamSampler
 from .lora import add_lora, save_comfy_lora
 from .step import OneStepSR, Perceptual, compute_losses, encode_pair, make_perceptual
 
-logger = logging.getLogger(__name__)
+__all__ = [
+    "LORA_FILE", "TrainResult", "load_transformer", "load_vae", "main", "make_dataset", "train",
+]
+
+
+log = logging.getLogger(__name__)
 
 LORA_FILE = "op4ksr_lora.safetensors"
 
@@ -89,7 +94,7 @@ def _export(accelerator, model: OneStepSR, ema: EMA | None, config: OP4KSRTrainC
         with torch.no_grad():
             for n, p in named:
                 p.copy_(backup[n])
-    logger.info("exported LoRA %s%s", path, " (EMA weights)" if ema else "")
+    log.info("exported LoRA %s%s", path, " (EMA weights)" if ema else "")
     return path
 
 
@@ -118,7 +123,7 @@ def train(
     if config.crop_size % unit:
         raise ValueError(f"crop_size={config.crop_size} must be a multiple of the token size {unit} px")
     if config.lambda_ap > 0 and unit not in config.ap.periods:
-        logger.warning("L_AP periods %s do not include this model's token size %d px", config.ap.periods, unit)
+        log.warning("L_AP periods %s do not include this model's token size %d px", config.ap.periods, unit)
     params = add_lora(transformer, config.lora_rank, config.lora_alpha, config.lora_double_targets,
                       config.lora_single_targets, config.lora_dropout)  # fmt: skip
     set_rfr(transformer, config.rfr)
@@ -147,8 +152,8 @@ def train(
         (Path(config.output_dir) / "config.json").write_text(json.dumps(config_to_dict(config), indent=2))
         if config.report_to:
             accelerator.init_trackers("op4ksr", config={k: str(v) for k, v in config_to_dict(config).items()})
-    log = logger.info if accelerator.is_main_process else logger.debug
-    log("OP4KSR LoRA: %d trainable params, %d processes, from step %d to %d",
+    say = log.info if accelerator.is_main_process else log.debug  # one line per step, from the main process
+    say("OP4KSR LoRA: %d trainable params, %d processes, from step %d to %d",
                 sum(p.numel() for p in params), accelerator.num_processes, step, config.steps)  # fmt: skip
 
     result = TrainResult(step=step)
@@ -178,7 +183,7 @@ def train(
         result.history.append(sums)
         if step % config.log_every == 0 or step == config.steps:
             mean = {k: accelerator.reduce(torch.tensor(v, device=accelerator.device), "mean").item() for k, v in sums.items()}
-            log("step %d/%d %s lr %.3g", step, config.steps,
+            say("step %d/%d %s lr %.3g", step, config.steps,
                         " ".join(f"{k} {v:.5f}" for k, v in mean.items()), scheduler.get_last_lr()[0])  # fmt: skip
             accelerator.log({f"loss/{k}": v for k, v in mean.items()}, step=step)
         if step % config.checkpoint_every == 0 or step == config.steps:
@@ -209,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(json.dumps(config_to_dict(config), indent=2) + "\n")
         return 0
     result = train(config)
-    logger.info("done at step %d; LoRA: %s", result.step, result.lora_path)
+    log.info("done at step %d; LoRA: %s", result.step, result.lora_path)
     return 0
 
 

@@ -23,6 +23,11 @@ from ...op4ksr_core.vae import F16VAE
 from ...srkit.periodicity import periodicity_loss
 from .config import OP4KSRTrainConfig
 
+__all__ = [
+    "OneStepSR", "Perceptual", "compute_losses", "encode_pair", "make_perceptual",
+]
+
+
 Perceptual = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``(sr, hr)`` both ``[B, 3, H, W]`` in [-1, 1] -> distance per sample ``[B]`` (or a scalar), e.g. LPIPS."""
 

@@ -10,10 +10,9 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from comfy_harness import ComfyServer, PromptError, execution_error
-from gtasr_support import border_ratio
+from gtasr_support import border_ratio, lowres, tiny_gtasr_files
 from sr4k.gtasr_core import GTASRNet, load_gtasr, upscale
 from sr4k.srkit.seam import seam_score
-from test_cli import lowres, tiny_gtasr_files
 from workflow_files import api_workflow
 
 pytestmark = pytest.mark.comfy
@@ -177,7 +176,7 @@ def test_tile_that_is_not_a_multiple_is_a_clear_error(models: ComfyServer) -> No
 
 
 @pytest.fixture(scope="module")
-def nodes(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - the sr4k.nodes.gtasr module
+def nodes(tmp_path_factory: pytest.TempPathFactory):
     from comfy_tree import import_comfy
 
     import_comfy()
@@ -194,11 +193,11 @@ def nodes(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - the sr4k.
     return gtasr
 
 
-def _patcher(nodes, precision: str = "fp32"):  # noqa: ANN001, ANN202
+def _patcher(nodes, precision: str = "fp32"):
     return nodes.LoadModel.execute("tiny_gtasr.pth", precision).result[0]
 
 
-def test_loader_precision_and_patcher(nodes) -> None:  # noqa: ANN001
+def test_loader_precision_and_patcher(nodes) -> None:
     import comfy.model_management as mm
 
     assert nodes.model_options()[-1] == "GTASR_final_phase.pth (download)"
@@ -219,7 +218,7 @@ def test_loader_precision_and_patcher(nodes) -> None:  # noqa: ANN001
     ("off", True, None, False), ("off", False, None, False), ("auto", True, None, True),
     ("auto", False, 64, True), ("force", True, 64, True),
 ])  # fmt: skip
-def test_tiling_modes_call_the_core_as_documented(nodes, monkeypatch: pytest.MonkeyPatch, tiling: str,  # noqa: ANN001
+def test_tiling_modes_call_the_core_as_documented(nodes, monkeypatch: pytest.MonkeyPatch, tiling: str,
                                                   fits: bool, tile: int | None, fallback: bool) -> None:
     calls = []
 
@@ -236,7 +235,7 @@ def test_tiling_modes_call_the_core_as_documented(nodes, monkeypatch: pytest.Mon
         assert calls[0]["allow_tile_fallback"] is fallback and calls[0]["fallback_tile"] == 64
 
 
-def test_out_of_memory_is_a_clear_error_and_frees_memory(nodes, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_out_of_memory_is_a_clear_error_and_frees_memory(nodes, monkeypatch: pytest.MonkeyPatch) -> None:
     import comfy.model_management as mm
 
     def oom(*args: object, **kw: object) -> None:
@@ -256,7 +255,7 @@ def test_out_of_memory_is_a_clear_error_and_frees_memory(nodes, monkeypatch: pyt
         nodes.Upscale.execute(patcher, torch.rand(1, 16, 24, 3), 0, "force", 16, 4)
 
 
-def test_cancel_propagates_and_frees_memory(nodes, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_cancel_propagates_and_frees_memory(nodes, monkeypatch: pytest.MonkeyPatch) -> None:
     """Cancel between tiles stops the run, even when no progress update reaches ComfyUI's hook (newer
     ComfyUI throttles them, and its cancel check rides on them): the node checks explicitly."""
     import comfy.model_management as mm
@@ -283,7 +282,7 @@ def test_cancel_propagates_and_frees_memory(nodes, monkeypatch: pytest.MonkeyPat
     assert emptied
 
 
-def test_memory_estimate_counts_padded_pixels_and_dtype(nodes) -> None:  # noqa: ANN001
+def test_memory_estimate_counts_padded_pixels_and_dtype(nodes) -> None:
     from sr4k.gtasr_core.memory import HEAD_MAPS, upscale_memory
 
     fp32, bf16 = _patcher(nodes).model, _patcher(nodes, "bf16").model

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WORK = Path(os.environ.get("SR4K_COMFY_WORK", REPO / ".cache" / "comfyui"))
 # SR4K_COMFY_TREE: another ComfyUI tree, used in place (scripts/test_env.sh builds its venv under WORK).
 COMFY_DIR = Path(os.environ.get("SR4K_COMFY_TREE") or WORK / "ComfyUI")
@@ -168,7 +168,7 @@ def start_server(base: Path, timeout: float = 180.0) -> ComfyServer:
     extra.write_text("\n".join(lines) + "\n")
     port = free_port()
     log_path = base / "server.log"
-    log = open(log_path, "w")  # noqa: SIM115 - closed with the process
+    log = open(log_path, "w")
     cmd = [
         str(VENV_PY), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
         "--disable-api-nodes", "--disable-all-custom-nodes",

@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-from gtasr_train_support import one_thread, write_images
+from gtasr_train_support import one_thread, read_log, smoke_config, subprocess_env
 from sr4k.training.gtasr import main
 
 _one_thread = pytest.fixture(autouse=True, scope="module")(one_thread)
-
-
-def smoke_config(tmp_path: Path) -> Path:
-    data = write_images(tmp_path / "data", count=6)
-    toml = tmp_path / "smoke.toml"
-    toml.write_text(f'preset = "tiny"\ndata_dirs = ["{data.as_posix()}"]\noutput_dir = "{(tmp_path / "out").as_posix()}"\n'
-                    "total_steps = 2\nsave_every = 2\n")
-    return toml
-
-
-def read_log(out: Path) -> list[dict[str, float]]:
-    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
 
 
 def test_main_reads_the_file_and_overrides(tmp_path):
@@ -37,12 +22,6 @@ def test_main_reads_the_file_and_overrides(tmp_path):
     assert (out / "gtasr_stage1.pth").is_file() and (out / "checkpoint-00000003" / "trainer_state.json").is_file()
     with pytest.raises(ValueError, match="valid GTASRTrainConfig keys"):
         main(["--stage", "1", "--config", str(toml), "--learning-rate", "1"])
-
-
-def subprocess_env() -> dict[str, str]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    env.pop("CUDA_VISIBLE_DEVICES", None)
-    return env
 
 
 def test_accelerate_launch_runs_the_module(tmp_path):

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.comfy
 
 
 @pytest.fixture(scope="module")
-def comfy():  # noqa: ANN201 - the comfy package
+def comfy():
     package = import_comfy()
     import comfy.sd  # noqa: F401 - loads the model-loading path the tests compare against
 
@@ -32,7 +32,7 @@ def _has_txt_ids_dims() -> bool:
     return "txt_ids_dims" in {f.name for f in dataclasses.fields(FluxParams)}
 
 
-def _tiny_flux(**extra: object):  # noqa: ANN202 - comfy.ldm.flux.model.Flux
+def _tiny_flux(**extra: object):
     torch.manual_seed(0)
     model = comfy_flux(
         in_channels=4, out_channels=4, vec_in_dim=8, context_in_dim=8, hidden_size=32, mlp_ratio=2.0,
@@ -48,7 +48,7 @@ def _tiny_flux(**extra: object):  # noqa: ANN202 - comfy.ldm.flux.model.Flux
 # --- RFR and models whose text ids sit on the spatial axes ------------------------------------------------
 
 
-def test_ntk_rfr_is_refused_where_text_ids_take_the_spatial_axes(comfy) -> None:  # noqa: ANN001
+def test_ntk_rfr_is_refused_where_text_ids_take_the_spatial_axes(comfy) -> None:
     from sr4k.nodes.op4ksr_patch import check_text_axes
     from sr4k.op4ksr_core.embedder import grid_from_ids
     from sr4k.op4ksr_core.rfr import RFRConfig
@@ -76,7 +76,7 @@ def test_ntk_rfr_is_refused_where_text_ids_take_the_spatial_axes(comfy) -> None:
 # --- out of memory and cancel -----------------------------------------------------------------------------
 
 
-def test_oom_is_recognised_as_this_comfyui_recognises_it(comfy) -> None:  # noqa: ANN001
+def test_oom_is_recognised_as_this_comfyui_recognises_it(comfy) -> None:
     import comfy.model_management as mm
 
     from sr4k.nodes.runtime import is_oom
@@ -92,7 +92,7 @@ def test_oom_is_recognised_as_this_comfyui_recognises_it(comfy) -> None:  # noqa
         assert is_oom(accel) == (mm.is_oom(accel) if hasattr(mm, "is_oom") else True)
 
 
-def test_a_cancel_stops_op4ksr_and_inspect_before_their_first_stage(comfy) -> None:  # noqa: ANN001
+def test_a_cancel_stops_op4ksr_and_inspect_before_their_first_stage(comfy) -> None:
     import comfy.model_management as mm
 
     from sr4k.nodes.inspect_artifacts import InspectArtifacts
@@ -120,7 +120,7 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
         assert torch.equal(sa[k], sb[k]), k
 
 
-def test_loader_model_is_the_kind_unetloader_gives(comfy) -> None:  # noqa: ANN001
+def test_loader_model_is_the_kind_unetloader_gives(comfy) -> None:
     from sr4k.nodes.op4ksr_loaders import load_flux_model
 
     path = str(tiny_flux_bfl_file())
@@ -133,7 +133,7 @@ def test_loader_model_is_the_kind_unetloader_gives(comfy) -> None:  # noqa: ANN0
     _same_weights(ours.model, core.model)
 
 
-def test_diffusers_layout_model_can_be_rebuilt_by_core(comfy) -> None:  # noqa: ANN001
+def test_diffusers_layout_model_can_be_rebuilt_by_core(comfy) -> None:
     from sr4k.nodes.op4ksr_loaders import load_flux_model
 
     bfl = comfy.sd.load_diffusion_model(str(tiny_flux_bfl_file()), model_options={})

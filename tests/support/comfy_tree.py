@@ -14,7 +14,7 @@ from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def comfy_dir() -> Path:
@@ -51,7 +51,7 @@ def import_comfy() -> ModuleType:
     return comfy
 
 
-def comfy_flux(**kwargs: object):  # noqa: ANN201 - a comfy.ldm.flux.model.Flux
+def comfy_flux(**kwargs: object):
     """ComfyUI's own ``Flux`` module built from FLUX.1-style ``kwargs``, on any ComfyUI version.
 
     Fields that newer versions made required get FLUX.1's values when absent: ``txt_ids_dims=[]``

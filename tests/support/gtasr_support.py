@@ -1,14 +1,18 @@
-"""Helpers for the GTASR tests: the fixtures' deterministic init, a tiny config and a seam metric."""
+"""Helpers for the GTASR tests: the fixtures' deterministic init, a tiny config, a seam metric, tiny weight
+files and a low-res test image."""
 
 from __future__ import annotations
 
 import math
 import zlib
+from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor, nn
 
-from sr4k.gtasr_core import GTASRConfig
+from sr4k.gtasr_core import GTASRConfig, GTASRNet, build
 
 # Two levels, one block each, Swin everywhere: LR multiple 8, ~0.9 M parameters, fast on CPU.
 TINY = GTASRConfig(model_channels=32, channel_mult=(1, 2), num_blocks=1, train_resolution=16,
@@ -49,3 +53,33 @@ def border_ratio(image: Tensor, borders_x: list[int], borders_y: list[int]) -> f
         if borders:
             at_border.append(prof[mask].mean())
     return float(torch.stack(at_border).mean() / torch.stack(steps).mean())
+
+
+LR_H, LR_W = 20, 28  # not multiples of TINY's LR multiple (8): padding and cropping are exercised
+
+def tiny_gtasr_files(folder: Path) -> tuple[Path, Path, GTASRNet]:
+    """A small-config GTASR saved as BasicSR ``.pth`` ({'params', 'params_ema'}, ``module.`` keys) and
+    as ``.safetensors``; returns both paths and the EMA network (the one inference must use).
+
+    ``params`` holds different weights, so a loader that picked it instead of ``params_ema`` is caught.
+    """
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ema = deterministic_init_(build(TINY))
+    raw = {k: v.clone() for k, v in ema.state_dict().items()}
+    online = {k: (v * 0.5 if v.is_floating_point() else v) for k, v in raw.items()}
+    pth = folder / "tiny_gtasr.pth"
+    torch.save({"params": {f"module.{k}": v for k, v in online.items()},
+                "params_ema": {f"module.{k}": v for k, v in raw.items()}}, pth)
+    st = folder / "tiny_gtasr.safetensors"
+    save_file({k: v.contiguous() for k, v in raw.items()}, str(st))
+    return pth, st, ema
+
+
+def lowres(seed: int = 0, h: int = LR_H, w: int = LR_W, channels: int = 3) -> np.ndarray:
+    """A smooth-plus-texture test image (uint8), so the upscale has structure to work on."""
+    rng = np.random.default_rng(seed)
+    small = (rng.random((max(2, h // 4), max(2, w // 4), channels)) * 255).astype(np.uint8)
+    img = np.array(Image.fromarray(small.squeeze()).resize((w, h), Image.BICUBIC)).reshape(h, w, channels)
+    return np.clip(img.astype(int) + rng.integers(-12, 13, img.shape), 0, 255).astype(np.uint8)

@@ -41,7 +41,7 @@ def deterministic_state_dict(shapes: Mapping[str, tuple[int, ...]], seed: int = 
     return {k: deterministic_tensor(k, tuple(s), seed) for k, s in shapes.items()}
 
 
-def _cached(name: str, build) -> Path:  # noqa: ANN001 - a zero-argument factory of a state dict
+def _cached(name: str, build) -> Path:
     path = CACHE / name
     if not path.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
@@ -107,7 +107,7 @@ def load(path: Path) -> dict[str, torch.Tensor]:
 OP4KSR_LR_SIZE = (32, 24)  # (width, height)
 
 
-def install_op4ksr_models(server) -> None:  # noqa: ANN001 - comfy_harness.ComfyServer
+def install_op4ksr_models(server) -> None:
     """Link the tiny FLUX (as flux1-dev) and the F16 VAE (as ae) into the server's model folders and
     write the example low-res input, the file names the bundled OP4KSR workflows use."""
     import numpy as np

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,3 +76,21 @@ def paired_objective(config: GTASRTrainConfig, student: nn.Module, data: Path, f
             sums[key] = sums.get(key, 0.0) + float(value) / draws
     student.train(was_training)
     return sums
+
+
+def smoke_config(tmp_path: Path) -> Path:
+    data = write_images(tmp_path / "data", count=6)
+    toml = tmp_path / "smoke.toml"
+    toml.write_text(f'preset = "tiny"\ndata_dirs = ["{data.as_posix()}"]\noutput_dir = "{(tmp_path / "out").as_posix()}"\n'
+                    "total_steps = 2\nsave_every = 2\n")
+    return toml
+
+
+def read_log(out: Path) -> list[dict[str, float]]:
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+def subprocess_env() -> dict[str, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    return env

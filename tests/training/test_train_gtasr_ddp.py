@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from test_train_gtasr_cli import read_log, smoke_config, subprocess_env
+from gtasr_train_support import read_log, smoke_config, subprocess_env
 
 
 @pytest.mark.slow

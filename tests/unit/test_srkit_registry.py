@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-import sr4k.gtasr_core  # noqa: F401 - registers "gtasr"
+import sr4k.gtasr_core
 import sr4k.op4ksr_core  # noqa: F401 - registers "flux_transformer" and "flux_vae"
 from gtasr_support import TINY
 from sr4k.gtasr_core import GTASRCheckpointError, build, load_gtasr

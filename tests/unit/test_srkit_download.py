@@ -4,123 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import socket
-import threading
-from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from local_hub import REPO_ID, LocalHub
 from sr4k.srkit.download import DownloadError, download_file, download_model, sha256_file, staging_dir
 from sr4k.srkit.model_registry import GTASR_FINAL, MODELS, ModelFile, by_name
-
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-REPO_ID = "Blaze-UESTC/GTASR"
-
-
-@dataclass
-class LocalHub:
-    """Files served as ``/{repo}/resolve/main/{file}`` with the headers ``hf_hub_download`` reads.
-
-    ``files`` maps URL path -> the bytes served by successive GETs (the last one repeats), so a test can
-    serve a corrupt file first; ``drop_first_get`` closes the first GET after half the body (a dropped
-    connection); ``gets`` counts GET requests per path; ``ranges`` records Range headers.
-    """
-
-    url: str = ""
-    files: dict[str, list[bytes]] = field(default_factory=dict)
-    drop_first_get: set[str] = field(default_factory=set)
-    gets: Counter = field(default_factory=Counter)
-    ranges: list[str] = field(default_factory=list)
-
-    def put(self, repo_id: str, filename: str, *versions: bytes) -> None:
-        self.files[f"/{repo_id}/resolve/main/{filename}"] = list(versions)
-
-    def current(self, path: str) -> bytes | None:
-        versions = self.files.get(path)
-        if not versions:
-            return None
-        return versions[min(self.gets[path], len(versions) - 1)]
-
-
-def _handler(hub: LocalHub) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: object) -> None:  # keep pytest output clean
-            pass
-
-        def _headers(self, data: bytes, status: int = 200, extra: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            self.send_header("X-Repo-Commit", COMMIT)
-            self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
-            self.send_header("Accept-Ranges", "bytes")
-            for k, v in (extra or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-
-        def _missing(self) -> None:
-            self.send_response(404)
-            self.send_header("X-Error-Code", "EntryNotFound")
-            self.send_header("X-Error-Message", "Entry not found")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def do_HEAD(self) -> None:  # noqa: N802 - http.server naming
-            data = hub.current(self.path)
-            if data is None:
-                return self._missing()
-            self._headers(data, extra={"Content-Length": str(len(data))})
-
-        def do_GET(self) -> None:  # noqa: N802
-            rng = self.headers.get("Range")
-            if rng:  # a resumed request continues the version of the GET it resumes
-                hub.ranges.append(rng)
-                versions = hub.files[self.path]
-                data = versions[min(hub.gets[self.path], len(versions)) - 1]
-                start = int(rng.removeprefix("bytes=").split("-")[0])
-            else:
-                data = hub.current(self.path)
-                if data is None:
-                    return self._missing()
-                hub.gets[self.path] += 1
-                start = 0
-            body = data[start:]
-            extra = {"Content-Length": str(len(body))}
-            if start:
-                extra["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
-            self._headers(data, 206 if start else 200, extra)
-            if not rng and self.path in hub.drop_first_get and hub.gets[self.path] == 1:
-                self.wfile.write(body[: len(body) // 2])
-                self.wfile.flush()
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)  # the client sees a truncated body
-                return
-            self.wfile.write(body)
-
-    return Handler
-
-
-@pytest.fixture()
-def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHub]:
-    """A local hub; offline mode is switched off for this process only (the server is on loopback)."""
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    state = LocalHub()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _payload(n: int = 300_000, seed: int = 0) -> bytes:

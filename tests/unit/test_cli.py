@@ -17,46 +17,16 @@ import torch.nn.functional as F
 from PIL import Image
 
 from comfy_harness import REPO
-from gtasr_support import TINY, deterministic_init_
+from gtasr_support import LR_H, LR_W, lowres, tiny_gtasr_files
+from local_hub import LocalHub
 from sr4k.cli.main import main
-from sr4k.gtasr_core import GTASRNet, build, load_gtasr, upscale
+from sr4k.gtasr_core import GTASRNet, load_gtasr, upscale
 from sr4k.srkit.model_registry import GTASR_FINAL
-from test_srkit_download import LocalHub, hub  # noqa: F401 - the local-hub fixture
-
-LR_H, LR_W = 20, 28  # not multiples of TINY's LR multiple (8): padding and cropping are exercised
-
-
-def tiny_gtasr_files(folder: Path) -> tuple[Path, Path, GTASRNet]:
-    """A small-config GTASR saved as BasicSR ``.pth`` ({'params', 'params_ema'}, ``module.`` keys) and
-    as ``.safetensors``; returns both paths and the EMA network (the one inference must use).
-
-    ``params`` holds different weights, so a loader that picked it instead of ``params_ema`` is caught.
-    """
-    from safetensors.torch import save_file
-
-    folder.mkdir(parents=True, exist_ok=True)
-    ema = deterministic_init_(build(TINY))
-    raw = {k: v.clone() for k, v in ema.state_dict().items()}
-    online = {k: (v * 0.5 if v.is_floating_point() else v) for k, v in raw.items()}
-    pth = folder / "tiny_gtasr.pth"
-    torch.save({"params": {f"module.{k}": v for k, v in online.items()},
-                "params_ema": {f"module.{k}": v for k, v in raw.items()}}, pth)
-    st = folder / "tiny_gtasr.safetensors"
-    save_file({k: v.contiguous() for k, v in raw.items()}, str(st))
-    return pth, st, ema
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, GTASRNet]:
     return tiny_gtasr_files(tmp_path_factory.mktemp("weights"))
-
-
-def lowres(seed: int = 0, h: int = LR_H, w: int = LR_W, channels: int = 3) -> np.ndarray:
-    """A smooth-plus-texture test image (uint8), so the upscale has structure to work on."""
-    rng = np.random.default_rng(seed)
-    small = (rng.random((max(2, h // 4), max(2, w // 4), channels)) * 255).astype(np.uint8)
-    img = np.array(Image.fromarray(small.squeeze()).resize((w, h), Image.BICUBIC)).reshape(h, w, channels)
-    return np.clip(img.astype(int) + rng.integers(-12, 13, img.shape), 0, 255).astype(np.uint8)
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:
@@ -147,7 +117,7 @@ def test_missing_input_and_weights_are_clear_errors(files: tuple, tmp_path: Path
     assert bad.value.code == 2
 
 
-def test_first_use_downloads_into_the_user_cache(files: tuple, hub: LocalHub, tmp_path: Path,  # noqa: F811
+def test_first_use_downloads_into_the_user_cache(files: tuple, hub: LocalHub, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     pth, _, net = files
     home = tmp_path / "home"
@@ -166,7 +136,7 @@ def test_first_use_downloads_into_the_user_cache(files: tuple, hub: LocalHub, tm
     assert hub.gets.total() == 1
 
 
-def test_failed_download_is_a_clear_error_and_leaves_nothing(hub: LocalHub, tmp_path: Path,  # noqa: F811
+def test_failed_download_is_a_clear_error_and_leaves_nothing(hub: LocalHub, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch,
                                                              caplog: pytest.LogCaptureFixture) -> None:
     home = tmp_path / "home"

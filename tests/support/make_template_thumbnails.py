@@ -29,9 +29,9 @@ QUALITY = 82
 
 
 def _compare_artifacts_inputs(server: ComfyServer) -> None:
-    from test_node_inspect import _natural, _tiled
+    from artifact_images import natural, tiled
 
-    for name, image in (("sr4k_example_patch_free.png", _natural(1)), ("sr4k_example_tiled.png", _tiled(1))):
+    for name, image in (("sr4k_example_patch_free.png", natural(1)), ("sr4k_example_tiled.png", tiled(1))):
         Image.fromarray((image * 255 + 0.5).astype("uint8")).save(server.input_dir / name)
 
 
@@ -63,7 +63,7 @@ def _square(png: bytes) -> Image.Image:
     return Image.open(io.BytesIO(png)).convert("RGB").resize((SIDE, SIDE), Image.LANCZOS)
 
 
-def render(page, server: ComfyServer, path: Path) -> Path:  # noqa: ANN001 - a Playwright page
+def render(page, server: ComfyServer, path: Path) -> Path:
     load_ui_workflow(page, json.loads(path.read_text()))
     page.wait_for_timeout(500)
     if path.stem in RUNNABLE:
