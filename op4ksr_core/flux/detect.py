@@ -46,10 +46,7 @@ def flux_config(
     hidden, in_channels = _shape(sd, img_in, layout)
     head_dim = _shape(sd, head, layout)[0]
     if axes_dims_rope is None:
-        if head_dim not in FLUX_AXES_DIMS_ROPE:
-            raise CheckpointError(
-                f"attention head dim {head_dim} is not FLUX.1's 128; pass axes_dims_rope explicitly.")
-        axes_dims_rope = FLUX_AXES_DIMS_ROPE[head_dim]
+        axes_dims_rope = FLUX_AXES_DIMS_ROPE.get(head_dim)  # None: not FLUX.1's head, the loader asks for it
     keys = list(sd)
     return {
         "in_channels": int(in_channels),
@@ -60,7 +57,7 @@ def flux_config(
         "joint_attention_dim": int(_shape(sd, txt_in, layout)[1]),
         "pooled_projection_dim": int(_shape(sd, pooled, layout)[1]),
         "guidance_embeds": guidance in sd,
-        "axes_dims_rope": tuple(axes_dims_rope),
+        "axes_dims_rope": None if axes_dims_rope is None else tuple(axes_dims_rope),
     }
 
 

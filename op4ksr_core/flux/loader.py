@@ -45,6 +45,10 @@ def load_flux_transformer(
     sd = strip_prefix(state_dict, found.prefix) if found.prefix else state_dict
     sd = convert_flux_state_dict(sd, "diffusers")
     config = flux_config(sd, "diffusers", axes_dims_rope)
+    if config["axes_dims_rope"] is None:
+        raise CheckpointError(
+            f"attention head dim {config['attention_head_dim']} is not FLUX.1's 128; pass axes_dims_rope explicitly."
+        )
     dtype = torch.float32 if dtype is None else dtype
     device = "cpu" if device is None else device
     with torch.device("meta"):
