@@ -17,6 +17,7 @@ from torch import Tensor
 
 from ..srkit import perf
 from ..srkit.images import Progress
+from ..srkit.oom import is_oom
 from ..srkit.transfer import to_host
 from .model import GTASRNet
 from .noise import NoiseKind, noise_field, set_layout
@@ -28,8 +29,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TILE = 512  # released chop_size (LR pixels)
 DEFAULT_OVERLAP = 64  # released chop_size - chop_stride (512 - 448)
-_OOM_ERRORS: tuple[type[BaseException], ...] = tuple(
-    {getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError), torch.cuda.OutOfMemoryError})
 
 TileDone = Callable[[int, tuple[int, int, int, int], Tensor], None]
 """``on_tile(image_index, (y, x, h, w) in padded HR px, region [1, 3, h, w] in [0, 1])`` after each tile: the
@@ -170,8 +169,8 @@ def upscale(net: GTASRNet, lr: Tensor, *, seed: int, tile: int | None = None, ov
             else:
                 out = _tiled(net, x_t, lq, sigma, device, t, ov, progress, on_tile)
             break
-        except _OOM_ERRORS:
-            if i == len(tiles) - 1:
+        except Exception as e:  # torch OOM types, and accelerator errors reporting OOM (srkit.oom)
+            if not is_oom(e) or i == len(tiles) - 1:
                 raise
         # Outside the except block, so the traceback (and the tensors its frames hold) is released.
         _free_memory(device)

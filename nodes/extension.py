@@ -13,7 +13,7 @@ from .inspect_artifacts import InspectArtifacts
 from .op4ksr_loaders import LoadF16VAE, LoadModel
 from .op4ksr_patch import ApplyRFR, EmptyConditioning
 from .op4ksr_upscale import Upscale as OP4KSRUpscale
-from .renames import register_renames
+from .renames import RENAMES, register_renames
 
 NODES: list[type[io.ComfyNode]] = [
     ColorCorrect,
@@ -32,7 +32,7 @@ class SR4KExtension(ComfyExtension):
     async def on_load(self) -> None:
         register_folders()
         install_example_inputs()  # the templates' LoadImage files, when absent from the input folder
-        await register_renames()  # a no-op on ComfyUI versions without node replacement (0.3.75)
+        await register_renames(RENAMES, NODES)  # a no-op on ComfyUI versions without node replacement (0.3.75)
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         # ComfyUI 0.3.75 never calls on_load; the loaders' schemas list the pack folders, so register them here

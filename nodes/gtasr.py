@@ -28,6 +28,7 @@ from ..srkit.sizing import target_size
 from .common import from_comfy_image, to_comfy_image
 from .folders import file_list, full_path
 from .gtasr_preview import TilePreview
+from .runtime import check_cancel, is_oom
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,13 @@ def resolve_model_file(model_name: str, download_released: bool) -> str:
             f"{GTASR_FINAL.filename} from the Hugging Face repo {GTASR_FINAL.repo_id}, or download it by hand "
             f"from {GTASR_FINAL.url()} into {target} and pick it in model_name."
         )
-    pbar = comfy.utils.ProgressBar(1)  # bytes; each update is also a cancel point
-    path = download_model(GTASR_FINAL, target, progress=lambda done, total: pbar.update_absolute(done, total or done))
+    pbar = comfy.utils.ProgressBar(1)  # bytes
+
+    def progress(done: int, total: int | None) -> None:
+        pbar.update_absolute(done, total or done)
+        check_cancel()  # throttled progress updates no longer check for cancel on every chunk
+
+    path = download_model(GTASR_FINAL, target, progress=progress)
     return str(path)
 
 
@@ -222,11 +228,13 @@ class Upscale(io.ComfyNode):
             state.update(patch_free=tiling == "off" or (tiling == "auto" and fits_patch_free(need, device)),
                          lr_hw=tuple(x.shape[-2:]))
             base = (state["image"] * passes + k) * units
-            pbar.update_absolute(base, batch * passes * units)  # a cancel point before each pass
+            pbar.update_absolute(base, batch * passes * units)
+            check_cancel()  # before each pass
             preview.start(x, net.scale)
 
             def report(done: int, total: int) -> None:
                 pbar.update_absolute(base + done * units // total, batch * passes * units, preview.take())
+                check_cancel()  # between tiles: newer ComfyUI throttles progress updates (its cancel point)
 
             return upscale(net, x.float(), seed=seed, tile=None if state["patch_free"] else tile_size,
                            overlap=overlap, progress=report, allow_tile_fallback=tiling == "auto",
@@ -236,9 +244,12 @@ class Upscale(io.ComfyNode):
         try:
             for i in range(batch):
                 state["image"] = i
+                check_cancel()  # before each image
                 out = upscale_to_size(lr[i : i + 1].float(), size, run_pass, net.scale)
                 outs.append(out.to(mm.intermediate_device()))
-        except mm.OOM_EXCEPTION:
+        except Exception as e:
+            if not is_oom(e):
+                raise
             oom = True  # raised below, outside the except block, so the failed step's tensors are freed
         finally:
             mm.soft_empty_cache()

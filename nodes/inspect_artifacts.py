@@ -17,6 +17,7 @@ from ..srkit.artifacts import STAGES_PER_IMAGE, check_size, inspect_one, report
 from ..srkit.color import check_image_batch
 from ..srkit.periodicity import DEFAULT_PERIOD_PX
 from .common import from_comfy_image, to_comfy_image
+from .runtime import check_cancel, is_oom
 
 log = logging.getLogger(__name__)
 
@@ -87,17 +88,20 @@ class InspectArtifacts(io.ComfyNode):
         batch = batch[:, :3].float()
         check_size(batch.shape[-2], batch.shape[-1], period_px, tile_stride_px)
         total = STAGES_PER_IMAGE * batch.shape[0]
-        pbar = comfy.utils.ProgressBar(total)  # each update is a cancel point
+        pbar = comfy.utils.ProgressBar(total)
         device = mm.get_torch_device()
         results, heats = [], []
         for i, img in enumerate(batch):
 
             def done(stage: int, i: int = i) -> None:
                 pbar.update_absolute(i * STAGES_PER_IMAGE + stage, total)
+                check_cancel()  # newer ComfyUI throttles progress updates, and the cancel check with them
 
             try:
                 found, heat = inspect_one(img.to(device), period_px, tile_stride_px, done)
-            except mm.OOM_EXCEPTION:
+            except Exception as e:
+                if not is_oom(e):
+                    raise
                 # The FFT windows of a 4K map are large; the CPU is slower but has the memory.
                 log.warning(
                     "SR4K Inspect Artifacts: out of memory on %s, measuring on the CPU instead", device

@@ -87,27 +87,48 @@ def read_weights(path: str) -> dict[str, torch.Tensor]:
     return extract_state_dict(raw, source=path)
 
 
-def load_flux_model(path: str, weight_dtype: str):  # noqa: ANN201 - a ComfyUI ModelPatcher
+def load_flux_model(path: str, weight_dtype: str, disable_dynamic: bool = False):  # noqa: ANN201 - ModelPatcher
     """A FLUX transformer file (BFL/ComfyUI or diffusers layout) as a ComfyUI ``MODEL``.
 
-    ComfyUI builds the model (its own FLUX class, fp8 options, offloading); the registry only checks what the file
-    is and its layout, so a GTASR file, a VAE or a LoRA gets our error naming it.
+    ComfyUI builds the model the way core ``UNETLoader`` does (``comfy.sd.load_diffusion_model``: its own
+    FLUX class, fp8 options, offloading, the file's quantization metadata), so it is the same kind of
+    ``MODEL``; on versions that have it (0.33+), ``cached_patcher_init`` is set as core sets it, the factory
+    dynamic VRAM, TorchCompileModel and multi-GPU nodes rebuild the model from (called with
+    ``disable_dynamic=True`` for a non-dynamic copy). BFL files name core's own loader; diffusers files,
+    converted to BFL keys here, name this function. The registry only checks what the file is and its
+    layout, so a GTASR file, a VAE or a LoRA gets our error naming it.
     """
-    sd = read_weights(path)
+    options = dict(WEIGHT_DTYPES[weight_dtype])
+    safetensors = path.lower().endswith((".safetensors", ".sft"))
+    if safetensors:
+        sd, metadata = comfy.utils.load_torch_file(path, safe_load=True, return_metadata=True)
+    else:  # pickles only weights-only (read_weights), never through a loader that might unpickle objects
+        sd, metadata = read_weights(path), None
     found = detect(sd, path)
     if found.arch != "flux_transformer":
         raise CheckpointError(
             f"{path} holds {found.arch} weights, not a FLUX.1 transformer; pick a file from models/diffusion_models "
             "(e.g. flux1-dev.safetensors or an OP4KSR fine-tune)."
         )
+    # What core's loader records; pickles and diffusers files are re-read by this function (weights-only).
+    factory = (comfy.sd.load_diffusion_model, (path, options)) if safetensors else (load_flux_model, (path, weight_dtype))
     if found.layout == "diffusers":
+        if metadata and "_quantization_metadata" in metadata:
+            raise CheckpointError(
+                f"{path} is a diffusers-layout FLUX file with quantization metadata, whose layer names would not "
+                "match after key conversion; use the BFL/ComfyUI-layout file of the same weights instead."
+            )
         sd = diffusers_to_bfl(strip_prefix(sd, found.prefix) if found.prefix else sd)
-    model = comfy.sd.load_diffusion_model_state_dict(sd, model_options=WEIGHT_DTYPES[weight_dtype])
+        factory = (load_flux_model, (path, weight_dtype))
+    extra = {"disable_dynamic": True} if disable_dynamic else {}  # only passed by versions that have it
+    model = comfy.sd.load_diffusion_model_state_dict(sd, model_options=options, metadata=metadata, **extra)
     if model is None:
         raise ValueError(
             f"{path} is not a diffusion-model file ComfyUI recognises; OP4KSR needs a FLUX.1 transformer "
             "(models/diffusion_models, e.g. flux1-dev.safetensors or an OP4KSR fine-tune)."
         )
+    if hasattr(model, "cached_patcher_init"):  # ComfyUI 0.33+
+        model.cached_patcher_init = factory
     flux_diffusion_model(model)  # a non-FLUX model (SD, SDXL, ...) gets a clear error
     return model
 

@@ -28,6 +28,7 @@ from .common import from_comfy_image, to_comfy_image
 from .flux_model import empty_flux_conditioning, flux_diffusion_model, one_step_sample
 from .op4ksr_settings import BASE_MODEL_WARNING, model_settings
 from .op4ksr_vae import VAE_TILING, check_vae_tiling, decode, encode
+from .runtime import check_cancel, is_oom
 
 log = logging.getLogger(__name__)
 
@@ -44,22 +45,28 @@ def _check_vae(vae, latent_channels: int) -> int:  # noqa: ANN001 - comfy.sd.VAE
     return vae.spacial_compression_encode()
 
 
+def _stage_done(pbar: comfy.utils.ProgressBar) -> None:
+    pbar.update(1)
+    check_cancel()  # explicit: newer ComfyUI throttles progress updates, and with them its own cancel check
+
+
 def upscale_one(model, vae, lr: torch.Tensor, size: tuple[int, int], cond: list, cfg: OneStepConfig,  # noqa: ANN001
                 pbar: comfy.utils.ProgressBar, vae_tiling: str = "never") -> torch.Tensor:  # fmt: skip
-    """One ``[1, 3, h, w]`` image in [0, 1] -> ``[1, 3, H, W]`` (steps reported on ``pbar``).
+    """One ``[1, 3, h, w]`` image in [0, 1] -> ``[1, 3, H, W]`` (steps reported on ``pbar``, cancel checked).
 
     The VAE runs untiled unless ``vae_tiling`` says otherwise (``op4ksr_vae``): ComfyUI's ``VAE.encode``/
     ``decode`` would silently fall back to tiles on out-of-memory."""
+    check_cancel()
     inner = flux_diffusion_model(model)
     multiple = pixels_per_token(_check_vae(vae, inner.params.in_channels), inner.patch_size)
     padded, (h, w) = pad_to_multiple(upsample_bicubic(lr.to(mm.get_torch_device()), size), multiple)
-    pbar.update(1)
+    _stage_done(pbar)
     latent = encode(vae, padded.movedim(1, -1), vae_tiling)
-    pbar.update(1)
+    _stage_done(pbar)
     latent = one_step_sample(model, latent, cond, cfg)
-    pbar.update(1)
+    _stage_done(pbar)
     image = decode(vae, latent, vae_tiling)[..., :h, :w]
-    pbar.update(1)
+    _stage_done(pbar)
     return image
 
 
@@ -123,13 +130,15 @@ class Upscale(io.ComfyNode):
         h, w = lr.shape[-2:]
         size = target_size(h, w, long_side=long_side) if target == "long_side" else target_size(h, w, scale=scale)
         cond = conditioning or empty_flux_conditioning(model, cfg.empty_text_tokens, cfg.guidance)
-        pbar = comfy.utils.ProgressBar(STAGES_PER_IMAGE * lr.shape[0])  # each update is a cancel point
+        pbar = comfy.utils.ProgressBar(STAGES_PER_IMAGE * lr.shape[0])
         outs = []
         for i in range(lr.shape[0]):
             oom = False
             try:
                 out = upscale_one(model, vae, lr[i : i + 1], size, cond, cfg, pbar, vae_tiling)
-            except mm.OOM_EXCEPTION:
+            except Exception as e:
+                if not is_oom(e):
+                    raise
                 oom = True  # raised below, outside the except block, so the failed step's tensors are freed
             if oom:
                 mm.soft_empty_cache()

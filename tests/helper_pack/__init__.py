@@ -80,7 +80,21 @@ class NonFluxModel(io.ComfyNode):
         return io.NodeOutput(comfy.model_patcher.ModelPatcher(torch.nn.Linear(2, 2), cpu, cpu))
 
 
+# Renames registered through the pack's own code (tests/test_node_replace.py): an identity rename with one
+# renamed widget input, and one across a seed widget whose saved workflows carry a control_after_generate value.
+TEST_RENAMES = (
+    ("SR4K_ColourCorrect", "SR4K_ColorCorrect", (("strength", "amount"),)),
+    ("GTASR_UpscaleLegacy", "GTASR_Upscale", ()),
+)
+
+
 class HelperExtension(ComfyExtension):
+    async def on_load(self) -> None:  # called by ComfyUI versions with node replacement (0.33); not by 0.3.75
+        from sr4k.nodes.extension import NODES
+        from sr4k.nodes.renames import Rename, register_renames
+
+        await register_renames([Rename(old, new, "0.1.0", inputs=ins) for old, new, ins in TEST_RENAMES], NODES)
+
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return [ZeroFluxConditioning, MaskAsImage, EmptyImageBatch, NonFluxModel]
 

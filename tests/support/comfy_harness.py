@@ -1,4 +1,4 @@
-"""A real ComfyUI 0.3.75 server for the tests, and a small HTTP client for it.
+"""A real ComfyUI server (0.3.75 unless ``$SR4K_COMFY_TREE`` names another tree) for the tests, and a small HTTP client for it.
 
 The tree and venv are prepared by ``scripts/test_env.sh`` into ``.cache/comfyui`` (see
 ``../shared/docs/comfyui-harness.md``). The server runs on loopback with only this pack (and the
@@ -25,7 +25,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 WORK = Path(os.environ.get("SR4K_COMFY_WORK", REPO / ".cache" / "comfyui"))
-COMFY_DIR = WORK / "ComfyUI"
+# SR4K_COMFY_TREE: another ComfyUI tree, used in place (scripts/test_env.sh builds its venv under WORK).
+COMFY_DIR = Path(os.environ.get("SR4K_COMFY_TREE") or WORK / "ComfyUI")
 VENV_PY = WORK / "venv" / "bin" / "python"
 PACK_NAME = "sr4k"
 HELPER_PACK = REPO / "tests" / "helper_pack"

@@ -68,11 +68,36 @@ def api_to_ui(page: Any, api: dict[str, Any]) -> dict[str, Any]:
 
 
 def node_report(page: Any) -> list[dict[str, Any]]:
-    """For every node on the canvas: type, class, title, error flag and widget names."""
+    """For every node on the canvas: type, class, title, error flag, widget names, and the combo widgets
+    whose value is not among their options (a file missing from this ComfyUI's folders)."""
     return json.loads(
         page.evaluate(
             """() => JSON.stringify(app.graph._nodes.map(n => ({
                 id: n.id, type: n.type, comfyClass: n.comfyClass ?? null, title: n.title ?? null,
-                has_errors: !!n.has_errors, widgets: (n.widgets || []).map(w => w.name)})))"""
+                has_errors: !!n.has_errors, widgets: (n.widgets || []).map(w => w.name),
+                missing_values: (n.widgets || []).filter(w => Array.isArray(w.options?.values)
+                    && !w.options.values.includes(w.value)).map(w => w.name)})))"""
         )
+    )
+
+
+def broken_nodes(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Nodes of an unknown type, or flagged with errors for another reason than a missing file.
+
+    Frontend 1.49 (ComfyUI 0.33) flags nodes whose model or input file is absent at load; a fresh
+    ComfyUI has none of a template's models, so that flag alone is not a broken node.
+    """
+    return [n for n in nodes if n["comfyClass"] is None or (n["has_errors"] and not n["missing_values"])]
+
+
+def notices(page: Any) -> str:
+    """Text of what the frontend shows about a loaded graph's problems: its dialogs (frontend 1.32), or
+    the error panel behind the errors overlay's "View details" (1.49)."""
+    see_errors = page.get_by_test_id("error-overlay-see-errors")
+    if see_errors.count():
+        see_errors.first.click()
+        page.wait_for_timeout(500)
+        return page.evaluate("() => document.body.innerText")
+    return page.evaluate(
+        "() => [...document.querySelectorAll('.p-dialog, [role=dialog]')].map(d => d.innerText).join('\\n---\\n')"
     )

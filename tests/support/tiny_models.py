@@ -73,6 +73,16 @@ def tiny_flux_bfl_file(seed: int = 0) -> Path:
     return _cached(f"tiny_flux_bfl_s{seed}_v1.safetensors", build)
 
 
+def tiny_flux_diffusers_file(seed: int = 0) -> Path:
+    """The same tiny FLUX in diffusers key layout, bf16 safetensors (what OP4KSR_LoadModel also reads)."""
+
+    def build() -> dict[str, torch.Tensor]:
+        sd = tiny_flux_diffusers_model(seed).state_dict()
+        return {k: v.to(torch.bfloat16).contiguous() for k, v in sd.items()}
+
+    return _cached(f"tiny_flux_diffusers_s{seed}_v1.safetensors", build)
+
+
 def f16_vae_file(layout: str = "bfl", seed: int = 0) -> Path:
     """A real-size FLUX VAE (the F16 VAE's weights) with deterministic weights, bf16 safetensors."""
     from sr4k.op4ksr_core.vae import F16VAE

@@ -6,7 +6,7 @@ import pytest
 import torch
 from diffusers import FluxTransformer2DModel
 
-from comfy_tree import import_comfy
+from comfy_tree import bfl_for_comfy_flux, comfy_flux
 from sr4k.op4ksr_core.flux.keys import (
     bfl_to_diffusers,
     convert_flux_state_dict,
@@ -69,11 +69,8 @@ def test_round_trip_is_identical(guidance: bool) -> None:
 @pytest.mark.comfy
 @pytest.mark.parametrize("guidance", [True, False])
 def test_converted_weights_give_the_same_output_in_comfy_flux(guidance: bool) -> None:
-    comfy = import_comfy()
-    from comfy.ldm.flux.model import Flux
-
     dm = tiny_diffusers(guidance)
-    cm = Flux(
+    cm = comfy_flux(
         in_channels=LATENT_CH,
         out_channels=LATENT_CH,
         vec_in_dim=POOLED,
@@ -89,9 +86,8 @@ def test_converted_weights_give_the_same_output_in_comfy_flux(guidance: bool) ->
         qkv_bias=True,
         guidance_embed=guidance,
         dtype=torch.float32,
-        operations=comfy.ops.disable_weight_init,
     ).eval()
-    cm.load_state_dict(diffusers_to_bfl(dm.state_dict()), strict=True)
+    cm.load_state_dict(bfl_for_comfy_flux(cm, diffusers_to_bfl(dm.state_dict())), strict=True)
 
     torch.manual_seed(1)
     b, h, w, txt = 2, 8, 12, 5

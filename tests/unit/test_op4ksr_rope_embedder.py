@@ -10,7 +10,7 @@ import pytest
 import torch
 from diffusers.models.transformers.transformer_flux import FluxPosEmbed
 
-from comfy_tree import import_comfy
+from comfy_tree import comfy_flux, import_comfy
 from sr4k.op4ksr_core.embedder import RFREmbedder, RFRPosEmbed, embed_nd, grid_from_ids, pos_embed_cos_sin
 from sr4k.op4ksr_core.rfr import RFRConfig, ntk_theta
 from sr4k.op4ksr_core.rope import flux_ids, rope_matrices
@@ -108,11 +108,8 @@ def test_embedders_reject_bad_input() -> None:
 @pytest.mark.comfy
 def test_object_patch_into_comfy_flux() -> None:
     """The swap the OP4KSR_ApplyRFR node makes: identity at mode 'none', a real change with NTK."""
-    comfy = import_comfy()
-    from comfy.ldm.flux.model import Flux
-
     torch.manual_seed(0)
-    model = Flux(
+    model = comfy_flux(
         in_channels=4,
         out_channels=4,
         vec_in_dim=8,
@@ -128,7 +125,6 @@ def test_object_patch_into_comfy_flux() -> None:
         qkv_bias=True,
         guidance_embed=False,
         dtype=torch.float32,
-        operations=comfy.ops.disable_weight_init,
     ).eval()
     with torch.no_grad():
         for p in model.parameters():
