@@ -20,7 +20,8 @@ from ..op4ksr_core.onestep import (
     upsample_bicubic,
 )
 from ..op4ksr_core.settings import AUTO, from_widgets, resolve
-from ..srkit.color import METHODS, check_image_batch, color_correct
+from ..srkit.color import METHODS, color_correct
+from ..srkit.images import check_image
 from ..srkit.sizing import resize_exact
 from .common import from_comfy_image, to_comfy_image
 from .flux_model import empty_flux_conditioning, flux_diffusion_model, one_step_sample
@@ -116,7 +117,7 @@ class Upscale(io.ComfyNode):
             notice = f"OP4KSR weights' settings: t* {cfg.t_star:g}, input {cfg.input_mode}."
         check_vae_tiling(vae_tiling)
         lr = from_comfy_image(image)
-        check_image_batch(lr, "image")
+        check_image(lr, purpose="OP4KSR")
         alpha, lr = lr[:, 3:], lr[:, :3]  # alpha: empty for RGB
         h, w = lr.shape[-2:]
         size = target_size(h, w, long_side=long_side) if target == "long_side" else target_size(h, w, scale=scale)

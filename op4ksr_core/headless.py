@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from ..srkit.color import check_image_batch, color_correct
-from ..srkit.images import Progress
+from ..srkit.color import color_correct
+from ..srkit.images import Progress, check_image
 from ..srkit.weights import load_state_dict
 from .flux.forward import set_rfr, token_pixels, velocity
 from .flux.loader import load_flux_transformer
@@ -84,7 +84,7 @@ def upscale_image(
 ) -> torch.Tensor:
     """Upscale ``lr`` ``[B, 3, h, w]`` in [0, 1] to ``[B, 3, H, W]`` in [0, 1], one image at a time."""
     config = config or OneStepConfig()
-    check_image_batch(lr, "image")
+    check_image(lr, purpose="OP4KSR")
     lr = lr[:, :3].float()
     if long_side is None and scale is None:
         long_side = DEFAULT_TARGET_LONG_SIDE
