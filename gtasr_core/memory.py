@@ -10,8 +10,8 @@ room for GPU convolution workspaces (not measured here). E.g. 1024x1024 -> 4096x
 
 from __future__ import annotations
 
+from ..srkit.sizing import padded_size
 from .model import GTASRNet
-from .tiling import padded_size
 
 __all__ = ["FP32_HR_IMAGES", "HEAD_MAPS", "upscale_memory"]
 

@@ -18,7 +18,7 @@ from torch import Tensor
 from ..srkit.images import Progress
 from ..srkit.images import check_image as _check_image
 from .model import GTASRNet
-from .tiling import pad_to_multiple, plan_tiles, tile_weight
+from .tiling import plan_tiles, reflect_pad_to_multiple, tile_weight
 
 __all__ = ["DEFAULT_OVERLAP", "DEFAULT_TILE", "check_image", "fallback_tiles", "upscale"]
 
@@ -128,7 +128,7 @@ def upscale(net: GTASRNet, lr: Tensor, *, seed: int, tile: int | None = None, ov
         raise ValueError(f"sigma={sigma} must be in (0, 1]; the released one-step sampler uses 1.0")
     device = next(net.parameters()).device
     h, w = lr.shape[-2:]
-    lq = pad_to_multiple(lr.float() * 2 - 1, net.lr_multiple)
+    lq = reflect_pad_to_multiple(lr.float() * 2 - 1, net.lr_multiple)
     x_t = _noisy_input(lq, sigma, seed, net.scale)
     longest = max(lq.shape[-2:])
     tiles: list[int | None] = [tile]

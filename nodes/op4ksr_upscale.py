@@ -15,7 +15,7 @@ from ..op4ksr_core.onestep import (
     DEFAULT_TARGET_LONG_SIDE,
     INPUT_MODES,
     OneStepConfig,
-    pad_to_multiple,
+    pad_for_crop,
     target_size,
     upsample_bicubic,
 )
@@ -51,7 +51,7 @@ def upscale_one(model, vae, lr: torch.Tensor, size: tuple[int, int], cond: list,
     ``decode`` would silently fall back to tiles on out-of-memory."""
     inner = flux_diffusion_model(model)
     multiple = pixels_per_token(_check_vae(vae, inner.params.in_channels), inner.patch_size)
-    padded, (h, w) = pad_to_multiple(upsample_bicubic(lr.to(mm.get_torch_device()), size), multiple)
+    padded, (h, w) = pad_for_crop(upsample_bicubic(lr.to(mm.get_torch_device()), size), multiple)
     pbar.update(1)
     latent = encode(vae, padded.movedim(1, -1), vae_tiling)
     pbar.update(1)

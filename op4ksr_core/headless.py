@@ -22,7 +22,7 @@ from .onestep import (
     OneStepConfig,
     one_step_input,
     one_step_x0,
-    pad_to_multiple,
+    pad_for_crop,
     target_size,
     upsample_bicubic,
 )
@@ -96,7 +96,7 @@ def upscale_image(
         # Everything at output size (bicubic, padding, colour) stays on the model's device: on CPU
         # these 4K maps cost seconds, several times the transformer call itself.
         lr_i = lr[i : i + 1].to(device)
-        padded, (h, w) = pad_to_multiple(upsample_bicubic(lr_i, size), multiple)
+        padded, (h, w) = pad_for_crop(upsample_bicubic(lr_i, size), multiple)
         z = vae.to_model_latent(vae.encode((padded * 2 - 1).to(vae.device)).float())
         x_t = one_step_input(z, config.t_star, config.input_mode).to(device)
         x0 = one_step_x0(x_t, velocity(transformer, x_t, config.t_star, config), config.t_star)

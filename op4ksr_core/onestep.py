@@ -26,11 +26,14 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from ..srkit.sizing import target_size  # re-exported: OP4KSR's output geometry
+from ..srkit.sizing import (
+    padding_to_multiple,
+    target_size,  # re-exported: OP4KSR's output geometry
+)
 
 __all__ = [
     "DEFAULT_TARGET_LONG_SIDE", "DEFAULT_T_STAR", "INPUT_MODES", "InputMode", "OneStepConfig",
-    "one_step_input", "one_step_x0", "pack_latents", "pad_to_multiple", "target_size", "unpack_latents",
+    "one_step_input", "one_step_x0", "pack_latents", "pad_for_crop", "target_size", "unpack_latents",
     "upsample_bicubic",
 ]
 
@@ -85,15 +88,15 @@ def one_step_x0(x_t: torch.Tensor, velocity: torch.Tensor, t_star: float) -> tor
     return x_t - t_star * velocity
 
 
-def pad_to_multiple(image: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Reflect-pad ``[B, C, H, W]`` on the bottom/right up to a multiple of ``multiple``.
+def pad_for_crop(image: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad ``[B, C, H, W]`` on the bottom/right up to a multiple of ``multiple``, for cropping back after decoding.
 
-    Returns the padded image and the original ``(H, W)`` to crop back to. Reflection (not zeros)
-    so the padded border encodes like image content; it falls back to replicate for pads larger
-    than the image.
+    Returns the padded image and the original ``(H, W)`` to crop back to. One reflection (not zeros)
+    so the padded border encodes like image content; replicate when a pad is not smaller than its side
+    (GTASR's ``reflect_pad_to_multiple`` reflects repeatedly instead, as its release does).
     """
     h, w = image.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
+    ph, pw = padding_to_multiple(h, w, multiple)
     if ph == 0 and pw == 0:
         return image, (h, w)
     mode = "reflect" if ph < h and pw < w else "replicate"
