@@ -6,11 +6,11 @@ encoded by the F16 VAE, and one velocity prediction at time ``t*`` turns it into
     x_{t*} = input(z_LR, t*),        x0 = x_{t*} - t* . v(x_{t*}, t*)        (rectified flow)
 
 which is exactly one Euler step on the sigmas ``[t*, 0]``, so ComfyUI's own sampler runs it.
-The paper does not state how the LR latent enters the model nor t* (op4ksr.md §2.1, §11); the two
+The paper does not state how the LR latent enters the model nor t* (docs/op4ksr.md §2.1, §11); the two
 documented candidates are options of :class:`OneStepConfig`:
 
 ``direct`` (default) ``x_{t*} = z_LR``: the LR latent itself stands at t*, as OSEDiff, OMGSR-F and HYPIR
-                    feed it (op4ksr.md Appendix D); ComfyUI's sampler builds it with the noise set to the
+                    feed it (docs/op4ksr.md Appendix D); ComfyUI's sampler builds it with the noise set to the
                     latent itself.
 ``flow``            ``x_{t*} = (1 - t*) . z_LR``: the noise-free point of the rectified-flow path
                     ``x_t = (1 - t) x0 + t eps`` with ``eps = 0``; this is what ComfyUI's sampler
@@ -41,7 +41,7 @@ __all__ = [
 InputMode = Literal["flow", "direct"]
 INPUT_MODES: tuple[str, ...] = ("flow", "direct")
 
-DEFAULT_T_STAR = 0.5  # OMGSR-F's FLUX mid-timestep is sigma ~ 0.505 (op4ksr.md Appendix D)
+DEFAULT_T_STAR = 0.5  # OMGSR-F's FLUX mid-timestep is sigma ~ 0.505 (docs/op4ksr.md Appendix D)
 DEFAULT_INPUT_MODE: InputMode = "direct"
 DEFAULT_TARGET_LONG_SIDE = 4096
 

@@ -1,7 +1,7 @@
 """L_AP: autocorrelation-based periodicity loss and score (OP4KSR, arXiv 2605.13457).
 
 INFERRED CANDIDATE. The paper names an "autocorrelation-based periodicity loss (L_AP)" but its formula, domain,
-lags and weighting are unknown (``../shared/docs/op4ksr.md`` §4.1); this module implements the candidate of §4.3
+lags and weighting are unknown (docs/op4ksr.md §4.1); this module implements the candidate of §4.3
 with the engineering choices below, all configurable in :class:`PeriodicityConfig`.
 
 For a signal x [B, C, H, W] (per sample; float32 forced for the FFTs):

@@ -1,6 +1,6 @@
 """Configuration of the OP4KSR LoRA trainer: one frozen dataclass, loadable from TOML/JSON + CLI overrides.
 
-The paper gives no training recipe (docs op4ksr.md §5, §11); the defaults follow the engineering fallback
+The paper gives no training recipe (docs/op4ksr.md §5, §11); the defaults follow the engineering fallback
 of §11 and Appendix D: LoRA on the FLUX transformer, the LR latent fed directly at t* = 0.5 (calibrate it
 with ``sr4k calibrate-tstar``), crops placed in the 4096-px output canvas, RFR on the h/w axes, and the
 default loss recipe latent MSE + LPIPS + L_AP (``srkit.periodicity``) on the ``difference`` domain (only
