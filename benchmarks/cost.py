@@ -8,7 +8,7 @@ patch-free F8 alternative at 4096^2 (4x the tokens); VAE encode / decode; the he
 and with the released 512/64 tiling. Designed for < 5 min on one H100.
 
 FLOPs (``flops.py``): analytical for the transformer, checked against ``torch.utils.flop_counter``; also in
-op4ksr.md §10's 2 x parameters x tokens convention (``2PL``) so its TFLOP/s compare; FlopCounterMode on meta
+docs/op4ksr.md §10's 2 x parameters x tokens convention (``2PL``) so its TFLOP/s compare; FlopCounterMode on meta
 tensors for the VAE and GTASR. TFLOP/s are set against the matmul ceiling measured first on the same device.
 
     python benchmarks/cost.py --json cost.json          # CUDA: full size; CPU: the reduced smoke plan
@@ -251,7 +251,7 @@ def section(plan: Plan, env: dict[str, str], ceiling: float, rows: list[dict], a
         f"- Device: {env['device']}; torch {env['torch']} (CUDA {env['cuda']}); dtype {plan.dtype}",
         f"- Measured {plan.dtype} matmul ceiling ({plan.matmul_n}³): {ceiling:.4g} TFLOP/s; peak memory: {mem}",
         "- TFLOP: analytical for the transformer (flux_flops), FlopCounterMode for VAE / GTASR; 2PL = "
-        "op4ksr.md §10's 2 x params x tokens convention", *[f"- {n}" for n in plan.notes],
+        "docs/op4ksr.md §10's 2 x params x tokens convention", *[f"- {n}" for n in plan.notes],
         f"- Command: `python benchmarks/cost.py {' '.join(argv)}`", "", table,
         *(["End-to-end stages (median s, peak):", *stages, ""] if stages else [])])
 

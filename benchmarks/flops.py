@@ -3,7 +3,7 @@ for the rest (no memory, exact op shapes, any size).
 
 :func:`flux_flops` charges every linear layer to the tokens it sees, joint attention 4 L^2 d per block and the
 per-sample modulation / embedders once; ``tests/test_bench_cost.py`` checks it equals torch's FLOP counter.
-``../shared/docs/op4ksr.md`` §10 counted 2 x parameters x tokens + attention (:func:`flux_flops_2pl`), which also
+docs/op4ksr.md §10 counted 2 x parameters x tokens + attention (:func:`flux_flops_2pl`), which also
 charges the per-sample modulation weights (3.2 B of FLUX.1-dev's 11.9 B parameters) to every token.
 """
 
@@ -16,7 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from sr4k.gtasr_core import GTASRConfig, GTASRNet
 
-# black-forest-labs flux-dev as diffusers FluxTransformer2DModel kwargs (op4ksr.md Appendix A).
+# black-forest-labs flux-dev as diffusers FluxTransformer2DModel kwargs (docs/op4ksr.md Appendix A).
 FLUX_DEV: dict[str, Any] = dict(
     patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
     num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768, guidance_embeds=True,
@@ -56,7 +56,7 @@ def flux_flops(cfg: dict[str, Any], n_img: int, n_txt: int) -> dict[str, float]:
 
 
 def flux_flops_2pl(params: int, n_img: int, n_txt: int, cfg: dict[str, Any]) -> float:
-    """op4ksr.md §10's convention: 2 x parameters x tokens + joint attention."""
+    """docs/op4ksr.md §10's convention: 2 x parameters x tokens + joint attention."""
     d = cfg["num_attention_heads"] * cfg["attention_head_dim"]
     seq = n_img + n_txt
     return 2 * params * seq + 4 * seq * seq * d * (cfg["num_layers"] + cfg["num_single_layers"])

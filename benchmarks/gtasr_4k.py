@@ -26,7 +26,7 @@ import torch
 from common import RESULTS, append_results, device_name
 
 from sr4k.gtasr_core import DEFAULT_OVERLAP, DEFAULT_TILE, RELEASED, build_released, plan_tiles, upscale
-from sr4k.gtasr_core.tiling import padded_size
+from sr4k.srkit.sizing import padded_size
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 

@@ -18,7 +18,7 @@ from .checkpoint import convert_to_safetensors, load_gtasr, load_gtasr_state_dic
 from .config import PRESETS, RELEASED, GTASRConfig
 from .detect import GTASR, GTASRCheckpointError, describe_foreign, infer_config
 from .model import GTASRNet, c_noise, c_out, c_skip
-from .tiling import TileRect, pad_to_multiple, plan_tiles
+from .tiling import TileRect, plan_tiles, reflect_pad_to_multiple
 from .upscale import DEFAULT_OVERLAP, DEFAULT_TILE, check_image, upscale
 
 __all__ = [
@@ -26,7 +26,7 @@ __all__ = [
     "PRESETS",
     "RELEASED", "TileRect", "build", "build_released", "c_noise", "c_out", "c_skip", "check_image",
     "convert_to_safetensors", "describe_foreign", "infer_config", "load_gtasr", "load_gtasr_state_dict",
-    "pad_to_multiple", "passes_for", "plan_tiles", "upscale", "upscale_to_size",
+    "passes_for", "plan_tiles", "reflect_pad_to_multiple", "upscale", "upscale_to_size",
 ]
 
 

@@ -20,8 +20,8 @@ in bf16: 12.8 GiB with the default slabs (30.8 GiB with the whole head).
 from __future__ import annotations
 
 from ..srkit import perf
+from ..srkit.sizing import padded_size
 from .model import GTASRNet
-from .tiling import padded_size
 
 __all__ = ["FP32_HR_IMAGES", "HEAD_MAPS", "SLAB_HEAD_MAPS", "upscale_memory"]
 

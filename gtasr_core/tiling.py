@@ -14,8 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["TileRect", "axis_starts", "feather_ramp", "pad_to_multiple", "padded_size", "plan_tiles",
-           "tile_weight"]
+from ..srkit.sizing import padded_size
+
+__all__ = ["TileRect", "axis_starts", "feather_ramp", "plan_tiles", "reflect_pad_to_multiple", "tile_weight"]
 
 
 class TileRect(NamedTuple):
@@ -25,11 +26,6 @@ class TileRect(NamedTuple):
     x: int
     h: int
     w: int
-
-
-def padded_size(h: int, w: int, multiple: int) -> tuple[int, int]:
-    """(h, w) rounded up to ``multiple``."""
-    return math.ceil(h / multiple) * multiple, math.ceil(w / multiple) * multiple
 
 
 def _pad_axis(x: Tensor, target: int, dim: int) -> Tensor:
@@ -45,7 +41,7 @@ def _pad_axis(x: Tensor, target: int, dim: int) -> Tensor:
     return x
 
 
-def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
+def reflect_pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
     """Pad [B, C, H, W] at the bottom/right to a multiple of ``multiple`` by reflection (as released).
 
     Reflection needs pad < size, so large pads of small images reflect repeatedly; a 1-pixel side
@@ -80,7 +76,7 @@ def plan_tiles(h: int, w: int, tile: int, overlap: int, multiple: int) -> list[T
         raise ValueError(f"overlap={overlap} must be in [0, tile={tile}); the released value is tile // 8")
     if h % multiple or w % multiple or h <= 0 or w <= 0:
         raise ValueError(f"image {h}x{w} is not a positive multiple of {multiple}; pad it first "
-                         "(pad_to_multiple)")
+                         "(reflect_pad_to_multiple)")
     th, tw = min(tile, h), min(tile, w)
     return [TileRect(y, x, th, tw) for y in axis_starts(h, th, tile - overlap)
             for x in axis_starts(w, tw, tile - overlap)]

@@ -17,11 +17,12 @@ from torch import Tensor
 
 from ..srkit import perf
 from ..srkit.images import Progress
+from ..srkit.images import check_image as _check_image
 from ..srkit.oom import is_oom
 from ..srkit.transfer import to_host
 from .model import GTASRNet
 from .noise import NoiseKind, noise_field, set_layout
-from .tiling import pad_to_multiple, plan_tiles, tile_weight
+from .tiling import plan_tiles, reflect_pad_to_multiple, tile_weight
 
 __all__ = ["DEFAULT_OVERLAP", "DEFAULT_TILE", "check_image", "fallback_tiles", "upscale"]
 
@@ -36,30 +37,12 @@ tile's region as blended so far (exact for image 0, whose pass accumulates the b
 
 
 def check_image(lr: object, channels: int = 3) -> Tensor:
-    """Validate an LR batch: float tensor [B, C, H, W], B >= 1, values in [0, 1]. Returns it."""
-    if not isinstance(lr, Tensor):
-        raise TypeError(f"lr must be a torch.Tensor [B, {channels}, H, W] in [0, 1], got {type(lr).__name__}")
-    if lr.ndim != 4:
-        fix = ("add the batch dimension with x[None] (and x.movedim(-1, 0) first if it is HWC)" if lr.ndim == 3
-               else "fold the extra dimension into the batch with x.flatten(0, 1)" if lr.ndim == 5
-               else "reshape it to one batch of RGB images")
-        raise ValueError(f"lr must be 4-D [B, {channels}, H, W], got shape {tuple(lr.shape)}; {fix}")
-    if lr.shape[1] != channels:
-        fix = ("repeat a grey image to RGB with x.expand(-1, 3, -1, -1)" if lr.shape[1] == 1 else
-               "drop the alpha channel with x[:, :3]" if lr.shape[1] == 4 else
-               "if the tensor is BHWC, use x.movedim(-1, 1)")
-        raise ValueError(f"lr must have {channels} channels (RGB), got {lr.shape[1]} (shape "
-                         f"{tuple(lr.shape)}); {fix}")
-    if lr.shape[0] == 0 or lr.shape[2] == 0 or lr.shape[3] == 0:
-        raise ValueError(f"lr is empty (shape {tuple(lr.shape)}); pass at least one non-empty image")
-    if not lr.is_floating_point():
-        raise ValueError(f"lr must be a float tensor in [0, 1], got {lr.dtype}; for 8-bit images use "
-                         "x.float() / 255")
-    lo, hi = float(lr.min()), float(lr.max())
-    if not (lo >= -1e-3 and hi <= 1 + 1e-3):
-        raise ValueError(f"lr values must lie in [0, 1], got [{lo:.3g}, {hi:.3g}]; map [-1, 1] data with "
-                         "(x + 1) / 2 and 8-bit data with x / 255")
-    return lr
+    """Validate an LR batch: float tensor [B, C, H, W], B >= 1, values in [0, 1] (GTASR's contract). Returns it.
+
+    Raises:
+        srkit.images.ImageError: (a ValueError and a TypeError) naming the problem and the fix.
+    """
+    return _check_image(lr, name="lr", channels=channels, check_values=True)
 
 
 def _noisy_input(lq: Tensor, sigma: float, seed: int, scale: int, noise: NoiseKind = "torch") -> Tensor:
@@ -149,7 +132,7 @@ def upscale(net: GTASRNet, lr: Tensor, *, seed: int, tile: int | None = None, ov
     device = next(net.parameters()).device
     h, w = lr.shape[-2:]
     opts = perf.current()
-    lq = pad_to_multiple(lr.float() * 2 - 1, net.lr_multiple)
+    lq = reflect_pad_to_multiple(lr.float() * 2 - 1, net.lr_multiple)
     if opts.gtasr_device_input:
         lq = lq.to(device)  # bicubic x4, noise, blending and clamping then run on the model's device
     set_layout(net, opts.gtasr_channels_last)

@@ -23,6 +23,7 @@ from ..gtasr_core import (
 )
 from ..gtasr_core.memory import upscale_memory
 from ..srkit.download import download_model
+from ..srkit.images import check_image
 from ..srkit.model_registry import GTASR_FINAL
 from ..srkit.sizing import target_size
 from .common import from_comfy_image, to_comfy_image
@@ -136,16 +137,6 @@ def _gtasr_net(model: object) -> GTASRNet:
     return net
 
 
-def _check_image(lr: torch.Tensor) -> None:
-    if lr.shape[0] == 0:
-        raise ValueError("image is an empty batch (0 images); connect a node that produces at least one image.")
-    if lr.shape[1] not in (3, 4):
-        raise ValueError(f"image has {lr.shape[1]} channel(s); GTASR needs RGB or RGBA. Convert a grayscale or "
-                         "mask image to RGB first (e.g. MaskToImage, which makes 3 channels).")
-    if not lr.is_floating_point():
-        raise ValueError(f"image must be a float IMAGE in [0, 1], got dtype {lr.dtype}.")
-
-
 def _oom_advice(tiling: str, tile_size: int, multiple: int) -> str:
     if tiling == "off":
         return ("Set tiling to auto (falls back to tiles when the whole image does not fit) or force with a "
@@ -204,7 +195,7 @@ class Upscale(io.ComfyNode):
                 overlap: int, target: str = "scale", scale: float = 4.0, long_side: int = 4096) -> io.NodeOutput:
         net = _gtasr_net(gtasr_model)
         lr = from_comfy_image(image)
-        _check_image(lr)
+        check_image(lr, purpose="GTASR")
         if tiling not in TILING:
             raise ValueError(f"tiling={tiling!r}; choose one of {', '.join(TILING)}")
         if target not in TARGETS:

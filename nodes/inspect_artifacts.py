@@ -14,7 +14,7 @@ import torch
 from comfy_api.latest import io, ui
 
 from ..srkit.artifacts import STAGES_PER_IMAGE, check_size, inspect_one, report
-from ..srkit.color import check_image_batch
+from ..srkit.images import check_image
 from ..srkit.periodicity import DEFAULT_PERIOD_PX
 from .common import from_comfy_image, to_comfy_image
 from .runtime import check_cancel, is_oom
@@ -84,7 +84,7 @@ class InspectArtifacts(io.ComfyNode):
     @classmethod
     def execute(cls, image, period_px: int, tile_stride_px: int = 0) -> io.NodeOutput:  # noqa: ANN001
         batch = from_comfy_image(image)
-        check_image_batch(batch, "image")
+        check_image(batch, purpose="the inspector")
         batch = batch[:, :3].float()
         check_size(batch.shape[-2], batch.shape[-1], period_px, tile_stride_px)
         total = STAGES_PER_IMAGE * batch.shape[0]

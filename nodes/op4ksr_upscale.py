@@ -15,13 +15,14 @@ from ..op4ksr_core.onestep import (
     DEFAULT_TARGET_LONG_SIDE,
     INPUT_MODES,
     OneStepConfig,
-    pad_to_multiple,
+    pad_for_crop,
     target_size,
     upsample_bicubic,
 )
 from ..op4ksr_core.settings import AUTO, from_widgets, resolve
 from ..srkit import perf
-from ..srkit.color import METHODS, check_image_batch, color_correct
+from ..srkit.color import METHODS, color_correct
+from ..srkit.images import check_image
 from ..srkit.sizing import resize_exact
 from ..srkit.transfer import gather_images, to_host
 from .common import from_comfy_image, to_comfy_image
@@ -59,7 +60,7 @@ def upscale_one(model, vae, lr: torch.Tensor, size: tuple[int, int], cond: list,
     check_cancel()
     inner = flux_diffusion_model(model)
     multiple = pixels_per_token(_check_vae(vae, inner.params.in_channels), inner.patch_size)
-    padded, (h, w) = pad_to_multiple(upsample_bicubic(lr.to(mm.get_torch_device()), size), multiple)
+    padded, (h, w) = pad_for_crop(upsample_bicubic(lr.to(mm.get_torch_device()), size), multiple)
     _stage_done(pbar)
     latent = encode(vae, padded.movedim(1, -1), vae_tiling)
     _stage_done(pbar)
@@ -125,7 +126,7 @@ class Upscale(io.ComfyNode):
             notice = f"OP4KSR weights' settings: t* {cfg.t_star:g}, input {cfg.input_mode}."
         check_vae_tiling(vae_tiling)
         lr = from_comfy_image(image)
-        check_image_batch(lr, "image")
+        check_image(lr, purpose="OP4KSR")
         alpha, lr = lr[:, 3:], lr[:, :3]  # alpha: empty for RGB
         h, w = lr.shape[-2:]
         size = target_size(h, w, long_side=long_side) if target == "long_side" else target_size(h, w, scale=scale)

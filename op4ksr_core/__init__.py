@@ -4,7 +4,13 @@ Pure PyTorch (+ diffusers for the headless transformer); never imports ComfyUI. 
 below are the stable API the nodes, CLI, trainer and benchmarks use.
 """
 
-from ..srkit.periodicity import PeriodicityOptions, periodicity_loss, periodicity_map, periodicity_score
+from ..srkit.periodicity import (
+    PeriodicityConfig,
+    PeriodicityOptions,
+    periodicity_loss,
+    periodicity_map,
+    periodicity_score,
+)
 from .embedder import RFREmbedder, RFRPosEmbed, grid_from_ids
 from .flux.keys import bfl_to_diffusers, convert_flux_state_dict, detect_flux_layout, diffusers_to_bfl
 from .geometry import TokenGrid, token_grid
@@ -27,7 +33,8 @@ from .vae.loader import load_f16_vae
 
 __all__ = [
     "DECODE_MODES", "DEFAULT_CHUNK_ROWS", "F16VAE", "F16_LATENT", "FLUX_F16", "FLUX_F8", "FLUX_TRAIN_GRID",
-    "LatentFormat", "OneStepConfig", "PeriodicityOptions", "RFRConfig", "RFREmbedder", "RFRPosEmbed", "RFR_MODES", "RFR_PRESETS",
+    "LatentFormat", "OneStepConfig", "PeriodicityConfig", "PeriodicityOptions",
+    "RFRConfig", "RFREmbedder", "RFRPosEmbed", "RFR_MODES", "RFR_PRESETS",
     "TokenGrid", "VaeConfig", "axis_frequencies", "band_allocation", "bfl_to_diffusers", "bfl_to_diffusers_vae",
     "convert_flux_state_dict", "detect_flux_layout", "detect_vae_layout", "diffusers_to_bfl",
     "diffusers_to_bfl_vae", "flux_ids", "flux_image_ids", "flux_text_ids", "format_allocation_table",

@@ -2,7 +2,7 @@
 
 A FLUX-style transformer sees an image as a grid of tokens. Each token covers
 ``vae_downscale * patch_size`` pixels per side: 8 * 2 = 16 px for the stock FLUX VAE (F8) and
-16 * 2 = 32 px for the F16 VAE that OP4KSR uses (op4ksr.md §2.2). Every geometry number in the
+16 * 2 = 32 px for the F16 VAE that OP4KSR uses (docs/op4ksr.md §2.2). Every geometry number in the
 pack is derived here from those two factors, never written as a bare 8 or 16.
 """
 
@@ -16,7 +16,7 @@ __all__ = ["F16_DOWNSCALE", "FLUX_F8_DOWNSCALE", "FLUX_PATCH_SIZE", "TokenGrid",
 # FLUX_F8 / FLUX_F16 presets (a test checks it); code holding a VAE or a transformer reads them from it.
 FLUX_PATCH_SIZE = 2  # FLUX packs 2x2 latent cells into one token
 FLUX_F8_DOWNSCALE = 8  # pixels per latent cell of the stock FLUX VAE
-F16_DOWNSCALE = 16  # pixels per latent cell of OP4KSR's F16 VAE (op4ksr.md §9)
+F16_DOWNSCALE = 16  # pixels per latent cell of OP4KSR's F16 VAE (docs/op4ksr.md §9)
 
 
 def pixels_per_token(vae_downscale: int, patch_size: int = FLUX_PATCH_SIZE) -> int:

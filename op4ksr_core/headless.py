@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 from ..srkit import perf
-from ..srkit.color import check_image_batch, color_correct
-from ..srkit.images import Progress
+from ..srkit.color import color_correct
+from ..srkit.images import Progress, check_image
 from ..srkit.transfer import gather_images, to_host
 from ..srkit.weights import load_state_dict
 from .flux.forward import set_rfr, token_pixels, velocity
@@ -24,7 +24,7 @@ from .onestep import (
     OneStepConfig,
     one_step_input,
     one_step_x0,
-    pad_to_multiple,
+    pad_for_crop,
     target_size,
     upsample_bicubic,
 )
@@ -87,7 +87,7 @@ def upscale_image(
 ) -> torch.Tensor:
     """Upscale ``lr`` ``[B, 3, h, w]`` in [0, 1] to ``[B, 3, H, W]`` in [0, 1], one image at a time."""
     config = config or OneStepConfig()
-    check_image_batch(lr, "image")
+    check_image(lr, purpose="OP4KSR")
     lr = lr[:, :3].float()
     if long_side is None and scale is None:
         long_side = DEFAULT_TARGET_LONG_SIDE
@@ -100,7 +100,7 @@ def upscale_image(
         # Everything at output size (bicubic, padding, colour) stays on the model's device: on CPU
         # these 4K maps cost seconds, several times the transformer call itself.
         lr_i = lr[i : i + 1].to(device)
-        padded, (h, w) = pad_to_multiple(upsample_bicubic(lr_i, size), multiple)
+        padded, (h, w) = pad_for_crop(upsample_bicubic(lr_i, size), multiple)
         z = vae.to_model_latent(vae.encode((padded * 2 - 1).to(vae.device)).float())
         x_t = one_step_input(z, config.t_star, config.input_mode).to(device)
         x0 = one_step_x0(x_t, velocity(transformer, x_t, config.t_star, config), config.t_star)

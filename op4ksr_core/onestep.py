@@ -6,11 +6,11 @@ encoded by the F16 VAE, and one velocity prediction at time ``t*`` turns it into
     x_{t*} = input(z_LR, t*),        x0 = x_{t*} - t* . v(x_{t*}, t*)        (rectified flow)
 
 which is exactly one Euler step on the sigmas ``[t*, 0]``, so ComfyUI's own sampler runs it.
-The paper does not state how the LR latent enters the model nor t* (op4ksr.md §2.1, §11); the two
+The paper does not state how the LR latent enters the model nor t* (docs/op4ksr.md §2.1, §11); the two
 documented candidates are options of :class:`OneStepConfig`:
 
 ``direct`` (default) ``x_{t*} = z_LR``: the LR latent itself stands at t*, as OSEDiff, OMGSR-F and HYPIR
-                    feed it (op4ksr.md Appendix D); ComfyUI's sampler builds it with the noise set to the
+                    feed it (docs/op4ksr.md Appendix D); ComfyUI's sampler builds it with the noise set to the
                     latent itself.
 ``flow``            ``x_{t*} = (1 - t*) . z_LR``: the noise-free point of the rectified-flow path
                     ``x_t = (1 - t) x0 + t eps`` with ``eps = 0``; this is what ComfyUI's sampler
@@ -26,11 +26,14 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from ..srkit.sizing import target_size  # re-exported: OP4KSR's output geometry
+from ..srkit.sizing import (
+    padding_to_multiple,
+    target_size,  # re-exported: OP4KSR's output geometry
+)
 
 __all__ = [
     "DEFAULT_TARGET_LONG_SIDE", "DEFAULT_T_STAR", "INPUT_MODES", "InputMode", "OneStepConfig",
-    "one_step_input", "one_step_x0", "pack_latents", "pad_to_multiple", "target_size", "unpack_latents",
+    "one_step_input", "one_step_x0", "pack_latents", "pad_for_crop", "target_size", "unpack_latents",
     "upsample_bicubic",
 ]
 
@@ -38,7 +41,7 @@ __all__ = [
 InputMode = Literal["flow", "direct"]
 INPUT_MODES: tuple[str, ...] = ("flow", "direct")
 
-DEFAULT_T_STAR = 0.5  # OMGSR-F's FLUX mid-timestep is sigma ~ 0.505 (op4ksr.md Appendix D)
+DEFAULT_T_STAR = 0.5  # OMGSR-F's FLUX mid-timestep is sigma ~ 0.505 (docs/op4ksr.md Appendix D)
 DEFAULT_INPUT_MODE: InputMode = "direct"
 DEFAULT_TARGET_LONG_SIDE = 4096
 
@@ -85,15 +88,15 @@ def one_step_x0(x_t: torch.Tensor, velocity: torch.Tensor, t_star: float) -> tor
     return x_t - t_star * velocity
 
 
-def pad_to_multiple(image: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Reflect-pad ``[B, C, H, W]`` on the bottom/right up to a multiple of ``multiple``.
+def pad_for_crop(image: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad ``[B, C, H, W]`` on the bottom/right up to a multiple of ``multiple``, for cropping back after decoding.
 
-    Returns the padded image and the original ``(H, W)`` to crop back to. Reflection (not zeros)
-    so the padded border encodes like image content; it falls back to replicate for pads larger
-    than the image.
+    Returns the padded image and the original ``(H, W)`` to crop back to. One reflection (not zeros)
+    so the padded border encodes like image content; replicate when a pad is not smaller than its side
+    (GTASR's ``reflect_pad_to_multiple`` reflects repeatedly instead, as its release does).
     """
     h, w = image.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
+    ph, pw = padding_to_multiple(h, w, multiple)
     if ph == 0 and pw == 0:
         return image, (h, w)
     mode = "reflect" if ph < h and pw < w else "replicate"

@@ -1,9 +1,9 @@
 """RFR, RoPE base-frequency rescaling: per-axis theta' for a token grid, and the band "allocation" report.
 
-What the OP4KSR paper states (op4ksr.md §3.1): one cause of periodic artefacts in one-step 4K SR with
+What the OP4KSR paper states (docs/op4ksr.md §3.1): one cause of periodic artefacts in one-step 4K SR with
 FLUX + F16 VAE is a "RoPE base frequency allocation mismatch", fixed by "RoPE base Frequency Rescaling".
 The formula, the new base, the axes and the schedule are UNKNOWN. This module implements the documented
-candidates (op4ksr.md §3.4) as named modes, all acting only on the spatial axes by default:
+candidates (docs/op4ksr.md §3.4) as named modes, all acting only on the spatial axes by default:
 
 - ``"none"``:  theta' = theta (stock FLUX; the reference for equality tests).
 - ``"scale"``: theta' = alpha * theta, candidate (a) (alpha < 1 is candidate (c), the reverse direction).
@@ -12,7 +12,7 @@ candidates (op4ksr.md §3.4) as named modes, all acting only on the spatial axes
   d = that axis's RoPE dim. Non-square grids therefore get different thetas for rows and columns.
 
 Default: ``"ntk"`` against FLUX.1's pre-training grid, 1024 px with the F8 VAE and 2x2 patches = 64 x 64
-tokens (op4ksr.md §3.3). Why: §3.3's first mismatch is positional range (rows reach 127 at 4096 px
+tokens (docs/op4ksr.md §3.3). Why: §3.3's first mismatch is positional range (rows reach 127 at 4096 px
 with F16 vs about 63 in pre-training); NTK-aware scaling is the standard theta-only answer to exactly
 that, it keeps the highest band (omega_0 = 1, local detail) and divides the lowest band's frequency by
 s so its phase range over the new grid equals the trained one; it is the identity up to the trained
@@ -65,7 +65,7 @@ SPECTRAL_MODES: tuple[str, ...] = ("yarn", "dype")
 SPATIAL_AXES: tuple[int, int] = (1, 2)
 """FLUX RoPE axes of the token row (height) and column (width); axis 0 is the image index."""
 
-# FLUX.1 pre-training resolution (op4ksr.md §3.3): 1024 px, stock F8 VAE, 2x2 patchify -> 64 x 64 tokens.
+# FLUX.1 pre-training resolution (docs/op4ksr.md §3.3): 1024 px, stock F8 VAE, 2x2 patchify -> 64 x 64 tokens.
 FLUX_TRAIN_SIDE_PX = 1024
 FLUX_TRAIN_GRID: tuple[int, int] = token_grid(
     FLUX_TRAIN_SIDE_PX, FLUX_TRAIN_SIDE_PX, FLUX_F8_DOWNSCALE, FLUX_PATCH_SIZE
@@ -129,7 +129,7 @@ RFR_PRESETS: dict[str, RFRConfig] = {
 
 
 def ntk_theta(theta: float, dim: int, scale: float) -> float:
-    """NTK-aware base ``theta * scale ** (dim / (dim - 2))`` (op4ksr.md §3.4 b).
+    """NTK-aware base ``theta * scale ** (dim / (dim - 2))`` (docs/op4ksr.md §3.4 b).
 
     Chosen so the lowest band k = dim/2 - 1 gets omega / scale (interpolated by the length ratio)
     while omega_0 = 1 is unchanged. Needs dim > 2.
@@ -207,7 +207,7 @@ def band_allocation(
 ) -> list[BandRow]:
     """Every band of the spatial ``axes``: wavelength in tokens (and px) against the grid length.
 
-    This is the "allocation" of op4ksr.md §3.3: how many of an axis's ``d/2`` bands complete at least
+    This is the "allocation" of docs/op4ksr.md §3.3: how many of an axis's ``d/2`` bands complete at least
     one period over the image (position detail) and how many complete less than one (global layout).
     """
     grid = _check_grid(grid_hw)

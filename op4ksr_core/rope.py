@@ -1,4 +1,4 @@
-"""FLUX rotary position embedding (RoPE) maths, float64, no module state (op4ksr.md §3.2).
+"""FLUX rotary position embedding (RoPE) maths, float64, no module state (docs/op4ksr.md §3.2).
 
 FLUX splits each 128-dim attention head into per-axis groups ``axes_dim = [16, 56, 56]`` for the
 position axes (image index, row, column). Axis ``a`` with ``d_a`` dims rotates ``d_a / 2`` adjacent

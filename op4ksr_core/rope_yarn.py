@@ -9,7 +9,7 @@ candidate spectra per band ``k = 0 .. d/2 - 1`` (``omega_k = theta ** (-2k/d)``,
 - NTK:    ``theta' ** (-2k/d)`` with ``theta' = theta * s ** (d / (d - 2))`` (``rfr.ntk_theta``).
 
 YaRN (Peng et al. 2023, "YaRN: Efficient Context Window Extension", eq. 16–20; per image axis as DyPE
-and UltraFlux use it, docs op4ksr.md Appendix D) blends them by how many full rotations band ``k`` makes
+and UltraFlux use it, docs/op4ksr.md Appendix D) blends them by how many full rotations band ``k`` makes
 over the reference length, ``n_k = L0 * omega_k / (2 pi)``. The band index where ``n_k`` equals ``n`` is
 
     k(n) = d * ln(L0 / (2 pi n)) / (2 ln theta).

@@ -10,7 +10,7 @@ Nodes and the CLI resolve each setting with :func:`resolve`: an explicit value (
 ``auto``; ``t_star`` 0 means auto) wins, then the weights' metadata, then :data:`DEFAULTS`. The decode mode's
 default depends on the VAE file (:func:`default_decode_mode`): ``aligned`` for the raw BFL-layout FLUX
 ``ae.safetensors``, ``partitioned`` for a diffusers-layout F16 VAE (Diffusion-4K SC-VAE, UltraFlux, ours).
-Evidence for the defaults: docs op4ksr.md Appendix D.
+Evidence for the defaults: docs/op4ksr.md Appendix D.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ DEFAULTS = OP4KSRSettings(
 def default_decode_mode(vae_layout: str) -> str:
     """``aligned`` for a BFL-layout FLUX VAE (the raw ``ae.safetensors``), ``partitioned`` for diffusers layout.
 
-    Raw FLUX weights decode right only without the partitioned one-pixel shift (op4ksr.md §9.3); the F16 VAEs
+    Raw FLUX weights decode right only without the partitioned one-pixel shift (docs/op4ksr.md §9.3); the F16 VAEs
     published in diffusers layout (SC-VAE, UltraFlux) and our F16 decoder trainer use the partitioned decode.
     """
     if vae_layout == "bfl":

@@ -1,6 +1,6 @@
 """t* calibration: the flow time at which the LR latent is as far from the HR latent as the flow path is.
 
-OMGSR-F's "mid-timestep" rule (op4ksr.md Appendix D), in closed form. With model-space latents z (F16 VAE
+OMGSR-F's "mid-timestep" rule (docs/op4ksr.md Appendix D), in closed form. With model-space latents z (F16 VAE
 posterior mean, shifted and scaled), z_HR of each HR image and z_LR of its LR bicubic-upsampled back to the HR
 size, the rectified-flow point x_sigma = (1 - sigma) z_HR + sigma eps (eps ~ N(0, 1), independent of z_HR) is,
 per latent value, at expected squared distance

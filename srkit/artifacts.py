@@ -19,7 +19,7 @@ from .periodicity import periodicity_map, periodicity_score
 from .seam import DEFAULT_MIN_STRIDE, MIN_LINES, seam_heatmap, seam_search
 
 __all__ = [
-    "PERIODIC_RGB", "SCORE_HARMONICS", "SEAM_RGB", "STAGES_PER_IMAGE", "HeatmapScale", "Inspection", "check_size",
+    "PERIODIC_RGB", "SCORE_HARMONICS", "SEAM_RGB", "STAGES_PER_IMAGE", "HeatmapConfig", "Inspection", "check_size",
     "compose_heatmap", "inspect_one", "min_side_px", "report",
 ]
 
@@ -33,7 +33,7 @@ SEAM_RGB = (0.0, 0.85, 1.0)
 
 
 @dataclass(frozen=True)
-class HeatmapScale:
+class HeatmapConfig:
     """Value ranges of the two local measures mapped to heatmap opacity 0..1."""
 
     periodicity_floor: float = 0.05
@@ -83,7 +83,7 @@ def check_size(h: int, w: int, period_px: int, tile_stride_px: int) -> None:
 
 
 def compose_heatmap(
-    image: torch.Tensor, periodic: torch.Tensor, seams: torch.Tensor, scale: HeatmapScale = HeatmapScale()
+    image: torch.Tensor, periodic: torch.Tensor, seams: torch.Tensor, scale: HeatmapConfig = HeatmapConfig()
 ) -> torch.Tensor:
     """Overlay of one image ``[3, H, W]`` in [0, 1]: dimmed greyscale, red where ``periodic`` [H, W] is high,
     cyan where ``seams`` [H, W] is high. Returns ``[3, H, W]`` in [0, 1]."""

@@ -22,9 +22,10 @@ import torch
 import torch.nn.functional as F
 
 from . import perf
+from .images import check_image
 
 __all__ = [
-    "METHODS", "Method", "WAVELET_LEVELS", "adain", "check_image_batch", "color_correct", "lab_transfer",
+    "METHODS", "Method", "WAVELET_LEVELS", "adain", "color_correct", "lab_transfer",
     "linear_to_srgb", "oklab_to_linear_rgb", "oklab_to_rgb", "rgb_to_oklab", "srgb_to_linear", "wavelet",
     "wavelet_split",
 ]
@@ -53,22 +54,6 @@ _LMS_TO_LAB = torch.tensor(
     ],
     dtype=torch.float64,
 )
-
-
-def check_image_batch(image: torch.Tensor, name: str) -> None:
-    """Raise ``ValueError`` unless ``image`` is a non-empty ``[B, 3|4, H, W]`` float tensor."""
-    if not torch.is_tensor(image) or image.ndim != 4:
-        shape = tuple(image.shape) if torch.is_tensor(image) else type(image).__name__
-        raise ValueError(f"{name} must be a [B, C, H, W] image batch, got {shape}.")
-    if image.shape[0] == 0:
-        raise ValueError(f"{name} is an empty batch (0 images); connect a node that produces at least one image.")
-    if image.shape[1] not in (3, 4):
-        raise ValueError(
-            f"{name} has {image.shape[1]} channel(s); colour correction needs RGB or RGBA. "
-            "Convert a grayscale or mask image to RGB first (e.g. with an 'image to RGB' node)."
-        )
-    if not image.is_floating_point():
-        raise ValueError(f"{name} must be a float image in [0, 1], got dtype {image.dtype}.")
 
 
 def _match_batch(reference: torch.Tensor, batch: int) -> torch.Tensor:
@@ -216,8 +201,8 @@ def color_correct(
         raise ValueError(f"unknown colour-correction method {method!r}; choose one of {', '.join(METHODS)}.")
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be in [0, 1], got {strength}.")
-    check_image_batch(upscaled, "upscaled image")
-    check_image_batch(reference, "reference image")
+    check_image(upscaled, name="upscaled image", purpose="colour correction")
+    check_image(reference, name="reference image", purpose="colour correction")
     if method == "none" or strength == 0.0:
         return upscaled.clone()
     alpha = upscaled[:, 3:]

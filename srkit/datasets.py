@@ -9,7 +9,7 @@ Layouts (``<stem>`` = file name without extension; LR and HR files pair by stem)
       out_dir/LR_x4/<stem>.png       Real-ESRGAN second-order degradation at x4 (srkit.degradations)
       out_dir/LR_x16/<stem>.png      ... at x16
 
-* **DIV4K-50** (4KAgent, arXiv 2507.07105; HF dataset ``YSZuo/DIV4K-50``; ``../shared/docs/op4ksr.md`` §6):
+* **DIV4K-50** (4KAgent, arXiv 2507.07105; HF dataset ``YSZuo/DIV4K-50``; docs/op4ksr.md §6):
   download it by hand and arrange it as ``root/HQ/<stem>.png`` (4096x4096) and ``root/LQ/<stem>.png``
   (256x256), 50 pairs, x16. ``HR``/``GT`` and ``LR`` are accepted for the folder names.
 * **real-world LR only**: a folder of LR images (no ground truth); only no-reference metrics apply.

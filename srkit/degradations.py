@@ -1,7 +1,7 @@
 """Real-ESRGAN second-order degradation pipeline (Wang et al. 2021), batched on any device and seeded.
 
 HR [B, 3, H, W] in [0, 1] → (LR [B, 3, H/s, W/s], LR bicubic-upsampled to H×W, HR), LR and LR-up rounded to
-8-bit levels. Stages (GTASR recipe, ``../shared/docs/gtasr.md`` §7; Real-ESRGAN ``feed_data``):
+8-bit levels. Stages (GTASR recipe, docs/gtasr.md §7; Real-ESRGAN ``feed_data``):
 
   1st: blur (per-image kernel) → random resize up/down/keep (area/bilinear/bicubic) → Gaussian or Poisson
        noise (optionally gray) → JPEG;
@@ -117,7 +117,7 @@ _ODD_3_19 = tuple(range(3, 21, 2))   # GTASR/ResShift: range(3, blur_kernel_size
 _ODD_3_13 = tuple(range(3, 15, 2))   # GTASR/ResShift: range(3, blur_kernel_size2=15, 2)
 
 PRESETS: dict[str, DegradationConfig] = {
-    # GTASR released config (gtasr.md §7): ResShift-style kernel ranges, second stage with probability 0.5,
+    # GTASR released config (docs/gtasr.md §7): ResShift-style kernel ranges, second stage with probability 0.5,
     # JPEG as BasicSR's DiffJPEG computes it (the release's training pairs; libjpeg differs by ~27 dB).
     "gtasr": DegradationConfig(
         scale=4,

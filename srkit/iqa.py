@@ -2,7 +2,7 @@
 
 ``pyiqa`` (IQA-PyTorch, Chen et al.) is the optional extra ``metrics`` (``pip install sr4k[metrics]``); it is
 imported only when a metric is built, so the rest of sr4k works without it. These are the metrics and the
-library of GTASR's evaluation script (``../shared/docs/gtasr.md`` §9). pyiqa downloads each metric's weights
+library of GTASR's evaluation script (docs/gtasr.md §9). pyiqa downloads each metric's weights
 on first use into its own cache; offline machines must pre-populate that cache.
 
 Images are [B, 3, H, W] RGB in [0, 1]. Full-reference metrics need the HR image, no-reference ones do not.

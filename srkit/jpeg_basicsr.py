@@ -1,7 +1,7 @@
 """JPEG round trip as BasicSR's ``DiffJPEG`` computes it: the GTASR / Real-ESRGAN training degradation.
 
-GTASR synthesises its training pairs with BasicSR's ``DiffJPEG(differentiable=False)`` (``../shared/docs/
-gtasr.md`` §7), which is not a libjpeg-faithful codec (``srkit.jpeg``, ~27 dB PSNR apart on the golden cases
+GTASR synthesises its training pairs with BasicSR's ``DiffJPEG(differentiable=False)`` (docs/gtasr.md
+§7), which is not a libjpeg-faithful codec (``srkit.jpeg``, ~27 dB PSNR apart on the golden cases
 of ``../shared/fixtures/jpeg/``). This module reproduces the reference's function, written from the fixture
 README's description (no code of the reference is used). Per image of ``images`` [B, 3, H, W] in [0, 1]:
 

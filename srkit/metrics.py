@@ -9,7 +9,7 @@ Images are [B, 3, H, W] (or [3, H, W]) RGB in [0, 1]. All arithmetic is float64.
     ``structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255)``.
 
 SSIM ``protocol="pyiqa"`` is the convention of pyiqa's ``ssim`` (``test_y_channel=True``, ``color_space=
-'ycbcr'``; GTASR's evaluation, gtasr.md §9), which the papers report: the same SSIM computed on Y **rounded to
+'ycbcr'``; GTASR's evaluation, docs/gtasr.md §9), which the papers report: the same SSIM computed on Y **rounded to
 integer levels** (MATLAB's ``rgb2ycbcr`` of a uint8 image) with the contrast-structure term clamped at 0.
 PSNR needs no protocol switch: pyiqa's ``psnr`` uses unrounded Y, like ours, but adds 1e-8 to the MSE of
 [0, 1] images, so it reads 10·log10(1 + 1e-8/MSE) dB lower (< 1e-3 dB below 43 dB) and 80 dB, not +inf,

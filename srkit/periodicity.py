@@ -1,8 +1,8 @@
 """L_AP: autocorrelation-based periodicity loss and score (OP4KSR, arXiv 2605.13457).
 
 INFERRED CANDIDATE. The paper names an "autocorrelation-based periodicity loss (L_AP)" but its formula, domain,
-lags and weighting are unknown (``../shared/docs/op4ksr.md`` §4.1); this module implements the candidate of §4.3
-with the engineering choices below, all configurable in :class:`PeriodicityOptions`.
+lags and weighting are unknown (docs/op4ksr.md §4.1); this module implements the candidate of §4.3
+with the engineering choices below, all configurable in :class:`PeriodicityConfig`.
 
 For a signal x [B, C, H, W] (per sample; float32 forced for the FFTs):
   1. mean removal under a separable Hann window w (edge effects / spectral leakage), x̃ = w·(x − mean_w(x));
@@ -40,7 +40,7 @@ from torch import Tensor
 from .images import luma
 
 __all__ = [
-    "DEFAULT_PERIOD_PX", "DOMAINS", "LAG_SETS", "PeriodicityOptions", "autocorrelation", "lattice_lags",
+    "DEFAULT_PERIOD_PX", "DOMAINS", "LAG_SETS", "PeriodicityConfig", "PeriodicityOptions", "autocorrelation", "lattice_lags",
     "periodicity_loss", "periodicity_map", "periodicity_score", "prominences",
 ]
 
@@ -53,7 +53,7 @@ LAG_SETS = ("lattice", "axes")
 
 
 @dataclass(frozen=True)
-class PeriodicityOptions:
+class PeriodicityConfig:
     """Configuration of L_AP / the periodicity score (see the module docstring for the maths)."""
 
     domain: str = "sr"
@@ -88,8 +88,13 @@ class PeriodicityOptions:
         return self.harmonics * t + t // 2
 
 
-def _resolve(options: PeriodicityOptions | None, overrides: dict[str, object]) -> PeriodicityOptions:
-    base = options if options is not None else PeriodicityOptions()
+# Deprecated alias: the name before every config became a *Config (issue #13). It was public API (exported by
+# op4ksr_core, named in docs/training_op4ksr.md), so old imports keep working. New code: PeriodicityConfig.
+PeriodicityOptions = PeriodicityConfig
+
+
+def _resolve(options: PeriodicityConfig | None, overrides: dict[str, object]) -> PeriodicityConfig:
+    base = options if options is not None else PeriodicityConfig()
     if "periods" in overrides and isinstance(overrides["periods"], int):
         overrides = {**overrides, "periods": (overrides["periods"],)}
     return dataclasses.replace(base, **overrides) if overrides else base  # type: ignore[arg-type]
@@ -203,7 +208,7 @@ def prominences(acf: Tensor, periods: tuple[int, ...], harmonics: int, lags: str
     return torch.stack(out, dim=1)
 
 
-def _prepare(images: Tensor, opts: PeriodicityOptions) -> Tensor:
+def _prepare(images: Tensor, opts: PeriodicityConfig) -> Tensor:
     if images.ndim != 4:
         raise ValueError(f"expected images [B, C, H, W], got {tuple(images.shape)}")
     if opts.luma_only and images.shape[1] == 3:
@@ -211,24 +216,24 @@ def _prepare(images: Tensor, opts: PeriodicityOptions) -> Tensor:
     return images
 
 
-def _strengths(images: Tensor, opts: PeriodicityOptions) -> Tensor:
+def _strengths(images: Tensor, opts: PeriodicityConfig) -> Tensor:
     """Mean prominence over the lags of each period, [B, n_periods] (averaging first cancels estimation noise)."""
     p = _prominences_of(images, opts)
     return p.view(p.shape[0], len(opts.periods), -1).mean(dim=2)
 
 
-def _prominences_of(images: Tensor, opts: PeriodicityOptions) -> Tensor:
+def _prominences_of(images: Tensor, opts: PeriodicityConfig) -> Tensor:
     sigma = opts.highpass_sigma_frac * max(opts.periods)
     acf = autocorrelation(_prepare(images, opts), opts.max_lag, window=opts.window, highpass_sigma=sigma,
                           eps=opts.eps, detach_norm=opts.detach_norm)
     return prominences(acf, opts.periods, opts.harmonics, opts.lags)
 
 
-def periodicity_loss(sr: Tensor, hr: Tensor | None = None, options: PeriodicityOptions | None = None,
+def periodicity_loss(sr: Tensor, hr: Tensor | None = None, options: PeriodicityConfig | None = None,
                      **overrides: object) -> Tensor:
     """L_AP per sample [B] for SR (and HR for the "residual"/"difference" domains), images [B, C, H, W].
 
-    ``options`` and/or keyword overrides of :class:`PeriodicityOptions` (e.g. ``domain="residual"``,
+    ``options`` and/or keyword overrides of :class:`PeriodicityConfig` (e.g. ``domain="residual"``,
     ``periods=(16, 32)``). Differentiable w.r.t. ``sr``; the value range is [0, ~1].
     """
     opts = _resolve(options, overrides)
@@ -257,7 +262,7 @@ def periodicity_score(images: Tensor, period_px: int = DEFAULT_PERIOD_PX, *, har
     Mean positive peak prominence of the normalised autocorrelation (≈ fraction of high-passed energy that
     repeats with that period): ~0 for natural textures, up to 1 for a pure periodic pattern.
     """
-    opts = PeriodicityOptions(periods=(period_px,), harmonics=harmonics)
+    opts = PeriodicityConfig(periods=(period_px,), harmonics=harmonics)
     return F.relu(_strengths(images, opts)).mean(dim=1)
 
 
@@ -277,7 +282,7 @@ def periodicity_map(image: Tensor, period_px: int = DEFAULT_PERIOD_PX, *, window
     step = stride_px or max(1, win // 2)
     if win > min(h, w):
         raise ValueError(f"window {win} px exceeds the image {h}x{w}; pass a smaller window_px or period")
-    opts = PeriodicityOptions(periods=(period_px,), harmonics=1)
+    opts = PeriodicityConfig(periods=(period_px,), harmonics=1)
     if 2 * opts.max_lag > win:
         raise ValueError(f"window_px={win} must be >= {2 * opts.max_lag} for period {period_px}")
     ny, nx = (h - win) // step + 1, (w - win) // step + 1

@@ -1,4 +1,4 @@
-"""Output sizes and exact-size resizing, shared by both upscalers (pure functions)."""
+"""Output sizes, padding to a multiple and exact-size resizing, shared by both upscalers (pure functions)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["resize_exact", "target_size"]
+__all__ = ["padded_size", "padding_to_multiple", "resize_exact", "target_size"]
 
 
 def target_size(
@@ -29,6 +29,23 @@ def target_size(
         raise ValueError(f"long_side must be >= 1, got {long_side}.")
     factor = long_side / max(height, width)
     return max(1, round(height * factor)), max(1, round(width * factor))
+
+
+def padding_to_multiple(height: int, width: int, multiple: int) -> tuple[int, int]:
+    """Rows and columns ``(ph, pw)`` to add at the bottom/right so both sides become multiples of ``multiple``.
+
+    The one definition of "pad to a multiple"; how the added pixels are filled is each model's choice
+    (``gtasr_core.tiling.reflect_pad_to_multiple``, ``op4ksr_core.onestep.pad_for_crop``).
+    """
+    if not isinstance(multiple, int) or isinstance(multiple, bool) or multiple < 1:
+        raise ValueError(f"multiple must be a positive int, got {multiple!r}.")
+    return (-height) % multiple, (-width) % multiple
+
+
+def padded_size(height: int, width: int, multiple: int) -> tuple[int, int]:
+    """``(height, width)`` rounded up to multiples of ``multiple``."""
+    ph, pw = padding_to_multiple(height, width, multiple)
+    return height + ph, width + pw
 
 
 def resize_exact(image: Tensor, size: tuple[int, int]) -> Tensor:

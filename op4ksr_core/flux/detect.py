@@ -18,7 +18,7 @@ from .keys import BLOCKS, WRAPPER_PREFIXES, FluxLayout, block_count, detect_flux
 
 __all__ = ["FLUX_AXES_DIMS_ROPE", "FLUX_TRANSFORMER", "flux_config", "flux_descriptor"]
 
-# FLUX.1's RoPE split of the 128-dim attention head (op4ksr.md Appendix A).
+# FLUX.1's RoPE split of the 128-dim attention head (docs/op4ksr.md Appendix A).
 FLUX_AXES_DIMS_ROPE: dict[int, tuple[int, int, int]] = {128: (16, 56, 56)}
 
 # Per layout, the tensors the config is read from: image in, head norm, text in, pooled in, guidance in.

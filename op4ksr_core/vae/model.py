@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ...srkit.images import check_image
 from .config import FLUX_F16, DecodeMode, VaeConfig, check_decode_mode
 from .latent_format import LatentFormat, latent_format_for
 from .layers import DownBlock, MidBlock, UpBlock, group_norm, norm_silu, run_layers
@@ -159,22 +160,10 @@ class F16VAE(nn.Module):
         return self.config.downscale
 
     def _check_image(self, image: torch.Tensor) -> None:
-        if not isinstance(image, torch.Tensor) or image.ndim != 4:
-            got = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-            raise ValueError(f"image must be a B×C×H×W tensor, got {got}")
-        if not image.is_floating_point():
-            raise TypeError(
-                f"image dtype {image.dtype}: convert to float in [-1, 1] (e.g. x.float() / 127.5 - 1)"
-            )
-        channels = self.config.in_channels
-        if image.shape[1] != channels:
-            hint = (
-                " (ComfyUI IMAGE is B×H×W×C: use image.permute(0, 3, 1, 2) * 2 - 1)"
-                if image.shape[-1] == channels
-                else ""
-            )
-            raise ValueError(f"image has {image.shape[1]} channels in dim 1, expected {channels}{hint}")
-        self.latent_format.latent_size(image.shape[2], image.shape[3])  # raises with the pad/crop fix
+        """Raise ``srkit.images.ImageError`` unless ``image`` is a float [B, in_channels, H, W] batch whose sides
+        are multiples of the downscale."""
+        check_image(image, channels=self.config.in_channels, value_range=(-1.0, 1.0), multiple=self.downscale,
+                    multiple_reason="the VAE downscale")
 
     def _check_latent(self, latent: torch.Tensor) -> None:
         channels = self.config.latent_channels

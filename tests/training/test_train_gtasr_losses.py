@@ -1,4 +1,4 @@
-"""GTASR trainer maths against closed forms (../shared/docs/gtasr.md §3-§6, Appendix B)."""
+"""GTASR trainer maths against closed forms (docs/gtasr.md §3-§6, Appendix B)."""
 
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ def test_charbonnier_and_ct_closed_form():
 
 
 def test_ta_charbonnier_part_is_reconstruction_weighted_by_one_minus_s():
-    """gtasr.md §5: z_t - x_t = (1 - s_t)(x^0 - x0), so TA's pixel part = sum_t (1 - s_t) |x^0 - x0|."""
+    """docs/gtasr.md §5: z_t - x_t = (1 - s_t)(x^0 - x0), so TA's pixel part = sum_t (1 - s_t) |x^0 - x0|."""
     g = torch.Generator().manual_seed(2)
     pred, x0, y = (torch.randn(2, 3, 8, 8, generator=g, dtype=torch.float64) for _ in range(3))
     for n in (5, 4):

@@ -17,7 +17,7 @@ from sr4k.op4ksr_core.lora import merge_comfy_lora
 from sr4k.op4ksr_core.vae import F16VAE
 from sr4k.op4ksr_core.vae.config import FLUX_F16
 from sr4k.srkit.degradations import PRESETS
-from sr4k.srkit.periodicity import PeriodicityOptions
+from sr4k.srkit.periodicity import PeriodicityConfig
 from sr4k.training.op4ksr import TrainResult, main, train
 from sr4k.training.op4ksr.config import OP4KSRTrainConfig, load_train_config
 from sr4k.training.op4ksr.data import DegradedCrops, StreamSampler
@@ -164,7 +164,7 @@ def test_pixel_losses_train_the_lora_through_the_frozen_decoder(data: tuple[Path
     vae = small_vae()
     before = {k: v.clone() for k, v in vae.state_dict().items()}
     cfg = config(data, tmp_path, lr_dir="", steps=2, latent_weight=0.0, pixel_weight=1.0, perceptual_weight=0.5,
-                 perceptual="lpips", lambda_ap=0.5, ap=PeriodicityOptions(harmonics=1), ema_decay=0.5, gradient_checkpointing=True,
+                 perceptual="lpips", lambda_ap=0.5, ap=PeriodicityConfig(harmonics=1), ema_decay=0.5, gradient_checkpointing=True,
                  mixed_precision="bf16", checkpoint_every=1)  # fmt: skip
     result = train(cfg, transformer=small_flux(), vae=vae, perceptual=perceptual)
     assert [sorted(h) for h in result.history] == [["ap", "perceptual", "pixel", "total"]] * 2

@@ -1,4 +1,4 @@
-"""Shared trainer helpers (training/common.py): overrides, typed config building, seeds, EMA, checkpoint listing."""
+"""Shared trainer helpers (training/common/): overrides, typed config building, seeds, EMA, checkpoint listing."""
 
 from __future__ import annotations
 

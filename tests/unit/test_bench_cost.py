@@ -1,5 +1,5 @@
 """benchmarks/cost.py and op4ksr_4k.py: the analytical FLUX FLOP count against torch's FLOP counter and the
-anchors of op4ksr.md §10, and a CPU smoke run of both scripts (reduced sizes) writing JSON and RESULTS.md."""
+anchors of docs/op4ksr.md §10, and a CPU smoke run of both scripts (reduced sizes) writing JSON and RESULTS.md."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_flux_flops_equal_torchs_flop_counter(layers: int, single: int, n_img: i
 
 
 def test_flux_dev_counts_reproduce_the_op4ksr_doc_anchors() -> None:
-    """op4ksr.md §10 lists TFLOP per forward under the 2 x params x tokens convention; ours must match them."""
+    """docs/op4ksr.md §10 lists TFLOP per forward under the 2 x params x tokens convention; ours must match them."""
     from diffusers import FluxTransformer2DModel
 
     with torch.device("meta"):
@@ -51,7 +51,7 @@ def test_flux_dev_counts_reproduce_the_op4ksr_doc_anchors() -> None:
 
 
 def test_gtasr_meta_flops_match_the_gtasr_doc() -> None:
-    """gtasr.md §2.4 (FlopCounterMode, released config): ~306 GFLOPs at 64 -> 256, ~1226 at 128 -> 512."""
+    """docs/gtasr.md §2.4 (FlopCounterMode, released config): ~306 GFLOPs at 64 -> 256, ~1226 at 128 -> 512."""
     from sr4k.gtasr_core import RELEASED
 
     assert flops.gtasr_flops(RELEASED, 64) / 1e9 == pytest.approx(306, abs=1)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gtasr_support import TINY, border_ratio, deterministic_init_
-from sr4k.gtasr_core import GTASRNet, build, pad_to_multiple, plan_tiles, upscale
+from sr4k.gtasr_core import GTASRNet, build, plan_tiles, reflect_pad_to_multiple, upscale
 from sr4k.gtasr_core.tiling import TileRect, axis_starts, tile_weight
 from sr4k.gtasr_core.upscale import fallback_tiles
 
@@ -55,7 +55,7 @@ def test_odd_size_is_padded_and_cropped(net: GTASRNet) -> None:
     lr = _image(13, 21)
     out = upscale(net, lr, seed=5)
     assert out.shape == (1, 3, 52, 84)
-    lq = pad_to_multiple(lr * 2 - 1, net.lr_multiple)
+    lq = reflect_pad_to_multiple(lr * 2 - 1, net.lr_multiple)
     assert lq.shape[-2:] == (16, 24)
     assert torch.equal(lq[..., 13:, :21], (lr * 2 - 1)[..., [11, 10, 9], :])  # reflected rows
     y = F.interpolate(lq, scale_factor=4, mode="bicubic", align_corners=False)
@@ -69,7 +69,7 @@ def test_tiny_image_pads_by_repeated_reflection(net: GTASRNet) -> None:
     for h, w in ((1, 1), (3, 2), (2, 17)):
         assert upscale(net, _image(h, w), seed=0).shape == (1, 3, 4 * h, 4 * w)
     x = torch.arange(3.0).view(1, 1, 1, 3)  # width reflects repeatedly, the 1-px height replicates
-    assert pad_to_multiple(x, 8).tolist() == [[[[0, 1, 2, 1, 0, 1, 2, 1]] * 8]]
+    assert reflect_pad_to_multiple(x, 8).tolist() == [[[[0, 1, 2, 1, 0, 1, 2, 1]] * 8]]
 
 
 def test_tiled_is_close_to_patch_free(net: GTASRNet) -> None:

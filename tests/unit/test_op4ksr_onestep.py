@@ -10,7 +10,7 @@ from sr4k.op4ksr_core.onestep import (
     one_step_input,
     one_step_x0,
     pack_latents,
-    pad_to_multiple,
+    pad_for_crop,
     target_size,
     unpack_latents,
 )
@@ -54,15 +54,15 @@ def test_target_size_keeps_aspect() -> None:
         target_size(10, 10, scale=2, long_side=20)
 
 
-def test_pad_to_multiple_reflects_and_reports_size() -> None:
+def test_pad_for_crop_reflects_and_reports_size() -> None:
     x = torch.arange(2 * 3 * 5 * 7, dtype=torch.float32).view(2, 3, 5, 7)
-    padded, hw = pad_to_multiple(x, 4)
+    padded, hw = pad_for_crop(x, 4)
     assert padded.shape == (2, 3, 8, 8) and hw == (5, 7)
     torch.testing.assert_close(padded[..., :5, :7], x)
     torch.testing.assert_close(padded[..., 5, :7], x[..., 3, :])  # reflection about the last row
-    same, _ = pad_to_multiple(padded, 4)
+    same, _ = pad_for_crop(padded, 4)
     assert same is padded
-    tiny, hw = pad_to_multiple(torch.ones(1, 3, 2, 2), 32)  # pad larger than the image: replicate
+    tiny, hw = pad_for_crop(torch.ones(1, 3, 2, 2), 32)  # pad larger than the image: replicate
     assert tiny.shape == (1, 3, 32, 32) and hw == (2, 2) and torch.all(tiny == 1)
 
 

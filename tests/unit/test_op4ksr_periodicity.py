@@ -9,7 +9,7 @@ from sr4k.op4ksr_core.geometry import F16_DOWNSCALE, FLUX_F8_DOWNSCALE, pixels_p
 from sr4k.op4ksr_core.vae.config import FLUX_F8, FLUX_F16
 from sr4k.srkit.periodicity import (
     DEFAULT_PERIOD_PX,
-    PeriodicityOptions,
+    PeriodicityConfig,
     autocorrelation,
     lattice_lags,
     periodicity_loss,
@@ -126,7 +126,7 @@ def test_loss_domains_gradients_and_non_square():
     flat = torch.full((1, 3, 160, 160), 0.5, requires_grad=True)
     (g,) = torch.autograd.grad(periodicity_loss(flat).sum(), flat, allow_unused=False)
     assert torch.isfinite(g).all()
-    opts = PeriodicityOptions(periods=(16, 32), luma_only=True)
+    opts = PeriodicityConfig(periods=(16, 32), luma_only=True)
     assert periodicity_loss(planted, options=opts, margin=0.01).shape == (2,)
     # Half precision in, float32 maths inside.
     torch.testing.assert_close(periodicity_loss(planted.bfloat16()), periodicity_loss(planted), atol=0.02, rtol=0.1)
@@ -134,9 +134,9 @@ def test_loss_domains_gradients_and_non_square():
 
 def test_options_validation_and_size_errors():
     with pytest.raises(ValueError, match="domain"):
-        PeriodicityOptions(domain="latent")
+        PeriodicityConfig(domain="latent")
     with pytest.raises(ValueError, match="periods"):
-        PeriodicityOptions(periods=())
+        PeriodicityConfig(periods=())
     with pytest.raises(ValueError, match="needs hr"):
         periodicity_loss(torch.rand(1, 3, 160, 160), domain="residual")
     with pytest.raises(ValueError, match="too small"):
@@ -163,3 +163,11 @@ def test_cache_filled_in_inference_mode_still_supports_autograd():
     (g,) = torch.autograd.grad(loss.sum() + (sr**2).sum(), sr)
     assert torch.isfinite(g).all()
     torch.testing.assert_close(loss.detach(), first)
+
+
+def test_the_old_options_name_still_imports_as_the_config() -> None:
+    from sr4k.op4ksr_core import PeriodicityOptions as FromCore
+    from sr4k.srkit.periodicity import PeriodicityOptions
+
+    assert PeriodicityOptions is FromCore is PeriodicityConfig
+    assert PeriodicityOptions(harmonics=1) == PeriodicityConfig(harmonics=1)

@@ -53,7 +53,7 @@ def test_scale_mode_changes_listed_axes_only() -> None:
 
 
 def test_ntk_values_from_op4ksr_doc() -> None:
-    # op4ksr.md §3.4 (b): d = 56, s = 2 -> ~20,520; s = 4 -> ~42,107.
+    # docs/op4ksr.md §3.4 (b): d = 56, s = 2 -> ~20,520; s = 4 -> ~42,107.
     assert ntk_theta(THETA, 56, 2.0) == pytest.approx(20_520, abs=1)
     assert ntk_theta(THETA, 56, 4.0) == pytest.approx(42_107, abs=1)
     grid = token_grid(4096, 4096, vae_downscale=16, patch_size=2).hw
@@ -108,7 +108,7 @@ def test_rescaled_thetas_errors() -> None:
 
 
 def test_band_allocation_reproduces_op4ksr_table() -> None:
-    # op4ksr.md §3.3: wavelengths of the 56-dim spatial axis and bands shorter than the grid side.
+    # docs/op4ksr.md §3.3: wavelengths of the 56-dim spatial axis and bands shorter than the grid side.
     rows = band_allocation(FLUX_AXES, (THETA,) * 3, (128, 64), pixels_per_token=32)
     axis1 = [r for r in rows if r.axis == 1]
     assert len(rows) == 56 and len(axis1) == 28

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from sr4k.srkit import periodicity
-from sr4k.srkit.periodicity import PeriodicityOptions, autocorrelation, periodicity_loss
+from sr4k.srkit.periodicity import PeriodicityConfig, autocorrelation, periodicity_loss
 
 H, W = 173, 167  # an unusual geometry, so any tensor of these sizes that survives is the module's
-MAX_LAG = PeriodicityOptions().max_lag  # 80 px for the default period 32, 2 harmonics
+MAX_LAG = PeriodicityConfig().max_lag  # 80 px for the default period 32, 2 harmonics
 # (The meta device cannot run it: torch.autocast has no meta backend.) The geometry check on the CPU catches a
 # cache on any device; the device check runs where an accelerator is present.
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

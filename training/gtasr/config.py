@@ -1,6 +1,6 @@
 """GTASR trainer configuration: one frozen dataclass, released defaults, named presets, file + CLI overrides.
 
-Defaults are the released stage-I recipe (``../shared/docs/gtasr.md`` §7, ``options/train/ctmsr_train.yml``);
+Defaults are the released stage-I recipe (docs/gtasr.md §7, ``options/train/ctmsr_train.yml``);
 ``stage2`` is the released second phase; ``tiny``/``tiny_stage2`` shrink everything for CPU tests.
 """
 

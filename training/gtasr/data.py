@@ -1,6 +1,6 @@
 """GTASR training data: random HR crops from image folders, degraded on the fly into (LR, LR-up, HR).
 
-Released recipe (``../shared/docs/gtasr.md`` §7): ImageNet train images, random ``gt_size`` crop (reflect-padded
+Released recipe (docs/gtasr.md §7): ImageNet train images, random ``gt_size`` crop (reflect-padded
 when smaller), no flip, Real-ESRGAN second-order degradation on the device, LR and LR-up quantised to 8 bit,
 everything mapped to [-1, 1]. Sample ``i`` of process ``rank`` is a pure function of (seed, rank, i), so a
 resumed run continues the exact stream (the loader starts at ``step * batch_size``).

@@ -63,7 +63,7 @@ def load_stage1_init(path: str | os.PathLike[str], network: GTASRConfig, student
                      ema_key: str = "params_ema", frozen_key: str = "params_ema") -> StageOneInit:
     """Read the stage-I checkpoint (BasicSR .pth or a flat file) and check it is ``network``.
 
-    Released stage II: net_g <- params, net_g_ema <- params_ema, D_phi <- params_ema (gtasr.md §6, §7).
+    Released stage II: net_g <- params, net_g_ema <- params_ema, D_phi <- params_ema (docs/gtasr.md §6, §7).
     """
     if not str(path):
         raise ValueError("stage 2 starts from the stage-I weights: set init_checkpoint=path/to/"

@@ -1,4 +1,4 @@
-"""GTASR training losses as pure functions returning per-sample values [B] (``../shared/docs/gtasr.md`` §4-§6).
+"""GTASR training losses as pure functions returning per-sample values [B] (docs/gtasr.md §4-§6).
 
 The perceptual distance is injected (``PerceptualLoss``: two [B, 3, H, W] images in [-1, 1] -> [B]); the
 released code uses LPIPS-VGG (see ``perceptual.py``). The trainer sums weight_i * loss_i.mean().
@@ -39,7 +39,7 @@ def charbonnier(a: Tensor, b: Tensor, eps: float = 1e-12) -> Tensor:
 def sobel_magnitude(x: Tensor, eps: float = 1e-12) -> Tensor:
     """Per-channel Sobel gradient magnitude sqrt(Gx^2 + Gy^2 + eps), [B, C, H, W] -> [B, C, H, W].
 
-    Depthwise 3x3 cross-correlation with zero padding 1 (released ``sobel_edge_map``, gtasr.md §6);
+    Depthwise 3x3 cross-correlation with zero padding 1 (released ``sobel_edge_map``, docs/gtasr.md §6);
     kx = [[1,0,-1],[2,0,-2],[1,0,-1]], ky = kx^T. A ramp a*col + b*row gives 8 sqrt(a^2 + b^2) inside.
     """
     c = x.shape[1]
@@ -52,7 +52,7 @@ def sobel_magnitude(x: Tensor, eps: float = 1e-12) -> Tensor:
 
 def ct_loss(pred: Tensor, target: Tensor, perceptual: PerceptualLoss, lpips_weight: float = 0.5,
             charbonnier_weight: float = 0.5, eps: float = 1e-12) -> Tensor:
-    """Consistency-training loss per sample [B] (gtasr.md §4): 0.5 LPIPS(x^0, tgt) + 0.5 Charbonnier.
+    """Consistency-training loss per sample [B] (docs/gtasr.md §4): 0.5 LPIPS(x^0, tgt) + 0.5 Charbonnier.
 
     ``pred`` = D_theta(x_{n+1}, s_{n+1}) with gradient; ``target`` = sg(D_theta-(x_n, s_n)) (detached here).
     """
@@ -66,7 +66,7 @@ def ct_loss(pred: Tensor, target: Tensor, perceptual: PerceptualLoss, lpips_weig
 def ta_loss(pred_x0: Tensor, x0: Tensor, y: Tensor, levels: Tensor, noises: Sequence[Tensor],
             perceptual: PerceptualLoss, weight: float = 0.5, lpips_weight: float = 0.5,
             charbonnier_weight: float = 0.5, eps: float = 1e-12) -> Tensor:
-    """Trajectory Alignment per sample [B] (gtasr.md §5, stage I).
+    """Trajectory Alignment per sample [B] (docs/gtasr.md §5, stage I).
 
     L_TA = weight * sum_t [lpips_w P(x_t, z_t) + charb_w C(x_t, z_t)] over the interior ``levels`` s_t
     ([L] values), with x_t = q(x0, y, s_t, eps_t), z_t = q(x^0, y, s_t, eps_t) and one fresh ``noises[t]``
@@ -89,7 +89,7 @@ def ta_loss(pred_x0: Tensor, x0: Tensor, y: Tensor, levels: Tensor, noises: Sequ
 
 def dtm_stab_target(x0_fake: Tensor, x0_real: Tensor, stab_coef: float = 0.2, eps: float = 1e-12) -> Tensor:
     """Delta_mix = (x0_fake - x0_real) + stab_coef (S(x0_fake) - S(x0_real)): CTMSR's DTM direction plus
-    GTASR's "Stab" edge-domain difference (gtasr.md §6; 0.2 hard-coded in the release). Detached."""
+    GTASR's "Stab" edge-domain difference (docs/gtasr.md §6; 0.2 hard-coded in the release). Detached."""
     x0_fake, x0_real = x0_fake.detach(), x0_real.detach()
     delta = x0_fake - x0_real
     if stab_coef:
@@ -111,7 +111,7 @@ def dtm_weight(pred_x0: Tensor, x0: Tensor, weighting: str = "improved", floor: 
 def dtm_stab_loss(pred_x0: Tensor, x0: Tensor, x0_fake: Tensor, x0_real: Tensor, perceptual: PerceptualLoss,
                   scale: float = 0.8, stab_coef: float = 0.2, weighting: str = "improved",
                   eps: float = 1e-12) -> Tensor:
-    """DTM + Stab per sample [B] (gtasr.md §6): scale * w * P(x^0, sg(x^0 - Delta_mix)).
+    """DTM + Stab per sample [B] (docs/gtasr.md §6): scale * w * P(x^0, sg(x^0 - Delta_mix)).
 
     ``x0_fake`` = D_phi(q(sg(x^0), y, s_t, eps)), ``x0_real`` = D_phi(q(x0, y, s_t, eps)) from the frozen
     copy; scale 0.8 = 0.5 x 1.6 (hard-coded in the release). Gradient flows through ``pred_x0`` only.
@@ -121,7 +121,7 @@ def dtm_stab_loss(pred_x0: Tensor, x0: Tensor, x0_fake: Tensor, x0_real: Tensor,
 
 
 def rect_loss(edge_source: Tensor, x0: Tensor, perceptual: PerceptualLoss, eps: float = 1e-12) -> Tensor:
-    """"Rect" per sample [B] (gtasr.md §6): P(S(edge_source), S(x0)) between Sobel magnitude maps.
+    """"Rect" per sample [B] (docs/gtasr.md §6): P(S(edge_source), S(x0)) between Sobel magnitude maps.
 
     As released ``edge_source`` = x0_fake (computed without gradient: the term is logged but gives no
     gradient); as the method figure draws it ``edge_source`` = the student output x^0 (gradient flows).

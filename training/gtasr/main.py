@@ -1,4 +1,4 @@
-"""GTASR two-stage trainer (``../shared/docs/gtasr.md`` §4-§7) on accelerate.
+"""GTASR two-stage trainer (docs/gtasr.md §4-§7) on accelerate.
 
     accelerate launch -m sr4k.training.gtasr --stage 1 --config stage1.toml [--key value ...]
     accelerate launch -m sr4k.training.gtasr --stage 2 --config stage2.toml --init_checkpoint RUN1/gtasr_stage1.pth

@@ -1,6 +1,6 @@
 """Perceptual distances for GTASR training: LPIPS-VGG as released, or a documented stand-in.
 
-The release uses ``lpips.LPIPS(net='vgg')`` (lpips 0.1.4) on [-1, 1] images (``../shared/docs/gtasr.md`` §4).
+The release uses ``lpips.LPIPS(net='vgg')`` (lpips 0.1.4) on [-1, 1] images (docs/gtasr.md §4).
 We build it from local files only: the learned linear heads ship inside the ``lpips`` package; the VGG16
 trunk is torchvision's ImageNet file ``vgg16-397923af.pth``, looked up in the torch hub cache (or an
 explicit path), so nothing is ever downloaded. ``standin`` is NOT LPIPS: a multi-scale L1 distance for

@@ -1,4 +1,4 @@
-"""GTASR forward process and discrete schedules (pure functions; ``../shared/docs/gtasr.md`` §3, §6).
+"""GTASR forward process and discrete schedules (pure functions; docs/gtasr.md §3, §6).
 
 Forward process (ResShift-style residual shifting in pixel space, shift and noise on one schedule):
 
@@ -22,7 +22,7 @@ __all__ = [
 
 def power_schedule(num_points: int, power: float, s_min: float = 0.0, s_max: float = 1.0,
                    rho: float = 1.0) -> Tensor:
-    """Discrete levels s_0 < ... < s_{N-1}, float64 [N] (gtasr.md §3, released ``karras_schedule_new``).
+    """Discrete levels s_0 < ... < s_{N-1}, float64 [N] (docs/gtasr.md §3, released ``karras_schedule_new``).
 
     u_i = (i / (N-1))^p (already min-max normalised to [0, 1]); then Karras' rho interpolation
     s_i = (s_min^(1/rho) + u_i (s_max^(1/rho) - s_min^(1/rho)))^rho. With the released s_min = 0,
@@ -59,7 +59,7 @@ def num_points_decreasing(step: int, total_steps: int, start_intervals: int, end
 
 
 def q_sample(x0: Tensor, y: Tensor, s: Tensor | float, noise: Tensor) -> Tensor:
-    """x_s = x0 + s (y - x0) + s eps (gtasr.md §3). x0, y, noise [B, C, H, W]; s a float, [B] or [B,1,1,1]."""
+    """x_s = x0 + s (y - x0) + s eps (docs/gtasr.md §3). x0, y, noise [B, C, H, W]; s a float, [B] or [B,1,1,1]."""
     if isinstance(s, Tensor) and s.ndim == 1:
         s = s.reshape(-1, *([1] * (x0.ndim - 1)))
     return x0 + s * (y - x0) + s * noise
@@ -77,7 +77,7 @@ def ct_index_bound(num_points: int, cap: int | None = None) -> int:
 
 
 def dtm_index_range(num_points: int, t_min: float, t_max: float) -> tuple[int, int]:
-    """[low, high) of the stage-II DTM level index t (released integer arithmetic, gtasr.md §6).
+    """[low, high) of the stage-II DTM level index t (released integer arithmetic, docs/gtasr.md §6).
 
     low = max(1, int(t_min N)), high = min(N, int(t_max N)); released N = 4, t in [0.1, 0.5] -> [1, 2),
     so t = 1 always (s_1 = 1/3).
@@ -90,13 +90,13 @@ def dtm_index_range(num_points: int, t_min: float, t_max: float) -> tuple[int, i
 
 
 def ta_levels(num_points: int) -> range:
-    """Interior levels t = 1 .. N-2 used by Trajectory Alignment ("full-path projection", gtasr.md §5)."""
+    """Interior levels t = 1 .. N-2 used by Trajectory Alignment ("full-path projection", docs/gtasr.md §5)."""
     return range(1, num_points - 1)
 
 
 def ta_reconstruction_weights(schedule: Tensor) -> Tensor:
     """Weights (1 - s_t) of the interior levels: TA's pixel term equals a reconstruction loss on x^0 with
-    these weights, since z_t - x_t = (1 - s_t)(x^0 - x0) (gtasr.md §5). Released N = 5: {0.969, 0.823, 0.513}.
+    these weights, since z_t - x_t = (1 - s_t)(x^0 - x0) (docs/gtasr.md §5). Released N = 5: {0.969, 0.823, 0.513}.
     """
     interior = schedule[1:-1]
     return 1.0 - interior

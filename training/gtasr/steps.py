@@ -1,4 +1,4 @@
-"""One GTASR training step's losses (``../shared/docs/gtasr.md`` §4-§6, Appendix A).
+"""One GTASR training step's losses (docs/gtasr.md §4-§6, Appendix A).
 
 ``stage1_losses``: L = L_CT + L_TA. ``stage2_losses``: L = L_CT + L_DTM+Stab + rect_weight L_Rect, with the
 frozen copy D_phi. Randomness (CT index, noises, DTM level) comes from an explicit generator, so a step is
@@ -48,7 +48,7 @@ def _target(target_net: nn.Module, x: Tensor, sigma: float, lq: Tensor) -> Tenso
 def consistency_pair(student: Denoiser, target_net: nn.Module, batch: PairBatch, schedule: Tensor,
                      index_bound: int, generator: torch.Generator) -> tuple[Tensor, Tensor, int]:
     """(x^0 = D_theta(x_{n+1}, s_{n+1}), sg(D_theta-(x_n, s_n)), n) with one n ~ U{0..bound-1} per batch
-    and one eps shared by x_n and x_{n+1} (gtasr.md §4). At n = 0 the target is exactly x0 (D(x, 0) = x)."""
+    and one eps shared by x_n and x_{n+1} (docs/gtasr.md §4). At n = 0 the target is exactly x0 (D(x, 0) = x)."""
     n = int(torch.randint(index_bound, (1,), generator=generator, device=generator.device))
     noise = randn(batch.gt, generator)
     s_n, s_next = float(schedule[n]), float(schedule[n + 1])

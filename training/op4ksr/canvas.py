@@ -1,9 +1,9 @@
 """Training crops placed in the 4K output canvas, so the LoRA learns the positions and RoPE base of 4K inference.
 
 At 4096² inference the F16 + 2x2 token grid is 128 x 128: image ids run 0..127 and RFR's ``ntk`` base is
-theta' = theta * 2 ** (56 / 54) ~ 20,520 (op4ksr.md §3.4 b). A 1024-px training crop on its own would see ids
+theta' = theta * 2 ** (56 / 54) ~ 20,520 (docs/op4ksr.md §3.4 b). A 1024-px training crop on its own would see ids
 0..31 and theta (its 32-token grid is below FLUX's 64-token reference), never the 4K regime. So each crop is
-*placed* in a canvas of ``canvas_long_side`` pixels (issue #10 A, op4ksr.md Appendix D):
+*placed* in a canvas of ``canvas_long_side`` pixels (issue #10 A, docs/op4ksr.md Appendix D):
 
 - image ids = token origin + ``arange`` (the crop's rows y0.., columns x0.. of the canvas grid);
 - RFR's grid is the canvas grid (``RFRPosEmbed.grid_hw``), never the crop's.

@@ -1,6 +1,6 @@
 """Configuration of the OP4KSR LoRA trainer: one frozen dataclass, loadable from TOML/JSON + CLI overrides.
 
-The paper gives no training recipe (docs op4ksr.md §5, §11); the defaults follow the engineering fallback
+The paper gives no training recipe (docs/op4ksr.md §5, §11); the defaults follow the engineering fallback
 of §11 and Appendix D: LoRA on the FLUX transformer, the LR latent fed directly at t* = 0.5 (calibrate it
 with ``sr4k calibrate-tstar``), crops placed in the 4096-px output canvas, RFR on the h/w axes, and the
 default loss recipe latent MSE + LPIPS + L_AP (``srkit.periodicity``) on the ``difference`` domain (only
@@ -25,7 +25,7 @@ from ...op4ksr_core.rfr import RFRConfig
 from ...op4ksr_core.settings import AUTO, OP4KSRSettings
 from ...op4ksr_core.vae.config import DECODE_MODES
 from ...srkit.degradations import PRESETS as DEGRADATION_PRESETS
-from ...srkit.periodicity import PeriodicityOptions
+from ...srkit.periodicity import PeriodicityConfig
 from ..common import build_dataclass, load_config_file, merge_settings, parse_overrides
 from .lora import DEFAULT_DOUBLE_TARGETS, DEFAULT_SINGLE_TARGETS, check_targets
 
@@ -78,7 +78,7 @@ class OP4KSRTrainConfig:
     perceptual_weight: float = 1.0
     vgg16_weights: str = ""  # LPIPS trunk file; "" = torch hub cache (vgg16-397923af.pth)
     lambda_ap: float = 0.1
-    ap: PeriodicityOptions = field(default_factory=lambda: PeriodicityOptions(domain="difference"))
+    ap: PeriodicityConfig = field(default_factory=lambda: PeriodicityConfig(domain="difference"))
     # Optimisation.
     lr: float = 1e-4
     weight_decay: float = 0.0

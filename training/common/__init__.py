@@ -1,0 +1,36 @@
+"""Helpers shared by the sr4k trainers, one module per concern; every name is re-exported here.
+
+- :mod:`.config_files`: config files + ``--key value`` CLI overrides -> typed frozen dataclasses;
+- :mod:`.seeds`: deterministic seeds;
+- :mod:`.checkpoints`: trainable-only accelerate checkpoints and resume;
+- :mod:`.ema`: the EMA of trainable parameters.
+"""
+
+from .checkpoints import (
+    CHECKPOINT_PREFIX,
+    EXTRA_FILE,
+    STATE_FILE,
+    checkpoint_dir,
+    list_checkpoints,
+    prune_checkpoints,
+    register_trainable_only_state,
+    resume_checkpoint,
+    save_checkpoint,
+)
+from .config_files import (
+    T,
+    build_dataclass,
+    config_to_dict,
+    load_config_file,
+    merge_settings,
+    parse_overrides,
+)
+from .ema import EMA
+from .seeds import derive_seed
+
+__all__ = [
+    "CHECKPOINT_PREFIX", "EMA", "EXTRA_FILE", "STATE_FILE", "T", "build_dataclass", "checkpoint_dir",
+    "config_to_dict", "derive_seed", "list_checkpoints", "load_config_file", "merge_settings",
+    "parse_overrides", "prune_checkpoints", "register_trainable_only_state", "resume_checkpoint",
+    "save_checkpoint",
+]
