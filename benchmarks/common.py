@@ -34,12 +34,21 @@ def device_name(device: torch.device) -> str:
         props = torch.cuda.get_device_properties(device)
         return f"{props.name} ({props.total_memory / GIB:.1f} GiB)"
     cpuinfo = Path("/proc/cpuinfo")
-    names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
-             if ln.startswith("model name")] if cpuinfo.exists() else []
+    names = (
+        [
+            ln.split(":", 1)[1].strip()
+            for ln in cpuinfo.read_text().splitlines()
+            if ln.startswith("model name")
+        ]
+        if cpuinfo.exists()
+        else []
+    )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     # Other jobs on the machine slow CPU timings down: the load average says how much.
-    return (f"CPU {names[0] if names else platform.processor() or 'unknown'} ({torch.get_num_threads()} torch "
-            f"threads, 1-min load average {load:.1f} at the start)")
+    return (
+        f"CPU {names[0] if names else platform.processor() or 'unknown'} ({torch.get_num_threads()} torch "
+        f"threads, 1-min load average {load:.1f} at the start)"
+    )
 
 
 def sync(device: torch.device) -> None:
@@ -112,8 +121,13 @@ class Measurement:
         return statistics.median(self.times)
 
     def summary(self) -> dict[str, Any]:
-        return {"median_s": self.median, "times_s": self.times, "cpu_s": self.cpu_times,
-                "peak_gib": self.peak_bytes / GIB, "growth_gib": self.growth_bytes / GIB}
+        return {
+            "median_s": self.median,
+            "times_s": self.times,
+            "cpu_s": self.cpu_times,
+            "peak_gib": self.peak_bytes / GIB,
+            "growth_gib": self.growth_bytes / GIB,
+        }
 
 
 def measure(fn: Callable[[], Any], device: torch.device, *, repeats: int = 3, warmup: int = 1) -> Measurement:
@@ -165,6 +179,7 @@ class StageTimer:
             else:
                 sampler = _RSSSampler().__enter__()
             self._start[name] = (time.perf_counter(), sampler)
+
         return hook
 
     def _post(self, name: str) -> Callable[..., None]:
@@ -178,6 +193,7 @@ class StageTimer:
                 sampler.__exit__(None, None, None)
                 peak = sampler.peak
             self.records[name].append({"seconds": seconds, "peak_bytes": peak})
+
         return hook
 
     def clear(self) -> None:
@@ -191,8 +207,12 @@ class StageTimer:
 
 def environment(device: torch.device) -> dict[str, str]:
     """Device, torch version, CUDA version and date for a results section."""
-    return {"device": device_name(device), "torch": torch.__version__,
-            "cuda": torch.version.cuda or "-", "date": dt.date.today().isoformat()}
+    return {
+        "device": device_name(device),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda or "-",
+        "date": dt.date.today().isoformat(),
+    }
 
 
 def markdown_table(headers: list[str], rows: list[list[str]]) -> str:

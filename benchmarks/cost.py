@@ -58,18 +58,56 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
 
-FULL = Plan("full", FLUX_DEV, 512,
-            (("F16 2048²", 2048, 16), ("F16 4096² (OP4KSR)", 4096, 16), ("F8 4096² (patch-free alternative)", 4096, 8)),
-            (2048, 4096), ((512, 2048), (1024, 4096)), 1024, 512, 3, 1, 8192, "bfloat16")
+FULL = Plan(
+    "full",
+    FLUX_DEV,
+    512,
+    (
+        ("F16 2048²", 2048, 16),
+        ("F16 4096² (OP4KSR)", 4096, 16),
+        ("F8 4096² (patch-free alternative)", 4096, 8),
+    ),
+    (2048, 4096),
+    ((512, 2048), (1024, 4096)),
+    1024,
+    512,
+    3,
+    1,
+    8192,
+    "bfloat16",
+)
 # CPU smoke plan: every code path at toy cost (CI); the VAE is real-size, the rest shrunk.
-SMOKE_GTASR = GTASRConfig(model_channels=32, channel_mult=(1, 2), num_blocks=1, train_resolution=16,
-                          attn_resolutions=(16, 8), channel_mult_emb=2, swin_embed_dim=32, swin_num_heads=2,
-                          swin_window=4)
-SMOKE = Plan("smoke", {**FLUX_DEV, "num_layers": 1, "num_single_layers": 1, "num_attention_heads": 4}, 32,
-             (("F16 256²", 256, 16), ("F8 256²", 256, 8)), (128,), ((32, 128),), 32, 24, 1, 1, 1024, "float32",
-             warmup=0, gtasr=SMOKE_GTASR,
-             notes=["reduced size: transformer depth 1+1 with 4 heads (hidden 512), 32 text tokens; real-size F16 "
-                    "VAE at 128²; end to end 32² -> 128²; GTASR 2-level config (32 channels), LR 32, 24 px tiles"])
+SMOKE_GTASR = GTASRConfig(
+    model_channels=32,
+    channel_mult=(1, 2),
+    num_blocks=1,
+    train_resolution=16,
+    attn_resolutions=(16, 8),
+    channel_mult_emb=2,
+    swin_embed_dim=32,
+    swin_num_heads=2,
+    swin_window=4,
+)
+SMOKE = Plan(
+    "smoke",
+    {**FLUX_DEV, "num_layers": 1, "num_single_layers": 1, "num_attention_heads": 4},
+    32,
+    (("F16 256²", 256, 16), ("F8 256²", 256, 8)),
+    (128,),
+    ((32, 128),),
+    32,
+    24,
+    1,
+    1,
+    1024,
+    "float32",
+    warmup=0,
+    gtasr=SMOKE_GTASR,
+    notes=[
+        "reduced size: transformer depth 1+1 with 4 heads (hidden 512), 32 text tokens; real-size F16 "
+        "VAE at 128²; end to end 32² -> 128²; GTASR 2-level config (32 channels), LR 32, 24 px tiles"
+    ],
+)
 SLOW_TOKENS = 16_384  # more image tokens than OP4KSR's 4096^2 F16 case
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
 
@@ -105,19 +143,25 @@ def build_vae(device: torch.device, dtype: torch.dtype) -> F16VAE:
     return random_init_(vae.to(dtype).to_empty(device=device)).eval().requires_grad_(False)
 
 
-def flux_inputs(cfg: dict[str, Any], n_img: int, n_txt: int, device: torch.device,
-                dtype: torch.dtype) -> dict[str, Any]:
+def flux_inputs(
+    cfg: dict[str, Any], n_img: int, n_txt: int, device: torch.device, dtype: torch.dtype
+) -> dict[str, Any]:
     g = None if device.type == "meta" else torch.Generator(device=device).manual_seed(0)
     side = int(math.isqrt(n_img))
     ids = torch.zeros(side, side, 3, device=device)
     ids[..., 1], ids[..., 2] = torch.arange(side, device=device)[:, None], torch.arange(side, device=device)
-    return dict(hidden_states=torch.randn(1, n_img, cfg["in_channels"], generator=g, device=device).to(dtype),
-                encoder_hidden_states=torch.randn(1, n_txt, cfg["joint_attention_dim"], generator=g,
-                                                  device=device).to(dtype),
-                pooled_projections=torch.zeros(1, cfg["pooled_projection_dim"], device=device, dtype=dtype),
-                timestep=torch.full((1,), 0.5, device=device, dtype=dtype), img_ids=ids.reshape(-1, 3),
-                txt_ids=torch.zeros(n_txt, 3, device=device),
-                guidance=torch.full((1,), 3.5, device=device, dtype=dtype), return_dict=False)
+    return dict(
+        hidden_states=torch.randn(1, n_img, cfg["in_channels"], generator=g, device=device).to(dtype),
+        encoder_hidden_states=torch.randn(
+            1, n_txt, cfg["joint_attention_dim"], generator=g, device=device
+        ).to(dtype),
+        pooled_projections=torch.zeros(1, cfg["pooled_projection_dim"], device=device, dtype=dtype),
+        timestep=torch.full((1,), 0.5, device=device, dtype=dtype),
+        img_ids=ids.reshape(-1, 3),
+        txt_ids=torch.zeros(n_txt, 3, device=device),
+        guidance=torch.full((1,), 3.5, device=device, dtype=dtype),
+        return_dict=False,
+    )
 
 
 class Bench:
@@ -142,12 +186,24 @@ class Bench:
     def measure(self, fn: Any, slow: bool = False) -> Any:
         plan = self.plan
         with torch.no_grad():
-            return measure(fn, self.device, repeats=plan.slow_repeats if slow else plan.repeats, warmup=plan.warmup)
+            return measure(
+                fn, self.device, repeats=plan.slow_repeats if slow else plan.repeats, warmup=plan.warmup
+            )
 
-    def row(self, stage: str, case: str, size: str, m: Any, flops: float | None, **extra: Any) -> dict[str, Any]:
+    def row(
+        self, stage: str, case: str, size: str, m: Any, flops: float | None, **extra: Any
+    ) -> dict[str, Any]:
         tflops = flops / m.median / 1e12 if flops else None
-        return {"stage": stage, "case": case, "size": size, **m.summary(), "tflop": flops / 1e12 if flops else None,
-                "tflops_per_s": tflops, "pct_ceiling": 100 * tflops / self.ceiling if tflops else None, **extra}
+        return {
+            "stage": stage,
+            "case": case,
+            "size": size,
+            **m.summary(),
+            "tflop": flops / 1e12 if flops else None,
+            "tflops_per_s": tflops,
+            "pct_ceiling": 100 * tflops / self.ceiling if tflops else None,
+            **extra,
+        }
 
 
 def bench_transformer(b: Bench) -> list[dict]:
@@ -161,8 +217,18 @@ def bench_transformer(b: Bench) -> list[dict]:
         if not bool(torch.isfinite(m.result).all()):
             raise RuntimeError(f"transformer output not finite for {label}")
         f, f2 = flux_flops(cfg, n, txt)["exact"], flux_flops_2pl(params, n, txt, cfg)
-        rows.append(b.row("transformer", label, f"{n:,} img + {txt} txt tokens", m, f, params=params,
-                          tflop_2PL=f2 / 1e12, tflops_per_s_2PL=f2 / m.median / 1e12))
+        rows.append(
+            b.row(
+                "transformer",
+                label,
+                f"{n:,} img + {txt} txt tokens",
+                m,
+                f,
+                params=params,
+                tflop_2PL=f2 / 1e12,
+                tflops_per_s_2PL=f2 / m.median / 1e12,
+            )
+        )
     return rows
 
 
@@ -183,23 +249,40 @@ def bench_vae(b: Bench) -> list[dict]:
     return rows
 
 
-def run_e2e(transformer: torch.nn.Module, vae: F16VAE, lr_px: int, out_px: int, device: torch.device,
-            repeats: int, warmup: int, config: OneStepConfig | None = None) -> tuple[Any, dict[str, Any]]:
+def run_e2e(
+    transformer: torch.nn.Module,
+    vae: F16VAE,
+    lr_px: int,
+    out_px: int,
+    device: torch.device,
+    repeats: int,
+    warmup: int,
+    config: OneStepConfig | None = None,
+) -> tuple[Any, dict[str, Any]]:
     """Time ``headless.upscale_image`` (LR lr_px^2 -> out_px^2) and each stage inside it (forward hooks on
     the VAE encoder, the transformer and the VAE decoder; 'other' = bicubic, padding, transfers, colour)."""
     config = config or OneStepConfig()
     lr = torch.rand(1, 3, lr_px, lr_px, generator=torch.Generator().manual_seed(0))
-    timer = StageTimer({"vae encode": vae.encoder, "transformer": transformer, "vae decode": vae.decoder}, device)
+    timer = StageTimer(
+        {"vae encode": vae.encoder, "transformer": transformer, "vae decode": vae.decoder}, device
+    )
     try:
         with torch.no_grad():
-            m = measure(lambda: upscale_image(transformer, vae, lr, long_side=out_px, config=config), device,
-                        repeats=repeats, warmup=warmup)
+            m = measure(
+                lambda: upscale_image(transformer, vae, lr, long_side=out_px, config=config),
+                device,
+                repeats=repeats,
+                warmup=warmup,
+            )
     finally:
         timer.remove()
     stages = {k: v[-repeats:] for k, v in timer.records.items()}  # the timed repeats only
     stage_s = {k: statistics.median(r["seconds"] for r in v) for k, v in stages.items()}
-    return m, {"stage_s": stage_s, "other_s": m.median - sum(stage_s.values()),
-               "stage_peak_gib": {k: max(r["peak_bytes"] for r in v) / GIB for k, v in stages.items()}}
+    return m, {
+        "stage_s": stage_s,
+        "other_s": m.median - sum(stage_s.values()),
+        "stage_peak_gib": {k: max(r["peak_bytes"] for r in v) / GIB for k, v in stages.items()},
+    }
 
 
 def bench_e2e(b: Bench) -> list[dict]:
@@ -209,8 +292,17 @@ def bench_e2e(b: Bench) -> list[dict]:
         m, stages = run_e2e(b.flux(), b.vae(), lr_px, out_px, b.device, b.plan.repeats, b.plan.warmup, config)
         n = image_tokens(out_px, FLUX_F16.downscale)
         f = flux_flops(b.plan.flux, n, config.empty_text_tokens)["exact"]
-        rows.append(b.row("op4ksr end to end", f"{lr_px}² -> {out_px}²", f"{n:,} img + "
-                          f"{config.empty_text_tokens} txt tokens", m, None, transformer_tflop=f / 1e12, **stages))
+        rows.append(
+            b.row(
+                "op4ksr end to end",
+                f"{lr_px}² -> {out_px}²",
+                f"{n:,} img + {config.empty_text_tokens} txt tokens",
+                m,
+                None,
+                transformer_tflop=f / 1e12,
+                **stages,
+            )
+        )
     return rows
 
 
@@ -221,12 +313,22 @@ def bench_gtasr(b: Bench) -> list[dict]:
     lr = torch.rand(1, 3, lr_px, lr_px, generator=g)
     x = (torch.rand(1, 3, s * lr_px, s * lr_px, generator=g) * 2 - 1).to(b.device)
     fwd = b.measure(lambda: net(x, 1.0, lr.to(b.device) * 2 - 1))
-    tiled = b.measure(lambda: upscale(net, lr, seed=0, tile=tile, overlap=tile // 8, allow_tile_fallback=False))
+    tiled = b.measure(
+        lambda: upscale(net, lr, seed=0, tile=tile, overlap=tile // 8, allow_tile_fallback=False)
+    )
     n_tiles = len(plan_tiles(lr_px, lr_px, tile, tile // 8, net.lr_multiple))
     size = f"{lr_px}² -> {s * lr_px}²"
-    return [b.row("gtasr forward", "patch-free", size, fwd, gtasr_flops(cfg, lr_px)),
-            b.row("gtasr upscale", f"tiled {tile}/{tile // 8} ({n_tiles} tiles)", size, tiled,
-                  n_tiles * gtasr_flops(cfg, tile), tiles=n_tiles)]
+    return [
+        b.row("gtasr forward", "patch-free", size, fwd, gtasr_flops(cfg, lr_px)),
+        b.row(
+            "gtasr upscale",
+            f"tiled {tile}/{tile // 8} ({n_tiles} tiles)",
+            size,
+            tiled,
+            n_tiles * gtasr_flops(cfg, tile),
+            tiles=n_tiles,
+        ),
+    ]
 
 
 def _fmt(v: float | None, spec: str) -> str:
@@ -236,24 +338,57 @@ def _fmt(v: float | None, spec: str) -> str:
 def section(plan: Plan, env: dict[str, str], ceiling: float, rows: list[dict], argv: list[str]) -> str:
     cpu = env["device"].startswith("CPU")  # a loaded CPU: process CPU time says more than wall time
     table = markdown_table(
-        ["stage", "case", "size", "median s", *(["CPU s"] if cpu else []), "TFLOP", "TFLOP/s", "% ceiling",
-         "TFLOP/s (2PL)", "peak GiB"],
-        [[r["stage"], r["case"], r["size"], f"{r['median_s']:.3f}",
-          *([f"{statistics.median(r['cpu_s']):.2f}"] if cpu else []), _fmt(r["tflop"], ".4g"),
-          _fmt(r["tflops_per_s"], ".4g"), _fmt(r["pct_ceiling"], ".0f"), _fmt(r.get("tflops_per_s_2PL"), ".4g"),
-          f"{r['peak_gib']:.2f}"] for r in rows])
-    stages = [f"- {r['case']}: " + ", ".join(f"{k} {v:.3f} s ({r['stage_peak_gib'][k]:.2f} GiB)"
-                                               for k, v in r["stage_s"].items()) + f", other {r['other_s']:.3f} s"
-              for r in rows if "stage_s" in r]
+        [
+            "stage",
+            "case",
+            "size",
+            "median s",
+            *(["CPU s"] if cpu else []),
+            "TFLOP",
+            "TFLOP/s",
+            "% ceiling",
+            "TFLOP/s (2PL)",
+            "peak GiB",
+        ],
+        [
+            [
+                r["stage"],
+                r["case"],
+                r["size"],
+                f"{r['median_s']:.3f}",
+                *([f"{statistics.median(r['cpu_s']):.2f}"] if cpu else []),
+                _fmt(r["tflop"], ".4g"),
+                _fmt(r["tflops_per_s"], ".4g"),
+                _fmt(r["pct_ceiling"], ".0f"),
+                _fmt(r.get("tflops_per_s_2PL"), ".4g"),
+                f"{r['peak_gib']:.2f}",
+            ]
+            for r in rows
+        ],
+    )
+    stages = [
+        f"- {r['case']}: "
+        + ", ".join(f"{k} {v:.3f} s ({r['stage_peak_gib'][k]:.2f} GiB)" for k, v in r["stage_s"].items())
+        + f", other {r['other_s']:.3f} s"
+        for r in rows
+        if "stage_s" in r
+    ]
     mem = "process peak RSS (sampled)" if cpu else "torch.cuda.max_memory_allocated"
-    return "\n".join([
-        f"## Cost at real size, random weights: benchmarks/cost.py, plan `{plan.name}` ({env['date']})", "",
-        f"- Device: {env['device']}; torch {env['torch']} (CUDA {env['cuda']}); dtype {plan.dtype}",
-        f"- Measured {plan.dtype} matmul ceiling ({plan.matmul_n}³): {ceiling:.4g} TFLOP/s; peak memory: {mem}",
-        "- TFLOP: analytical for the transformer (flux_flops), FlopCounterMode for VAE / GTASR; 2PL = "
-        "docs/op4ksr.md §10's 2 x params x tokens convention", *[f"- {n}" for n in plan.notes],
-        f"- Command: `python benchmarks/cost.py {' '.join(argv)}`", "", table,
-        *(["End-to-end stages (median s, peak):", *stages, ""] if stages else [])])
+    return "\n".join(
+        [
+            f"## Cost at real size, random weights: benchmarks/cost.py, plan `{plan.name}` ({env['date']})",
+            "",
+            f"- Device: {env['device']}; torch {env['torch']} (CUDA {env['cuda']}); dtype {plan.dtype}",
+            f"- Measured {plan.dtype} matmul ceiling ({plan.matmul_n}³): {ceiling:.4g} TFLOP/s; peak memory: {mem}",
+            "- TFLOP: analytical for the transformer (flux_flops), FlopCounterMode for VAE / GTASR; 2PL = "
+            "docs/op4ksr.md §10's 2 x params x tokens convention",
+            *[f"- {n}" for n in plan.notes],
+            f"- Command: `python benchmarks/cost.py {' '.join(argv)}`",
+            "",
+            table,
+            *(["End-to-end stages (median s, peak):", *stages, ""] if stages else []),
+        ]
+    )
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -262,7 +397,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--smoke", action="store_true", help="reduced sizes (default on CPU)")
     p.add_argument("--only", default="transformer,vae,e2e,gtasr", help="comma list of parts to run")
     p.add_argument("--json", type=Path, help="write all numbers here")
-    p.add_argument("--results", type=Path, default=None, help="markdown file to append to (default RESULTS.md)")
+    p.add_argument(
+        "--results", type=Path, default=None, help="markdown file to append to (default RESULTS.md)"
+    )
     p.add_argument("--no-write", action="store_true", help="print the section, do not append it")
     return p.parse_args(argv)
 

@@ -18,9 +18,17 @@ from sr4k.gtasr_core import GTASRConfig, GTASRNet
 
 # black-forest-labs flux-dev as diffusers FluxTransformer2DModel kwargs (docs/op4ksr.md Appendix A).
 FLUX_DEV: dict[str, Any] = dict(
-    patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
-    num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768, guidance_embeds=True,
-    axes_dims_rope=(16, 56, 56))
+    patch_size=1,
+    in_channels=64,
+    num_layers=19,
+    num_single_layers=38,
+    attention_head_dim=128,
+    num_attention_heads=24,
+    joint_attention_dim=4096,
+    pooled_projection_dim=768,
+    guidance_embeds=True,
+    axes_dims_rope=(16, 56, 56),
+)
 FLUX_PATCH = 2  # FLUX packs 2x2 latent pixels per token
 TIMESTEP_DIM = 256  # sinusoidal timestep / guidance embedding width
 
@@ -29,7 +37,9 @@ def image_tokens(px: int, vae_downscale: int, patch: int = FLUX_PATCH) -> int:
     """Tokens of a square px x px image: (px / (downscale * patch))^2."""
     side = px // (vae_downscale * patch)
     if side * vae_downscale * patch != px:
-        raise ValueError(f"{px} px is not a multiple of {vae_downscale * patch} (VAE {vae_downscale} x patch {patch})")
+        raise ValueError(
+            f"{px} px is not a multiple of {vae_downscale * patch} (VAE {vae_downscale} x patch {patch})"
+        )
     return side * side
 
 
@@ -47,12 +57,17 @@ def flux_flops(cfg: dict[str, Any], n_img: int, n_txt: int) -> dict[str, float]:
     seq = n_img + n_txt
     linear = 2 * (4 + 2 * r) * d * d * seq * blocks
     attention = 4 * seq * seq * d * blocks
-    embed = 2 * d * (cfg["in_channels"] * n_img + cfg["joint_attention_dim"] * n_txt + cfg["in_channels"] * n_img)
+    embed = (
+        2 * d * (cfg["in_channels"] * n_img + cfg["joint_attention_dim"] * n_txt + cfg["in_channels"] * n_img)
+    )
     t_emb = 2 * (TIMESTEP_DIM * d + d * d) * (2 if cfg["guidance_embeds"] else 1)
     pooled = 2 * (cfg["pooled_projection_dim"] * d + d * d)
     modulation = 2 * d * d * (2 * 6 * cfg["num_layers"] + 3 * cfg["num_single_layers"] + 2)
-    return {"exact": linear + attention + embed + t_emb + pooled + modulation, "attention": attention,
-            "linear_tokens": linear}
+    return {
+        "exact": linear + attention + embed + t_emb + pooled + modulation,
+        "attention": attention,
+        "linear_tokens": linear,
+    }
 
 
 def flux_flops_2pl(params: int, n_img: int, n_txt: int, cfg: dict[str, Any]) -> float:
@@ -75,5 +90,9 @@ def gtasr_flops(config: GTASRConfig, lr_px: int) -> int:
     with torch.device("meta"):
         net = GTASRNet(config).eval()
     s = config.scale
-    return meta_flops(net, torch.empty(1, 3, s * lr_px, s * lr_px, device="meta"), 1.0,
-                      torch.empty(1, 3, lr_px, lr_px, device="meta"))
+    return meta_flops(
+        net,
+        torch.empty(1, 3, s * lr_px, s * lr_px, device="meta"),
+        1.0,
+        torch.empty(1, 3, lr_px, lr_px, device="meta"),
+    )

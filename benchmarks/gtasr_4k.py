@@ -32,13 +32,21 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
-    parser.add_argument("--lr-size", type=int, default=None, help="LR side (default 1024 on CUDA, 128 on CPU)")
+    parser.add_argument(
+        "--lr-size", type=int, default=None, help="LR side (default 1024 on CUDA, 128 on CPU)"
+    )
     parser.add_argument("--tile", type=int, default=DEFAULT_TILE, help=f"LR tile (released {DEFAULT_TILE})")
-    parser.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP,
-                        help=f"LR overlap (released {DEFAULT_OVERLAP}: stride {DEFAULT_TILE - DEFAULT_OVERLAP})")
+    parser.add_argument(
+        "--overlap",
+        type=int,
+        default=DEFAULT_OVERLAP,
+        help=f"LR overlap (released {DEFAULT_OVERLAP}: stride {DEFAULT_TILE - DEFAULT_OVERLAP})",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS, help="markdown file to append to")
     parser.add_argument("--no-write", action="store_true", help="print the section, do not append it")
     parser.add_argument("--worker", choices=["patch-free", "tiled"], help=argparse.SUPPRESS)
@@ -79,13 +87,20 @@ def worker(args: argparse.Namespace) -> dict[str, object]:
         return {"mode": args.worker, "oom": True}
     seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu_before
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else _max_rss_bytes() - rss_before
-    return {"mode": args.worker, "oom": False, "seconds": seconds, "cpu_seconds": cpu, "peak_bytes": peak,
-            "load_after": os.getloadavg()[0]}
+    return {
+        "mode": args.worker,
+        "oom": False,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "peak_bytes": peak,
+        "load_after": os.getloadavg()[0],
+    }
 
 
 def run_mode(mode: str, argv: list[str]) -> dict[str, object]:
-    proc = subprocess.run([sys.executable, __file__, *argv, "--worker", mode], capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, __file__, *argv, "--worker", mode], capture_output=True, text=True, check=False
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"{mode} worker failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -95,32 +110,42 @@ def section(args: argparse.Namespace, argv: list[str], name: str, results: list[
     multiple = RELEASED.lr_multiple
     side = padded_size(args.lr_size, args.lr_size, multiple)[0]
     n_tiles = len(plan_tiles(side, side, args.tile, args.overlap, multiple))
-    memory = ("torch.cuda.max_memory_allocated" if torch.device(args.device).type == "cuda"
-              else "max RSS growth of a fresh worker process (resource.getrusage; upper bound)")
+    memory = (
+        "torch.cuda.max_memory_allocated"
+        if torch.device(args.device).type == "cuda"
+        else "max RSS growth of a fresh worker process (resource.getrusage; upper bound)"
+    )
     rows = []
     for r in results:
-        label = "patch-free" if r["mode"] == "patch-free" else (
-            f"tiled {args.tile}/{args.overlap} (stride {args.tile - args.overlap})")
+        label = (
+            "patch-free"
+            if r["mode"] == "patch-free"
+            else (f"tiled {args.tile}/{args.overlap} (stride {args.tile - args.overlap})")
+        )
         tiles = 1 if r["mode"] == "patch-free" else n_tiles
         if r["oom"]:
             rows.append(f"| {label} | {tiles} | out of memory | - | - | - |")
         else:
-            rows.append(f"| {label} | {tiles} | {r['seconds']:.2f} | {r['cpu_seconds']:.1f} | "
-                        f"{r['peak_bytes'] / 2**30:.2f} GiB | {r['load_after']:.1f} |")
-    return "\n".join([
-        f"## GTASR inference, LR {args.lr_size}² → HR {4 * args.lr_size}² ({dt.date.today().isoformat()})",
-        "",
-        f"- Device: {name}; torch {torch.__version__}; dtype {args.dtype}",
-        "- Network: released GTASR architecture (171,518,529 parameters), random weights, one image, one call "
-        "per image or tile (after a warm-up call)",
-        f"- Peak memory: {memory}",
-        f"- Command: `python benchmarks/gtasr_4k.py {' '.join(argv)}`",
-        "",
-        "| mode | network calls | wall time (s) | process CPU time (s) | peak memory | load avg after |",
-        "|---|---|---|---|---|---|",
-        *rows,
-        "",
-    ])
+            rows.append(
+                f"| {label} | {tiles} | {r['seconds']:.2f} | {r['cpu_seconds']:.1f} | "
+                f"{r['peak_bytes'] / 2**30:.2f} GiB | {r['load_after']:.1f} |"
+            )
+    return "\n".join(
+        [
+            f"## GTASR inference, LR {args.lr_size}² → HR {4 * args.lr_size}² ({dt.date.today().isoformat()})",
+            "",
+            f"- Device: {name}; torch {torch.__version__}; dtype {args.dtype}",
+            "- Network: released GTASR architecture (171,518,529 parameters), random weights, one image, one call "
+            "per image or tile (after a warm-up call)",
+            f"- Peak memory: {memory}",
+            f"- Command: `python benchmarks/gtasr_4k.py {' '.join(argv)}`",
+            "",
+            "| mode | network calls | wall time (s) | process CPU time (s) | peak memory | load avg after |",
+            "|---|---|---|---|---|---|",
+            *rows,
+            "",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -35,27 +35,41 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--scale", type=int, default=4, help="SR factor: LR side = out / scale (16 = DIV4K-50)")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--json", type=Path, help="write the numbers here")
-    p.add_argument("--results", type=Path, default=None, help="markdown file to append to (default RESULTS.md)")
+    p.add_argument(
+        "--results", type=Path, default=None, help="markdown file to append to (default RESULTS.md)"
+    )
     p.add_argument("--no-write", action="store_true", help="print the section, do not append it")
     return p.parse_args(argv)
 
 
 def section(env: dict[str, str], r: dict[str, Any], argv: list[str]) -> str:
     rows = [[k, f"{v:.3f}", f"{r['stage_peak_gib'][k]:.2f}"] for k, v in r["stage_s"].items()]
-    rows += [["other (bicubic, pad, transfers, colour)", f"{r['other_s']:.3f}", "-"],
-             ["**total**", f"**{r['median_s']:.3f}**", f"**{r['peak_gib']:.2f}**"]]
-    cpu = f" (process CPU time {statistics.median(r['cpu_s']):.2f} s: the machine was shared)" \
-        if env["device"].startswith("CPU") else ""
-    mem = "process peak RSS (sampled)" if env["device"].startswith("CPU") else "torch.cuda.max_memory_allocated"
-    return "\n".join([
-        f"## OP4KSR end to end {r['lr_px']}² -> {r['out_px']}²: benchmarks/op4ksr_4k.py ({env['date']})", "",
-        f"- Device: {env['device']}; torch {env['torch']} (CUDA {env['cuda']}); dtype {r['dtype']}",
-        f"- Transformer: {r['transformer']} ({r['params'] / 1e9:.3f} B parameters, random weights), "
-        f"{r['tokens']:,} image tokens + {r['text_tokens']} text token(s), t* = {r['t_star']}; "
-        f"{r['transformer_tflop']:.4g} TFLOP per forward (analytical); F16 VAE real size, partitioned decode",
-        f"- Median of {r['repeats']} run(s) after {r['warmup']} warm-up{cpu}; peak memory per stage: {mem}",
-        f"- Command: `python benchmarks/op4ksr_4k.py {' '.join(argv)}`", "",
-        markdown_table(["stage", "median s", "peak GiB"], rows)])
+    rows += [
+        ["other (bicubic, pad, transfers, colour)", f"{r['other_s']:.3f}", "-"],
+        ["**total**", f"**{r['median_s']:.3f}**", f"**{r['peak_gib']:.2f}**"],
+    ]
+    cpu = (
+        f" (process CPU time {statistics.median(r['cpu_s']):.2f} s: the machine was shared)"
+        if env["device"].startswith("CPU")
+        else ""
+    )
+    mem = (
+        "process peak RSS (sampled)" if env["device"].startswith("CPU") else "torch.cuda.max_memory_allocated"
+    )
+    return "\n".join(
+        [
+            f"## OP4KSR end to end {r['lr_px']}² -> {r['out_px']}²: benchmarks/op4ksr_4k.py ({env['date']})",
+            "",
+            f"- Device: {env['device']}; torch {env['torch']} (CUDA {env['cuda']}); dtype {r['dtype']}",
+            f"- Transformer: {r['transformer']} ({r['params'] / 1e9:.3f} B parameters, random weights), "
+            f"{r['tokens']:,} image tokens + {r['text_tokens']} text token(s), t* = {r['t_star']}; "
+            f"{r['transformer_tflop']:.4g} TFLOP per forward (analytical); F16 VAE real size, partitioned decode",
+            f"- Median of {r['repeats']} run(s) after {r['warmup']} warm-up{cpu}; peak memory per stage: {mem}",
+            f"- Command: `python benchmarks/op4ksr_4k.py {' '.join(argv)}`",
+            "",
+            markdown_table(["stage", "median s", "peak GiB"], rows),
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -72,12 +86,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     warmup = 0 if smoke else 1
     m, stages = run_e2e(transformer, vae, out_px // args.scale, out_px, device, args.repeats, warmup, config)
     tokens = image_tokens(out_px, FLUX_F16.downscale)
-    result = {"lr_px": out_px // args.scale, "out_px": out_px, "dtype": dtype_name, "repeats": args.repeats,
-              "warmup": warmup, "median_s": m.median, "times_s": m.times, "cpu_s": m.cpu_times, "peak_gib": m.peak_bytes / GIB,
-              "transformer": "reduced (depth 1+1, 4 heads)" if smoke else "FLUX.1-dev size (19 + 38 blocks)",
-              "params": sum(p.numel() for p in transformer.parameters()), "tokens": tokens,
-              "text_tokens": config.empty_text_tokens, "t_star": config.t_star,
-              "transformer_tflop": flux_flops(cfg, tokens, config.empty_text_tokens)["exact"] / 1e12, **stages}
+    result = {
+        "lr_px": out_px // args.scale,
+        "out_px": out_px,
+        "dtype": dtype_name,
+        "repeats": args.repeats,
+        "warmup": warmup,
+        "median_s": m.median,
+        "times_s": m.times,
+        "cpu_s": m.cpu_times,
+        "peak_gib": m.peak_bytes / GIB,
+        "transformer": "reduced (depth 1+1, 4 heads)" if smoke else "FLUX.1-dev size (19 + 38 blocks)",
+        "params": sum(p.numel() for p in transformer.parameters()),
+        "tokens": tokens,
+        "text_tokens": config.empty_text_tokens,
+        "t_star": config.t_star,
+        "transformer_tflop": flux_flops(cfg, tokens, config.empty_text_tokens)["exact"] / 1e12,
+        **stages,
+    }
     env = environment(device)
     text = section(env, result, [a for a in argv if a != "--no-write"])
     print(text)

@@ -32,10 +32,20 @@ from sr4k.training.op4ksr import train
 from sr4k.training.op4ksr.config import OP4KSRTrainConfig
 
 SMALL_FLUX = dict(
-    patch_size=1, in_channels=64, num_layers=1, num_single_layers=1, attention_head_dim=16, num_attention_heads=2,
-    joint_attention_dim=32, pooled_projection_dim=16, guidance_embeds=True, axes_dims_rope=(4, 6, 6),
-)  # fmt: skip
-SMALL_VAE = dataclasses.replace(FLUX_F16, block_out_channels=(16, 16, 16, 16), layers_per_block=1, norm_num_groups=8)
+    patch_size=1,
+    in_channels=64,
+    num_layers=1,
+    num_single_layers=1,
+    attention_head_dim=16,
+    num_attention_heads=2,
+    joint_attention_dim=32,
+    pooled_projection_dim=16,
+    guidance_embeds=True,
+    axes_dims_rope=(4, 6, 6),
+)
+SMALL_VAE = dataclasses.replace(
+    FLUX_F16, block_out_channels=(16, 16, 16, 16), layers_per_block=1, norm_num_groups=8
+)
 SIDE, SCALE = 160, 4
 
 
@@ -63,11 +73,23 @@ def models(seed: int = 0) -> tuple[torch.nn.Module, F16VAE]:
 
 def recipe(name: str, data: tuple[Path, Path], out: Path, steps: int, vgg16: str) -> OP4KSRTrainConfig:
     base = OP4KSRTrainConfig(
-        data_dir=str(data[0]), lr_dir=str(data[1]), crop_size=SIDE, scale=SCALE, num_workers=0, lora_rank=4,
-        lora_alpha=4.0, lr=3e-3, steps=steps, mixed_precision="no", gradient_checkpointing=False,
-        base_dtype="float32", export_dtype="float32", log_every=max(1, steps // 4), checkpoint_every=steps,
+        data_dir=str(data[0]),
+        lr_dir=str(data[1]),
+        crop_size=SIDE,
+        scale=SCALE,
+        num_workers=0,
+        lora_rank=4,
+        lora_alpha=4.0,
+        lr=3e-3,
+        steps=steps,
+        mixed_precision="no",
+        gradient_checkpointing=False,
+        base_dtype="float32",
+        export_dtype="float32",
+        log_every=max(1, steps // 4),
+        checkpoint_every=steps,
         output_dir=str(out),
-    )  # fmt: skip
+    )
     if name == "latent":
         return dataclasses.replace(base, perceptual="none", perceptual_weight=0.0, lambda_ap=0.0)
     if name == "default":
@@ -79,14 +101,20 @@ def curve_points(history: list[dict[str, float]], points: int = 4) -> str:
     """Mean of each term over ``points`` equal windows of the run: 'total 0.88 -> 0.84 -> ...; latent ...'."""
     keys = [k for k in history[0] if k != "total"] + ["total"]
     windows = np.array_split(np.arange(len(history)), points)
-    return "; ".join(f"{k} " + " -> ".join(f"{np.mean([history[i][k] for i in w]):.4f}" for w in windows) for k in keys)
+    return "; ".join(
+        f"{k} " + " -> ".join(f"{np.mean([history[i][k] for i in w]):.4f}" for w in windows) for k in keys
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=24)
     parser.add_argument("--recipes", default="latent,default")
-    parser.add_argument("--vgg16", default="", help="VGG16 ImageNet weights for real LPIPS (default: stand-in)")
+    parser.add_argument(
+        "--vgg16", default="", help="VGG16 ImageNet weights for real LPIPS (default: stand-in)"
+    )
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -100,19 +128,33 @@ def main(argv: list[str] | None = None) -> int:
             wall, cpu = time.perf_counter(), time.process_time()
             result = train(cfg, transformer=transformer, vae=vae)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            rows.append([name, str(args.steps), f"{args.steps / wall:.3f}", f"{args.steps / cpu:.3f}",
-                         curve_points(result.history)])  # fmt: skip
+            rows.append(
+                [
+                    name,
+                    str(args.steps),
+                    f"{args.steps / wall:.3f}",
+                    f"{args.steps / cpu:.3f}",
+                    curve_points(result.history),
+                ]
+            )
             print(rows[-1])
-    text = "\n".join([
-        f"## OP4KSR trainer smoke runs: benchmarks/op4ksr_train_smoke.py ({dt.date.today()})", "",
-        f"- Device: {device_name(device)}; torch {torch.__version__}; float32, batch 1, crop {SIDE} px (5x5 tokens, "
-        f"placed in the 4096-px canvas), LoRA rank 4, lr 3e-3",
-        "- Toy-size FLUX (hidden 32, 1 + 1 blocks) and F16 VAE (16-channel levels), random weights: loop speed and "
-        "loss trends only, not SR quality. Steps/s per wall second (shared machine) and per process CPU second.",
-        f"- Command: `python benchmarks/op4ksr_train_smoke.py --steps {args.steps} --recipes {args.recipes}`", "",
-        markdown_table(["recipe", "steps", "steps/s (wall)", "steps/s (CPU time)", "loss by quarter of the run"], rows),
-        "",
-    ])  # fmt: skip
+    text = "\n".join(
+        [
+            f"## OP4KSR trainer smoke runs: benchmarks/op4ksr_train_smoke.py ({dt.date.today()})",
+            "",
+            f"- Device: {device_name(device)}; torch {torch.__version__}; float32, batch 1, crop {SIDE} px (5x5 tokens, "
+            f"placed in the 4096-px canvas), LoRA rank 4, lr 3e-3",
+            "- Toy-size FLUX (hidden 32, 1 + 1 blocks) and F16 VAE (16-channel levels), random weights: loop speed and "
+            "loss trends only, not SR quality. Steps/s per wall second (shared machine) and per process CPU second.",
+            f"- Command: `python benchmarks/op4ksr_train_smoke.py --steps {args.steps} --recipes {args.recipes}`",
+            "",
+            markdown_table(
+                ["recipe", "steps", "steps/s (wall)", "steps/s (CPU time)", "loss by quarter of the run"],
+                rows,
+            ),
+            "",
+        ]
+    )
     append_results(text, args.results)
     return 0
 

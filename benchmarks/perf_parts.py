@@ -43,8 +43,16 @@ class Ctx:
     rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
-    def run(self, part: str, label: str, fn: Callable[[], Any], opts: perf.PerfOptions, ref: Any = None,
-            bench: bool = False, **info: Any) -> Any:
+    def run(
+        self,
+        part: str,
+        label: str,
+        fn: Callable[[], Any],
+        opts: perf.PerfOptions,
+        ref: Any = None,
+        bench: bool = False,
+        **info: Any,
+    ) -> Any:
         """Measure ``fn`` under ``opts`` (and cudnn.benchmark if ``bench``); append a row; return its output."""
         old = torch.backends.cudnn.benchmark
         torch.backends.cudnn.benchmark = bench
@@ -54,12 +62,22 @@ class Ctx:
         finally:
             torch.backends.cudnn.benchmark = old
         out = m.result
-        row = {"part": part, "variant": label, "median_s": m.median, "times_s": m.times,
-               "peak_gib": m.peak_bytes / GIB, "work_gib": m.growth_bytes / GIB,
-               "rel_err": None if ref is None else rel_err(out, ref), **info}
+        row = {
+            "part": part,
+            "variant": label,
+            "median_s": m.median,
+            "times_s": m.times,
+            "peak_gib": m.peak_bytes / GIB,
+            "work_gib": m.growth_bytes / GIB,
+            "rel_err": None if ref is None else rel_err(out, ref),
+            **info,
+        }
         self.rows.append(row)
-        print(f"  {part:8s} {label:44s} {m.median:8.4f} s  peak {row['peak_gib']:6.2f} GiB  work "
-              f"{row['work_gib']:6.2f}  err {row['rel_err']}", flush=True)
+        print(
+            f"  {part:8s} {label:44s} {m.median:8.4f} s  peak {row['peak_gib']:6.2f} GiB  work "
+            f"{row['work_gib']:6.2f}  err {row['rel_err']}",
+            flush=True,
+        )
         return out
 
 
@@ -68,18 +86,27 @@ def part_vae(c: Ctx, px: int, small_px: int) -> None:
     vae = build_vae(c.device, c.dtype)
     image = torch.rand(1, 3, px, px, device=c.device, generator=torch.Generator(c.device).manual_seed(0))
     image = (image * 2 - 1).to(c.dtype)
-    variants = [("baseline", perf.BASELINE, False),
-                ("+gemm attention", dataclasses.replace(perf.BASELINE, vae_gemm_attention=True), False),
-                ("+channels_last", dataclasses.replace(perf.BASELINE, vae_channels_last=True), False),
-                ("+chunked upsample", dataclasses.replace(perf.BASELINE, vae_chunked_upsample=True), False),
-                ("defaults", OPT, False), ("defaults + cudnn.benchmark", OPT, True),
-                ("lean (defaults + channels_last)", LEAN, False)]
+    variants = [
+        ("baseline", perf.BASELINE, False),
+        ("+gemm attention", dataclasses.replace(perf.BASELINE, vae_gemm_attention=True), False),
+        ("+channels_last", dataclasses.replace(perf.BASELINE, vae_channels_last=True), False),
+        ("+chunked upsample", dataclasses.replace(perf.BASELINE, vae_chunked_upsample=True), False),
+        ("defaults", OPT, False),
+        ("defaults + cudnn.benchmark", OPT, True),
+        ("lean (defaults + channels_last)", LEAN, False),
+    ]
     ref_z = ref_img = None
     for label, opts, bench in variants:
         set_vae_layout(vae, opts.vae_channels_last)
         z = c.run("vae enc", f"{px}² {label}", lambda: vae.encode(image), opts, ref_z, bench)
-        img = c.run("vae dec", f"{px}² {label}", lambda z=z if ref_z is None else ref_z: vae.decode(z), opts,
-                    ref_img, bench)
+        img = c.run(
+            "vae dec",
+            f"{px}² {label}",
+            lambda z=z if ref_z is None else ref_z: vae.decode(z),
+            opts,
+            ref_img,
+            bench,
+        )
         if ref_z is None:
             ref_z, ref_img = z, img
     # Working memory of the default path at a second size (memory estimates are fitted to these two).
@@ -91,25 +118,44 @@ def part_vae(c: Ctx, px: int, small_px: int) -> None:
 
 def free() -> None:
     import gc
+
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
 
 
-def _e2e(c: Ctx, label: str, flux: torch.nn.Module, vae: Any, lr: torch.Tensor, out_px: int,
-         opts: perf.PerfOptions, ref: Any, bench: bool = True) -> Any:
+def _e2e(
+    c: Ctx,
+    label: str,
+    flux: torch.nn.Module,
+    vae: Any,
+    lr: torch.Tensor,
+    out_px: int,
+    opts: perf.PerfOptions,
+    ref: Any,
+    bench: bool = True,
+) -> Any:
     timer = StageTimer({"encode": vae.encoder, "transformer": flux, "decode": vae.decoder}, c.device)
     try:
         out = c.run("op4ksr", label, lambda: upscale_image(flux, vae, lr, long_side=out_px), opts, ref, bench)
     finally:
         timer.remove()
-    stages = {k: sorted(r["seconds"] for r in v[-c.repeats:])[len(v[-c.repeats:]) // 2]
-              for k, v in timer.records.items() if v}
+    stages = {
+        k: sorted(r["seconds"] for r in v[-c.repeats :])[len(v[-c.repeats :]) // 2]
+        for k, v in timer.records.items()
+        if v
+    }
     c.rows[-1]["stages_s"] = stages
     c.rows[-1]["other_s"] = c.rows[-1]["median_s"] - sum(stages.values())
-    c.rows[-1]["weights_gib"] = sum(t.numel() * t.element_size() for t in
-                                    [*flux.parameters(), *flux.buffers()] if t.is_cuda or c.device.type == "cpu") / GIB
+    c.rows[-1]["weights_gib"] = (
+        sum(
+            t.numel() * t.element_size()
+            for t in [*flux.parameters(), *flux.buffers()]
+            if t.is_cuda or c.device.type == "cpu"
+        )
+        / GIB
+    )
     return out
 
 
@@ -148,11 +194,13 @@ def part_gtasr(c: Ctx, cfg: Any, lr_px: int) -> None:
     B = perf.BASELINE
     ref = c.run("gtasr", "baseline", lambda: upscale(net, lr, **up), B)
     on = dict(gtasr_device_input=True, pinned_output=True)
-    steps = [("+device input (noise cached)", dataclasses.replace(B, **on)),
-             ("+native GroupNorm", dataclasses.replace(B, **on, gtasr_native_groupnorm=True)),
-             ("defaults (+ head in slabs)", OPT),
-             ("defaults, fp32 GroupNorm", dataclasses.replace(OPT, gtasr_native_groupnorm=False)),
-             ("lean (defaults + channels_last)", LEAN)]
+    steps = [
+        ("+device input (noise cached)", dataclasses.replace(B, **on)),
+        ("+native GroupNorm", dataclasses.replace(B, **on, gtasr_native_groupnorm=True)),
+        ("defaults (+ head in slabs)", OPT),
+        ("defaults, fp32 GroupNorm", dataclasses.replace(OPT, gtasr_native_groupnorm=False)),
+        ("lean (defaults + channels_last)", LEAN),
+    ]
     for label, opts in steps:
         c.run("gtasr", label, lambda: upscale(net, lr, **up), opts, ref, bench=True)
         set_layout(net, False)
@@ -162,9 +210,16 @@ def part_gtasr(c: Ctx, cfg: Any, lr_px: int) -> None:
         upscale(net, lr, seed=12345, allow_tile_fallback=False)
     sync(c.device)
     c.extra["gtasr_new_seed_torch_noise_s"] = time.perf_counter() - t
-    c.run("gtasr", "defaults, counter noise (new seed each call)",
-          lambda: upscale(net, lr, seed=int(time.time_ns() % 2**31), allow_tile_fallback=False, noise="counter"),
-          OPT, None, bench=True)
+    c.run(
+        "gtasr",
+        "defaults, counter noise (new seed each call)",
+        lambda: upscale(
+            net, lr, seed=int(time.time_ns() % 2**31), allow_tile_fallback=False, noise="counter"
+        ),
+        OPT,
+        None,
+        bench=True,
+    )
     set_layout(net, False)
     # a second size for the memory estimate (upscale_memory is fitted to the working memory of both)
     half = lr[..., : lr_px // 2, : lr_px // 2].contiguous()
@@ -173,8 +228,9 @@ def part_gtasr(c: Ctx, cfg: Any, lr_px: int) -> None:
         set_layout(net, False)
     # counter noise: the same bits on this device as on the CPU
     shape = (1, 3, 256, 256)
-    c.extra["counter_noise_bit_identical_cpu_vs_device"] = bool(torch.equal(
-        counter_normal(shape, 7, c.device).cpu(), counter_normal(shape, 7, "cpu")))
+    c.extra["counter_noise_bit_identical_cpu_vs_device"] = bool(
+        torch.equal(counter_normal(shape, 7, c.device).cpu(), counter_normal(shape, 7, "cpu"))
+    )
 
 
 def part_compile(c: Ctx, flux_cfg: dict[str, Any], lr_px: int, out_px: int) -> None:

@@ -36,8 +36,13 @@ from sr4k.gtasr_core import RELEASED
 
 def commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -46,23 +51,42 @@ def section(env: dict[str, str], c: Ctx, argv: list[str], ceiling: float, rev: s
     rows = []
     for r in c.rows:
         stages = r.get("stages_s")
-        st = " / ".join(f"{stages.get(k, 0):.3f}" for k in ("encode", "transformer", "decode")) + \
-            f" / {r['other_s']:.3f}" if stages else "-"
+        st = (
+            " / ".join(f"{stages.get(k, 0):.3f}" for k in ("encode", "transformer", "decode"))
+            + f" / {r['other_s']:.3f}"
+            if stages
+            else "-"
+        )
         err = "-" if r["rel_err"] is None else f"{r['rel_err']:.2e}"
-        rows.append([r["part"], r["variant"], f"{r['median_s']:.3f}", st, f"{r['peak_gib']:.2f}",
-                     f"{r['work_gib']:.2f}", err])
+        rows.append(
+            [
+                r["part"],
+                r["variant"],
+                f"{r['median_s']:.3f}",
+                st,
+                f"{r['peak_gib']:.2f}",
+                f"{r['work_gib']:.2f}",
+                err,
+            ]
+        )
     extra = "; ".join(f"{k} = {v:.2f}" if isinstance(v, float) else f"{k} = {v}" for k, v in c.extra.items())
-    return "\n".join([
-        f"## Perf toggles (issue #11): benchmarks/perf_toggles.py ({env['date']}, commit {rev})", "",
-        f"- Device: {env['device']}; torch {env['torch']} (CUDA {env['cuda']}); dtype {c.dtype}; "
-        f"matmul ceiling {ceiling:.1f} TFLOP/s",
-        f"- Random weights of the real architectures; median of {c.repeats} after {c.warmup} warm-up; peak = "
-        "max allocated (weights included), work = peak - allocated before; err = ||out - baseline|| / "
-        "||baseline||; stages = encode / transformer / decode / other (s)",
-        f"- {extra}" if extra else "- (no extra numbers)",
-        f"- Command: `python benchmarks/perf_toggles.py {' '.join(argv)}`", "",
-        markdown_table(["part", "variant", "median s", "stages s", "peak GiB", "work GiB", "err vs baseline"],
-                       rows)])
+    return "\n".join(
+        [
+            f"## Perf toggles (issue #11): benchmarks/perf_toggles.py ({env['date']}, commit {rev})",
+            "",
+            f"- Device: {env['device']}; torch {env['torch']} (CUDA {env['cuda']}); dtype {c.dtype}; "
+            f"matmul ceiling {ceiling:.1f} TFLOP/s",
+            f"- Random weights of the real architectures; median of {c.repeats} after {c.warmup} warm-up; peak = "
+            "max allocated (weights included), work = peak - allocated before; err = ||out - baseline|| / "
+            "||baseline||; stages = encode / transformer / decode / other (s)",
+            f"- {extra}" if extra else "- (no extra numbers)",
+            f"- Command: `python benchmarks/perf_toggles.py {' '.join(argv)}`",
+            "",
+            markdown_table(
+                ["part", "variant", "median s", "stages s", "peak GiB", "work GiB", "err vs baseline"], rows
+            ),
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> Ctx:
@@ -80,14 +104,21 @@ def main(argv: list[str] | None = None) -> Ctx:
     device = torch.device(args.device)
     smoke = args.smoke or device.type != "cuda"
     t0 = time.perf_counter()
-    c = Ctx(device, torch.float32 if smoke else torch.bfloat16, repeats=1 if smoke else 2, warmup=0 if smoke else 1)
+    c = Ctx(
+        device,
+        torch.float32 if smoke else torch.bfloat16,
+        repeats=1 if smoke else 2,
+        warmup=0 if smoke else 1,
+    )
     ceiling = matmul_ceiling(device, c.dtype, 512 if smoke else 8192)
     flux_cfg, gtasr_cfg = (SMOKE.flux, SMOKE_GTASR) if smoke else (FLUX_DEV, RELEASED)
     out_px, lr_px = (128, 32) if smoke else (4096, 1024)
-    parts = {"vae": (lambda: part_vae(c, out_px, out_px // 2), 0),
-             "op4ksr": (lambda: part_op4ksr(c, flux_cfg, lr_px, out_px, fp8=device.type == "cuda"), 60),
-             "gtasr": (lambda: part_gtasr(c, gtasr_cfg, 64 if smoke else lr_px), 40),
-             "compile": (lambda: part_compile(c, flux_cfg, lr_px, out_px), 120)}
+    parts = {
+        "vae": (lambda: part_vae(c, out_px, out_px // 2), 0),
+        "op4ksr": (lambda: part_op4ksr(c, flux_cfg, lr_px, out_px, fp8=device.type == "cuda"), 60),
+        "gtasr": (lambda: part_gtasr(c, gtasr_cfg, 64 if smoke else lr_px), 40),
+        "compile": (lambda: part_compile(c, flux_cfg, lr_px, out_px), 120),
+    }
     for name in args.parts.split(","):
         fn, need = parts[name]
         if time.perf_counter() - t0 + need > args.budget_s and not smoke:
@@ -107,7 +138,9 @@ def main(argv: list[str] | None = None) -> Ctx:
     text = section(env, c, [a for a in argv if a != "--no-write"], ceiling, args.commit or commit())
     print(text)
     if args.json:
-        args.json.write_text(json.dumps({"env": env, "rows": c.rows, "extra": c.extra}, indent=1, default=str))
+        args.json.write_text(
+            json.dumps({"env": env, "rows": c.rows, "extra": c.extra}, indent=1, default=str)
+        )
     if not args.no_write:
         append_results(text, *([args.results] if args.results else []))
     return c

@@ -48,7 +48,9 @@ def timed(fn, device: torch.device) -> tuple[torch.Tensor, float, float]:  # noq
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--side", type=int, default=None, help="image side in px (2048 on CUDA, 256 on CPU)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
@@ -61,8 +63,10 @@ def main() -> None:
     latent = torch.randn(1, 16, side // 16, side // 16, generator=torch.Generator().manual_seed(2)).to(device)
     runs = {"encode": (lambda: vae.encode(image), lambda: encode_banded(vae, image, bands))}
     for mode in ("aligned", "partitioned"):
-        runs[f"decode {mode}"] = (lambda m=mode: vae.decode(latent, decode_mode=m),
-                                  lambda m=mode: decode_banded(vae, latent, bands, m))
+        runs[f"decode {mode}"] = (
+            lambda m=mode: vae.decode(latent, decode_mode=m),
+            lambda m=mode: decode_banded(vae, latent, bands, m),
+        )
     rows = []
     with torch.no_grad():
         for name, (untiled, banded) in runs.items():
@@ -73,12 +77,15 @@ def main() -> None:
             rows.append([name, f"{rel:.1e}", f"{t_ref:.2f}", f"{t_out:.2f}", f"{m_ref:.2f}", f"{m_out:.2f}"])
             print(rows[-1], flush=True)
     env = environment(device)
-    text = (f"## F16 VAE row-band tiling vs untiled ({side}x{side}, {args.dtype})\n\n"
-            f"{env['device']}; torch {env['torch']}, CUDA {env['cuda']}; {env['date']}. "
-            "`python benchmarks/vae_banded.py`. Peak memory: growth over the call (CUDA: allocated tensors; "
-            "CPU: RSS, upper bound).\n\n"
-            + markdown_table(["step", "max rel. diff", "untiled s", "banded s", "untiled peak GiB",
-                              "banded peak GiB"], rows))
+    text = (
+        f"## F16 VAE row-band tiling vs untiled ({side}x{side}, {args.dtype})\n\n"
+        f"{env['device']}; torch {env['torch']}, CUDA {env['cuda']}; {env['date']}. "
+        "`python benchmarks/vae_banded.py`. Peak memory: growth over the call (CUDA: allocated tensors; "
+        "CPU: RSS, upper bound).\n\n"
+        + markdown_table(
+            ["step", "max rel. diff", "untiled s", "banded s", "untiled peak GiB", "banded peak GiB"], rows
+        )
+    )
     append_results(text)
     print(text)
 

@@ -48,14 +48,16 @@ def parse_methods(spec: str) -> list[Method]:
         if not raw:
             continue
         if raw.startswith("folder:"):
-            name, sep, folder = raw[len("folder:"):].partition("=")
+            name, sep, folder = raw[len("folder:") :].partition("=")
             if not sep or not name or not folder:
                 raise ValueError(f"method {raw!r}: write folder:NAME=DIR (e.g. folder:realesrgan=out/resr)")
             methods.append(Method(name, "folder", Path(folder)))
         elif raw in MODEL_METHODS:
             methods.append(Method(raw, raw))
         else:
-            raise ValueError(f"unknown method {raw!r}; choose from {', '.join(MODEL_METHODS)} or folder:NAME=DIR")
+            raise ValueError(
+                f"unknown method {raw!r}; choose from {', '.join(MODEL_METHODS)} or folder:NAME=DIR"
+            )
     names = [m.name for m in methods]
     if not methods or len(set(names)) != len(names):
         raise ValueError(f"--methods {spec!r} must name at least one method, each once (got {names})")
@@ -84,10 +86,14 @@ class Models:
         """Fail before any work when a method's weights were not given."""
         kinds = {m.kind for m in methods}
         if kinds & {"gtasr", "gtasr-tiled"} and self.gtasr_path is None:
-            raise ValueError("methods gtasr/gtasr-tiled need --gtasr FILE (GTASR_final_phase.pth or .safetensors)")
+            raise ValueError(
+                "methods gtasr/gtasr-tiled need --gtasr FILE (GTASR_final_phase.pth or .safetensors)"
+            )
         if kinds & {"op4ksr", "op4ksr-norfr"} and (self.flux_path is None or self.vae_path is None):
-            raise ValueError("methods op4ksr/op4ksr-norfr need --flux FILE (FLUX transformer) and --vae FILE "
-                             "(FLUX VAE weights, used as the F16 VAE)")
+            raise ValueError(
+                "methods op4ksr/op4ksr-norfr need --flux FILE (FLUX transformer) and --vae FILE "
+                "(FLUX VAE weights, used as the F16 VAE)"
+            )
         if self.rfr not in RFR_PRESETS:
             raise ValueError(f"--rfr {self.rfr!r} unknown; choose from {sorted(RFR_PRESETS)}")
 
@@ -100,8 +106,13 @@ class Models:
     def op4ksr(self) -> tuple[torch.nn.Module, F16VAE]:
         if self._op4ksr is None:
             assert self.flux_path is not None and self.vae_path is not None
-            transformer, vae = load_pipeline(self.flux_path, self.vae_path, decode_mode=self.decode_mode,
-                                             dtype=self.dtype, device=self.device)
+            transformer, vae = load_pipeline(
+                self.flux_path,
+                self.vae_path,
+                decode_mode=self.decode_mode,
+                dtype=self.dtype,
+                device=self.device,
+            )
             self._op4ksr = (transformer, vae)
         return self._op4ksr
 
@@ -128,8 +139,14 @@ def run_method(method: Method, lr: Tensor, hr_size: tuple[int, int], models: Mod
         out = lr.to(models.device)
         tile = models.tile if method.kind == "gtasr-tiled" else None
         for _ in range(gtasr_passes(hr_size[0] // lr.shape[-2], net.scale)):
-            out = upscale(net, out, seed=models.seed, tile=tile, overlap=models.overlap,
-                          allow_tile_fallback=tile is None)
+            out = upscale(
+                net,
+                out,
+                seed=models.seed,
+                tile=tile,
+                overlap=models.overlap,
+                allow_tile_fallback=tile is None,
+            )
         return out.float().cpu()
     if method.kind in ("op4ksr", "op4ksr-norfr"):
         transformer, vae = models.op4ksr()
@@ -146,8 +163,10 @@ def timed_run(method: Method, lr: Tensor, hr_size: tuple[int, int], models: Mode
     _sync(models.device)
     seconds = time.perf_counter() - start
     if tuple(out.shape[-2:]) != tuple(hr_size):
-        raise RuntimeError(f"{method.name} produced {tuple(out.shape[-2:])}, expected {hr_size}; the LR/HR sizes "
-                           "are not an exact multiple the method supports")
+        raise RuntimeError(
+            f"{method.name} produced {tuple(out.shape[-2:])}, expected {hr_size}; the LR/HR sizes "
+            "are not an exact multiple the method supports"
+        )
     return out, seconds
 
 

@@ -108,8 +108,9 @@ class Scorer:
         return self.evaluate(sr, hr)[0]
 
 
-def match_outputs(hr: dict[str, Path], sr_dir: str | os.PathLike[str],
-                  sizes: dict[str, tuple[int, int]] | None = None) -> list[tuple[str, Path, Path]]:
+def match_outputs(
+    hr: dict[str, Path], sr_dir: str | os.PathLike[str], sizes: dict[str, tuple[int, int]] | None = None
+) -> list[tuple[str, Path, Path]]:
     """(stem, sr, hr) for every reference file of ``hr`` {stem: path}; DatasetError listing missing, extra
     and mis-sized SR files of ``sr_dir`` (files pair by stem). ``sizes``: expected (H, W) per stem when the
     references are not HR images (LR-only sets); default the size of each ``hr`` file."""
@@ -155,8 +156,12 @@ def score_items(items: list[tuple[str, Path, Path | None]], scorer: Scorer) -> d
         per_image[stem], reasons = scorer.evaluate(read_image(sr), None if hr is None else read_image(hr))
         if reasons:
             not_applicable[stem] = reasons
-    return {"count": len(per_image), "mean": summarize(per_image), "per_image": per_image,
-            "not_applicable": not_applicable}
+    return {
+        "count": len(per_image),
+        "mean": summarize(per_image),
+        "per_image": per_image,
+        "not_applicable": not_applicable,
+    }
 
 
 def not_applicable_notes(results: dict[str, dict[str, object]]) -> str:
@@ -172,24 +177,31 @@ def not_applicable_notes(results: dict[str, dict[str, object]]) -> str:
             for metric, reason in reasons.items():
                 grouped[(metric, reason)] = grouped.get((metric, reason), 0) + 1
         for (metric, reason), n in grouped.items():
-            lines.append(f"- {method}: {metric} not computed on {n} of {count} image(s) (n/a; means use the "
-                         f"others): {reason}")
+            lines.append(
+                f"- {method}: {metric} not computed on {n} of {count} image(s) (n/a; means use the "
+                f"others): {reason}"
+            )
     return "\nNot applicable:\n\n" + "\n".join(lines) + "\n" if lines else ""
 
 
-def score_folders(hr_dir: str | os.PathLike[str] | None, sr_dir: str | os.PathLike[str],
-                  scorer: Scorer) -> dict[str, object]:
+def score_folders(
+    hr_dir: str | os.PathLike[str] | None, sr_dir: str | os.PathLike[str], scorer: Scorer
+) -> dict[str, object]:
     """Score every image of ``sr_dir`` against ``hr_dir`` (no-reference metrics only when it is None)."""
     if hr_dir is None:
         items: list[tuple[str, Path, Path | None]] = [
-            (s, p, None) for s, p in list_images(sr_dir, "SR folder").items()]
+            (s, p, None) for s, p in list_images(sr_dir, "SR folder").items()
+        ]
     else:
         items = list(match_outputs(list_images(hr_dir, "HR folder"), sr_dir))
     return score_items(items, scorer)
 
 
-def markdown_table(rows: dict[str, dict[str, float | None]], metrics: tuple[str, ...] | None = None,
-                   extra: dict[str, dict[str, str]] | None = None) -> str:
+def markdown_table(
+    rows: dict[str, dict[str, float | None]],
+    metrics: tuple[str, ...] | None = None,
+    extra: dict[str, dict[str, str]] | None = None,
+) -> str:
     """Markdown table: one row per method, one column per metric (arrow = better direction; n/a: the
     metric applied to none of the images, see :func:`not_applicable_notes`)."""
     metrics = metrics or tuple(dict.fromkeys(m for r in rows.values() for m in r))

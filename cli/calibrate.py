@@ -37,14 +37,24 @@ log = logging.getLogger(__name__)
 
 def add_calibrate_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``calibrate-tstar`` on the ``sr4k`` subparsers (handler ``args.run``)."""
-    p = subparsers.add_parser("calibrate-tstar", help="compute OP4KSR's t* for a data set (closed form)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "calibrate-tstar",
+        help="compute OP4KSR's t* for a data set (closed form)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--vae", type=Path, required=True, help="FLUX VAE weights used as the F16 VAE")
     p.add_argument("--hr", type=Path, required=True, help="folder of HR images")
-    p.add_argument("--lr", type=Path, default=None, help="folder of LR images with the HR file names (optional)")
+    p.add_argument(
+        "--lr", type=Path, default=None, help="folder of LR images with the HR file names (optional)"
+    )
     p.add_argument("--scale", type=int, default=4, help="HR/LR size ratio (default 4)")
-    p.add_argument("--decode-mode", choices=[AUTO, *DECODE_MODES], default=AUTO,
-                   help="recorded with the result for the training config (encoding does not depend on it)")
+    p.add_argument(
+        "--decode-mode",
+        choices=[AUTO, *DECODE_MODES],
+        default=AUTO,
+        help="recorded with the result for the training config (encoding does not depend on it)",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the result to this JSON file")
     p.add_argument("--device", choices=DEVICES, default="auto", help="default auto: CUDA, else MPS, else CPU")
     p.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="VAE dtype (default fp32)")
@@ -61,13 +71,20 @@ def _images(folder: Path) -> list[Path]:
     return files
 
 
-def image_pair(hr: torch.Tensor, lr: torch.Tensor | None, scale: int, multiple: int) -> tuple[torch.Tensor, torch.Tensor]:
+def image_pair(
+    hr: torch.Tensor, lr: torch.Tensor | None, scale: int, multiple: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(lr_up, hr)`` ``[1, 3, H', W']`` in [0, 1]: HR cropped (top-left) to a multiple of ``multiple``, LR
     (given, or HR downscaled by ``scale``, antialiased bicubic) bicubic-upsampled to HR's full size first."""
     h, w = hr.shape[-2:]
     if lr is None:
-        lr = F.interpolate(hr, size=(max(1, h // scale), max(1, w // scale)), mode="bicubic", antialias=True,
-                           align_corners=False)  # fmt: skip
+        lr = F.interpolate(
+            hr,
+            size=(max(1, h // scale), max(1, w // scale)),
+            mode="bicubic",
+            antialias=True,
+            align_corners=False,
+        )
     lr_up = upsample_bicubic(lr, (h, w))
     hh, ww = h - h % multiple, w - w % multiple
     if hh == 0 or ww == 0:
@@ -75,7 +92,9 @@ def image_pair(hr: torch.Tensor, lr: torch.Tensor | None, scale: int, multiple: 
     return lr_up[..., :hh, :ww], hr[..., :hh, :ww]
 
 
-def latent_pairs(vae: F16VAE, hr_files: list[Path], lr_dir: Path | None, scale: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def latent_pairs(
+    vae: F16VAE, hr_files: list[Path], lr_dir: Path | None, scale: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """``(z_LR, z_HR)`` model-space latents (posterior means) per HR file."""
     for path in hr_files:
         hr = read_image(path)[None]
@@ -87,7 +106,10 @@ def latent_pairs(vae: F16VAE, hr_files: list[Path], lr_dir: Path | None, scale: 
             lr = read_image(match[0])[None]
         lr_up, hr = image_pair(hr, lr, scale, vae.downscale)
         with torch.no_grad():
-            z = [vae.to_model_latent(vae.encode((x * 2 - 1).to(vae.device, vae.dtype)).float()) for x in (lr_up, hr)]
+            z = [
+                vae.to_model_latent(vae.encode((x * 2 - 1).to(vae.device, vae.dtype)).float())
+                for x in (lr_up, hr)
+            ]
         log.info("%s: latent %s", path.name, tuple(z[1].shape))
         yield z[0], z[1]
 

@@ -7,8 +7,12 @@ import torch
 __all__ = ["DEVICES", "DTYPES", "resolve_device", "resolve_dtype"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-DTYPES: dict[str, torch.dtype | None] = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16,
-                                         "fp16": torch.float16}
+DTYPES: dict[str, torch.dtype | None] = {
+    "auto": None,
+    "fp32": torch.float32,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}
 
 
 def resolve_device(name: str) -> torch.device:

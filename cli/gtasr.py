@@ -30,24 +30,50 @@ PROGRESS_STEP = 0.1  # log the download every 10 %
 
 
 def add_arguments(group: argparse._ArgumentGroup) -> None:
-    group.add_argument("--weights", type=Path, default=None,
-                       help="GTASR checkpoint (BasicSR .pth or converted .safetensors). Default: the released "
-                       f"{GTASR_FINAL.filename}, downloaded once into $SR4K_HOME (default ~/.cache/sr4k)")
+    group.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        help="GTASR checkpoint (BasicSR .pth or converted .safetensors). Default: the released "
+        f"{GTASR_FINAL.filename}, downloaded once into $SR4K_HOME (default ~/.cache/sr4k)",
+    )
     group.add_argument("--seed", type=int, default=0, help="noise seed; same seed, same output (default 0)")
-    group.add_argument("--noise", choices=NOISE_KINDS, default="torch",
-                       help="noise stream: torch (CPU generator, as earlier releases) or counter (drawn on the GPU, "
-                       "faster for a new seed per image; other values, also the same on every device)")
-    group.add_argument("--tiling", choices=TILING, default="auto",
-                       help="auto: whole image, tiles after an out-of-memory error; off: whole image only; "
-                       "force: always tiles (default auto)")
-    group.add_argument("--tile", type=int, default=DEFAULT_TILE,
-                       help=f"tile side in low-res pixels, a multiple of the network's multiple (default {DEFAULT_TILE})")
-    group.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP,
-                       help=f"tile overlap in low-res pixels (default {DEFAULT_OVERLAP})")
-    group.add_argument("--no-download", action="store_true",
-                       help="never download the released weights; fail if they are not cached")
-    group.add_argument("--hf-endpoint", default=None,
-                       help="Hugging Face endpoint or mirror for the download (default: $HF_ENDPOINT or huggingface.co)")
+    group.add_argument(
+        "--noise",
+        choices=NOISE_KINDS,
+        default="torch",
+        help="noise stream: torch (CPU generator, as earlier releases) or counter (drawn on the GPU, "
+        "faster for a new seed per image; other values, also the same on every device)",
+    )
+    group.add_argument(
+        "--tiling",
+        choices=TILING,
+        default="auto",
+        help="auto: whole image, tiles after an out-of-memory error; off: whole image only; "
+        "force: always tiles (default auto)",
+    )
+    group.add_argument(
+        "--tile",
+        type=int,
+        default=DEFAULT_TILE,
+        help=f"tile side in low-res pixels, a multiple of the network's multiple (default {DEFAULT_TILE})",
+    )
+    group.add_argument(
+        "--overlap",
+        type=int,
+        default=DEFAULT_OVERLAP,
+        help=f"tile overlap in low-res pixels (default {DEFAULT_OVERLAP})",
+    )
+    group.add_argument(
+        "--no-download",
+        action="store_true",
+        help="never download the released weights; fail if they are not cached",
+    )
+    group.add_argument(
+        "--hf-endpoint",
+        default=None,
+        help="Hugging Face endpoint or mirror for the download (default: $HF_ENDPOINT or huggingface.co)",
+    )
 
 
 def cache_home() -> Path:
@@ -76,11 +102,15 @@ def released_weights(*, allow_download: bool = True, endpoint: str | None = None
         return path
     endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
     if not allow_download:
-        raise FileNotFoundError(f"no --weights given and the released weights are not cached at {path} "
-                                "(--no-download is set). " + manual_download_message(
-                                    GTASR_FINAL.repo_id, GTASR_FINAL.filename, folder, endpoint=endpoint))
+        raise FileNotFoundError(
+            f"no --weights given and the released weights are not cached at {path} "
+            "(--no-download is set). "
+            + manual_download_message(GTASR_FINAL.repo_id, GTASR_FINAL.filename, folder, endpoint=endpoint)
+        )
     log.info("first use: fetching the released GTASR weights into %s", folder)
-    return download_model(GTASR_FINAL, folder, endpoint=endpoint, progress=_log_progress(GTASR_FINAL.filename))
+    return download_model(
+        GTASR_FINAL, folder, endpoint=endpoint, progress=_log_progress(GTASR_FINAL.filename)
+    )
 
 
 class GTASRUpscaler:
@@ -90,7 +120,9 @@ class GTASRUpscaler:
     def __init__(self, args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> None:
         if args.long_side is not None and args.scale is not None:
             raise ValueError("give --long-side or --scale, not both")
-        weights = args.weights or released_weights(allow_download=not args.no_download, endpoint=args.hf_endpoint)
+        weights = args.weights or released_weights(
+            allow_download=not args.no_download, endpoint=args.hf_endpoint
+        )
         if not Path(weights).is_file():
             raise FileNotFoundError(f"--weights {weights} does not exist")
         self.net = load_gtasr(weights, dtype=dtype, device=device)
@@ -101,15 +133,32 @@ class GTASRUpscaler:
         a = self.args
         progress = lambda done, total: log.debug("  %d/%d", done, total)  # noqa: E731 - a one-line callback
         h, w = image.shape[-2:]
-        size = (target_size(h, w, long_side=a.long_side) if a.long_side is not None
-                else target_size(h, w, scale=a.scale if a.scale is not None else self.net.scale))
+        size = (
+            target_size(h, w, long_side=a.long_side)
+            if a.long_side is not None
+            else target_size(h, w, scale=a.scale if a.scale is not None else self.net.scale)
+        )
 
         def run_pass(x: Tensor, k: int) -> Tensor:
             if k:
-                log.info("  GTASR pass %d: %dx%d -> %dx%d", k + 1, x.shape[-1], x.shape[-2],
-                         x.shape[-1] * self.net.scale, x.shape[-2] * self.net.scale)
-            return upscale(self.net, x, seed=a.seed, tile=a.tile if a.tiling == "force" else None,
-                           overlap=a.overlap, progress=progress, allow_tile_fallback=a.tiling == "auto",
-                           fallback_tile=a.tile, noise=getattr(a, "noise", "torch"))
+                log.info(
+                    "  GTASR pass %d: %dx%d -> %dx%d",
+                    k + 1,
+                    x.shape[-1],
+                    x.shape[-2],
+                    x.shape[-1] * self.net.scale,
+                    x.shape[-2] * self.net.scale,
+                )
+            return upscale(
+                self.net,
+                x,
+                seed=a.seed,
+                tile=a.tile if a.tiling == "force" else None,
+                overlap=a.overlap,
+                progress=progress,
+                allow_tile_fallback=a.tiling == "auto",
+                fallback_tile=a.tile,
+                noise=getattr(a, "noise", "torch"),
+            )
 
         return upscale_to_size(image, size, run_pass, self.net.scale)

@@ -34,8 +34,10 @@ def check_bits(pairs: list[tuple[Path, Path]], requested: int | None) -> None:
     if requested == 16:
         for _, dst in pairs:
             if dst.suffix.lower() not in SIXTEEN_BIT_SUFFIXES:
-                raise ValueError(f"--bits 16: output {dst} cannot store 16 bits per channel; use a "
-                                 f"{'/'.join(SIXTEEN_BIT_SUFFIXES)} output, or --bits 8")
+                raise ValueError(
+                    f"--bits 16: output {dst} cannot store 16 bits per channel; use a "
+                    f"{'/'.join(SIXTEEN_BIT_SUFFIXES)} output, or --bits 8"
+                )
 
 
 def output_bits(src: Path, dst: Path, requested: int | None) -> int:
@@ -45,8 +47,12 @@ def output_bits(src: Path, dst: Path, requested: int | None) -> int:
     if image_bits(src) != 16:
         return 8
     if dst.suffix.lower() not in SIXTEEN_BIT_SUFFIXES:
-        log.warning("%s is 16-bit but %s stores 8 bits per channel; writing 8 bits (use a .png/.tif output to "
-                    "keep 16)", src, dst.suffix)
+        log.warning(
+            "%s is 16-bit but %s stores 8 bits per channel; writing 8 bits (use a .png/.tif output to "
+            "keep 16)",
+            src,
+            dst.suffix,
+        )
         return 8
     return 16
 

@@ -41,10 +41,14 @@ class UpscalerSpec:
 
 
 UPSCALERS: dict[str, UpscalerSpec] = {
-    "gtasr": UpscalerSpec("GTASR one-step x4 (pixel space, 171.5 M parameters)", gtasr.add_arguments,
-                          gtasr.GTASRUpscaler),
-    "op4ksr": UpscalerSpec("OP4KSR one-step patch-free 4K on FLUX.1 + F16 VAE (needs --flux and --vae)",
-                           op4ksr.add_arguments, op4ksr.OP4KSRUpscaler),
+    "gtasr": UpscalerSpec(
+        "GTASR one-step x4 (pixel space, 171.5 M parameters)", gtasr.add_arguments, gtasr.GTASRUpscaler
+    ),
+    "op4ksr": UpscalerSpec(
+        "OP4KSR one-step patch-free 4K on FLUX.1 + F16 VAE (needs --flux and --vae)",
+        op4ksr.add_arguments,
+        op4ksr.OP4KSRUpscaler,
+    ),
 }
 
 CONVERT_DTYPES = {"keep": None, "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -56,25 +60,54 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="log errors only")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    up = sub.add_parser("upscale", help="upscale an image file or a folder of images",
-                        description="Upscale IN (a file, or a folder of images) to OUT (a file, or a folder).")
-    up.add_argument("--model", choices=sorted(UPSCALERS), default="gtasr",
-                    help="; ".join(f"{k}: {v.help}" for k, v in UPSCALERS.items()))
-    up.add_argument("--device", choices=DEVICES, default="auto", help="default auto: CUDA, else MPS, else CPU")
-    up.add_argument("--dtype", choices=list(DTYPES), default="auto",
-                    help="weights/compute dtype; auto: bf16 on GPUs that support it, else fp32")
+    up = sub.add_parser(
+        "upscale",
+        help="upscale an image file or a folder of images",
+        description="Upscale IN (a file, or a folder of images) to OUT (a file, or a folder).",
+    )
+    up.add_argument(
+        "--model",
+        choices=sorted(UPSCALERS),
+        default="gtasr",
+        help="; ".join(f"{k}: {v.help}" for k, v in UPSCALERS.items()),
+    )
+    up.add_argument(
+        "--device", choices=DEVICES, default="auto", help="default auto: CUDA, else MPS, else CPU"
+    )
+    up.add_argument(
+        "--dtype",
+        choices=list(DTYPES),
+        default="auto",
+        help="weights/compute dtype; auto: bf16 on GPUs that support it, else fp32",
+    )
     up.add_argument("input", type=Path, metavar="IN", help="image file or folder of images")
     up.add_argument("output", type=Path, metavar="OUT", help="output image file, or folder (PNG files)")
     # Output size, for every model: op4ksr defaults to a 4096 px long side, gtasr to x4 (one network pass).
-    up.add_argument("--long-side", type=int, default=None,
-                    help="output long side in pixels (default: op4ksr 4096; gtasr uses --scale 4 unless given)")
-    up.add_argument("--scale", type=float, default=None,
-                    help="output/input size ratio instead of --long-side (default: gtasr 4; above 4 gtasr runs x4 "
-                    "passes, x16 = two, then resizes to the exact size)")
-    up.add_argument("--bits", type=int, choices=(8, 16), default=None,
-                    help="bits per channel of the output (16: PNG/TIFF). Default: 16 for a 16-bit input, else 8")
-    up.add_argument("--skip-existing", action="store_true",
-                    help="leave outputs that already exist (resume an interrupted folder run)")
+    up.add_argument(
+        "--long-side",
+        type=int,
+        default=None,
+        help="output long side in pixels (default: op4ksr 4096; gtasr uses --scale 4 unless given)",
+    )
+    up.add_argument(
+        "--scale",
+        type=float,
+        default=None,
+        help="output/input size ratio instead of --long-side (default: gtasr 4; above 4 gtasr runs x4 "
+        "passes, x16 = two, then resizes to the exact size)",
+    )
+    up.add_argument(
+        "--bits",
+        type=int,
+        choices=(8, 16),
+        default=None,
+        help="bits per channel of the output (16: PNG/TIFF). Default: 16 for a 16-bit input, else 8",
+    )
+    up.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="leave outputs that already exist (resume an interrupted folder run)",
+    )
     for name, spec in UPSCALERS.items():
         spec.add_arguments(up.add_argument_group(f"{name} options"))
     up.set_defaults(run=_upscale)
@@ -83,8 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("input", type=Path, metavar="IN", help="GTASR checkpoint, e.g. GTASR_final_phase.pth")
     conv.add_argument("output", type=Path, metavar="OUT", help="output .safetensors file")
     conv.add_argument("--key", default="params_ema", help="BasicSR entry to convert (default params_ema)")
-    conv.add_argument("--dtype", choices=list(CONVERT_DTYPES), default="keep",
-                      help="cast floating tensors (default keep)")
+    conv.add_argument(
+        "--dtype", choices=list(CONVERT_DTYPES), default="keep", help="cast floating tensors (default keep)"
+    )
     conv.set_defaults(run=_convert)
 
     add_bench_parser(sub)  # sr4k bench: metrics and method comparisons (cli/bench.py)
@@ -110,9 +144,19 @@ def _upscale(args: argparse.Namespace) -> int:
         out = model(image)
         bits = output_bits(src, dst, args.bits)
         write_atomically(dst, lambda path, out=out, bits=bits: save_image(out, path, bits=bits))
-        log.info("[%d/%d%s] %s (%dx%d) -> %s (%dx%d) in %.1f s", k, len(todo),
-                 f", {rank}" if rank.world > 1 else "", src, image.shape[-1], image.shape[-2], dst,
-                 out.shape[-1], out.shape[-2], time.perf_counter() - start)
+        log.info(
+            "[%d/%d%s] %s (%dx%d) -> %s (%dx%d) in %.1f s",
+            k,
+            len(todo),
+            f", {rank}" if rank.world > 1 else "",
+            src,
+            image.shape[-1],
+            image.shape[-2],
+            dst,
+            out.shape[-1],
+            out.shape[-2],
+            time.perf_counter() - start,
+        )
     return 0
 
 
@@ -143,8 +187,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status = args.run(args)  # a subcommand may return its exit status (None means success)
     except torch.cuda.OutOfMemoryError as err:
-        log.error("sr4k: error: out of memory (%s). Use --tiling force with a smaller --tile (or --tiling auto), "
-                  "or --dtype bf16/fp16.", str(err).splitlines()[0])
+        log.error(
+            "sr4k: error: out of memory (%s). Use --tiling force with a smaller --tile (or --tiling auto), "
+            "or --dtype bf16/fp16.",
+            str(err).splitlines()[0],
+        )
         return 1
     except (OSError, ValueError, RuntimeError) as err:  # includes checkpoint and download errors
         log.error("sr4k: error: %s", err)

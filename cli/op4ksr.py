@@ -37,26 +37,54 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(group: argparse._ArgumentGroup) -> None:
-    group.add_argument("--flux", type=Path, help="FLUX.1 transformer file (OP4KSR fine-tune, or base + --lora)")
+    group.add_argument(
+        "--flux", type=Path, help="FLUX.1 transformer file (OP4KSR fine-tune, or base + --lora)"
+    )
     group.add_argument("--vae", type=Path, help="FLUX VAE weights (ae.safetensors or a diffusers F16 VAE)")
-    group.add_argument("--lora", type=Path, default=None, help="OP4KSR LoRA (.safetensors) merged into --flux")
+    group.add_argument(
+        "--lora", type=Path, default=None, help="OP4KSR LoRA (.safetensors) merged into --flux"
+    )
     group.add_argument("--lora-strength", type=float, default=1.0, help="LoRA strength (default 1)")
-    group.add_argument("--t-star", type=float, default=0.0,
-                       help=f"flow time t*; 0 = auto: the weights' sr4k.op4ksr metadata, else {DEFAULT_T_STAR}")
-    group.add_argument("--input-mode", choices=[AUTO, *INPUT_MODES], default=AUTO,
-                       help=f"how the LR latent enters at t*; auto: the weights' metadata, else {DEFAULT_INPUT_MODE}")
-    group.add_argument("--rfr", choices=[AUTO, *sorted(RFR_PRESETS)], default=AUTO,
-                       help="RoPE frequency rescaling preset; auto: the weights' metadata, else ntk")
-    group.add_argument("--decode-mode", choices=[AUTO, *DECODE_MODES], default=AUTO,
-                       help="auto: the VAE's (or weights') metadata, else aligned for the raw FLUX ae.safetensors "
-                       "(BFL keys) and partitioned for a diffusers-format F16 VAE")
-    group.add_argument("--color-correction", choices=METHODS, default="wavelet", help="colour fix (default wavelet)")
-    group.add_argument("--compile", action="store_true",
-                       help="torch.compile the transformer's blocks: 1.45 -> 1.34 s per 4K image on an H200; the first "
-                       "image pays the compilation (18 s there)")
-    group.add_argument("--low-vram", action="store_true",
-                       help="fp8 token linears + constant AdaLN modulation: 16.5 instead of 30.6 GiB at 4K (H200), "
-                       "output within ~4 %% of bf16")
+    group.add_argument(
+        "--t-star",
+        type=float,
+        default=0.0,
+        help=f"flow time t*; 0 = auto: the weights' sr4k.op4ksr metadata, else {DEFAULT_T_STAR}",
+    )
+    group.add_argument(
+        "--input-mode",
+        choices=[AUTO, *INPUT_MODES],
+        default=AUTO,
+        help=f"how the LR latent enters at t*; auto: the weights' metadata, else {DEFAULT_INPUT_MODE}",
+    )
+    group.add_argument(
+        "--rfr",
+        choices=[AUTO, *sorted(RFR_PRESETS)],
+        default=AUTO,
+        help="RoPE frequency rescaling preset; auto: the weights' metadata, else ntk",
+    )
+    group.add_argument(
+        "--decode-mode",
+        choices=[AUTO, *DECODE_MODES],
+        default=AUTO,
+        help="auto: the VAE's (or weights') metadata, else aligned for the raw FLUX ae.safetensors "
+        "(BFL keys) and partitioned for a diffusers-format F16 VAE",
+    )
+    group.add_argument(
+        "--color-correction", choices=METHODS, default="wavelet", help="colour fix (default wavelet)"
+    )
+    group.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the transformer's blocks: 1.45 -> 1.34 s per 4K image on an H200; the first "
+        "image pays the compilation (18 s there)",
+    )
+    group.add_argument(
+        "--low-vram",
+        action="store_true",
+        help="fp8 token linears + constant AdaLN modulation: 16.5 instead of 30.6 GiB at 4K (H200), "
+        "output within ~4 %% of bf16",
+    )
 
 
 class OP4KSRUpscaler:
@@ -73,39 +101,74 @@ class OP4KSRUpscaler:
                 raise FileNotFoundError(f"{flag} file {path} does not exist")
         weights = files_settings(args.lora, args.flux)
         if weights is None:
-            log.warning("OP4KSR: %s%s carries no sr4k.op4ksr settings, so it is most likely plain FLUX.1 and the "
-                        "result will be soft. Pass OP4KSR weights (--lora, or a fine-tune as --flux); how to make "
-                        "them: docs/training_op4ksr.md.", args.flux, f" + {args.lora}" if args.lora else "")
+            log.warning(
+                "OP4KSR: %s%s carries no sr4k.op4ksr settings, so it is most likely plain FLUX.1 and the "
+                "result will be soft. Pass OP4KSR weights (--lora, or a fine-tune as --flux); how to make "
+                "them: docs/training_op4ksr.md.",
+                args.flux,
+                f" + {args.lora}" if args.lora else "",
+            )
         chosen = resolve(from_widgets(t_star=args.t_star, input_mode=args.input_mode), weights)
         rfr = rfr_config(weights) if args.rfr == AUTO else RFR_PRESETS[args.rfr]
         low_vram = getattr(args, "low_vram", False)
         self.transformer, self.vae = load_pipeline(
-            args.flux, args.vae, decode_mode=args.decode_mode, rfr=rfr, lora=args.lora,
-            lora_strength=args.lora_strength, dtype=dtype, device="cpu" if low_vram else device,
+            args.flux,
+            args.vae,
+            decode_mode=args.decode_mode,
+            rfr=rfr,
+            lora=args.lora,
+            lora_strength=args.lora_strength,
+            dtype=dtype,
+            device="cpu" if low_vram else device,
         )
         self.config = OneStepConfig(t_star=chosen.t_star, input_mode=chosen.input_mode)
         if low_vram:  # quantised on the CPU, so the bf16 transformer never has to fit on the GPU
             self.vae.to(device)
             probe = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
-            to_low_vram(self.transformer, device, lambda: upscale_image(
-                self.transformer, self.vae, probe, long_side=256, config=self.config))
+            to_low_vram(
+                self.transformer,
+                device,
+                lambda: upscale_image(self.transformer, self.vae, probe, long_side=256, config=self.config),
+            )
         if getattr(args, "compile", False):
             compile_blocks(self.transformer)
         self.first_call = True
         self.args = args
-        log.info("OP4KSR: %s + %s on %s (%s), t* %g, input %s, RFR %s, decode %s", args.flux, args.vae, device,
-                 dtype, chosen.t_star, chosen.input_mode, rfr.mode, self.vae.decode_mode)
+        log.info(
+            "OP4KSR: %s + %s on %s (%s), t* %g, input %s, RFR %s, decode %s",
+            args.flux,
+            args.vae,
+            device,
+            dtype,
+            chosen.t_star,
+            chosen.input_mode,
+            rfr.mode,
+            self.vae.decode_mode,
+        )
 
     def __call__(self, image: Tensor) -> Tensor:
         a = self.args
-        long_side = a.long_side if a.long_side is not None or a.scale is not None else DEFAULT_TARGET_LONG_SIDE
+        long_side = (
+            a.long_side if a.long_side is not None or a.scale is not None else DEFAULT_TARGET_LONG_SIDE
+        )
         start = time.perf_counter()
-        out = upscale_image(self.transformer, self.vae, image[:, :3], long_side=long_side, scale=a.scale,
-                            config=self.config, color=a.color_correction)
+        out = upscale_image(
+            self.transformer,
+            self.vae,
+            image[:, :3],
+            long_side=long_side,
+            scale=a.scale,
+            config=self.config,
+            color=a.color_correction,
+        )
         if self.first_call and getattr(a, "compile", False):
-            log.info("OP4KSR: first image with torch.compile (compilation included): %.1f s",
-                     time.perf_counter() - start)
+            log.info(
+                "OP4KSR: first image with torch.compile (compilation included): %.1f s",
+                time.perf_counter() - start,
+            )
         self.first_call = False
         if image.shape[1] == 4:
-            out = torch.cat([out, resize_exact(image[:, 3:].float().to(out.device), tuple(out.shape[-2:]))], dim=1)
+            out = torch.cat(
+                [out, resize_exact(image[:, 3:].float().to(out.device), tuple(out.shape[-2:]))], dim=1
+            )
         return out

@@ -39,7 +39,9 @@ def _int_env(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError as err:
-        raise ValueError(f"environment variable {name}={raw!r} is not an integer (set by the launcher)") from err
+        raise ValueError(
+            f"environment variable {name}={raw!r} is not an integer (set by the launcher)"
+        ) from err
 
 
 def rank_from_env() -> Rank:
@@ -57,8 +59,10 @@ def device_for(device: torch.device, rank: Rank) -> torch.device:
         return device
     count = torch.cuda.device_count()
     if rank.local_rank >= count:
-        raise ValueError(f"LOCAL_RANK {rank.local_rank} but this machine has {count} CUDA device(s); launch at "
-                         f"most {count} processes per machine (accelerate launch --num_processes {count})")
+        raise ValueError(
+            f"LOCAL_RANK {rank.local_rank} but this machine has {count} CUDA device(s); launch at "
+            f"most {count} processes per machine (accelerate launch --num_processes {count})"
+        )
     return torch.device("cuda", rank.local_rank)
 
 

@@ -22,20 +22,44 @@ from .tiling import TileRect, plan_tiles, reflect_pad_to_multiple
 from .upscale import DEFAULT_OVERLAP, DEFAULT_TILE, check_image, upscale
 
 __all__ = [
-    "DEFAULT_OVERLAP", "DEFAULT_TILE", "GTASR", "GTASRCheckpointError", "GTASRConfig", "GTASRNet", "MAX_PASSES",
+    "DEFAULT_OVERLAP",
+    "DEFAULT_TILE",
+    "GTASR",
+    "GTASRCheckpointError",
+    "GTASRConfig",
+    "GTASRNet",
+    "MAX_PASSES",
     "PRESETS",
-    "RELEASED", "TileRect", "build", "build_released", "c_noise", "c_out", "c_skip", "check_image",
-    "convert_to_safetensors", "describe_foreign", "infer_config", "load_gtasr", "load_gtasr_state_dict",
-    "passes_for", "plan_tiles", "reflect_pad_to_multiple", "upscale", "upscale_to_size",
+    "RELEASED",
+    "TileRect",
+    "build",
+    "build_released",
+    "c_noise",
+    "c_out",
+    "c_skip",
+    "check_image",
+    "convert_to_safetensors",
+    "describe_foreign",
+    "infer_config",
+    "load_gtasr",
+    "load_gtasr_state_dict",
+    "passes_for",
+    "plan_tiles",
+    "reflect_pad_to_multiple",
+    "upscale",
+    "upscale_to_size",
 ]
 
 
-def build(config: GTASRConfig, *, device: torch.device | str | None = None,
-          dtype: torch.dtype | None = None) -> GTASRNet:
+def build(
+    config: GTASRConfig, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+) -> GTASRNet:
     """A GTASR network for ``config`` in eval mode (random weights; load a checkpoint into it)."""
     if not isinstance(config, GTASRConfig):
-        raise TypeError(f"build() needs a GTASRConfig, got {type(config).__name__}; "
-                        "use gtasr_core.RELEASED or infer_config(state_dict)")
+        raise TypeError(
+            f"build() needs a GTASRConfig, got {type(config).__name__}; "
+            "use gtasr_core.RELEASED or infer_config(state_dict)"
+        )
     net = GTASRNet(config).eval()
     if device is not None or dtype is not None:
         net = net.to(device=device, dtype=dtype)

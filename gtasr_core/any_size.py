@@ -29,9 +29,11 @@ def passes_for(height: int, width: int, size: tuple[int, int], scale: int = 4) -
     need = max(size[0] / height, size[1] / width)
     n = max(1, math.ceil(math.log(need, scale) - 1e-9)) if need > 1 else 1
     if n > MAX_PASSES:
-        raise ValueError(f"{width}x{height} -> {size[1]}x{size[0]} is x{need:.1f}, more than GTASR's "
-                         f"{MAX_PASSES} x{scale} passes (x{scale ** MAX_PASSES}); use a smaller target or a "
-                         "larger input")
+        raise ValueError(
+            f"{width}x{height} -> {size[1]}x{size[0]} is x{need:.1f}, more than GTASR's "
+            f"{MAX_PASSES} x{scale} passes (x{scale**MAX_PASSES}); use a smaller target or a "
+            "larger input"
+        )
     return n
 
 
@@ -46,4 +48,3 @@ def upscale_to_size(lr: Tensor, size: tuple[int, int], run_pass: Pass, scale: in
     if lr.shape[1] == 4:
         out = torch.cat([out, resize_exact(lr[:, 3:].to(out.dtype), size)], dim=1)
     return out
-

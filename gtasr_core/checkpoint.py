@@ -25,7 +25,13 @@ from .detect import GTASRCheckpointError, infer_config, normalize_keys
 from .layers import relative_position_index, resample_filter_2d
 from .model import GTASRNet
 
-__all__ = ["BASICSR_KEYS", "check_state_dict", "convert_to_safetensors", "load_gtasr", "load_gtasr_state_dict"]
+__all__ = [
+    "BASICSR_KEYS",
+    "check_state_dict",
+    "convert_to_safetensors",
+    "load_gtasr",
+    "load_gtasr_state_dict",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +48,15 @@ def _select(raw: Mapping[str, Any], key: str | None, source: str) -> dict[str, T
     if key == "params_ema" and "params" in raw:
         log.warning("%s has no 'params_ema' (EMA weights); using 'params' instead", source)
         return extract_state_dict(raw, "params", source=source)
-    raise GTASRCheckpointError(f"{source} has no {key!r} entry; it holds {sorted(map(str, raw))}. "
-                               f"Pass key= one of {sorted(wrapped)} (BasicSR files have {list(BASICSR_KEYS)})")
+    raise GTASRCheckpointError(
+        f"{source} has no {key!r} entry; it holds {sorted(map(str, raw))}. "
+        f"Pass key= one of {sorted(wrapped)} (BasicSR files have {list(BASICSR_KEYS)})"
+    )
 
 
-def load_gtasr_state_dict(path_or_dict: str | os.PathLike[str] | Mapping[str, Any],
-                          key: str | None = "params_ema") -> dict[str, Tensor]:
+def load_gtasr_state_dict(
+    path_or_dict: str | os.PathLike[str] | Mapping[str, Any], key: str | None = "params_ema"
+) -> dict[str, Tensor]:
     """The GTASR state dict (``model.*`` keys) from a file or an in-memory checkpoint mapping.
 
     BasicSR wrappers: ``key`` picks the entry (default ``params_ema``; falls back to ``params`` with a
@@ -68,8 +77,11 @@ def check_state_dict(net: GTASRNet, state_dict: Mapping[str, Tensor], source: st
     expected = net.state_dict(keep_vars=True)
     missing = [k for k in expected if k not in state_dict and not _is_derived_buffer(k)]
     unexpected = [k for k in state_dict if k not in expected]
-    shapes = [f"{k}: file {tuple(state_dict[k].shape)} vs net {tuple(expected[k].shape)}"
-              for k in expected if k in state_dict and state_dict[k].shape != expected[k].shape]
+    shapes = [
+        f"{k}: file {tuple(state_dict[k].shape)} vs net {tuple(expected[k].shape)}"
+        for k in expected
+        if k in state_dict and state_dict[k].shape != expected[k].shape
+    ]
     problems = []
     if missing:
         problems.append(f"{len(missing)} missing keys, e.g. {missing[:4]}")
@@ -78,7 +90,9 @@ def check_state_dict(net: GTASRNet, state_dict: Mapping[str, Tensor], source: st
     if shapes:
         problems.append(f"{len(shapes)} shape mismatches, e.g. {shapes[:3]}")
     if problems:
-        raise GTASRCheckpointError(f"{source} does not fit the inferred GTASR network: " + "; ".join(problems))
+        raise GTASRCheckpointError(
+            f"{source} does not fit the inferred GTASR network: " + "; ".join(problems)
+        )
 
 
 def _is_derived_buffer(key: str) -> bool:
@@ -98,8 +112,13 @@ def _derived_buffers(net: GTASRNet, present: Mapping[str, Tensor]) -> dict[str, 
     return out
 
 
-def load_gtasr(path_or_dict: str | os.PathLike[str] | Mapping[str, Any], *, key: str | None = "params_ema",
-               dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> GTASRNet:
+def load_gtasr(
+    path_or_dict: str | os.PathLike[str] | Mapping[str, Any],
+    *,
+    key: str | None = "params_ema",
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> GTASRNet:
     """Load a GTASR checkpoint into a GTASRNet (eval mode) of the inferred config.
 
     The config is read from the shapes (the registry's ``gtasr`` reader, :func:`infer_config`). dtype: floating
@@ -120,8 +139,12 @@ def load_gtasr(path_or_dict: str | os.PathLike[str] | Mapping[str, Any], *, key:
     return net.to(device=device, dtype=dtype).eval()
 
 
-def convert_to_safetensors(src: str | os.PathLike[str] | Mapping[str, Any], dst: str | os.PathLike[str],
-                           key: str | None = "params_ema", dtype: torch.dtype | None = None) -> Path:
+def convert_to_safetensors(
+    src: str | os.PathLike[str] | Mapping[str, Any],
+    dst: str | os.PathLike[str],
+    key: str | None = "params_ema",
+    dtype: torch.dtype | None = None,
+) -> Path:
     """Write the GTASR weights of ``src`` (e.g. a BasicSR .pth) as a flat ``.safetensors`` file.
 
     The inferred config is stored in the metadata (``sr4k_gtasr_config``) for reference; loading

@@ -61,31 +61,46 @@ class GTASRConfig:
 
     def _check_scalars(self) -> None:
         positive = {
-            "in_channels": self.in_channels, "model_channels": self.model_channels,
-            "channel_mult_emb": self.channel_mult_emb, "channel_mult_noise": self.channel_mult_noise,
-            "num_blocks": self.num_blocks, "swin_embed_dim": self.swin_embed_dim,
-            "swin_num_heads": self.swin_num_heads, "swin_window": self.swin_window,
-            "swin_depth": self.swin_depth, "sigma_data": self.sigma_data, "sigma_scale": self.sigma_scale,
-            "c_noise_offset": self.c_noise_offset, "swin_mlp_ratio": self.swin_mlp_ratio,
+            "in_channels": self.in_channels,
+            "model_channels": self.model_channels,
+            "channel_mult_emb": self.channel_mult_emb,
+            "channel_mult_noise": self.channel_mult_noise,
+            "num_blocks": self.num_blocks,
+            "swin_embed_dim": self.swin_embed_dim,
+            "swin_num_heads": self.swin_num_heads,
+            "swin_window": self.swin_window,
+            "swin_depth": self.swin_depth,
+            "sigma_data": self.sigma_data,
+            "sigma_scale": self.sigma_scale,
+            "c_noise_offset": self.c_noise_offset,
+            "swin_mlp_ratio": self.swin_mlp_ratio,
         }
         for name, value in positive.items():
             if not value > 0:
                 raise ValueError(f"GTASRConfig.{name}={value!r} must be > 0")
         if self.scale != 4:
             # The 'nearest' head is hard-wired to two x2 steps (conv_up1, conv_up2) in the reference.
-            raise ValueError(f"GTASRConfig.scale={self.scale} is not supported: the nearest-upsampler "
-                             "head has exactly two x2 stages (conv_up1, conv_up2), so use scale=4")
+            raise ValueError(
+                f"GTASRConfig.scale={self.scale} is not supported: the nearest-upsampler "
+                "head has exactly two x2 stages (conv_up1, conv_up2), so use scale=4"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"GTASRConfig.dropout={self.dropout} must be in [0, 1)")
         if self.swin_embed_dim % self.swin_num_heads:
-            raise ValueError(f"swin_embed_dim={self.swin_embed_dim} must be divisible by "
-                             f"swin_num_heads={self.swin_num_heads}")
+            raise ValueError(
+                f"swin_embed_dim={self.swin_embed_dim} must be divisible by "
+                f"swin_num_heads={self.swin_num_heads}"
+            )
         if self.swin_embed_dim % 32:
-            raise ValueError(f"swin_embed_dim={self.swin_embed_dim} must be a multiple of 32 "
-                             "(the Swin blocks use GroupNorm with 32 groups)")
+            raise ValueError(
+                f"swin_embed_dim={self.swin_embed_dim} must be a multiple of 32 "
+                "(the Swin blocks use GroupNorm with 32 groups)"
+            )
         if self.noise_channels % 2:
-            raise ValueError(f"model_channels*channel_mult_noise={self.noise_channels} must be even "
-                             "(sin/cos halves of the noise embedding)")
+            raise ValueError(
+                f"model_channels*channel_mult_noise={self.noise_channels} must be even "
+                "(sin/cos halves of the noise embedding)"
+            )
         if int(self.swin_mlp_ratio * self.swin_embed_dim) != self.swin_mlp_ratio * self.swin_embed_dim:
             raise ValueError(f"swin_mlp_ratio={self.swin_mlp_ratio} times swin_embed_dim must be an integer")
 
@@ -94,20 +109,25 @@ class GTASRConfig:
             raise ValueError(f"channel_mult={self.channel_mult} must be a non-empty tuple of ints >= 1")
         lowest = self.train_resolution >> (self.num_levels - 1)
         if lowest < 1 or self.train_resolution % (1 << (self.num_levels - 1)):
-            raise ValueError(f"train_resolution={self.train_resolution} must be divisible by "
-                             f"2**(len(channel_mult)-1)={1 << (self.num_levels - 1)}")
+            raise ValueError(
+                f"train_resolution={self.train_resolution} must be divisible by "
+                f"2**(len(channel_mult)-1)={1 << (self.num_levels - 1)}"
+            )
         if len(self.resample_filter) < 2 or sum(self.resample_filter) == 0:
-            raise ValueError(f"resample_filter={self.resample_filter} needs >= 2 taps with a non-zero sum, "
-                             "e.g. (1, 1)")
+            raise ValueError(
+                f"resample_filter={self.resample_filter} needs >= 2 taps with a non-zero sum, e.g. (1, 1)"
+            )
 
     def _check_norm_widths(self) -> None:
         for spec in encoder_plan(self) + decoder_plan(self):
             for width in (spec.in_channels, spec.out_channels):
                 groups = group_count(width)
                 if groups < 1 or width % groups:
-                    raise ValueError(f"block {spec.name}: {width} channels cannot be split into "
-                                     f"{groups} GroupNorm groups; use a model_channels that is a "
-                                     "multiple of 32")
+                    raise ValueError(
+                        f"block {spec.name}: {width} channels cannot be split into "
+                        f"{groups} GroupNorm groups; use a model_channels that is a "
+                        "multiple of 32"
+                    )
 
     # ---- derived geometry -------------------------------------------------------------------------
     @property
@@ -186,8 +206,9 @@ def encoder_plan(cfg: GTASRConfig) -> list[BlockSpec]:
         window, shift = _swin_geometry(cfg, res) if res in cfg.attn_resolutions else (0, 0)
         for idx in range(cfg.num_blocks):
             cin, cout = cout, cfg.model_channels * mult
-            plan.append(BlockSpec(f"{res}x{res}_block{idx}", cin, cout, level,
-                                  swin_window=window, swin_shift=shift))
+            plan.append(
+                BlockSpec(f"{res}x{res}_block{idx}", cin, cout, level, swin_window=window, swin_shift=shift)
+            )
     return plan
 
 
@@ -202,15 +223,26 @@ def decoder_plan(cfg: GTASRConfig) -> list[BlockSpec]:
     for level in reversed(range(cfg.num_levels)):
         res, mult = cfg.level_resolution(level), cfg.channel_mult[level]
         if level == cfg.num_levels - 1:
-            plan.append(BlockSpec(f"{res}x{res}_in0", cout, cout, level, swin_window=window, swin_shift=shift))
+            plan.append(
+                BlockSpec(f"{res}x{res}_in0", cout, cout, level, swin_window=window, swin_shift=shift)
+            )
             plan.append(BlockSpec(f"{res}x{res}_in1", cout, cout, level))
         else:
             plan.append(BlockSpec(f"{res}x{res}_up", cout, cout, level, up=True))
         for idx in range(cfg.num_blocks + 1):
             cin, cout = cout + skips.pop(), cfg.model_channels * mult
             attn = idx == cfg.num_blocks and res in cfg.attn_resolutions
-            plan.append(BlockSpec(f"{res}x{res}_block{idx}", cin, cout, level, takes_skip=True,
-                                  swin_window=window if attn else 0, swin_shift=shift if attn else 0))
+            plan.append(
+                BlockSpec(
+                    f"{res}x{res}_block{idx}",
+                    cin,
+                    cout,
+                    level,
+                    takes_skip=True,
+                    swin_window=window if attn else 0,
+                    swin_shift=shift if attn else 0,
+                )
+            )
     return plan
 
 

@@ -18,8 +18,11 @@ from .config import GTASRConfig
 
 __all__ = ["GTASR", "GTASRCheckpointError", "describe_foreign", "infer_config", "normalize_keys"]
 
-EXPECTED_FILES = "GTASR_final_phase.pth (or GTASR_first_phase.pth) from the Hugging Face repo Blaze-UESTC/GTASR"
+EXPECTED_FILES = (
+    "GTASR_final_phase.pth (or GTASR_first_phase.pth) from the Hugging Face repo Blaze-UESTC/GTASR"
+)
 _FIRST_CONV = re.compile(r"^model\.enc\.(\d+)x\1_conv\.weight$")
+
 
 class GTASRCheckpointError(CheckpointError):
     """The weights are not (or not a complete, supported) GTASR network."""
@@ -30,9 +33,11 @@ def normalize_keys(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     out = {}
     for key, value in state_dict.items():
         while key.startswith("module."):
-            key = key[len("module."):]
+            key = key[len("module.") :]
         out[key] = value
-    if not any(k.startswith("model.") for k in out) and any(k.startswith(("enc.", "dec.", "map_layer0.")) for k in out):
+    if not any(k.startswith("model.") for k in out) and any(
+        k.startswith(("enc.", "dec.", "map_layer0.")) for k in out
+    ):
         out = {f"model.{k}": v for k, v in out.items()}
     return out
 
@@ -48,13 +53,16 @@ def _not_gtasr(state_dict: Mapping[str, Tensor], source: str) -> GTASRCheckpoint
     return GTASRCheckpointError(
         f"{source} is not a GTASR network: it looks like {describe_foreign(state_dict)}{example}. "
         f"Expected the GTASR/CTMSR weights, e.g. {EXPECTED_FILES}, whose keys look like "
-        "'model.enc.64x64_conv.weight'.")
+        "'model.enc.64x64_conv.weight'."
+    )
 
 
 def _shape(sd: Mapping[str, Tensor], key: str) -> tuple[int, ...]:
     if key not in sd:
-        raise GTASRCheckpointError(f"incomplete GTASR state dict: {key!r} is missing (the file may be "
-                                   "damaged or from another architecture)")
+        raise GTASRCheckpointError(
+            f"incomplete GTASR state dict: {key!r} is missing (the file may be "
+            "damaged or from another architecture)"
+        )
     return tuple(sd[key].shape)
 
 
@@ -79,9 +87,14 @@ def _swin_params(sd: Mapping[str, Tensor], prefix: str) -> dict[str, object]:
     heads = _shape(sd, prefix + "blocks.0.attn.relative_position_bias_table")[1]
     hidden = _shape(sd, prefix + "blocks.0.mlp.fc1.weight")[0]
     sides = [math.isqrt(v.shape[0]) for k, v in sd.items() if k.endswith("relative_position_bias_table")]
-    return dict(swin_embed_dim=embed, swin_num_heads=heads, swin_depth=depth,
-                swin_window=(max(sides) + 1) // 2, swin_mlp_ratio=hidden / embed,
-                swin_use_conv=prefix + "conv.weight" in sd)
+    return dict(
+        swin_embed_dim=embed,
+        swin_num_heads=heads,
+        swin_depth=depth,
+        swin_window=(max(sides) + 1) // 2,
+        swin_mlp_ratio=hidden / embed,
+        swin_use_conv=prefix + "conv.weight" in sd,
+    )
 
 
 def infer_config(state_dict: Mapping[str, Tensor], source: str = "state dict") -> GTASRConfig:
@@ -102,8 +115,10 @@ def infer_config(state_dict: Mapping[str, Tensor], source: str = "state dict") -
         levels += 1
     num_blocks = sum(1 for k in sd if re.fullmatch(rf"model\.enc\.{res0}x{res0}_block\d+\.conv0\.weight", k))
     if levels == 0 or num_blocks == 0:
-        raise GTASRCheckpointError(f"incomplete GTASR state dict in {source}: no encoder blocks under "
-                                   f"'model.enc.{res0}x{res0}_block0'")
+        raise GTASRCheckpointError(
+            f"incomplete GTASR state dict in {source}: no encoder blocks under "
+            f"'model.enc.{res0}x{res0}_block0'"
+        )
     mults, attn = [], []
     for level in range(levels):
         r = res0 >> level
@@ -114,11 +129,18 @@ def infer_config(state_dict: Mapping[str, Tensor], source: str = "state dict") -
     emb, noise = _shape(sd, "model.map_layer0.weight")
     try:
         return GTASRConfig(
-            in_channels=in_ch, scale=scale, model_channels=mc, channel_mult=tuple(mults),
+            in_channels=in_ch,
+            scale=scale,
+            model_channels=mc,
+            channel_mult=tuple(mults),
             channel_mult_emb=_ratio(emb, mc, "channel_mult_emb"),
-            channel_mult_noise=_ratio(noise, mc, "channel_mult_noise"), num_blocks=num_blocks,
-            train_resolution=res0, attn_resolutions=tuple(attn), resample_filter=_resample_taps(sd),
-            **_swin_params(sd, f"model.dec.{low}x{low}_in0.swin_layer."))
+            channel_mult_noise=_ratio(noise, mc, "channel_mult_noise"),
+            num_blocks=num_blocks,
+            train_resolution=res0,
+            attn_resolutions=tuple(attn),
+            resample_filter=_resample_taps(sd),
+            **_swin_params(sd, f"model.dec.{low}x{low}_in0.swin_layer."),
+        )
     except ValueError as err:
         if isinstance(err, GTASRCheckpointError):
             raise
@@ -131,6 +153,5 @@ def _descriptor(state_dict: Mapping[str, Tensor]) -> Descriptor:
     return Descriptor("gtasr", layout, config, scale=config.scale, size_multiple=config.lr_multiple)
 
 
-GTASR = register(Architecture(
-    "gtasr", "a GTASR network", KeyCondition(all_of=("enc.", "dec.")), _descriptor))
+GTASR = register(Architecture("gtasr", "a GTASR network", KeyCondition(all_of=("enc.", "dec.")), _descriptor))
 """GTASR weights (``model.enc.64x64_conv.weight`` ...; bare SongUNet keys and ``module.`` prefixes too)."""

@@ -16,8 +16,14 @@ from torch import Tensor, nn
 from ..srkit import perf
 
 __all__ = [
-    "FP32GroupNorm", "ResampleConv2d", "SwinLayer", "resample_filter_2d", "relative_position_index",
-    "window_partition", "window_reverse", "shifted_window_mask",
+    "FP32GroupNorm",
+    "ResampleConv2d",
+    "SwinLayer",
+    "resample_filter_2d",
+    "relative_position_index",
+    "window_partition",
+    "window_reverse",
+    "shifted_window_mask",
 ]
 
 
@@ -29,8 +35,13 @@ class FP32GroupNorm(nn.GroupNorm):
             # The native kernels accumulate the statistics in fp32 already; only the normalised output is
             # rounded to x's dtype (error vs this class's fp32 path: tests/unit/test_perf_gtasr.py).
             w, b = self.weight, self.bias
-            return F.group_norm(x, self.num_groups, None if w is None else w.to(x.dtype),
-                                None if b is None else b.to(x.dtype), self.eps)
+            return F.group_norm(
+                x,
+                self.num_groups,
+                None if w is None else w.to(x.dtype),
+                None if b is None else b.to(x.dtype),
+                self.eps,
+            )
         w = self.weight.float() if self.weight is not None else None
         b = self.bias.float() if self.bias is not None else None
         return F.group_norm(x.float(), self.num_groups, w, b, self.eps).to(x.dtype)
@@ -52,8 +63,16 @@ class ResampleConv2d(nn.Module):
     and applied transposed with stride 2).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel: int, *, up: bool = False,
-                 down: bool = False, resample_taps: tuple[float, ...] = (1.0, 1.0)) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel: int,
+        *,
+        up: bool = False,
+        down: bool = False,
+        resample_taps: tuple[float, ...] = (1.0, 1.0),
+    ) -> None:
         super().__init__()
         if up and down:
             raise ValueError("ResampleConv2d: up and down are exclusive")
@@ -68,15 +87,18 @@ class ResampleConv2d(nn.Module):
             f = self.resample_filter.to(x.dtype)
             pad = (f.shape[-1] - 1) // 2
             if self.up:
-                x = F.conv_transpose2d(x, (f * 4).tile(self.in_channels, 1, 1, 1),
-                                       groups=self.in_channels, stride=2, padding=pad)
+                x = F.conv_transpose2d(
+                    x, (f * 4).tile(self.in_channels, 1, 1, 1), groups=self.in_channels, stride=2, padding=pad
+                )
             else:
-                x = F.conv2d(x, f.tile(self.in_channels, 1, 1, 1), groups=self.in_channels, stride=2,
-                             padding=pad)
+                x = F.conv2d(
+                    x, f.tile(self.in_channels, 1, 1, 1), groups=self.in_channels, stride=2, padding=pad
+                )
         return F.conv2d(x, self.weight.to(x.dtype), self.bias.to(x.dtype), padding=self.weight.shape[-1] // 2)
 
 
 # ---- Swin window maths (pure) -------------------------------------------------------------------------
+
 
 def relative_position_index(window: int) -> Tensor:
     """[w*w, w*w] int64 index into the (2w-1)^2 bias table: (dy + w - 1) * (2w - 1) + (dx + w - 1)."""
@@ -93,11 +115,14 @@ def window_partition(x: Tensor, window: int) -> Tensor:
 
 def window_reverse(windows: Tensor, window: int, h: int, w: int) -> Tensor:
     """Inverse of :func:`window_partition`: [B * nW, w*w, C] -> [B, C, H, W]."""
-    return rearrange(windows, "(b nh nw) (wh ww) c -> b c (nh wh) (nw ww)", nh=h // window, nw=w // window,
-                     wh=window)
+    return rearrange(
+        windows, "(b nh nw) (wh ww) c -> b c (nh wh) (nw ww)", nh=h // window, nw=w // window, wh=window
+    )
 
 
-def shifted_window_mask(h: int, w: int, window: int, shift: int, device: torch.device | None = None) -> Tensor:
+def shifted_window_mask(
+    h: int, w: int, window: int, shift: int, device: torch.device | None = None
+) -> Tensor:
     """Additive mask [nW, N, N] for shifted windows (Swin §3.2): -100 between tokens whose pre-roll
     regions differ, so wrapped-around pixels do not attend to each other; 0 elsewhere."""
     region = torch.zeros(1, 1, h, w, device=device)
@@ -113,6 +138,7 @@ def shifted_window_mask(h: int, w: int, window: int, shift: int, device: torch.d
 
 
 # ---- Swin modules -------------------------------------------------------------------------------------
+
 
 class WindowAttention(nn.Module):
     """Multi-head self-attention inside windows with a relative-position bias table [(2w-1)^2, heads]."""
@@ -157,8 +183,10 @@ class SwinBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         _, _, h, w = x.shape
         if h % self.window or w % self.window:
-            raise ValueError(f"Swin map {h}x{w} is not a multiple of its window {self.window}; pad the LR "
-                             "input to the config's lr_multiple")
+            raise ValueError(
+                f"Swin map {h}x{w} is not a multiple of its window {self.window}; pad the LR "
+                "input to the config's lr_multiple"
+            )
         y = self.norm1(x)
         mask = None
         if self.shift:
@@ -188,14 +216,24 @@ class SwinLayer(nn.Module):
     Without ``use_conv`` the reference layer has no residual; that is kept.
     """
 
-    def __init__(self, channels: int, embed_dim: int, num_heads: int, window: int, shift: int,
-                 depth: int, mlp_ratio: float, use_conv: bool) -> None:
+    def __init__(
+        self,
+        channels: int,
+        embed_dim: int,
+        num_heads: int,
+        window: int,
+        shift: int,
+        depth: int,
+        mlp_ratio: float,
+        use_conv: bool,
+    ) -> None:
         super().__init__()
         self.patch_embed = _Proj(channels, embed_dim)
         self.patch_unembed = _Proj(embed_dim, channels)
         self.conv = nn.Conv2d(channels, channels, 3, padding=1) if use_conv else None
         self.blocks = nn.ModuleList(
-            SwinBlock(embed_dim, num_heads, window, shift if i % 2 else 0, mlp_ratio) for i in range(depth))
+            SwinBlock(embed_dim, num_heads, window, shift if i % 2 else 0, mlp_ratio) for i in range(depth)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         y = self.patch_embed(x)

@@ -25,7 +25,9 @@ from .model import GTASRNet
 
 __all__ = ["FP32_HR_IMAGES", "HEAD_MAPS", "SLAB_HEAD_MAPS", "upscale_memory"]
 
-HEAD_MAPS = 5  # model_channels-wide HR maps alive at the peak, whole head (measured 4.2, see module docstring)
+HEAD_MAPS = (
+    5  # model_channels-wide HR maps alive at the peak, whole head (measured 4.2, see module docstring)
+)
 SLAB_HEAD_MAPS = 2  # the same with the head in row slabs (measured 1.8)
 FP32_HR_IMAGES = 4  # x_T, its noise, the output and the tiled blend buffer, float32 RGB at HR size
 
@@ -41,5 +43,7 @@ def upscale_memory(net: GTASRNet, h: int, w: int, slabbed_head: bool | None = No
     ph, pw = padded_size(h, w, net.lr_multiple)
     value_bytes = next(net.parameters()).element_size()
     maps = SLAB_HEAD_MAPS if slabbed_head else HEAD_MAPS
-    per_pixel = (maps * cfg.model_channels * value_bytes + FP32_HR_IMAGES * cfg.in_channels * 4) * cfg.scale**2
+    per_pixel = (
+        maps * cfg.model_channels * value_bytes + FP32_HR_IMAGES * cfg.in_channels * 4
+    ) * cfg.scale**2
     return ph * pw * per_pixel

@@ -39,7 +39,9 @@ def sigma_tensor(sigma: float | Tensor, batch: int, device: torch.device) -> Ten
     if s.numel() == 1:
         return s.expand(batch)
     if s.numel() != batch:
-        raise ValueError(f"sigma has {s.numel()} values for a batch of {batch}; pass one value or one per image")
+        raise ValueError(
+            f"sigma has {s.numel()} values for a batch of {batch}; pass one value or one per image"
+        )
     return s
 
 
@@ -75,8 +77,10 @@ class GTASRNet(nn.Module):
         if tuple(x.shape[-2:]) != (h * cfg.scale, w * cfg.scale) or x.shape[0] != lq.shape[0]:
             raise ValueError(f"x {tuple(x.shape)} must be lq {tuple(lq.shape)} upscaled x{cfg.scale}")
         if h % cfg.lr_multiple or w % cfg.lr_multiple:
-            raise ValueError(f"LR size {h}x{w} is not a multiple of {cfg.lr_multiple}; reflect-pad it "
-                             "(gtasr_core.upscale does this for you)")
+            raise ValueError(
+                f"LR size {h}x{w} is not a multiple of {cfg.lr_multiple}; reflect-pad it "
+                "(gtasr_core.upscale does this for you)"
+            )
 
     def forward(self, x: Tensor, sigma: float | Tensor, lq: Tensor) -> Tensor:
         self.check_inputs(x, lq)
@@ -85,5 +89,7 @@ class GTASRNet(nn.Module):
         s = sigma_tensor(sigma, x.shape[0], x.device)
         body = self.model(x.to(dtype), c_noise(s, cfg.c_noise_offset), lq.to(dtype)).float()
         s = s[:, None, None, None]
-        return (c_skip(s, cfg.sigma_data, cfg.sigma_scale) * x.float()
-                + c_out(s, cfg.sigma_data, cfg.sigma_scale) * body)
+        return (
+            c_skip(s, cfg.sigma_data, cfg.sigma_scale) * x.float()
+            + c_out(s, cfg.sigma_data, cfg.sigma_scale) * body
+        )

@@ -19,8 +19,9 @@ NOISE_KINDS: tuple[str, ...] = ("torch", "counter")
 _CACHE: dict[tuple[int, tuple[int, ...], str], Tensor] = {}
 
 
-def noise_field(shape: tuple[int, ...], seed: int, kind: NoiseKind = "torch",
-                device: torch.device | str = "cpu") -> Tensor:
+def noise_field(
+    shape: tuple[int, ...], seed: int, kind: NoiseKind = "torch", device: torch.device | str = "cpu"
+) -> Tensor:
     """Standard normal float32 field of ``shape`` on ``device`` for ``seed``, the same bits on every device.
 
     "torch": ``torch.randn`` from a CPU ``torch.Generator`` (the stream of earlier releases), copied to the
@@ -38,7 +39,9 @@ def noise_field(shape: tuple[int, ...], seed: int, kind: NoiseKind = "torch",
     if key not in _CACHE:
         _CACHE.clear()  # drop the old field before drawing the new one
         eps = torch.randn(shape, generator=torch.Generator().manual_seed(int(seed)), dtype=torch.float32)
-        _CACHE[key] = eps.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else eps.to(device)
+        _CACHE[key] = (
+            eps.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else eps.to(device)
+        )
     return _CACHE[key]
 
 

@@ -70,16 +70,22 @@ def plan_tiles(h: int, w: int, tile: int, overlap: int, multiple: int) -> list[T
     """
     if tile < multiple or tile % multiple:
         lower = max(multiple, tile // multiple * multiple)
-        raise ValueError(f"tile={tile} must be a positive multiple of {multiple} (the LR multiple of this "
-                         f"network); use e.g. {lower} or {lower + multiple}")
+        raise ValueError(
+            f"tile={tile} must be a positive multiple of {multiple} (the LR multiple of this "
+            f"network); use e.g. {lower} or {lower + multiple}"
+        )
     if not 0 <= overlap < tile:
         raise ValueError(f"overlap={overlap} must be in [0, tile={tile}); the released value is tile // 8")
     if h % multiple or w % multiple or h <= 0 or w <= 0:
-        raise ValueError(f"image {h}x{w} is not a positive multiple of {multiple}; pad it first "
-                         "(reflect_pad_to_multiple)")
+        raise ValueError(
+            f"image {h}x{w} is not a positive multiple of {multiple}; pad it first (reflect_pad_to_multiple)"
+        )
     th, tw = min(tile, h), min(tile, w)
-    return [TileRect(y, x, th, tw) for y in axis_starts(h, th, tile - overlap)
-            for x in axis_starts(w, tw, tile - overlap)]
+    return [
+        TileRect(y, x, th, tw)
+        for y in axis_starts(h, th, tile - overlap)
+        for x in axis_starts(w, tw, tile - overlap)
+    ]
 
 
 def feather_ramp(width: int, *, device: torch.device | None = None) -> Tensor:
@@ -94,12 +100,13 @@ def _axis_weight(start: int, size: int, length: int, ramp: int, device: torch.de
     if ramp > 0 and start > 0:  # an edge inside the image: fade in
         weight[:ramp] = feather_ramp(ramp, device=device)
     if ramp > 0 and start + size < length:  # fade out
-        weight[size - ramp:] = feather_ramp(ramp, device=device).flip(0)
+        weight[size - ramp :] = feather_ramp(ramp, device=device).flip(0)
     return weight
 
 
-def tile_weight(rect: TileRect, h: int, w: int, ramp: int, scale: int = 1,
-                device: torch.device | None = None) -> Tensor:
+def tile_weight(
+    rect: TileRect, h: int, w: int, ramp: int, scale: int = 1, device: torch.device | None = None
+) -> Tensor:
     """Blend weight [1, 1, rect.h*scale, rect.w*scale] of a tile of an h x w (LR) image.
 
     Ramps of ``ramp * scale`` pixels on the edges that lie inside the image; 1 on image borders and

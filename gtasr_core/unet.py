@@ -51,19 +51,30 @@ class UNetBlock(nn.Module):
         self.in_channels, self.out_channels = cin, cout
         self.dropout = cfg.dropout
         self.norm0 = _edm_norm(cin)
-        self.conv0 = ResampleConv2d(cin, cout, 3, up=spec.up, down=spec.down, resample_taps=cfg.resample_filter)
+        self.conv0 = ResampleConv2d(
+            cin, cout, 3, up=spec.up, down=spec.down, resample_taps=cfg.resample_filter
+        )
         self.affine = nn.Linear(cfg.emb_channels, cout)
         self.norm1 = _edm_norm(cout)
         self.conv1 = ResampleConv2d(cout, cout, 3)
         self.skip = None
         if cin != cout or spec.up or spec.down:
             # resample_proj=True: the skip path always has a 1x1 projection.
-            self.skip = ResampleConv2d(cin, cout, 1, up=spec.up, down=spec.down,
-                                       resample_taps=cfg.resample_filter)
+            self.skip = ResampleConv2d(
+                cin, cout, 1, up=spec.up, down=spec.down, resample_taps=cfg.resample_filter
+            )
         self.swin_layer = None
         if spec.swin_window:
-            self.swin_layer = SwinLayer(cout, cfg.swin_embed_dim, cfg.swin_num_heads, spec.swin_window,
-                                        spec.swin_shift, cfg.swin_depth, cfg.swin_mlp_ratio, cfg.swin_use_conv)
+            self.swin_layer = SwinLayer(
+                cout,
+                cfg.swin_embed_dim,
+                cfg.swin_num_heads,
+                spec.swin_window,
+                spec.swin_shift,
+                cfg.swin_depth,
+                cfg.swin_mlp_ratio,
+                cfg.swin_use_conv,
+            )
 
     def forward(self, x: Tensor, emb: Tensor) -> Tensor:
         skip_scale = math.sqrt(0.5)
@@ -140,16 +151,31 @@ class SongUNet(nn.Module):
         """
         b, _, height, width = h.shape
         s = 4  # two x2 nearest stages
-        layout = torch.channels_last if h.is_contiguous(memory_format=torch.channels_last) and not \
-            h.is_contiguous() else torch.contiguous_format
-        out = torch.empty(b, self.conv_last.out_channels, height * s, width * s, dtype=h.dtype, device=h.device,
-                          memory_format=layout)
+        layout = (
+            torch.channels_last
+            if h.is_contiguous(memory_format=torch.channels_last) and not h.is_contiguous()
+            else torch.contiguous_format
+        )
+        out = torch.empty(
+            b,
+            self.conv_last.out_channels,
+            height * s,
+            width * s,
+            dtype=h.dtype,
+            device=h.device,
+            memory_format=layout,
+        )
         for a in range(0, height, rows):
             z = min(a + rows, height)
             lo, hi = max(a - halo, 0), min(z + halo, height)
-            y = F.leaky_relu(self.conv_up1(F.interpolate(h[:, :, lo:hi], scale_factor=2, mode="nearest")), 0.2,
-                             inplace=True)
-            y = F.leaky_relu(self.conv_up2(F.interpolate(y, scale_factor=2, mode="nearest")), 0.2, inplace=True)
-            out[:, :, a * s:z * s] = self.conv_last(y)[:, :, (a - lo) * s:(z - lo) * s]
+            y = F.leaky_relu(
+                self.conv_up1(F.interpolate(h[:, :, lo:hi], scale_factor=2, mode="nearest")),
+                0.2,
+                inplace=True,
+            )
+            y = F.leaky_relu(
+                self.conv_up2(F.interpolate(y, scale_factor=2, mode="nearest")), 0.2, inplace=True
+            )
+            out[:, :, a * s : z * s] = self.conv_last(y)[:, :, (a - lo) * s : (z - lo) * s]
             del y
         return out

@@ -56,18 +56,28 @@ def _run(net: GTASRNet, x: Tensor, sigma: float, lq: Tensor, device: torch.devic
         return net(x.to(device), sigma, lq.to(device)).to(x.device)
 
 
-def _patch_free(net: GTASRNet, x_t: Tensor, lq: Tensor, sigma: float, device: torch.device,
-                progress: Progress | None) -> Tensor:
+def _patch_free(
+    net: GTASRNet, x_t: Tensor, lq: Tensor, sigma: float, device: torch.device, progress: Progress | None
+) -> Tensor:
     outs = []
     for i in range(lq.shape[0]):
-        outs.append(_run(net, x_t[i:i + 1], sigma, lq[i:i + 1], device))
+        outs.append(_run(net, x_t[i : i + 1], sigma, lq[i : i + 1], device))
         if progress is not None:
             progress(i + 1, lq.shape[0])
     return torch.cat(outs)
 
 
-def _tiled(net: GTASRNet, x_t: Tensor, lq: Tensor, sigma: float, device: torch.device, tile: int,
-           overlap: int, progress: Progress | None, on_tile: TileDone | None = None) -> Tensor:
+def _tiled(
+    net: GTASRNet,
+    x_t: Tensor,
+    lq: Tensor,
+    sigma: float,
+    device: torch.device,
+    tile: int,
+    overlap: int,
+    progress: Progress | None,
+    on_tile: TileDone | None = None,
+) -> Tensor:
     """Run LR tiles and blend their HR outputs with feathered weights (sum w*y / sum w)."""
     s, (h, w) = net.scale, lq.shape[-2:]
     rects = plan_tiles(h, w, tile, overlap, net.lr_multiple)
@@ -77,15 +87,21 @@ def _tiled(net: GTASRNet, x_t: Tensor, lq: Tensor, sigma: float, device: torch.d
     for i in range(lq.shape[0]):
         for r in rects:
             hr = (slice(None), slice(None), slice(r.y * s, (r.y + r.h) * s), slice(r.x * s, (r.x + r.w) * s))
-            y = _run(net, x_t[i:i + 1][hr], sigma, lq[i:i + 1, :, r.y:r.y + r.h, r.x:r.x + r.w], device)
+            y = _run(
+                net, x_t[i : i + 1][hr], sigma, lq[i : i + 1, :, r.y : r.y + r.h, r.x : r.x + r.w], device
+            )
             wgt = tile_weight(r, h, w, overlap, s, device=x_t.device)
-            out[i:i + 1][hr] += wgt * y
+            out[i : i + 1][hr] += wgt * y
             if i == 0:
                 norm[hr] += wgt
             done += 1
             if on_tile is not None:  # before progress: a progress report may carry the tile as a preview
                 # The tile's region as blended so far (final once no later tile overlaps it).
-                on_tile(i, (r.y * s, r.x * s, r.h * s, r.w * s), ((out[i:i + 1][hr] / norm[hr] + 1) / 2).clamp(0, 1))
+                on_tile(
+                    i,
+                    (r.y * s, r.x * s, r.h * s, r.w * s),
+                    ((out[i : i + 1][hr] / norm[hr] + 1) / 2).clamp(0, 1),
+                )
             if progress is not None:
                 progress(done, total)
     return out / norm
@@ -107,10 +123,20 @@ def _free_memory(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def upscale(net: GTASRNet, lr: Tensor, *, seed: int, tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
-            sigma: float = 1.0, progress: Progress | None = None, allow_tile_fallback: bool = True,
-            fallback_tile: int = DEFAULT_TILE, on_tile: TileDone | None = None,
-            noise: NoiseKind = "torch") -> Tensor:
+def upscale(
+    net: GTASRNet,
+    lr: Tensor,
+    *,
+    seed: int,
+    tile: int | None = None,
+    overlap: int = DEFAULT_OVERLAP,
+    sigma: float = 1.0,
+    progress: Progress | None = None,
+    allow_tile_fallback: bool = True,
+    fallback_tile: int = DEFAULT_TILE,
+    on_tile: TileDone | None = None,
+    noise: NoiseKind = "torch",
+) -> Tensor:
     """Super-resolve ``lr`` [B, 3, h, w] (float, [0, 1]) to [B, 3, 4h, 4w] (lr's dtype and device, [0, 1]).
 
     One network call per image (patch-free, ``tile=None``) or per LR tile of ``tile`` px with ``overlap``
@@ -126,7 +152,9 @@ def upscale(net: GTASRNet, lr: Tensor, *, seed: int, tile: int | None = None, ov
     """
     check_image(lr, net.config.in_channels)
     if net.training:
-        raise ValueError("net is in training mode (dropout would randomise the output); call net.eval() first")
+        raise ValueError(
+            "net is in training mode (dropout would randomise the output); call net.eval() first"
+        )
     if not 0.0 < sigma <= 1.0:
         raise ValueError(f"sigma={sigma} must be in (0, 1]; the released one-step sampler uses 1.0")
     device = next(net.parameters()).device
@@ -141,7 +169,9 @@ def upscale(net: GTASRNet, lr: Tensor, *, seed: int, tile: int | None = None, ov
     x_t = _noisy_input(lq, sigma, seed, net.scale, noise)
     longest = max(lq.shape[-2:])
     tiles: list[int | None] = [tile]
-    if allow_tile_fallback:  # after the whole image, or after the caller's tile size (halved, as tiles only shrink)
+    if (
+        allow_tile_fallback
+    ):  # after the whole image, or after the caller's tile size (halved, as tiles only shrink)
         first = fallback_tile if tile is None else min(tile, longest) // 2
         tiles += fallback_tiles(first, longest, net.lr_multiple)
     for i, t in enumerate(tiles):
@@ -157,8 +187,11 @@ def upscale(net: GTASRNet, lr: Tensor, *, seed: int, tile: int | None = None, ov
                 raise
         # Outside the except block, so the traceback (and the tensors its frames hold) is released.
         _free_memory(device)
-        log.warning("GTASR: out of memory %s; retrying with %d px LR tiles (overlap %d)",
-                    "patch-free" if t is None else f"with {t} px tiles", tiles[i + 1],
-                    min(overlap, tiles[i + 1] // 8))
+        log.warning(
+            "GTASR: out of memory %s; retrying with %d px LR tiles (overlap %d)",
+            "patch-free" if t is None else f"with {t} px tiles",
+            tiles[i + 1],
+            min(overlap, tiles[i + 1] // 8),
+        )
     out = ((out[..., : h * net.scale, : w * net.scale] + 1) / 2).clamp_(0, 1).to(lr.dtype)
     return to_host(out, pinned=opts.pinned_output) if lr.device.type == "cpu" else out.to(lr.device)

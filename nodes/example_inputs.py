@@ -40,8 +40,13 @@ def install_example_inputs(source: Path = EXAMPLE_INPUTS, target: Path | None = 
         except FileExistsError:
             continue
         except OSError as err:
-            log.warning("sr4k: could not copy the example input %s to %s (%s); templates that load it will "
-                        "ask for an image", src.name, target, err)
+            log.warning(
+                "sr4k: could not copy the example input %s to %s (%s); templates that load it will "
+                "ask for an image",
+                src.name,
+                target,
+                err,
+            )
             continue
         written.append(dst)
     if written:

@@ -32,7 +32,9 @@ class SR4KExtension(ComfyExtension):
     async def on_load(self) -> None:
         register_folders()
         install_example_inputs()  # the templates' LoadImage files, when absent from the input folder
-        await register_renames(RENAMES, NODES)  # a no-op on ComfyUI versions without node replacement (0.3.75)
+        await register_renames(
+            RENAMES, NODES
+        )  # a no-op on ComfyUI versions without node replacement (0.3.75)
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         # ComfyUI 0.3.75 never calls on_load; the loaders' schemas list the pack folders, so register them here

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import comfy.model_management as mm
 import comfy.model_patcher
@@ -37,8 +38,11 @@ GTASRModel = io.Custom("GTASR_MODEL")
 FOLDER = GTASR_FINAL.folder
 DOWNLOAD_ENTRY = f"{GTASR_FINAL.filename} (download)"
 PRECISIONS: dict[str, torch.dtype | None] = {
-    "auto": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
-}  # fmt: skip
+    "auto": None,
+    "fp32": torch.float32,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}
 TILING = ("auto", "off", "force")
 TARGETS = ("scale", "long_side")
 PROGRESS_UNITS = 1000  # per image and pass
@@ -83,7 +87,11 @@ def weight_dtype(precision: str, device: torch.device, params: int) -> torch.dty
     if chosen is not None:
         return chosen
     dtype = mm.unet_dtype(device, params, supported_dtypes=[torch.bfloat16, torch.float32])
-    if dtype not in (torch.float32, torch.bfloat16, torch.float16):  # e.g. --fp8_e4m3fn-unet: not for this net
+    if dtype not in (
+        torch.float32,
+        torch.bfloat16,
+        torch.float16,
+    ):  # e.g. --fp8_e4m3fn-unet: not for this net
         dtype = torch.bfloat16 if mm.should_use_bf16(device) else torch.float32
     return dtype
 
@@ -98,17 +106,30 @@ class LoadModel(io.ComfyNode):
             description="Loads GTASR weights (the released GTASR_final_phase.pth, a BasicSR .pth, or a converted "
             ".safetensors) from models/gtasr. The architecture is read from the file; EMA weights are used.",
             inputs=[
-                io.Combo.Input("model_name", options=model_options(),
-                               tooltip=f"A GTASR file from models/gtasr. '{DOWNLOAD_ENTRY}' fetches the released "
-                               f"weights from Hugging Face ({GTASR_FINAL.repo_id}) when download_released is on."),
-                io.Combo.Input("precision", options=list(PRECISIONS), default="auto",
-                               tooltip="Weight and compute dtype. auto: bf16 where the device supports it, else "
-                               "fp32 (GTASR was trained in fp32; fp16 is faster on old GPUs but untested)."),
-                io.Boolean.Input("download_released", default=False, optional=True,
-                                 tooltip=f"Allow downloading {GTASR_FINAL.filename} (about 1.4 GB) into the first "
-                                 "gtasr folder when the download entry is selected. Off: never use the network."),
-            ],  # fmt: skip
-            outputs=[GTASRModel.Output(tooltip="The GTASR network, managed by ComfyUI (offloaded when idle).")],
+                io.Combo.Input(
+                    "model_name",
+                    options=model_options(),
+                    tooltip=f"A GTASR file from models/gtasr. '{DOWNLOAD_ENTRY}' fetches the released "
+                    f"weights from Hugging Face ({GTASR_FINAL.repo_id}) when download_released is on.",
+                ),
+                io.Combo.Input(
+                    "precision",
+                    options=list(PRECISIONS),
+                    default="auto",
+                    tooltip="Weight and compute dtype. auto: bf16 where the device supports it, else "
+                    "fp32 (GTASR was trained in fp32; fp16 is faster on old GPUs but untested).",
+                ),
+                io.Boolean.Input(
+                    "download_released",
+                    default=False,
+                    optional=True,
+                    tooltip=f"Allow downloading {GTASR_FINAL.filename} (about 1.4 GB) into the first "
+                    "gtasr folder when the download entry is selected. Off: never use the network.",
+                ),
+            ],
+            outputs=[
+                GTASRModel.Output(tooltip="The GTASR network, managed by ComfyUI (offloaded when idle).")
+            ],
         )
 
     @classmethod
@@ -118,10 +139,15 @@ class LoadModel(io.ComfyNode):
         net = load_gtasr(path, device=offload_device)
         dtype = weight_dtype(precision, load_device, sum(p.numel() for p in net.parameters()))
         net = net.to(dtype=dtype)
-        log.info("GTASR: loaded %s (%s, %d M parameters)", path, dtype,
-                 sum(p.numel() for p in net.parameters()) // 10**6)
-        return io.NodeOutput(comfy.model_patcher.ModelPatcher(net, load_device=load_device,
-                                                              offload_device=offload_device))
+        log.info(
+            "GTASR: loaded %s (%s, %d M parameters)",
+            path,
+            dtype,
+            sum(p.numel() for p in net.parameters()) // 10**6,
+        )
+        return io.NodeOutput(
+            comfy.model_patcher.ModelPatcher(net, load_device=load_device, offload_device=offload_device)
+        )
 
 
 def fits_patch_free(need: int, device: torch.device) -> bool:
@@ -139,12 +165,18 @@ def _gtasr_net(model: object) -> GTASRNet:
 
 def _oom_advice(tiling: str, tile_size: int, multiple: int) -> str:
     if tiling == "off":
-        return ("Set tiling to auto (falls back to tiles when the whole image does not fit) or force with a "
-                "smaller tile_size, pick precision bf16/fp16, or free memory (unload other models).")
+        return (
+            "Set tiling to auto (falls back to tiles when the whole image does not fit) or force with a "
+            "smaller tile_size, pick precision bf16/fp16, or free memory (unload other models)."
+        )
     if tiling == "auto":  # auto has already halved its tiles down to the multiple
-        return "Pick precision bf16/fp16, or free memory (unload other models, or start ComfyUI with --lowvram)."
+        return (
+            "Pick precision bf16/fp16, or free memory (unload other models, or start ComfyUI with --lowvram)."
+        )
     smaller = tile_size // 2 // multiple * multiple
-    tile = f"Lower tile_size (now {tile_size}; try {smaller})" if smaller >= multiple else "tile_size is minimal"
+    tile = (
+        f"Lower tile_size (now {tile_size}; try {smaller})" if smaller >= multiple else "tile_size is minimal"
+    )
     return f"{tile}, pick precision bf16/fp16, or free memory (unload other models)."
 
 
@@ -162,37 +194,91 @@ class Upscale(io.ComfyNode):
             "its alpha (resized bicubically).",
             inputs=[
                 GTASRModel.Input("gtasr_model", tooltip="From GTASR Load Model."),
-                io.Image.Input("image", tooltip="Low-resolution image(s), RGB or RGBA; any size (padded "
-                               "internally to the network's multiple and cropped back)."),
-                io.Int.Input("seed", default=0, min=0, max=SEED_MAX, control_after_generate=True,
-                             tooltip="Seed of the noise GTASR starts from (same seed, same output). Every image of "
-                             "a batch gets the same noise, so video frames stay consistent."),
-                io.Combo.Input("tiling", options=list(TILING), default="auto",
-                               tooltip="auto: whole image if it fits in memory, else tiles (and tiles after an "
-                               "out-of-memory error). off: always whole image, error if it does not fit. force: "
-                               "always tiles of tile_size."),
-                io.Int.Input("tile_size", default=DEFAULT_TILE, min=64, max=8192, step=64,
-                             tooltip="Tile side in low-res pixels (a multiple of the network's multiple, 64 for "
-                             "the released model). 512 is the released setting."),
-                io.Int.Input("overlap", default=DEFAULT_OVERLAP, min=0, max=1024, step=8,
-                             tooltip="Overlap between tiles in low-res pixels, blended with smooth ramps "
-                             "(64 is the released setting)."),
+                io.Image.Input(
+                    "image",
+                    tooltip="Low-resolution image(s), RGB or RGBA; any size (padded "
+                    "internally to the network's multiple and cropped back).",
+                ),
+                io.Int.Input(
+                    "seed",
+                    default=0,
+                    min=0,
+                    max=SEED_MAX,
+                    control_after_generate=True,
+                    tooltip="Seed of the noise GTASR starts from (same seed, same output). Every image of "
+                    "a batch gets the same noise, so video frames stay consistent.",
+                ),
+                io.Combo.Input(
+                    "tiling",
+                    options=list(TILING),
+                    default="auto",
+                    tooltip="auto: whole image if it fits in memory, else tiles (and tiles after an "
+                    "out-of-memory error). off: always whole image, error if it does not fit. force: "
+                    "always tiles of tile_size.",
+                ),
+                io.Int.Input(
+                    "tile_size",
+                    default=DEFAULT_TILE,
+                    min=64,
+                    max=8192,
+                    step=64,
+                    tooltip="Tile side in low-res pixels (a multiple of the network's multiple, 64 for "
+                    "the released model). 512 is the released setting.",
+                ),
+                io.Int.Input(
+                    "overlap",
+                    default=DEFAULT_OVERLAP,
+                    min=0,
+                    max=1024,
+                    step=8,
+                    tooltip="Overlap between tiles in low-res pixels, blended with smooth ramps "
+                    "(64 is the released setting).",
+                ),
                 # Optional and last, so workflows saved before they existed stay valid (x4, as then).
-                io.Combo.Input("target", options=list(TARGETS), default="scale", optional=True,
-                               tooltip="Size the output by a scale factor, or by its long side in pixels."),
-                io.Float.Input("scale", default=4.0, min=0.25, max=float(4**MAX_PASSES), step=0.25, optional=True,
-                               tooltip="Output/input size ratio when target is scale. 4 = one network pass; "
-                               "up to 16 = two passes, then an antialiased resize to the exact size."),
-                io.Int.Input("long_side", default=4096, min=64, max=16384, step=8, optional=True,
-                             tooltip="Output long side in pixels when target is long_side (4096 = 4K); the "
-                             "aspect ratio is kept."),
-            ],  # fmt: skip
+                io.Combo.Input(
+                    "target",
+                    options=list(TARGETS),
+                    default="scale",
+                    optional=True,
+                    tooltip="Size the output by a scale factor, or by its long side in pixels.",
+                ),
+                io.Float.Input(
+                    "scale",
+                    default=4.0,
+                    min=0.25,
+                    max=float(4**MAX_PASSES),
+                    step=0.25,
+                    optional=True,
+                    tooltip="Output/input size ratio when target is scale. 4 = one network pass; "
+                    "up to 16 = two passes, then an antialiased resize to the exact size.",
+                ),
+                io.Int.Input(
+                    "long_side",
+                    default=4096,
+                    min=64,
+                    max=16384,
+                    step=8,
+                    optional=True,
+                    tooltip="Output long side in pixels when target is long_side (4096 = 4K); the "
+                    "aspect ratio is kept.",
+                ),
+            ],
             outputs=[io.Image.Output(tooltip="The upscaled image(s), at the target size.")],
         )
 
     @classmethod
-    def execute(cls, gtasr_model, image, seed: int, tiling: str, tile_size: int,  # noqa: ANN001
-                overlap: int, target: str = "scale", scale: float = 4.0, long_side: int = 4096) -> io.NodeOutput:
+    def execute(
+        cls,
+        gtasr_model: Any,  # a ComfyUI ModelPatcher
+        image: torch.Tensor,
+        seed: int,
+        tiling: str,
+        tile_size: int,
+        overlap: int,
+        target: str = "scale",
+        scale: float = 4.0,
+        long_side: int = 4096,
+    ) -> io.NodeOutput:
         net = _gtasr_net(gtasr_model)
         lr = from_comfy_image(image)
         check_image(lr, purpose="GTASR")
@@ -212,12 +298,17 @@ class Upscale(io.ComfyNode):
             # force reserves one tile's working memory (the whole-image buffers stay on the intermediate device);
             # off/auto ask for the whole image, so ComfyUI evicts other models before auto decides.
             ph, pw = x.shape[-2:]
-            need = (upscale_memory(net, min(tile_size, ph), min(tile_size, pw)) if tiling == "force"
-                    else upscale_memory(net, ph, pw))
+            need = (
+                upscale_memory(net, min(tile_size, ph), min(tile_size, pw))
+                if tiling == "force"
+                else upscale_memory(net, ph, pw)
+            )
             mm.load_models_gpu([gtasr_model], memory_required=need, force_full_load=True)
             device = next(net.parameters()).device
-            state.update(patch_free=tiling == "off" or (tiling == "auto" and fits_patch_free(need, device)),
-                         lr_hw=tuple(x.shape[-2:]))
+            state.update(
+                patch_free=tiling == "off" or (tiling == "auto" and fits_patch_free(need, device)),
+                lr_hw=tuple(x.shape[-2:]),
+            )
             base = (state["image"] * passes + k) * units
             pbar.update_absolute(base, batch * passes * units)
             check_cancel()  # before each pass
@@ -227,9 +318,17 @@ class Upscale(io.ComfyNode):
                 pbar.update_absolute(base + done * units // total, batch * passes * units, preview.take())
                 check_cancel()  # between tiles: newer ComfyUI throttles progress updates (its cancel point)
 
-            return upscale(net, x.float(), seed=seed, tile=None if state["patch_free"] else tile_size,
-                           overlap=overlap, progress=report, allow_tile_fallback=tiling == "auto",
-                           fallback_tile=tile_size, on_tile=preview.paste)
+            return upscale(
+                net,
+                x.float(),
+                seed=seed,
+                tile=None if state["patch_free"] else tile_size,
+                overlap=overlap,
+                progress=report,
+                allow_tile_fallback=tiling == "auto",
+                fallback_tile=tile_size,
+                on_tile=preview.paste,
+            )
 
         outs, oom = [], False
         try:
@@ -246,9 +345,17 @@ class Upscale(io.ComfyNode):
             mm.soft_empty_cache()
         if oom:
             ph, pw = state["lr_hw"]
-            mode = (f"in {tile_size} px tiles" if tiling == "force" else "in one pass" if tiling == "off"
-                    else f"in one pass and in tiles down to {net.lr_multiple} px" if state["patch_free"]
-                    else f"in tiles from {tile_size} down to {net.lr_multiple} px")
-            raise RuntimeError(f"GTASR ran out of memory upscaling {pw}x{ph} to {pw * net.scale}x{ph * net.scale} "
-                               f"{mode} (tiling={tiling}). {_oom_advice(tiling, tile_size, net.lr_multiple)}")
+            mode = (
+                f"in {tile_size} px tiles"
+                if tiling == "force"
+                else "in one pass"
+                if tiling == "off"
+                else f"in one pass and in tiles down to {net.lr_multiple} px"
+                if state["patch_free"]
+                else f"in tiles from {tile_size} down to {net.lr_multiple} px"
+            )
+            raise RuntimeError(
+                f"GTASR ran out of memory upscaling {pw}x{ph} to {pw * net.scale}x{ph * net.scale} "
+                f"{mode} (tiling={tiling}). {_oom_advice(tiling, tile_size, net.lr_multiple)}"
+            )
         return io.NodeOutput(to_comfy_image(torch.cat(outs)))

@@ -30,8 +30,9 @@ class TilePreview:
         h, w = rgb.shape[-2] * scale, rgb.shape[-1] * scale
         self.factor = min(1.0, self.side / max(h, w))
         size = (max(1, round(h * self.factor)), max(1, round(w * self.factor)))
-        self.canvas = F.interpolate(rgb[:1].float().cpu(), size=size, mode="bicubic", align_corners=False,
-                                    antialias=True).clamp_(0, 1)
+        self.canvas = F.interpolate(
+            rgb[:1].float().cpu(), size=size, mode="bicubic", align_corners=False, antialias=True
+        ).clamp_(0, 1)
         self.fresh = False
 
     def paste(self, index: int, rect: tuple[int, int, int, int], tile: torch.Tensor) -> None:
@@ -40,11 +41,19 @@ class TilePreview:
             return
         ch, cw = self.canvas.shape[-2:]
         y0, x0 = round(rect[0] * self.factor), round(rect[1] * self.factor)
-        y1, x1 = min(ch, round((rect[0] + rect[2]) * self.factor)), min(cw, round((rect[1] + rect[3]) * self.factor))
+        y1, x1 = (
+            min(ch, round((rect[0] + rect[2]) * self.factor)),
+            min(cw, round((rect[1] + rect[3]) * self.factor)),
+        )
         if y1 <= y0 or x1 <= x0:
             return
-        small = F.interpolate(tile[:1].float().cpu(), size=(y1 - y0, x1 - x0), mode="bilinear", align_corners=False,
-                              antialias=True)
+        small = F.interpolate(
+            tile[:1].float().cpu(),
+            size=(y1 - y0, x1 - x0),
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
+        )
         self.canvas[..., y0:y1, x0:x1] = small.clamp(0, 1)
         self.fresh = True
 

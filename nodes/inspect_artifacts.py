@@ -58,7 +58,7 @@ class InspectArtifacts(io.ComfyNode):
                     tooltip="Tile stride of the upscaler that made the image (tile size minus overlap), "
                     "if known. 0 searches strides from 32 px up.",
                 ),
-            ],  # fmt: skip
+            ],
             outputs=[
                 io.Image.Output(
                     "heatmap",

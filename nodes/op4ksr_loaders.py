@@ -56,10 +56,13 @@ class LoadF16VAE(io.ComfyNode):
             description="Loads FLUX VAE weights (ae.safetensors, or a diffusers-format F16 VAE) as a 16x "
             "VAE: a 4096x4096 image becomes a 256x256 latent. Works with core VAE Encode/Decode.",
             inputs=[
-                io.Combo.Input("vae_name", options=file_list("vae"),
-                               tooltip="A FLUX.1 VAE file from models/vae (BFL or diffusers key layout)."),
+                io.Combo.Input(
+                    "vae_name",
+                    options=file_list("vae"),
+                    tooltip="A FLUX.1 VAE file from models/vae (BFL or diffusers key layout).",
+                ),
                 decode_mode_input(),
-            ],  # fmt: skip
+            ],
             outputs=[io.Vae.Output(tooltip="The F16 VAE.")],
         )
 
@@ -111,7 +114,11 @@ def load_flux_model(path: str, weight_dtype: str, disable_dynamic: bool = False)
             "(e.g. flux1-dev.safetensors or an OP4KSR fine-tune)."
         )
     # What core's loader records; pickles and diffusers files are re-read by this function (weights-only).
-    factory = (comfy.sd.load_diffusion_model, (path, options)) if safetensors else (load_flux_model, (path, weight_dtype))
+    factory = (
+        (comfy.sd.load_diffusion_model, (path, options))
+        if safetensors
+        else (load_flux_model, (path, weight_dtype))
+    )
     if found.layout == "diffusers":
         if metadata and "_quantization_metadata" in metadata:
             raise CheckpointError(
@@ -144,27 +151,57 @@ class LoadModel(io.ComfyNode):
             description="Loads an OP4KSR model: a FLUX.1 transformer (full fine-tune, or the base model plus an "
             "OP4KSR LoRA), with RoPE frequency rescaling applied, and the F16 VAE.",
             inputs=[
-                io.Combo.Input("unet_name", options=file_list("diffusion_models"),
-                               tooltip="FLUX.1 transformer from models/diffusion_models (BFL or diffusers layout)."),
-                io.Combo.Input("weight_dtype", options=list(WEIGHT_DTYPES), default="default",
-                               tooltip="fp8 halves the transformer's memory at a small quality cost."),
-                io.Combo.Input("lora_name", options=loras, default="none",
-                               tooltip="OP4KSR LoRA from models/loras, or none for a full fine-tune. Load OP4KSR "
-                               "LoRAs here (not with a core LoRA loader) so their settings reach the auto widgets."),
-                io.Float.Input("lora_strength", default=1.0, min=-10.0, max=10.0, step=0.01,
-                               tooltip="Strength of the LoRA (1 = as trained)."),
-                io.Combo.Input("vae_name", options=file_list("vae"), tooltip="FLUX.1 VAE weights for the F16 VAE."),
+                io.Combo.Input(
+                    "unet_name",
+                    options=file_list("diffusion_models"),
+                    tooltip="FLUX.1 transformer from models/diffusion_models (BFL or diffusers layout).",
+                ),
+                io.Combo.Input(
+                    "weight_dtype",
+                    options=list(WEIGHT_DTYPES),
+                    default="default",
+                    tooltip="fp8 halves the transformer's memory at a small quality cost.",
+                ),
+                io.Combo.Input(
+                    "lora_name",
+                    options=loras,
+                    default="none",
+                    tooltip="OP4KSR LoRA from models/loras, or none for a full fine-tune. Load OP4KSR "
+                    "LoRAs here (not with a core LoRA loader) so their settings reach the auto widgets.",
+                ),
+                io.Float.Input(
+                    "lora_strength",
+                    default=1.0,
+                    min=-10.0,
+                    max=10.0,
+                    step=0.01,
+                    tooltip="Strength of the LoRA (1 = as trained).",
+                ),
+                io.Combo.Input(
+                    "vae_name", options=file_list("vae"), tooltip="FLUX.1 VAE weights for the F16 VAE."
+                ),
                 decode_mode_input(),
                 *rfr_inputs(),
-            ],  # fmt: skip
-            outputs=[io.Model.Output(tooltip="The OP4KSR transformer."), io.Vae.Output(tooltip="The F16 VAE.")],
+            ],
+            outputs=[
+                io.Model.Output(tooltip="The OP4KSR transformer."),
+                io.Vae.Output(tooltip="The F16 VAE."),
+            ],
         )
 
     @classmethod
     def execute(
-        cls, unet_name: str, weight_dtype: str, lora_name: str, lora_strength: float, vae_name: str,
-        decode_mode: str, rfr_mode: str, alpha: float, reference_tokens: int,
-    ) -> io.NodeOutput:  # fmt: skip
+        cls,
+        unet_name: str,
+        weight_dtype: str,
+        lora_name: str,
+        lora_strength: float,
+        vae_name: str,
+        decode_mode: str,
+        rfr_mode: str,
+        alpha: float,
+        reference_tokens: int,
+    ) -> io.NodeOutput:
         unet_path = full_path("diffusion_models", unet_name)
         lora_path = full_path("loras", lora_name) if lora_name != "none" else None
         # The weights' sr4k.op4ksr settings (LoRA first, then the transformer file); they travel with the MODEL.

@@ -14,11 +14,15 @@ from .op4ksr_settings import model_settings
 from .rfr_sigma import set_sigma_wrapper
 
 
-def rfr_config(mode: str, alpha: float, reference_tokens: int, settings: OP4KSRSettings | None = None) -> RFRConfig:
+def rfr_config(
+    mode: str, alpha: float, reference_tokens: int, settings: OP4KSRSettings | None = None
+) -> RFRConfig:
     """The RFR widgets as a config; ``auto``: mode, alpha and reference grid from ``settings`` or the defaults."""
     if mode == AUTO:
         return weights_rfr_config(settings)
-    return RFRConfig(mode=mode, alpha=alpha, reference_grid=(float(reference_tokens), float(reference_tokens)))
+    return RFRConfig(
+        mode=mode, alpha=alpha, reference_grid=(float(reference_tokens), float(reference_tokens))
+    )
 
 
 def check_text_axes(inner, config: RFRConfig) -> None:  # noqa: ANN001 - comfy.ldm.flux.model.Flux
@@ -45,7 +49,9 @@ def apply_rfr(model, config: RFRConfig):  # noqa: ANN001, ANN201 - ComfyUI Model
     inner = flux_diffusion_model(model)
     check_text_axes(inner, config)
     patched = model.clone()
-    patched.add_object_patch("diffusion_model.pe_embedder", RFREmbedder.from_module(inner.pe_embedder, config))
+    patched.add_object_patch(
+        "diffusion_model.pe_embedder", RFREmbedder.from_module(inner.pe_embedder, config)
+    )
     set_sigma_wrapper(patched, config.mode == "dype")  # only dype reads the sampling sigma
     return patched
 
@@ -65,16 +71,23 @@ def rfr_inputs() -> list:
             "noise, stock RoPE near the end); for multi-step refines such as flux_refine_4k.",
         ),
         io.Float.Input(
-            "alpha", default=1.0, min=0.01, max=100.0, step=0.01,
+            "alpha",
+            default=1.0,
+            min=0.01,
+            max=100.0,
+            step=0.01,
             tooltip="Base multiplier for rfr_mode 'scale' (theta' = alpha * 10000). Ignored by the other modes "
             "and by auto.",
         ),
         io.Int.Input(
-            "reference_tokens", default=int(FLUX_TRAIN_GRID[0]), min=1, max=1024,
+            "reference_tokens",
+            default=int(FLUX_TRAIN_GRID[0]),
+            min=1,
+            max=1024,
             tooltip="Tokens per side of the grid the model was trained at (FLUX.1: 1024 px / 16 px = 64). "
             "Used by 'ntk', 'yarn' and 'dype' (auto takes the weights' value).",
         ),
-    ]  # fmt: skip
+    ]
 
 
 class ApplyRFR(io.ComfyNode):
@@ -93,7 +106,9 @@ class ApplyRFR(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, rfr_mode: str, alpha: float, reference_tokens: int) -> io.NodeOutput:  # noqa: ANN001
-        return io.NodeOutput(apply_rfr(model, rfr_config(rfr_mode, alpha, reference_tokens, model_settings(model))))
+        return io.NodeOutput(
+            apply_rfr(model, rfr_config(rfr_mode, alpha, reference_tokens, model_settings(model)))
+        )
 
 
 class EmptyConditioning(io.ComfyNode):
@@ -107,12 +122,20 @@ class EmptyConditioning(io.ComfyNode):
             "prompt is given, without loading the T5/CLIP text encoders.",
             inputs=[
                 io.Model.Input("model", tooltip="The FLUX model the conditioning is for (its text widths)."),
-                io.Float.Input("guidance", default=3.5, min=0.0, max=100.0, step=0.1,
-                               tooltip="FLUX-dev guidance embedding value."),
-            ],  # fmt: skip
+                io.Float.Input(
+                    "guidance",
+                    default=3.5,
+                    min=0.0,
+                    max=100.0,
+                    step=0.1,
+                    tooltip="FLUX-dev guidance embedding value.",
+                ),
+            ],
             outputs=[io.Conditioning.Output(tooltip="Zero text conditioning.")],
         )
 
     @classmethod
     def execute(cls, model, guidance: float) -> io.NodeOutput:  # noqa: ANN001
-        return io.NodeOutput(empty_flux_conditioning(model, tokens=OneStepConfig().empty_text_tokens, guidance=guidance))
+        return io.NodeOutput(
+            empty_flux_conditioning(model, tokens=OneStepConfig().empty_text_tokens, guidance=guidance)
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import comfy.model_management as mm
 import comfy.utils
@@ -51,8 +52,16 @@ def _stage_done(pbar: comfy.utils.ProgressBar) -> None:
     check_cancel()  # explicit: newer ComfyUI throttles progress updates, and with them its own cancel check
 
 
-def upscale_one(model, vae, lr: torch.Tensor, size: tuple[int, int], cond: list, cfg: OneStepConfig,  # noqa: ANN001
-                pbar: comfy.utils.ProgressBar, vae_tiling: str = "never") -> torch.Tensor:  # fmt: skip
+def upscale_one(
+    model: Any,  # a ComfyUI ModelPatcher (FLUX)
+    vae: Any,  # a comfy.sd.VAE
+    lr: torch.Tensor,
+    size: tuple[int, int],
+    cond: list,
+    cfg: OneStepConfig,
+    pbar: comfy.utils.ProgressBar,
+    vae_tiling: str = "never",
+) -> torch.Tensor:
     """One ``[1, 3, h, w]`` image in [0, 1] -> ``[1, 3, H, W]`` (steps reported on ``pbar``, cancel checked).
 
     The VAE runs untiled unless ``vae_tiling`` says otherwise (``op4ksr_vae``): ComfyUI's ``VAE.encode``/
@@ -84,38 +93,87 @@ class Upscale(io.ComfyNode):
             inputs=[
                 io.Model.Input("model", tooltip="OP4KSR model (OP4KSR Load Model), or any FLUX model + RFR."),
                 io.Vae.Input("vae", tooltip="The F16 VAE (OP4KSR Load F16 VAE)."),
-                io.Image.Input("image", tooltip="Low-resolution image(s), RGB or RGBA (alpha is resized, not "
-                               "generated)."),
-                io.Combo.Input("target", options=["long_side", "scale"], default="long_side",
-                               tooltip="Size the output by its long side in pixels, or by a scale factor."),
-                io.Int.Input("long_side", default=DEFAULT_TARGET_LONG_SIDE, min=64, max=16384, step=32,
-                             tooltip="Output long side in pixels when target is long_side (4096 = 4K)."),
-                io.Float.Input("scale", default=4.0, min=0.25, max=32.0, step=0.25,
-                               tooltip="Output/input size ratio when target is scale."),
-                io.Float.Input("t_star", default=0.0, min=0.0, max=1.0, step=0.01,
-                               tooltip="Flow time of the single model call. 0 = auto: the value the OP4KSR "
-                               f"weights were trained with, else {DEFAULT_T_STAR}. Set it only to override."),
-                io.Combo.Input("input_mode", options=[AUTO, *INPUT_MODES], default=AUTO,
-                               tooltip="auto: what the OP4KSR weights were trained with, else direct. direct: "
-                               "the LR latent itself at t*. flow: start from (1 - t*) x LR latent, as ComfyUI's "
-                               "sampler does with no noise."),
-                io.Combo.Input("color_correction", options=list(METHODS), default="wavelet",
-                               tooltip="Transfer the input's colour onto the result (fixes colour shift)."),
-                io.Conditioning.Input("conditioning", optional=True,
-                                      tooltip="Optional FLUX text conditioning; empty = zero conditioning."),
-                io.Combo.Input("vae_tiling", options=list(VAE_TILING), default="never", optional=True,
-                               tooltip="never: VAE encode/decode on the whole image (the method; out of memory is "
-                               "an error). on_oom: retry in tiles after an out-of-memory error. always: tiles. "
-                               "F16 VAE tiles are exact row bands: no seams, same result, slower."),
-            ],  # fmt: skip
+                io.Image.Input(
+                    "image", tooltip="Low-resolution image(s), RGB or RGBA (alpha is resized, not generated)."
+                ),
+                io.Combo.Input(
+                    "target",
+                    options=["long_side", "scale"],
+                    default="long_side",
+                    tooltip="Size the output by its long side in pixels, or by a scale factor.",
+                ),
+                io.Int.Input(
+                    "long_side",
+                    default=DEFAULT_TARGET_LONG_SIDE,
+                    min=64,
+                    max=16384,
+                    step=32,
+                    tooltip="Output long side in pixels when target is long_side (4096 = 4K).",
+                ),
+                io.Float.Input(
+                    "scale",
+                    default=4.0,
+                    min=0.25,
+                    max=32.0,
+                    step=0.25,
+                    tooltip="Output/input size ratio when target is scale.",
+                ),
+                io.Float.Input(
+                    "t_star",
+                    default=0.0,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    tooltip="Flow time of the single model call. 0 = auto: the value the OP4KSR "
+                    f"weights were trained with, else {DEFAULT_T_STAR}. Set it only to override.",
+                ),
+                io.Combo.Input(
+                    "input_mode",
+                    options=[AUTO, *INPUT_MODES],
+                    default=AUTO,
+                    tooltip="auto: what the OP4KSR weights were trained with, else direct. direct: "
+                    "the LR latent itself at t*. flow: start from (1 - t*) x LR latent, as ComfyUI's "
+                    "sampler does with no noise.",
+                ),
+                io.Combo.Input(
+                    "color_correction",
+                    options=list(METHODS),
+                    default="wavelet",
+                    tooltip="Transfer the input's colour onto the result (fixes colour shift).",
+                ),
+                io.Conditioning.Input(
+                    "conditioning",
+                    optional=True,
+                    tooltip="Optional FLUX text conditioning; empty = zero conditioning.",
+                ),
+                io.Combo.Input(
+                    "vae_tiling",
+                    options=list(VAE_TILING),
+                    default="never",
+                    optional=True,
+                    tooltip="never: VAE encode/decode on the whole image (the method; out of memory is "
+                    "an error). on_oom: retry in tiles after an out-of-memory error. always: tiles. "
+                    "F16 VAE tiles are exact row bands: no seams, same result, slower.",
+                ),
+            ],
             outputs=[io.Image.Output(tooltip="The upscaled image(s).")],
         )
 
     @classmethod
     def execute(
-        cls, model, vae, image, target: str, long_side: int, scale: float, t_star: float,  # noqa: ANN001
-        input_mode: str, color_correction: str, conditioning=None, vae_tiling: str = "never",  # noqa: ANN001
-    ) -> io.NodeOutput:  # fmt: skip
+        cls,
+        model: Any,  # a ComfyUI ModelPatcher (FLUX)
+        vae: Any,  # a comfy.sd.VAE
+        image: torch.Tensor,
+        target: str,
+        long_side: int,
+        scale: float,
+        t_star: float,
+        input_mode: str,
+        color_correction: str,
+        conditioning: list | None = None,
+        vae_tiling: str = "never",
+    ) -> io.NodeOutput:
         weights = model_settings(model)
         chosen = resolve(from_widgets(t_star=t_star, input_mode=input_mode), weights)
         cfg = OneStepConfig(t_star=chosen.t_star, input_mode=chosen.input_mode)
@@ -129,7 +187,11 @@ class Upscale(io.ComfyNode):
         check_image(lr, purpose="OP4KSR")
         alpha, lr = lr[:, 3:], lr[:, :3]  # alpha: empty for RGB
         h, w = lr.shape[-2:]
-        size = target_size(h, w, long_side=long_side) if target == "long_side" else target_size(h, w, scale=scale)
+        size = (
+            target_size(h, w, long_side=long_side)
+            if target == "long_side"
+            else target_size(h, w, scale=scale)
+        )
         cond = conditioning or empty_flux_conditioning(model, cfg.empty_text_tokens, cfg.guidance)
         pbar = comfy.utils.ProgressBar(STAGES_PER_IMAGE * lr.shape[0])
         outs = []
@@ -143,7 +205,9 @@ class Upscale(io.ComfyNode):
                 oom = True  # raised below, outside the except block, so the failed step's tensors are freed
             if oom:
                 mm.soft_empty_cache()
-                tiles = "" if vae_tiling != "never" else ", or set vae_tiling to on_oom (exact VAE tiles, slower)"
+                tiles = (
+                    "" if vae_tiling != "never" else ", or set vae_tiling to on_oom (exact VAE tiles, slower)"
+                )
                 raise RuntimeError(
                     f"out of memory upscaling to {size[1]}x{size[0]} in one pass. Try weight_dtype fp8 in the "
                     f"loader, a smaller long_side, or start ComfyUI with --lowvram{tiles}; patch-free means the "

@@ -49,8 +49,9 @@ def _banded(vae: comfy.sd.VAE, run: Callable[[Bands], torch.Tensor], what: str) 
     """``run(bands)`` with bands of DEFAULT_BAND_VALUES, shrunk 4x after each out-of-memory error."""
     values = DEFAULT_BAND_VALUES
     while True:
-        mm.load_models_gpu([vae.patcher], memory_required=BAND_BUFFERS * values * 4,
-                           force_full_load=vae.disable_offload)
+        mm.load_models_gpu(
+            [vae.patcher], memory_required=BAND_BUFFERS * values * 4, force_full_load=vae.disable_offload
+        )
         log.info("OP4KSR: tiled VAE %s in row bands of %d values", what, values)
         failed = False
         try:
@@ -66,9 +67,14 @@ def _banded(vae: comfy.sd.VAE, run: Callable[[Bands], torch.Tensor], what: str) 
 
 def encode_untiled(vae: comfy.sd.VAE, pixels: torch.Tensor) -> torch.Tensor:
     """Latent [B, C, h, w] of ``pixels`` [B, H, W, 3] in [0, 1] (ComfyUI IMAGE layout), whole image at once."""
-    pixels = pixels.movedim(-1, 1)  # a channels-last view, as VAE.encode passes it (same conv kernels, same bits)
-    mm.load_models_gpu([vae.patcher], memory_required=vae.memory_used_encode(pixels.shape, vae.vae_dtype),
-                       force_full_load=vae.disable_offload)
+    pixels = pixels.movedim(
+        -1, 1
+    )  # a channels-last view, as VAE.encode passes it (same conv kernels, same bits)
+    mm.load_models_gpu(
+        [vae.patcher],
+        memory_required=vae.memory_used_encode(pixels.shape, vae.vae_dtype),
+        force_full_load=vae.disable_offload,
+    )
     x = vae.process_input(pixels).to(vae.device, vae.vae_dtype)
     # Contiguous like VAE.encode's output buffer (the F16 mean is a view of the moments): same sampler bits.
     return vae.first_stage_model.encode(x).to(vae.output_device).float().contiguous()
@@ -86,8 +92,11 @@ def encode_tiled(vae: comfy.sd.VAE, pixels: torch.Tensor) -> torch.Tensor:
 
 def decode_untiled(vae: comfy.sd.VAE, latent: torch.Tensor) -> torch.Tensor:
     """Image [B, 3, H, W] in [0, 1] from a latent, whole image at once."""
-    mm.load_models_gpu([vae.patcher], memory_required=vae.memory_used_decode(latent.shape, vae.vae_dtype),
-                       force_full_load=vae.disable_offload)
+    mm.load_models_gpu(
+        [vae.patcher],
+        memory_required=vae.memory_used_decode(latent.shape, vae.vae_dtype),
+        force_full_load=vae.disable_offload,
+    )
     out = vae.first_stage_model.decode(latent.to(vae.device, vae.vae_dtype))
     return vae.process_output(out.to(vae.output_device).float())
 
@@ -101,8 +110,9 @@ def decode_tiled(vae: comfy.sd.VAE, latent: torch.Tensor) -> torch.Tensor:
     return vae.process_output(out.to(vae.output_device).float())
 
 
-def vae_step(untiled: Callable[[], torch.Tensor], tiled: Callable[[], torch.Tensor], policy: str,
-             what: str) -> torch.Tensor:
+def vae_step(
+    untiled: Callable[[], torch.Tensor], tiled: Callable[[], torch.Tensor], policy: str, what: str
+) -> torch.Tensor:
     """Run one VAE step under ``policy`` (see module docstring)."""
     if check_vae_tiling(policy) == "always":
         return tiled()

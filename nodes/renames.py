@@ -62,7 +62,9 @@ class Rename:
         old_name = dict(self.inputs)
         unknown = sorted(set(old_name) - set(new_interface.inputs))
         if unknown:
-            raise ValueError(f"{self.old_node_id} -> {self.new_node_id}: {unknown} are not inputs of the new node")
+            raise ValueError(
+                f"{self.old_node_id} -> {self.new_node_id}: {unknown} are not inputs of the new node"
+            )
         widgets = self.old_widget_ids
         if widgets is None:
             widgets = tuple(old_name.get(w, w) for w in new_interface.widgets)
@@ -128,7 +130,10 @@ def check_renames(renames: Iterable[Rename], node_ids: Iterable[str]) -> None:
 
 
 async def register_renames(
-    renames: Iterable[Rename] = RENAMES, node_classes: Iterable[Any] = (), io_module: Any = None, api: Any = None
+    renames: Iterable[Rename] = RENAMES,
+    node_classes: Iterable[Any] = (),
+    io_module: Any = None,
+    api: Any = None,
 ) -> int:
     """Register ``renames`` with ComfyUI's node-replacement API; returns how many were registered.
 
@@ -156,6 +161,10 @@ async def register_renames(
     classes = {c.GET_SCHEMA().node_id: c for c in node_classes}
     for rename in renames:
         if rename.new_node_id not in classes:
-            raise ValueError(f"{rename.old_node_id} -> {rename.new_node_id}: the new id is not among node_classes")
-        await registry.register(node_replace(**rename.replace_kwargs(node_interface(classes[rename.new_node_id]))))
+            raise ValueError(
+                f"{rename.old_node_id} -> {rename.new_node_id}: the new id is not among node_classes"
+            )
+        await registry.register(
+            node_replace(**rename.replace_kwargs(node_interface(classes[rename.new_node_id])))
+        )
     return len(renames)

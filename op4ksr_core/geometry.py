@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["F16_DOWNSCALE", "FLUX_F8_DOWNSCALE", "FLUX_PATCH_SIZE", "TokenGrid", "pixels_per_token", "token_grid"]
+__all__ = [
+    "F16_DOWNSCALE",
+    "FLUX_F8_DOWNSCALE",
+    "FLUX_PATCH_SIZE",
+    "TokenGrid",
+    "pixels_per_token",
+    "token_grid",
+]
 
 # The three factors everything else is derived from. The VAE factors equal ``VaeConfig.downscale`` of the
 # FLUX_F8 / FLUX_F16 presets (a test checks it); code holding a VAE or a transformer reads them from it.

@@ -35,7 +35,8 @@ from .vae.loader import load_f16_vae
 from .vae.model import set_vae_layout
 
 __all__ = [
-    "load_pipeline", "upscale_image",
+    "load_pipeline",
+    "upscale_image",
 ]
 
 

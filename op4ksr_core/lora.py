@@ -18,7 +18,8 @@ import torch
 from safetensors.torch import load_file
 
 __all__ = [
-    "EXPORT_PREFIX", "merge_comfy_lora",
+    "EXPORT_PREFIX",
+    "merge_comfy_lora",
 ]
 
 
@@ -38,12 +39,16 @@ def merge_comfy_lora(
     modules = dict(transformer.named_modules())
     downs = [k for k in sd if k.endswith(_DOWN)]
     if not downs or not all(k.startswith(EXPORT_PREFIX) for k in sd):
-        raise ValueError(f"not an sr4k/diffusers FLUX LoRA (keys {sorted(sd)[:3]}); expected transformer.*{_DOWN}")
+        raise ValueError(
+            f"not an sr4k/diffusers FLUX LoRA (keys {sorted(sd)[:3]}); expected transformer.*{_DOWN}"
+        )
     with torch.no_grad():
         for key in downs:
             name = key[len(EXPORT_PREFIX) : -len(_DOWN)]
             if name not in modules or not hasattr(modules[name], "weight"):
-                raise ValueError(f"LoRA module {name!r} is not in this transformer; is it the LoRA's base model?")
+                raise ValueError(
+                    f"LoRA module {name!r} is not in this transformer; is it the LoRA's base model?"
+                )
             down, up = sd[key].float(), sd[f"{EXPORT_PREFIX}{name}{_UP}"].float()
             alpha = sd.get(f"{EXPORT_PREFIX}{name}.alpha")
             scale = (float(alpha) / down.shape[0]) if alpha is not None else 1.0

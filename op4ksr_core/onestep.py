@@ -32,8 +32,17 @@ from ..srkit.sizing import (
 )
 
 __all__ = [
-    "DEFAULT_TARGET_LONG_SIDE", "DEFAULT_T_STAR", "INPUT_MODES", "InputMode", "OneStepConfig",
-    "one_step_input", "one_step_x0", "pack_latents", "pad_for_crop", "target_size", "unpack_latents",
+    "DEFAULT_TARGET_LONG_SIDE",
+    "DEFAULT_T_STAR",
+    "INPUT_MODES",
+    "InputMode",
+    "OneStepConfig",
+    "one_step_input",
+    "one_step_x0",
+    "pack_latents",
+    "pad_for_crop",
+    "target_size",
+    "unpack_latents",
     "upsample_bicubic",
 ]
 

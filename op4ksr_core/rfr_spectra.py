@@ -49,7 +49,10 @@ def axis_spectra(
     """
     if config.mode not in SPECTRAL_MODES:
         thetas = rescaled_thetas(config, axes_dim, theta, grid_hw)
-        return [AxisSpectrum(axis_frequencies(d, t, exponent_grid, device)) for d, t in zip(axes_dim, thetas, strict=True)]
+        return [
+            AxisSpectrum(axis_frequencies(d, t, exponent_grid, device))
+            for d, t in zip(axes_dim, thetas, strict=True)
+        ]
     if max(config.axes) >= len(axes_dim):
         raise ValueError(f"RFRConfig.axes {config.axes} out of range for axes_dim {list(axes_dim)}.")
     if grid_hw is None:

@@ -78,7 +78,11 @@ class OP4KSRSettings:
         problems = []
         if self.t_star is not None and not (_number(self.t_star) and 0 < self.t_star <= 1):
             problems.append(f"t_star={self.t_star!r} (a number in (0, 1], e.g. 0.5)")
-        for name, allowed in (("input_mode", INPUT_MODES), ("rfr_mode", RFR_MODES), ("decode_mode", DECODE_MODES)):
+        for name, allowed in (
+            ("input_mode", INPUT_MODES),
+            ("rfr_mode", RFR_MODES),
+            ("decode_mode", DECODE_MODES),
+        ):
             value = getattr(self, name)
             if value is not None and value not in allowed:
                 problems.append(f"{name}={value!r} (one of {', '.join(allowed)})")
@@ -86,7 +90,9 @@ class OP4KSRSettings:
             problems.append(f"rfr_alpha={self.rfr_alpha!r} (a number > 0)")
         for name in ("reference_tokens", "canvas_long_side"):
             value = getattr(self, name)
-            if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            if value is not None and not (
+                isinstance(value, int) and not isinstance(value, bool) and value >= 1
+            ):
                 problems.append(f"{name}={value!r} (a whole number >= 1)")
         if problems:
             raise ValueError(f"bad OP4KSR settings: {'; '.join(problems)}")

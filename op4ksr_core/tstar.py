@@ -43,7 +43,9 @@ class TStarStats:
         return dict(self.__dict__)
 
 
-def tstar_closed_form(lr_mse: float, hr_power: float, clamp: tuple[float, float] = T_STAR_RANGE) -> tuple[float, float]:
+def tstar_closed_form(
+    lr_mse: float, hr_power: float, clamp: tuple[float, float] = T_STAR_RANGE
+) -> tuple[float, float]:
     """``(clamped, unclamped)`` t* = sqrt(lr_mse / (1 + hr_power)) (module docstring)."""
     if lr_mse < 0 or hr_power < 0 or not (math.isfinite(lr_mse) and math.isfinite(hr_power)):
         raise ValueError(f"need finite lr_mse >= 0 and hr_power >= 0, got {lr_mse}, {hr_power}")
@@ -70,4 +72,6 @@ def calibrate_tstar(pairs: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> TStar
         raise ValueError("no image pairs to calibrate t* on")
     mse, hr_power = diff / count, power / count
     t_star, raw = tstar_closed_form(mse, hr_power)
-    return TStarStats(t_star=t_star, t_star_unclamped=raw, images=images, values=count, lr_mse=mse, hr_power=hr_power)
+    return TStarStats(
+        t_star=t_star, t_star_unclamped=raw, images=images, values=count, lr_mse=mse, hr_power=hr_power
+    )

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one test command (README, .ci/run): install what the tests need, lint, run every test.
+# The one test command (README, .ci/run): install what the tests need, check formatting and lint, run every test.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not comfy" -x`.
 # Against another ComfyUI tree (used in place; its venv is built in the work folder):
 #   SR4K_COMFY_TREE=/x/ComfyUI SR4K_COMFY_WORK=/x bash scripts/test.sh
@@ -11,5 +11,6 @@ if [ -n "${SR4K_COMFY_TREE:-}" ] && [ -d "$SR4K_COMFY_TREE" ]; then SR4K_COMFY_T
 bash "$REPO/scripts/test_env.sh"
 VENV=${SR4K_COMFY_WORK:-$REPO/.cache/comfyui}/venv
 cd "$REPO"
+"$VENV/bin/ruff" format --check .
 "$VENV/bin/ruff" check .
 exec "$VENV/bin/python" -m pytest -ra "$@"

@@ -58,7 +58,9 @@ def _write(site: Path) -> None:
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: torchaudio\nVersion: {VERSION}\n")
     (info / "INSTALLER").write_text("sr4k-test-env\n")
-    record = [f"torchaudio/{n},," for n in files] + [f"{info.name}/{n},," for n in ("METADATA", "INSTALLER", "RECORD")]
+    record = [f"torchaudio/{n},," for n in files] + [
+        f"{info.name}/{n},," for n in ("METADATA", "INSTALLER", "RECORD")
+    ]
     (info / "RECORD").write_text("\n".join(record) + "\n")
 
 
@@ -72,7 +74,9 @@ def main(tree: str) -> None:
     if probe.returncode == 0:
         return
     if "No module named 'torchaudio'" not in probe.stderr:
-        sys.exit(f"importing comfy.sd from {tree} fails for another reason than torchaudio:\n{probe.stderr[-3000:]}")
+        sys.exit(
+            f"importing comfy.sd from {tree} fails for another reason than torchaudio:\n{probe.stderr[-3000:]}"
+        )
     _write(site)
     print(f"torchaudio stand-in written to {site / 'torchaudio'} (this ComfyUI's model loading imports it)")
 

@@ -19,8 +19,17 @@ from .periodicity import periodicity_map, periodicity_score
 from .seam import DEFAULT_MIN_STRIDE, MIN_LINES, seam_heatmap, seam_search
 
 __all__ = [
-    "PERIODIC_RGB", "SCORE_HARMONICS", "SEAM_RGB", "STAGES_PER_IMAGE", "HeatmapConfig", "Inspection", "check_size",
-    "compose_heatmap", "inspect_one", "min_side_px", "report",
+    "PERIODIC_RGB",
+    "SCORE_HARMONICS",
+    "SEAM_RGB",
+    "STAGES_PER_IMAGE",
+    "HeatmapConfig",
+    "Inspection",
+    "check_size",
+    "compose_heatmap",
+    "inspect_one",
+    "min_side_px",
+    "report",
 ]
 
 SCORE_HARMONICS = 2  # periodicity_score's lags k*T, k = 1..2; its box needs 2 * (2T + T/2) px per side

@@ -25,8 +25,18 @@ from . import perf
 from .images import check_image
 
 __all__ = [
-    "METHODS", "Method", "WAVELET_LEVELS", "adain", "color_correct", "lab_transfer",
-    "linear_to_srgb", "oklab_to_linear_rgb", "oklab_to_rgb", "rgb_to_oklab", "srgb_to_linear", "wavelet",
+    "METHODS",
+    "Method",
+    "WAVELET_LEVELS",
+    "adain",
+    "color_correct",
+    "lab_transfer",
+    "linear_to_srgb",
+    "oklab_to_linear_rgb",
+    "oklab_to_rgb",
+    "rgb_to_oklab",
+    "srgb_to_linear",
+    "wavelet",
     "wavelet_split",
 ]
 
@@ -97,10 +107,18 @@ def _blur_dilated_separable(x: torch.Tensor, dilation: int) -> torch.Tensor:
     k1 = torch.tensor([0.25, 0.5, 0.25], dtype=x.dtype, device=x.device)
     c = x.shape[1]
     d = max(1, min(dilation, x.shape[-1] - 1, x.shape[-2] - 1))
-    x = F.conv2d(F.pad(x, (d, d, 0, 0), mode="replicate"), k1.view(1, 1, 1, 3).expand(c, 1, 1, 3),
-                 dilation=(1, d), groups=c)
-    return F.conv2d(F.pad(x, (0, 0, d, d), mode="replicate"), k1.view(1, 1, 3, 1).expand(c, 1, 3, 1),
-                    dilation=(d, 1), groups=c)
+    x = F.conv2d(
+        F.pad(x, (d, d, 0, 0), mode="replicate"),
+        k1.view(1, 1, 1, 3).expand(c, 1, 1, 3),
+        dilation=(1, d),
+        groups=c,
+    )
+    return F.conv2d(
+        F.pad(x, (0, 0, d, d), mode="replicate"),
+        k1.view(1, 1, 3, 1).expand(c, 1, 3, 1),
+        dilation=(d, 1),
+        groups=c,
+    )
 
 
 def wavelet_split(x: torch.Tensor, levels: int = WAVELET_LEVELS) -> tuple[torch.Tensor, torch.Tensor]:

@@ -93,8 +93,12 @@ def _values(index: torch.Tensor, k0: int, k1: int, table: torch.Tensor) -> torch
     return torch.where(negative, -z, z)
 
 
-def counter_normal(shape: tuple[int, ...] | torch.Size, seed: int, device: torch.device | str = "cpu",
-                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def counter_normal(
+    shape: tuple[int, ...] | torch.Size,
+    seed: int,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """Standard normal field of ``shape``: element at flat (row-major) index i is a function of (seed, i)
     only, bit-identical on every device."""
     device = torch.device(device)

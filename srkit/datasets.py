@@ -34,10 +34,27 @@ from .download import sha256_file
 from .image_io import IMAGE_SUFFIXES, image_size, read_image, write_image
 
 __all__ = [
-    "DIV4K50", "Dataset", "DatasetError", "HR_DIR", "HR_DIR_NAMES", "ImagePair", "LR_DIR_NAMES", "MANIFEST",
-    "MANIFEST_FORMAT", "MANIFEST_VERSION", "build_synthetic_benchmark", "check_pair_sizes", "image_seed",
-    "list_images", "load_dataset", "load_div4k50", "load_lr_folder", "load_synthetic_benchmark",
-    "lr_dir_name", "pair_by_stem", "read_manifest",
+    "DIV4K50",
+    "Dataset",
+    "DatasetError",
+    "HR_DIR",
+    "HR_DIR_NAMES",
+    "ImagePair",
+    "LR_DIR_NAMES",
+    "MANIFEST",
+    "MANIFEST_FORMAT",
+    "MANIFEST_VERSION",
+    "build_synthetic_benchmark",
+    "check_pair_sizes",
+    "image_seed",
+    "list_images",
+    "load_dataset",
+    "load_div4k50",
+    "load_lr_folder",
+    "load_synthetic_benchmark",
+    "lr_dir_name",
+    "pair_by_stem",
+    "read_manifest",
 ]
 
 
@@ -114,7 +131,9 @@ class Dataset:
         return len(self.pairs)
 
 
-def pair_by_stem(lr: dict[str, Path], hr: dict[str, Path], lr_what: str = "LR", hr_what: str = "HR") -> list[str]:
+def pair_by_stem(
+    lr: dict[str, Path], hr: dict[str, Path], lr_what: str = "LR", hr_what: str = "HR"
+) -> list[str]:
     """Common stems of two {stem: path} maps; DatasetError listing the unpaired files of either side."""
     only_lr, only_hr = sorted(set(lr) - set(hr)), sorted(set(hr) - set(lr))
     if only_lr or only_hr:
@@ -126,8 +145,9 @@ def pair_by_stem(lr: dict[str, Path], hr: dict[str, Path], lr_what: str = "LR", 
     return sorted(lr)
 
 
-def check_pair_sizes(pairs: list[ImagePair], scale: int, lr_size: int | None = None,
-                     hr_size: int | None = None) -> None:
+def check_pair_sizes(
+    pairs: list[ImagePair], scale: int, lr_size: int | None = None, hr_size: int | None = None
+) -> None:
     """DatasetError listing every pair whose HR is not ``scale`` x LR or not the expected square size."""
     bad = []
     for p in pairs:
@@ -153,8 +173,13 @@ def _subdir(root: Path, names: tuple[str, ...], what: str) -> Path:
     raise DatasetError(f"{root}: no {what} folder (expected one of {', '.join(names)})")
 
 
-def load_div4k50(root: str | os.PathLike[str], *, lr_size: int = DIV4K50["lr_size"],
-                 hr_size: int = DIV4K50["hr_size"], count: int | None = DIV4K50["count"]) -> Dataset:
+def load_div4k50(
+    root: str | os.PathLike[str],
+    *,
+    lr_size: int = DIV4K50["lr_size"],
+    hr_size: int = DIV4K50["hr_size"],
+    count: int | None = DIV4K50["count"],
+) -> Dataset:
     """DIV4K-50 from a local folder ``root/{HQ,LQ}/<stem>.png`` (x16: 256^2 -> 4096^2; see module doc)."""
     root = Path(root)
     if hr_size % lr_size:
@@ -163,8 +188,10 @@ def load_div4k50(root: str | os.PathLike[str], *, lr_size: int = DIV4K50["lr_siz
     lr = list_images(_subdir(root, LR_DIR_NAMES, "LQ (256x256 input)"), "DIV4K-50 LQ folder")
     pairs = [ImagePair(s, lr[s], hr[s]) for s in pair_by_stem(lr, hr, "LQ", "HQ")]
     if count is not None and len(pairs) != count:
-        raise DatasetError(f"DIV4K-50 at {root} has {len(pairs)} pairs, expected {count}; the download is "
-                           "incomplete (or pass count=None for a subset)")
+        raise DatasetError(
+            f"DIV4K-50 at {root} has {len(pairs)} pairs, expected {count}; the download is "
+            "incomplete (or pass count=None for a subset)"
+        )
     check_pair_sizes(pairs, hr_size // lr_size, lr_size, hr_size)
     return Dataset("DIV4K-50", root, hr_size // lr_size, tuple(pairs))
 
@@ -182,7 +209,9 @@ def load_synthetic_benchmark(root: str | os.PathLike[str], scale: int = 4, *, ve
     manifest = read_manifest(root)
     key = f"x{scale}"
     if scale not in manifest["scales"]:
-        raise DatasetError(f"{root} has scales {manifest['scales']}, not {scale}; rebuild with scales=(..., {scale})")
+        raise DatasetError(
+            f"{root} has scales {manifest['scales']}, not {scale}; rebuild with scales=(..., {scale})"
+        )
     pairs, problems = [], []
     for item in manifest["images"]:
         entries = [(item["hr"], item["hr_sha256"]), (item["lr"][key]["path"], item["lr"][key]["sha256"])]
@@ -204,7 +233,9 @@ def read_manifest(root: Path) -> dict:
         raise DatasetError(f"{root} has no {MANIFEST}; build it with build_synthetic_benchmark")
     manifest = json.loads(path.read_text())
     if manifest.get("format") != MANIFEST_FORMAT:
-        raise DatasetError(f"{path} is not an sr4k synthetic benchmark manifest (format {manifest.get('format')!r})")
+        raise DatasetError(
+            f"{path} is not an sr4k synthetic benchmark manifest (format {manifest.get('format')!r})"
+        )
     return manifest
 
 
@@ -215,8 +246,10 @@ def load_dataset(root: str | os.PathLike[str], scale: int | None = None) -> Data
         raise DatasetError(f"dataset {root} does not exist or is not a folder")
     if (root / MANIFEST).is_file():
         return load_synthetic_benchmark(root, scale or 4)
-    has = [any((root / n).is_dir() or (root / n.lower()).is_dir() for n in names)
-           for names in (HR_DIR_NAMES, LR_DIR_NAMES)]
+    has = [
+        any((root / n).is_dir() or (root / n.lower()).is_dir() for n in names)
+        for names in (HR_DIR_NAMES, LR_DIR_NAMES)
+    ]
     if all(has):
         hr = list_images(_subdir(root, HR_DIR_NAMES, "HR"), "HR folder")
         lr = list_images(_subdir(root, LR_DIR_NAMES, "LR"), "LR folder")
@@ -228,7 +261,9 @@ def load_dataset(root: str | os.PathLike[str], scale: int | None = None) -> Data
         check_pair_sizes(pairs, found)
         return Dataset(root.name, root, found, tuple(pairs))
     if has[1]:
-        return dataclasses.replace(load_lr_folder(_subdir(root, LR_DIR_NAMES, "LR")), name=root.name, scale=scale)
+        return dataclasses.replace(
+            load_lr_folder(_subdir(root, LR_DIR_NAMES, "LR")), name=root.name, scale=scale
+        )
     return dataclasses.replace(load_lr_folder(root), scale=scale)
 
 
@@ -245,10 +280,18 @@ def _jsonable(config: DegradationConfig) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
-def build_synthetic_benchmark(hr_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
-                              scales: tuple[int, ...] = (4, 16), seed: int = 0, *, preset: str = "gtasr",
-                              config: DegradationConfig | None = None, hr_size: int | None = 4096,
-                              device: str | torch.device = "cpu", overwrite: bool = False) -> Path:
+def build_synthetic_benchmark(
+    hr_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    scales: tuple[int, ...] = (4, 16),
+    seed: int = 0,
+    *,
+    preset: str = "gtasr",
+    config: DegradationConfig | None = None,
+    hr_size: int | None = 4096,
+    device: str | torch.device = "cpu",
+    overwrite: bool = False,
+) -> Path:
     """Turn a folder of HR images into a synthetic 4K benchmark (layout in the module doc).
 
     Each HR image is degraded at every scale with its own generator seeded by :func:`image_seed`, so the
@@ -274,26 +317,43 @@ def build_synthetic_benchmark(hr_dir: str | os.PathLike[str], out_dir: str | os.
         elif any(h % s or w % s for s in scales):
             bad.append(f"{path.name}: {h}x{w} not divisible by every scale {scales}")
     if bad:
-        raise DatasetError(f"{len(bad)} mis-sized HR image(s) (crop or resize them first): " + "; ".join(bad[:10]))
+        raise DatasetError(
+            f"{len(bad)} mis-sized HR image(s) (crop or resize them first): " + "; ".join(bad[:10])
+        )
     images = []
     for stem, path in hr_files.items():
         hr = read_image(path)
         hr_rel = f"{HR_DIR}/{stem}.png"
         write_image(out / hr_rel, hr)
-        entry = {"stem": stem, "source": path.name, "source_sha256": sha256_file(path), "hr": hr_rel,
-                 "hr_sha256": sha256_file(out / hr_rel), "size": list(hr.shape[-2:]), "lr": {}}
+        entry = {
+            "stem": stem,
+            "source": path.name,
+            "source_sha256": sha256_file(path),
+            "hr": hr_rel,
+            "hr_sha256": sha256_file(out / hr_rel),
+            "size": list(hr.shape[-2:]),
+            "lr": {},
+        }
         for s in scales:
             g = torch.Generator(device=device).manual_seed(image_seed(seed, stem, s))
             lr = degrade(hr[None].to(device), config.with_scale(s), g).lr[0]
             rel = f"{lr_dir_name(s)}/{stem}.png"
             write_image(out / rel, lr)
-            entry["lr"][f"x{s}"] = {"path": rel, "sha256": sha256_file(out / rel),
-                                    "seed": image_seed(seed, stem, s), "size": list(lr.shape[-2:])}
+            entry["lr"][f"x{s}"] = {
+                "path": rel,
+                "sha256": sha256_file(out / rel),
+                "seed": image_seed(seed, stem, s),
+                "size": list(lr.shape[-2:]),
+            }
         images.append(entry)
         log.info("synthetic benchmark: %s done (%d/%d)", stem, len(images), len(hr_files))
     manifest = {
-        "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "seed": seed, "scales": list(scales),
-        "preset": preset if config is PRESETS.get(preset) else None, "device": str(device),
+        "format": MANIFEST_FORMAT,
+        "version": MANIFEST_VERSION,
+        "seed": seed,
+        "scales": list(scales),
+        "preset": preset if config is PRESETS.get(preset) else None,
+        "device": str(device),
         "torch": torch.__version__,
         "degradation": {f"x{s}": _jsonable(config.with_scale(s)) for s in scales},
         "images": images,

@@ -29,8 +29,16 @@ from .kernels import KernelSpec, sample_kernels, sample_sinc_kernels
 from .noise import add_noise, gaussian_noise, poisson_noise
 
 __all__ = [
-    "DegradationConfig", "DegradedBatch", "Degrader", "LEVELS_8BIT", "PRESETS", "RESIZE_MODES", "StageSpec",
-    "degrade", "filter2d", "quantize_8bit",
+    "DegradationConfig",
+    "DegradedBatch",
+    "Degrader",
+    "LEVELS_8BIT",
+    "PRESETS",
+    "RESIZE_MODES",
+    "StageSpec",
+    "degrade",
+    "filter2d",
+    "quantize_8bit",
 ]
 
 
@@ -56,8 +64,8 @@ class StageSpec:
     blur_prob: float = 1.0
     resize_probs: tuple[float, float, float] = (0.2, 0.7, 0.1)  # up, down, keep
     resize_range: tuple[float, float] = (0.15, 1.5)
-    gaussian_noise_prob: float = 0.5                             # else Poisson
-    noise_range: tuple[float, float] = (1.0, 30.0)               # Gaussian σ in 8-bit levels
+    gaussian_noise_prob: float = 0.5  # else Poisson
+    noise_range: tuple[float, float] = (1.0, 30.0)  # Gaussian σ in 8-bit levels
     poisson_scale_range: tuple[float, float] = (0.05, 3.0)
     gray_noise_prob: float = 0.4
     jpeg_range: tuple[float, float] = (30.0, 95.0)
@@ -65,8 +73,14 @@ class StageSpec:
     def __post_init__(self) -> None:
         for name in ("blur_prob", "gaussian_noise_prob", "gray_noise_prob"):
             _check_prob(name, getattr(self, name))
-        if len(self.resize_probs) != 3 or min(self.resize_probs) < 0 or abs(sum(self.resize_probs) - 1) > 1e-6:
-            raise ValueError(f"resize_probs={self.resize_probs} must be 3 weights (up, down, keep) summing to 1")
+        if (
+            len(self.resize_probs) != 3
+            or min(self.resize_probs) < 0
+            or abs(sum(self.resize_probs) - 1) > 1e-6
+        ):
+            raise ValueError(
+                f"resize_probs={self.resize_probs} must be 3 weights (up, down, keep) summing to 1"
+            )
         _check_range("resize_range", self.resize_range, 1e-3)
         if not self.resize_range[0] <= 1.0 <= self.resize_range[1]:
             raise ValueError(f"resize_range={self.resize_range} must contain 1 (down below, up above)")
@@ -91,7 +105,7 @@ class DegradationConfig:
     resize_then_jpeg_prob: float = 0.5  # P([resize + sinc] → JPEG) vs JPEG → [resize + sinc]
     resize_modes: tuple[str, ...] = RESIZE_MODES
     jpeg_chroma_subsampling: bool = True
-    jpeg_codec: str = "libjpeg"         # "basicsr": BasicSR's DiffJPEG, what the GTASR release trained with
+    jpeg_codec: str = "libjpeg"  # "basicsr": BasicSR's DiffJPEG, what the GTASR release trained with
 
     def __post_init__(self) -> None:
         if self.jpeg_codec not in JPEG_CODECS:
@@ -101,9 +115,12 @@ class DegradationConfig:
         for name in ("second_order_prob", "final_sinc_prob", "resize_then_jpeg_prob"):
             _check_prob(name, getattr(self, name))
         if self.final_kernel_size % 2 == 0 or any(
-                s % 2 == 0 or s > self.final_kernel_size for s in self.final_sinc_sizes):
-            raise ValueError(f"final sinc sizes {self.final_sinc_sizes} must be odd and <= final_kernel_size="
-                             f"{self.final_kernel_size} (odd)")
+            s % 2 == 0 or s > self.final_kernel_size for s in self.final_sinc_sizes
+        ):
+            raise ValueError(
+                f"final sinc sizes {self.final_sinc_sizes} must be odd and <= final_kernel_size="
+                f"{self.final_kernel_size} (odd)"
+            )
         bad = [m for m in self.resize_modes if m not in RESIZE_MODES]
         if not self.resize_modes or bad:
             raise ValueError(f"resize_modes {bad or '()'} invalid; choose from {RESIZE_MODES}")
@@ -113,8 +130,8 @@ class DegradationConfig:
         return dataclasses.replace(self, scale=scale)
 
 
-_ODD_3_19 = tuple(range(3, 21, 2))   # GTASR/ResShift: range(3, blur_kernel_size=21, 2)
-_ODD_3_13 = tuple(range(3, 15, 2))   # GTASR/ResShift: range(3, blur_kernel_size2=15, 2)
+_ODD_3_19 = tuple(range(3, 21, 2))  # GTASR/ResShift: range(3, blur_kernel_size=21, 2)
+_ODD_3_13 = tuple(range(3, 15, 2))  # GTASR/ResShift: range(3, blur_kernel_size2=15, 2)
 
 PRESETS: dict[str, DegradationConfig] = {
     # GTASR released config (docs/gtasr.md §7): ResShift-style kernel ranges, second stage with probability 0.5,
@@ -123,18 +140,32 @@ PRESETS: dict[str, DegradationConfig] = {
         scale=4,
         first=StageSpec(kernel=KernelSpec(size=21, sizes=_ODD_3_19, sigma_range=(0.2, 3.0))),
         second=StageSpec(
-            kernel=KernelSpec(size=15, sizes=_ODD_3_13, sigma_range=(0.2, 1.5)), blur_prob=0.8,
-            resize_probs=(0.3, 0.4, 0.3), resize_range=(0.3, 1.2), noise_range=(1.0, 25.0),
-            poisson_scale_range=(0.05, 2.5)),
-        second_order_prob=0.5, final_kernel_size=15, final_sinc_sizes=_ODD_3_13, jpeg_codec="basicsr"),
+            kernel=KernelSpec(size=15, sizes=_ODD_3_13, sigma_range=(0.2, 1.5)),
+            blur_prob=0.8,
+            resize_probs=(0.3, 0.4, 0.3),
+            resize_range=(0.3, 1.2),
+            noise_range=(1.0, 25.0),
+            poisson_scale_range=(0.05, 2.5),
+        ),
+        second_order_prob=0.5,
+        final_kernel_size=15,
+        final_sinc_sizes=_ODD_3_13,
+        jpeg_codec="basicsr",
+    ),
     # Original Real-ESRGAN (x4plus) options: kernels 7..21 padded to 21, second stage always.
     "realesrgan": DegradationConfig(
         scale=4,
         first=StageSpec(),
         second=StageSpec(
-            kernel=KernelSpec(sigma_range=(0.2, 1.5)), blur_prob=0.8, resize_probs=(0.3, 0.4, 0.3),
-            resize_range=(0.3, 1.2), noise_range=(1.0, 25.0), poisson_scale_range=(0.05, 2.5)),
-        second_order_prob=1.0),
+            kernel=KernelSpec(sigma_range=(0.2, 1.5)),
+            blur_prob=0.8,
+            resize_probs=(0.3, 0.4, 0.3),
+            resize_range=(0.3, 1.2),
+            noise_range=(1.0, 25.0),
+            poisson_scale_range=(0.05, 2.5),
+        ),
+        second_order_prob=1.0,
+    ),
 }
 
 
@@ -196,8 +227,9 @@ def _noise(x: Tensor, spec: StageSpec, g: torch.Generator) -> Tensor:
 def _jpeg(x: Tensor, spec: StageSpec, g: torch.Generator, config: DegradationConfig) -> Tensor:
     lo, hi = spec.jpeg_range
     quality = (lo + (hi - lo) * _rand(g, x.shape[0])).to(x.device)
-    return jpeg_compress(x.clamp(0, 1), quality, chroma_subsampling=config.jpeg_chroma_subsampling,
-                         codec=config.jpeg_codec)
+    return jpeg_compress(
+        x.clamp(0, 1), quality, chroma_subsampling=config.jpeg_chroma_subsampling, codec=config.jpeg_codec
+    )
 
 
 def degrade(hr: Tensor, config: DegradationConfig, generator: torch.Generator) -> DegradedBatch:
@@ -213,8 +245,9 @@ def degrade(hr: Tensor, config: DegradationConfig, generator: torch.Generator) -
     # Kernels are drawn first, in a fixed order, so the stream does not depend on later branch choices.
     k1 = sample_kernels(config.first.kernel, b, g).to(hr.device)
     k2 = sample_kernels(config.second.kernel, b, g).to(hr.device)
-    k_final = sample_sinc_kernels(config.final_kernel_size, config.final_sinc_sizes, config.final_sinc_prob,
-                                  b, g).to(hr.device)
+    k_final = sample_sinc_kernels(
+        config.final_kernel_size, config.final_sinc_sizes, config.final_sinc_prob, b, g
+    ).to(hr.device)
 
     out = filter2d(hr, k1) if bool(_rand(g).item() < config.first.blur_prob) else hr
     f = _random_factor(config.first, g)
@@ -251,8 +284,9 @@ def quantize_8bit(images: Tensor) -> Tensor:
 class Degrader:
     """Stateful convenience wrapper: one config and one seeded generator on ``device``; call with HR batches."""
 
-    def __init__(self, config: DegradationConfig | str = "gtasr", seed: int = 0,
-                 device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self, config: DegradationConfig | str = "gtasr", seed: int = 0, device: torch.device | str = "cpu"
+    ) -> None:
         if isinstance(config, str):
             if config not in PRESETS:
                 raise ValueError(f"unknown degradation preset {config!r}; choose from {sorted(PRESETS)}")

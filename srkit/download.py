@@ -20,8 +20,15 @@ from typing import Any
 from .images import Progress  # here: progress(bytes_done, bytes_total_or_None)
 from .model_registry import HF_ENDPOINT, ModelFile
 
-__all__ = ["DownloadError", "Progress", "download_file", "download_model", "manual_download_message",
-           "sha256_file", "staging_dir"]
+__all__ = [
+    "DownloadError",
+    "Progress",
+    "download_file",
+    "download_model",
+    "manual_download_message",
+    "sha256_file",
+    "staging_dir",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +49,14 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def manual_download_message(repo_id: str, filename: str, dest_dir: str | os.PathLike[str], *,
-                            endpoint: str | None = None, revision: str = "main") -> str:
+def manual_download_message(
+    repo_id: str,
+    filename: str,
+    dest_dir: str | os.PathLike[str],
+    *,
+    endpoint: str | None = None,
+    revision: str = "main",
+) -> str:
     """'Download it by hand from <url> and put it in <folder>' for error messages."""
     url = ModelFile(filename, repo_id, "", revision=revision).url(endpoint or _default_endpoint())
     return f"Download it by hand from {url} and save it as {Path(dest_dir) / filename}."
@@ -80,15 +93,30 @@ def _progress_tqdm(progress: Progress) -> type:
     return ReportingTqdm
 
 
-def _hub_download(repo_id: str, filename: str, staging: Path, *, endpoint: str | None, revision: str,
-                  force: bool, progress: Progress | None) -> Path:
+def _hub_download(
+    repo_id: str,
+    filename: str,
+    staging: Path,
+    *,
+    endpoint: str | None,
+    revision: str,
+    force: bool,
+    progress: Progress | None,
+) -> Path:
     from huggingface_hub import hf_hub_download
 
     kwargs: dict[str, Any] = {}
     if progress is not None and "tqdm_class" in inspect.signature(hf_hub_download).parameters:
         kwargs["tqdm_class"] = _progress_tqdm(progress)
-    path = hf_hub_download(repo_id, filename, revision=revision, local_dir=staging, endpoint=endpoint,
-                           force_download=force, **kwargs)
+    path = hf_hub_download(
+        repo_id,
+        filename,
+        revision=revision,
+        local_dir=staging,
+        endpoint=endpoint,
+        force_download=force,
+        **kwargs,
+    )
     return Path(path)
 
 
@@ -107,9 +135,17 @@ def _describe(err: BaseException) -> str:
     return text
 
 
-def download_file(repo_id: str, filename: str, dest_dir: str | os.PathLike[str], *, sha256: str | None = None,
-                  endpoint: str | None = None, retries: int = 1, revision: str = "main",
-                  progress: Progress | None = None) -> Path:
+def download_file(
+    repo_id: str,
+    filename: str,
+    dest_dir: str | os.PathLike[str],
+    *,
+    sha256: str | None = None,
+    endpoint: str | None = None,
+    retries: int = 1,
+    revision: str = "main",
+    progress: Progress | None = None,
+) -> Path:
     """``dest_dir/filename``, downloaded from the Hub repo ``repo_id`` if it is not there yet.
 
     ``sha256`` (lower-case hex) is checked after each download; ``endpoint`` overrides ``HF_ENDPOINT``.
@@ -139,8 +175,15 @@ def download_file(repo_id: str, filename: str, dest_dir: str | os.PathLike[str],
     for attempt in range(1, retries + 2):
         log.info("downloading %s from %s (attempt %d of %d) ...", filename, repo_id, attempt, retries + 1)
         try:
-            got = _hub_download(repo_id, filename, staging, endpoint=endpoint, revision=revision,
-                                force=attempt > 1, progress=report if progress is not None else None)
+            got = _hub_download(
+                repo_id,
+                filename,
+                staging,
+                endpoint=endpoint,
+                revision=revision,
+                force=attempt > 1,
+                progress=report if progress is not None else None,
+            )
         except Exception as err:  # transport errors differ across huggingface_hub versions (requests/httpx)
             if cancelled:
                 raise
@@ -164,13 +207,28 @@ def download_file(repo_id: str, filename: str, dest_dir: str | os.PathLike[str],
     _clean_staging(staging)
     raise DownloadError(
         f"could not download {filename} from the Hugging Face repo {repo_id} after {retries + 1} attempt(s): "
-        + "; ".join(failures) + ". " + manual_download_message(repo_id, filename, dest_dir, endpoint=endpoint,
-                                                               revision=revision)
+        + "; ".join(failures)
+        + ". "
+        + manual_download_message(repo_id, filename, dest_dir, endpoint=endpoint, revision=revision)
     ) from last
 
 
-def download_model(row: ModelFile, dest_dir: str | os.PathLike[str], *, endpoint: str | None = None,
-                   retries: int = 1, progress: Progress | None = None) -> Path:
+def download_model(
+    row: ModelFile,
+    dest_dir: str | os.PathLike[str],
+    *,
+    endpoint: str | None = None,
+    retries: int = 1,
+    progress: Progress | None = None,
+) -> Path:
     """:func:`download_file` for a registry row (its repo, revision and hash)."""
-    return download_file(row.repo_id, row.filename, dest_dir, sha256=row.sha256, endpoint=endpoint,
-                         retries=retries, revision=row.revision, progress=progress)
+    return download_file(
+        row.repo_id,
+        row.filename,
+        dest_dir,
+        sha256=row.sha256,
+        endpoint=endpoint,
+        retries=retries,
+        revision=row.revision,
+        progress=progress,
+    )

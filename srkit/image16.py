@@ -79,7 +79,9 @@ def write_rgb16(path: str | os.PathLike[str], a: np.ndarray) -> None:
     """Write ``[H, W, 3|4]`` uint16 RGB(A) as a 16-bit PNG or TIFF (by the suffix)."""
     path = Path(path)
     if path.suffix.lower() not in SIXTEEN_BIT_SUFFIXES:
-        raise ValueError(f"{path}: {path.suffix} cannot store 16 bits per channel; use .png or .tif, or 8 bits")
+        raise ValueError(
+            f"{path}: {path.suffix} cannot store 16 bits per channel; use .png or .tif, or 8 bits"
+        )
     if a.dtype != np.uint16 or a.ndim != 3 or a.shape[-1] not in (3, 4):
         raise ValueError(f"write_rgb16 needs [H, W, 3|4] uint16, got {a.dtype} {a.shape}")
     cv2 = _cv2()
@@ -87,4 +89,3 @@ def write_rgb16(path: str | os.PathLike[str], a: np.ndarray) -> None:
     params = [cv2.IMWRITE_PNG_COMPRESSION, 1] if path.suffix.lower() == ".png" else []
     if not cv2.imwrite(str(path), bgr, params):
         raise OSError(f"could not write {path}")
-

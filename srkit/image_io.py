@@ -19,8 +19,15 @@ from torch import Tensor
 
 from .image16 import SIXTEEN_BIT_SUFFIXES, bit_depth, read_rgb16, write_rgb16
 
-__all__ = ["ALPHA_SUFFIXES", "IMAGE_SUFFIXES", "SIXTEEN_BIT_SUFFIXES", "image_bits", "image_size", "read_image",
-           "write_image"]
+__all__ = [
+    "ALPHA_SUFFIXES",
+    "IMAGE_SUFFIXES",
+    "SIXTEEN_BIT_SUFFIXES",
+    "image_bits",
+    "image_size",
+    "read_image",
+    "write_image",
+]
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +40,23 @@ def read_image(path: str | os.PathLike[str], *, keep_alpha: bool = False) -> Ten
     """Image file -> ``[3|4, H, W]`` float32 in [0, 1]; ValueError naming the file if it is unreadable."""
     try:
         with Image.open(path) as im:
-            if im.mode not in _SIXTEEN_BIT and bit_depth(path, im) == 16:  # Pillow would keep 8 of the 16 bits
+            if (
+                im.mode not in _SIXTEEN_BIT and bit_depth(path, im) == 16
+            ):  # Pillow would keep 8 of the 16 bits
                 a16 = read_rgb16(path, keep_alpha=keep_alpha).astype(np.float32) / np.float32(65535.0)
                 return torch.from_numpy(a16).permute(2, 0, 1).contiguous()
             im.load()
             if im.mode in _SIXTEEN_BIT:  # 16-bit grey PNGs (older Pillow widens them to mode I)
                 a = np.asarray(im, dtype=np.float64) / 65535.0
                 return torch.from_numpy(np.clip(a, 0, 1)).float()[None].expand(3, -1, -1).contiguous()
-            alpha = keep_alpha and (im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info))
+            alpha = keep_alpha and (
+                im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+            )
             a = np.asarray(im.convert("RGBA" if alpha else "RGB"), dtype=np.uint8)
     except (OSError, SyntaxError) as err:  # PIL raises SyntaxError on some malformed headers
-        raise ValueError(f"{path} is not a readable image ({err}); use one of {', '.join(IMAGE_SUFFIXES)}") from err
+        raise ValueError(
+            f"{path} is not a readable image ({err}); use one of {', '.join(IMAGE_SUFFIXES)}"
+        ) from err
     return torch.from_numpy(a.copy()).permute(2, 0, 1).float() / 255.0
 
 
@@ -62,8 +75,10 @@ def write_image(path: str | os.PathLike[str], image: Tensor, *, bits: int = 8) -
         raise ValueError(f"bits={bits}; write 8 or 16 bits per channel")
     if bits == 16:
         if path.suffix.lower() not in SIXTEEN_BIT_SUFFIXES:
-            raise ValueError(f"{path}: {path.suffix} cannot store 16 bits per channel; use "
-                             f"{', '.join(SIXTEEN_BIT_SUFFIXES)} or 8 bits")
+            raise ValueError(
+                f"{path}: {path.suffix} cannot store 16 bits per channel; use "
+                f"{', '.join(SIXTEEN_BIT_SUFFIXES)} or 8 bits"
+            )
         a16 = (image.detach().double().clamp(0, 1) * 65535.0).round().to(torch.int32).permute(1, 2, 0)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_rgb16(path, a16.cpu().numpy().astype(np.uint16))

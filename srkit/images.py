@@ -69,14 +69,20 @@ def check_image(
         raise ImageError(f"{name} must be a torch.Tensor [B, {c}, H, W] in {rng}, got {type(x).__name__}")
     shape = tuple(x.shape)
     if x.ndim != 4:
-        fix = ("add the batch dimension with x[None] (and x.movedim(-1, 0) first if it is HWC)" if x.ndim == 3
-               else "fold the extra dimension into the batch with x.flatten(0, 1)" if x.ndim == 5
-               else "reshape it to one batch of images")
+        fix = (
+            "add the batch dimension with x[None] (and x.movedim(-1, 0) first if it is HWC)"
+            if x.ndim == 3
+            else "fold the extra dimension into the batch with x.flatten(0, 1)"
+            if x.ndim == 5
+            else "reshape it to one batch of images"
+        )
         raise ImageError(f"{name} must be 4-D [B, {c}, H, W], got shape {shape}; {fix}")
     if x.shape[0] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
         what = "an empty batch (0 images)" if x.shape[0] == 0 else "no pixels"
-        raise ImageError(f"{name} is empty (shape {shape}: {what}); pass at least one non-empty image "
-                         "(in ComfyUI, connect a node that produces one)")
+        raise ImageError(
+            f"{name} is empty (shape {shape}: {what}); pass at least one non-empty image "
+            "(in ComfyUI, connect a node that produces one)"
+        )
     if x.shape[1] not in allowed:
         raise ImageError(_channels_message(name, shape, allowed, value_range, purpose))
     if not x.is_floating_point():
@@ -85,15 +91,21 @@ def check_image(
     if check_values:
         got_lo, got_hi = float(x.min()), float(x.max())
         if not (got_lo >= lo - 1e-3 and got_hi <= hi + 1e-3):
-            fix = ("map [-1, 1] data with (x + 1) / 2 and 8-bit data with x / 255" if (lo, hi) == (0.0, 1.0)
-                   else "map [0, 1] data with " + _affine("x *", hi - lo, lo))
+            fix = (
+                "map [-1, 1] data with (x + 1) / 2 and 8-bit data with x / 255"
+                if (lo, hi) == (0.0, 1.0)
+                else "map [0, 1] data with " + _affine("x *", hi - lo, lo)
+            )
             raise ImageError(f"{name} values must lie in {rng}, got [{got_lo:.3g}, {got_hi:.3g}]; {fix}")
     h, w = x.shape[2], x.shape[3]
     if multiple > 1 and (h % multiple or w % multiple):
         why = f" ({multiple_reason})" if multiple_reason else ""
         fh, fw = h // multiple * multiple, w // multiple * multiple
-        fix = (f"pad or crop to {fh}x{fw}" if fh and fw
-               else f"pad to {-(-h // multiple) * multiple}x{-(-w // multiple) * multiple}")
+        fix = (
+            f"pad or crop to {fh}x{fw}"
+            if fh and fw
+            else f"pad to {-(-h // multiple) * multiple}x{-(-w // multiple) * multiple}"
+        )
         raise ImageError(f"{name} size {h}x{w} is not a multiple of {multiple}{why}; {fix}")
     return x
 
@@ -104,18 +116,25 @@ def _affine(head: str, factor: float, shift: float) -> str:
 
 
 def _channels_message(
-    name: str, shape: tuple[int, ...], allowed: tuple[int, ...], value_range: tuple[float, float], purpose: str
+    name: str,
+    shape: tuple[int, ...],
+    allowed: tuple[int, ...],
+    value_range: tuple[float, float],
+    purpose: str,
 ) -> str:
     n = shape[1]
     want = {(3,): "3 channels (RGB)", (3, 4): "RGB or RGBA (3 or 4 channels)"}.get(
-        allowed, " or ".join(map(str, allowed)) + " channels")
+        allowed, " or ".join(map(str, allowed)) + " channels"
+    )
     if shape[-1] in allowed:  # the channels are last: a ComfyUI IMAGE passed without the move
         fix = "ComfyUI IMAGE is B×H×W×C: use x.movedim(-1, 1)"
         if value_range == (-1.0, 1.0):
             fix += " * 2 - 1"
     elif n == 1 and 3 in allowed:
-        fix = ("convert a grayscale or mask image to RGB first with x.expand(-1, 3, -1, -1) "
-               "(in ComfyUI e.g. MaskToImage, which makes 3 channels)")
+        fix = (
+            "convert a grayscale or mask image to RGB first with x.expand(-1, 3, -1, -1) "
+            "(in ComfyUI e.g. MaskToImage, which makes 3 channels)"
+        )
     elif n == 4 and 3 in allowed:
         fix = "drop the alpha channel with x[:, :3]"
     else:

@@ -19,8 +19,14 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "INSTALL_HINT", "IQAMetric", "IQAScorer", "IQA_METRICS", "MissingMetricsExtra", "check_iqa_name",
-    "iqa_available", "require_pyiqa",
+    "INSTALL_HINT",
+    "IQAMetric",
+    "IQAScorer",
+    "IQA_METRICS",
+    "MissingMetricsExtra",
+    "check_iqa_name",
+    "iqa_available",
+    "require_pyiqa",
 ]
 
 
@@ -112,7 +118,9 @@ class IQAScorer:
                 if hr is None:
                     continue  # no ground truth (real-world LR-only sets): only no-reference metrics apply
                 if hr.shape != sr.shape:
-                    raise ValueError(f"{spec.name}: sr {tuple(sr.shape)} and hr {tuple(hr.shape)} differ in shape")
+                    raise ValueError(
+                        f"{spec.name}: sr {tuple(sr.shape)} and hr {tuple(hr.shape)} differ in shape"
+                    )
                 value = self._metric(spec)(x, hr.to(self.device, torch.float32).clamp(0, 1))
             else:
                 value = self._metric(spec)(x)

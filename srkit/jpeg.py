@@ -24,28 +24,156 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
-    "CHROMA_FACTOR", "CHROMA_QTABLE", "JPEG_BLOCK", "LEVELS", "LUMA_QTABLE", "dct_matrix", "jpeg_compress",
-    "quality_tables", "rgb_to_ycbcr", "ycbcr_to_rgb",
+    "CHROMA_FACTOR",
+    "CHROMA_QTABLE",
+    "JPEG_BLOCK",
+    "LEVELS",
+    "LUMA_QTABLE",
+    "dct_matrix",
+    "jpeg_compress",
+    "quality_tables",
+    "rgb_to_ycbcr",
+    "ycbcr_to_rgb",
 ]
 
 
-JPEG_BLOCK = 8          # DCT block side (T.81)
-CHROMA_FACTOR = 2       # 4:2:0 subsampling factor per axis
-LEVELS = 255.0          # 8-bit sample range
+JPEG_BLOCK = 8  # DCT block side (T.81)
+CHROMA_FACTOR = 2  # 4:2:0 subsampling factor per axis
+LEVELS = 255.0  # 8-bit sample range
 CODECS = ("libjpeg", "basicsr")
 
 # ITU-T T.81 Annex K, tables K.1 (luminance) and K.2 (chrominance), row-major.
 LUMA_QTABLE = (
-    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
-    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
-    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+    16,
+    11,
+    10,
+    16,
+    24,
+    40,
+    51,
+    61,
+    12,
+    12,
+    14,
+    19,
+    26,
+    58,
+    60,
+    55,
+    14,
+    13,
+    16,
+    24,
+    40,
+    57,
+    69,
+    56,
+    14,
+    17,
+    22,
+    29,
+    51,
+    87,
+    80,
+    62,
+    18,
+    22,
+    37,
+    56,
+    68,
+    109,
+    103,
+    77,
+    24,
+    35,
+    55,
+    64,
+    81,
+    104,
+    113,
+    92,
+    49,
+    64,
+    78,
+    87,
+    103,
+    121,
+    120,
+    101,
+    72,
+    92,
+    95,
+    98,
+    112,
+    100,
+    103,
+    99,
 )
 CHROMA_QTABLE = (
-    17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99,
-    24, 26, 56, 99, 99, 99, 99, 99, 47, 66, 99, 99, 99, 99, 99, 99,
-    99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99,
-    99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99,
+    17,
+    18,
+    24,
+    47,
+    99,
+    99,
+    99,
+    99,
+    18,
+    21,
+    26,
+    66,
+    99,
+    99,
+    99,
+    99,
+    24,
+    26,
+    56,
+    99,
+    99,
+    99,
+    99,
+    99,
+    47,
+    66,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
 )
 # JFIF (T.871) full-range YCbCr, rows Y, Cb, Cr; chroma offset 128.
 _RGB_TO_YCBCR = (
@@ -113,8 +241,9 @@ def _block_roundtrip(plane: Tensor, table: Tensor) -> Tensor:
     return torch.round(rec.reshape(b, h, w) + _CHROMA_OFFSET).clamp(0.0, LEVELS)
 
 
-def jpeg_compress(images: Tensor, quality: float | Tensor, *, chroma_subsampling: bool = True,
-                  codec: str = "libjpeg") -> Tensor:
+def jpeg_compress(
+    images: Tensor, quality: float | Tensor, *, chroma_subsampling: bool = True, codec: str = "libjpeg"
+) -> Tensor:
     """JPEG-compress and decode ``images`` [B, 3, H, W] in [0, 1] at ``quality`` (scalar or [B], 1..100).
 
     ``codec="libjpeg"`` (default): returns [B, 3, H, W] in [0, 1] on 8-bit levels. Arbitrary H, W: the image
@@ -132,11 +261,14 @@ def jpeg_compress(images: Tensor, quality: float | Tensor, *, chroma_subsampling
         raise ValueError(f"JPEG quality must be in [1, 100], got {quality}")
     if codec == "basicsr":
         if not chroma_subsampling:
-            raise ValueError("codec='basicsr' always subsamples chroma (4:2:0) like the reference; "
-                             "use codec='libjpeg' for chroma_subsampling=False")
+            raise ValueError(
+                "codec='basicsr' always subsamples chroma (4:2:0) like the reference; "
+                "use codec='libjpeg' for chroma_subsampling=False"
+            )
         if bool((q >= 100).any()):
-            raise ValueError(f"codec='basicsr' needs quality < 100 (its table scale 2 - q/50 is 0 at 100), "
-                             f"got {quality}")
+            raise ValueError(
+                f"codec='basicsr' needs quality < 100 (its table scale 2 - q/50 is 0 at 100), got {quality}"
+            )
         from .jpeg_basicsr import basicsr_jpeg  # here, not at the top: that module builds on this one
 
         return basicsr_jpeg(images, q).to(images.dtype)

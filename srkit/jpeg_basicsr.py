@@ -37,8 +37,8 @@ from .jpeg import (
     ycbcr_to_rgb,
 )
 
-MCU = JPEG_BLOCK * CHROMA_FACTOR   # 16: padding multiple (one 4:2:0 minimum coded unit)
-_LEVEL_SHIFT = 128.0               # DCT input offset (T.81 level shift)
+MCU = JPEG_BLOCK * CHROMA_FACTOR  # 16: padding multiple (one 4:2:0 minimum coded unit)
+_LEVEL_SHIFT = 128.0  # DCT input offset (T.81 level shift)
 
 
 def quality_scale(quality: Tensor) -> Tensor:
@@ -79,10 +79,10 @@ def block_roundtrip(plane: Tensor, step: Tensor) -> Tensor:
     n = JPEG_BLOCK
     d = dct_matrix(n, plane.device).to(plane.dtype)
     blocks = (plane - _LEVEL_SHIFT).view(b, h // n, n, w // n, n)
-    coef = torch.einsum("ij,bpjqk,lk->bpiql", d, blocks, d)   # C = D X Dᵀ: i vertical, l horizontal frequency
+    coef = torch.einsum("ij,bpjqk,lk->bpiql", d, blocks, d)  # C = D X Dᵀ: i vertical, l horizontal frequency
     t = step[:, None, :, None, :]
     coef = round_ste(coef / t) * t
-    rec = torch.einsum("ji,bpjqk,kl->bpiql", d, coef, d)      # X = Dᵀ C D
+    rec = torch.einsum("ji,bpjqk,kl->bpiql", d, coef, d)  # X = Dᵀ C D
     return rec.reshape(b, h, w) + _LEVEL_SHIFT
 
 

@@ -25,14 +25,31 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "KERNEL_TYPES", "KernelSpec", "Param", "SINC_CUTOFF_LARGE", "SINC_CUTOFF_SMALL",
-    "SINC_SMALL_KERNEL_LIMIT", "gaussian_kernel", "generalized_gaussian_kernel", "kernel_grid",
-    "plateau_kernel", "pulse_kernel", "quadratic_form", "sample_kernels", "sample_sinc_kernels", "sinc_kernel",
+    "KERNEL_TYPES",
+    "KernelSpec",
+    "Param",
+    "SINC_CUTOFF_LARGE",
+    "SINC_CUTOFF_SMALL",
+    "SINC_SMALL_KERNEL_LIMIT",
+    "gaussian_kernel",
+    "generalized_gaussian_kernel",
+    "kernel_grid",
+    "plateau_kernel",
+    "pulse_kernel",
+    "quadratic_form",
+    "sample_kernels",
+    "sample_sinc_kernels",
+    "sinc_kernel",
 ]
 
 
 KERNEL_TYPES: tuple[str, ...] = (
-    "iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso",
+    "iso",
+    "aniso",
+    "generalized_iso",
+    "generalized_aniso",
+    "plateau_iso",
+    "plateau_aniso",
 )
 # Sinc cut-off ranges used by Real-ESRGAN: small kernels cannot represent very low cut-offs.
 SINC_SMALL_KERNEL_LIMIT = 13
@@ -86,8 +103,13 @@ def _finish(kernel: Tensor, size: int, support: Tensor | int | None, scalar: boo
     return kernel[0] if scalar and support is None else kernel
 
 
-def quadratic_form(size: int, sigma_x: Param, sigma_y: Param | None = None, theta: Param = 0.0,
-                   device: torch.device | None = None) -> tuple[Tensor, bool]:
+def quadratic_form(
+    size: int,
+    sigma_x: Param,
+    sigma_y: Param | None = None,
+    theta: Param = 0.0,
+    device: torch.device | None = None,
+) -> tuple[Tensor, bool]:
     """q(p) = pᵀ Σ⁻¹ p on the grid, [B, size, size], with Σ = R(θ) diag(σx², σy²) R(θ)ᵀ.
 
     ``sigma_y=None`` means isotropic (σy = σx). Returns (q, all_scalar).
@@ -106,35 +128,61 @@ def quadratic_form(size: int, sigma_x: Param, sigma_y: Param | None = None, thet
     return q, scalar
 
 
-def gaussian_kernel(size: int, sigma_x: Param, sigma_y: Param | None = None, theta: Param = 0.0, *,
-                    support: Tensor | int | None = None, device: torch.device | None = None) -> Tensor:
+def gaussian_kernel(
+    size: int,
+    sigma_x: Param,
+    sigma_y: Param | None = None,
+    theta: Param = 0.0,
+    *,
+    support: Tensor | int | None = None,
+    device: torch.device | None = None,
+) -> Tensor:
     """Bivariate (an)isotropic Gaussian kernel k ∝ exp(−q/2): [size, size] or [B, size, size]."""
     q, scalar = quadratic_form(size, sigma_x, sigma_y, theta, device)
     return _finish(torch.exp(-0.5 * q), size, support, scalar)
 
 
-def generalized_gaussian_kernel(size: int, sigma_x: Param, sigma_y: Param | None = None, theta: Param = 0.0,
-                                beta: Param = 1.0, *, support: Tensor | int | None = None,
-                                device: torch.device | None = None) -> Tensor:
+def generalized_gaussian_kernel(
+    size: int,
+    sigma_x: Param,
+    sigma_y: Param | None = None,
+    theta: Param = 0.0,
+    beta: Param = 1.0,
+    *,
+    support: Tensor | int | None = None,
+    device: torch.device | None = None,
+) -> Tensor:
     """Generalized Gaussian k ∝ exp(−q^β / 2) (β = 1 is the Gaussian; β < 1 heavier tails)."""
     q, scalar = quadratic_form(size, sigma_x, sigma_y, theta, device)
     (b,), _ = _batched([beta], q.device)
     assert b is not None
-    return _finish(torch.exp(-0.5 * q.pow(b[:, None, None])), size, support, scalar and not isinstance(beta, Tensor))
+    return _finish(
+        torch.exp(-0.5 * q.pow(b[:, None, None])), size, support, scalar and not isinstance(beta, Tensor)
+    )
 
 
-def plateau_kernel(size: int, sigma_x: Param, sigma_y: Param | None = None, theta: Param = 0.0,
-                   beta: Param = 1.0, *, support: Tensor | int | None = None,
-                   device: torch.device | None = None) -> Tensor:
+def plateau_kernel(
+    size: int,
+    sigma_x: Param,
+    sigma_y: Param | None = None,
+    theta: Param = 0.0,
+    beta: Param = 1.0,
+    *,
+    support: Tensor | int | None = None,
+    device: torch.device | None = None,
+) -> Tensor:
     """Plateau-shaped kernel k ∝ 1 / (1 + q^β) (flat top, slow fall-off)."""
     q, scalar = quadratic_form(size, sigma_x, sigma_y, theta, device)
     (b,), _ = _batched([beta], q.device)
     assert b is not None
-    return _finish(1.0 / (q.pow(b[:, None, None]) + 1.0), size, support, scalar and not isinstance(beta, Tensor))
+    return _finish(
+        1.0 / (q.pow(b[:, None, None]) + 1.0), size, support, scalar and not isinstance(beta, Tensor)
+    )
 
 
-def sinc_kernel(size: int, cutoff: Param, *, support: Tensor | int | None = None,
-                device: torch.device | None = None) -> Tensor:
+def sinc_kernel(
+    size: int, cutoff: Param, *, support: Tensor | int | None = None, device: torch.device | None = None
+) -> Tensor:
     """Circular low-pass (2-D sinc / Airy) kernel with angular cut-off ``cutoff`` (rad/px, in (0, π]).
 
     k(r) = ω_c J1(ω_c r) / (2π r), k(0) = ω_c²/(4π): the ideal disc low-pass filter truncated to the grid.
@@ -147,7 +195,9 @@ def sinc_kernel(size: int, cutoff: Param, *, support: Tensor | int | None = None
     r = torch.sqrt(xx**2 + yy**2)
     w = wc[:, None, None]
     safe_r = torch.where(r > 0, r, torch.ones_like(r))
-    k = torch.where(r > 0, w * torch.special.bessel_j1(w * safe_r) / (2 * math.pi * safe_r), w**2 / (4 * math.pi))
+    k = torch.where(
+        r > 0, w * torch.special.bessel_j1(w * safe_r) / (2 * math.pi * safe_r), w**2 / (4 * math.pi)
+    )
     return _finish(k, size, support, scalar)
 
 
@@ -163,7 +213,7 @@ def pulse_kernel(size: int, batch: int | None = None, device: torch.device | Non
 class KernelSpec:
     """How one degradation stage samples its blur kernels (Real-ESRGAN ``random_mixed_kernels`` + sinc)."""
 
-    size: int = 21                              # padded side of every kernel of the stage
+    size: int = 21  # padded side of every kernel of the stage
     sizes: tuple[int, ...] = tuple(range(7, 22, 2))  # odd sides drawn uniformly, zero-padded to ``size``
     probs: tuple[float, ...] = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)  # over KERNEL_TYPES
     sigma_range: tuple[float, float] = (0.2, 3.0)
@@ -177,8 +227,10 @@ class KernelSpec:
         if not self.sizes or any(s % 2 == 0 or s < 1 or s > self.size for s in self.sizes):
             raise ValueError(f"KernelSpec.sizes {self.sizes} must be odd sides in [1, size={self.size}]")
         if len(self.probs) != len(KERNEL_TYPES) or min(self.probs) < 0 or abs(sum(self.probs) - 1) > 1e-6:
-            raise ValueError(f"KernelSpec.probs {self.probs} must be {len(KERNEL_TYPES)} non-negative "
-                             f"weights for {KERNEL_TYPES} summing to 1")
+            raise ValueError(
+                f"KernelSpec.probs {self.probs} must be {len(KERNEL_TYPES)} non-negative "
+                f"weights for {KERNEL_TYPES} summing to 1"
+            )
         for name in ("sigma_range", "betag_range", "betap_range"):
             lo, hi = getattr(self, name)
             if not 0 < lo <= hi:
@@ -202,8 +254,9 @@ def _sample_beta(beta_range: tuple[float, float], n: int, g: torch.Generator) ->
 def sample_kernels(spec: KernelSpec, batch: int, generator: torch.Generator) -> Tensor:
     """Draw ``batch`` random kernels [B, spec.size, spec.size] on ``generator.device`` (one per image)."""
     g, n = generator, batch
-    sizes = torch.tensor(spec.sizes, device=g.device)[torch.randint(len(spec.sizes), (n,), generator=g,
-                                                                     device=g.device)]
+    sizes = torch.tensor(spec.sizes, device=g.device)[
+        torch.randint(len(spec.sizes), (n,), generator=g, device=g.device)
+    ]
     probs = torch.tensor(spec.probs, device=g.device)
     kind = torch.multinomial(probs, n, replacement=True, generator=g)
     sx = _uniform(*spec.sigma_range, n, g)
@@ -229,11 +282,14 @@ def sample_kernels(spec: KernelSpec, batch: int, generator: torch.Generator) -> 
     return _finish(k, spec.size, sizes, scalar=False)
 
 
-def sample_sinc_kernels(size: int, sizes: tuple[int, ...], prob: float, batch: int,
-                        generator: torch.Generator) -> Tensor:
+def sample_sinc_kernels(
+    size: int, sizes: tuple[int, ...], prob: float, batch: int, generator: torch.Generator
+) -> Tensor:
     """Final-stage kernels: with probability ``prob`` a sinc (cut-off U[π/3, π]), else the identity pulse."""
     g = generator
-    side = torch.tensor(sizes, device=g.device)[torch.randint(len(sizes), (batch,), generator=g, device=g.device)]
+    side = torch.tensor(sizes, device=g.device)[
+        torch.randint(len(sizes), (batch,), generator=g, device=g.device)
+    ]
     cutoff = _uniform(*SINC_CUTOFF_SMALL, batch, g)
     use = torch.rand(batch, generator=g, device=g.device) < prob
     k = sinc_kernel(size, cutoff, support=side)

@@ -27,7 +27,7 @@ Y_WEIGHTS = (65.481, 128.553, 24.966)
 Y_OFFSET = 16.0
 DATA_RANGE = 255.0
 SSIM_SIGMA = 1.5
-SSIM_TRUNCATE = 3.5   # scipy/skimage truncation: radius = int(truncate·σ + 0.5) = 5 → 11 taps
+SSIM_TRUNCATE = 3.5  # scipy/skimage truncation: radius = int(truncate·σ + 0.5) = 5 → 11 taps
 SSIM_K1, SSIM_K2 = 0.01, 0.03
 SSIM_PROTOCOLS = ("basicsr", "pyiqa")
 
@@ -49,7 +49,9 @@ def rgb_to_y(images: Tensor) -> Tensor:
     return (x * w).sum(dim=1, keepdim=True) + Y_OFFSET
 
 
-def _prepare(sr: Tensor, hr: Tensor, crop_border: int, y_channel: bool, quantize: bool) -> tuple[Tensor, Tensor]:
+def _prepare(
+    sr: Tensor, hr: Tensor, crop_border: int, y_channel: bool, quantize: bool
+) -> tuple[Tensor, Tensor]:
     """Both images on the 0..255 scale (Y or RGB), quantised/cropped as requested."""
     a, b = _as_batch(sr, "sr"), _as_batch(hr, "hr")
     if a.shape != b.shape:
@@ -68,16 +70,18 @@ def _prepare(sr: Tensor, hr: Tensor, crop_border: int, y_channel: bool, quantize
     return a, b
 
 
-def psnr(sr: Tensor, hr: Tensor, *, crop_border: int = 0, y_channel: bool = True,
-         quantize: bool = False) -> Tensor:
+def psnr(
+    sr: Tensor, hr: Tensor, *, crop_border: int = 0, y_channel: bool = True, quantize: bool = False
+) -> Tensor:
     """PSNR in dB per image [B] (data range 255 on Y or RGB); +inf for identical images."""
     a, b = _prepare(sr, hr, crop_border, y_channel, quantize)
     mse = ((a - b) ** 2).mean(dim=(1, 2, 3))
     return 10.0 * torch.log10(DATA_RANGE**2 / mse)
 
 
-def gaussian_window(sigma: float = SSIM_SIGMA, truncate: float = SSIM_TRUNCATE,
-                    device: torch.device | None = None) -> Tensor:
+def gaussian_window(
+    sigma: float = SSIM_SIGMA, truncate: float = SSIM_TRUNCATE, device: torch.device | None = None
+) -> Tensor:
     """Normalised 1-D Gaussian taps (float64), radius int(truncate·σ + 0.5) as scipy's gaussian_filter."""
     radius = int(truncate * sigma + 0.5)
     x = torch.arange(-radius, radius + 1, dtype=torch.float64, device=device)
@@ -99,7 +103,9 @@ def ssim_map(a: Tensor, b: Tensor, data_range: float = DATA_RANGE, *, nonnegativ
     """
     w = gaussian_window(device=a.device)
     if min(a.shape[-2:]) < w.numel():
-        raise ValueError(f"SSIM needs images of at least {w.numel()}x{w.numel()} px, got {tuple(a.shape[-2:])}")
+        raise ValueError(
+            f"SSIM needs images of at least {w.numel()}x{w.numel()} px, got {tuple(a.shape[-2:])}"
+        )
     c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
     mu_a, mu_b = _blur_valid(a, w), _blur_valid(b, w)
     var_a = _blur_valid(a * a, w) - mu_a**2
@@ -111,8 +117,15 @@ def ssim_map(a: Tensor, b: Tensor, data_range: float = DATA_RANGE, *, nonnegativ
     return (2 * mu_a * mu_b + c1) / (mu_a**2 + mu_b**2 + c1) * cs
 
 
-def ssim(sr: Tensor, hr: Tensor, *, crop_border: int = 0, y_channel: bool = True,
-         quantize: bool = False, protocol: str = "basicsr") -> Tensor:
+def ssim(
+    sr: Tensor,
+    hr: Tensor,
+    *,
+    crop_border: int = 0,
+    y_channel: bool = True,
+    quantize: bool = False,
+    protocol: str = "basicsr",
+) -> Tensor:
     """Mean SSIM per image [B] on Y (or the mean over R, G, B channels when ``y_channel=False``).
 
     ``protocol``: "basicsr" (float Y, = scikit-image) or "pyiqa" (Y or RGB rounded to integer levels and the
@@ -138,4 +151,14 @@ def ssim_y(sr: Tensor, hr: Tensor, crop_border: int = 0) -> Tensor:
     return ssim(sr, hr, crop_border=crop_border, y_channel=True)
 
 
-__all__ = ["DATA_RANGE", "SSIM_PROTOCOLS", "gaussian_window", "psnr", "psnr_y", "rgb_to_y", "ssim", "ssim_map", "ssim_y"]
+__all__ = [
+    "DATA_RANGE",
+    "SSIM_PROTOCOLS",
+    "gaussian_window",
+    "psnr",
+    "psnr_y",
+    "rgb_to_y",
+    "ssim",
+    "ssim_map",
+    "ssim_y",
+]

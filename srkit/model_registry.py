@@ -39,7 +39,9 @@ class ModelFile:
 
     def url(self, endpoint: str | None = None) -> str:
         """The direct download URL, e.g. ``https://huggingface.co/<repo>/resolve/main/<file>``."""
-        return f"{(endpoint or HF_ENDPOINT).rstrip('/')}/{self.repo_id}/resolve/{self.revision}/{self.filename}"
+        return (
+            f"{(endpoint or HF_ENDPOINT).rstrip('/')}/{self.repo_id}/resolve/{self.revision}/{self.filename}"
+        )
 
 
 GTASR_FINAL = ModelFile("GTASR_final_phase.pth", "Blaze-UESTC/GTASR", "gtasr")
@@ -52,10 +54,22 @@ MODELS: tuple[ModelFile, ...] = (
     GTASR_FINAL,
     GTASR_FIRST,
     # FLUX.1 [dev] files are gated (licence acceptance on the Hub). Sizes and hashes as published.
-    ModelFile("ae.safetensors", "black-forest-labs/FLUX.1-dev", "vae", size=335_304_388,
-              sha256="afc8e28272cd15db3919bacdb6918ce9c1ed22e96cb12c4d5ed0fba823529e38", gated=True),
-    ModelFile("flux1-dev.safetensors", "black-forest-labs/FLUX.1-dev", "diffusion_models", size=23_802_932_552,
-              sha256="4610115bb0c89560703c892c59ac2742fa821e60ef5871b33493ba544683abd7", gated=True),
+    ModelFile(
+        "ae.safetensors",
+        "black-forest-labs/FLUX.1-dev",
+        "vae",
+        size=335_304_388,
+        sha256="afc8e28272cd15db3919bacdb6918ce9c1ed22e96cb12c4d5ed0fba823529e38",
+        gated=True,
+    ),
+    ModelFile(
+        "flux1-dev.safetensors",
+        "black-forest-labs/FLUX.1-dev",
+        "diffusion_models",
+        size=23_802_932_552,
+        sha256="4610115bb0c89560703c892c59ac2742fa821e60ef5871b33493ba544683abd7",
+        gated=True,
+    ),
 )
 
 

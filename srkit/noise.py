@@ -12,7 +12,12 @@ from torch import Tensor
 from .images import luma
 
 __all__ = [
-    "LEVELS_8BIT", "add_noise", "gaussian_noise", "intensity_levels", "poisson_noise", "rgb_to_gray",
+    "LEVELS_8BIT",
+    "add_noise",
+    "gaussian_noise",
+    "intensity_levels",
+    "poisson_noise",
+    "rgb_to_gray",
 ]
 
 
@@ -24,8 +29,10 @@ def _check(images: Tensor, per_image: Tensor, name: str) -> Tensor:
         raise ValueError(f"expected images [B, C, H, W], got {tuple(images.shape)}")
     per_image = torch.as_tensor(per_image, device=images.device).reshape(-1)
     if per_image.numel() not in (1, images.shape[0]):
-        raise ValueError(f"{name} must be a scalar or one value per image (B={images.shape[0]}), "
-                         f"got {per_image.numel()} values")
+        raise ValueError(
+            f"{name} must be a scalar or one value per image (B={images.shape[0]}), "
+            f"got {per_image.numel()} values"
+        )
     return per_image.expand(images.shape[0])
 
 
@@ -53,8 +60,9 @@ def intensity_levels(images: Tensor) -> Tensor:
     return torch.exp2(torch.ceil(torch.log2(distinct)))
 
 
-def poisson_noise(images: Tensor, scale: Tensor, gray: Tensor, generator: torch.Generator,
-                  levels: Tensor | None = None) -> Tensor:
+def poisson_noise(
+    images: Tensor, scale: Tensor, gray: Tensor, generator: torch.Generator, levels: Tensor | None = None
+) -> Tensor:
     """Shot noise: (Poisson(x·L)/L − x)·scale per image, with L = ``levels`` (default :func:`intensity_levels`).
 
     The variance is scale²·x/L, i.e. it grows linearly with intensity. As in Real-ESRGAN the mean image x is the

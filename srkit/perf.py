@@ -49,9 +49,17 @@ class PerfOptions:
 
 
 _CURRENT = PerfOptions()
-BASELINE = PerfOptions(vae_gemm_attention=False, vae_channels_last=False, vae_chunked_upsample=False,
-                       separable_color=False, pinned_output=False, gtasr_device_input=False,
-                       gtasr_channels_last=False, gtasr_head_rows=0, gtasr_native_groupnorm=False)
+BASELINE = PerfOptions(
+    vae_gemm_attention=False,
+    vae_channels_last=False,
+    vae_chunked_upsample=False,
+    separable_color=False,
+    pinned_output=False,
+    gtasr_device_input=False,
+    gtasr_channels_last=False,
+    gtasr_head_rows=0,
+    gtasr_native_groupnorm=False,
+)
 
 
 def current() -> PerfOptions:

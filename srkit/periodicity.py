@@ -40,8 +40,17 @@ from torch import Tensor
 from .images import luma
 
 __all__ = [
-    "DEFAULT_PERIOD_PX", "DOMAINS", "LAG_SETS", "PeriodicityConfig", "PeriodicityOptions", "autocorrelation", "lattice_lags",
-    "periodicity_loss", "periodicity_map", "periodicity_score", "prominences",
+    "DEFAULT_PERIOD_PX",
+    "DOMAINS",
+    "LAG_SETS",
+    "PeriodicityConfig",
+    "PeriodicityOptions",
+    "autocorrelation",
+    "lattice_lags",
+    "periodicity_loss",
+    "periodicity_map",
+    "periodicity_score",
+    "prominences",
 ]
 
 
@@ -58,15 +67,15 @@ class PeriodicityConfig:
 
     domain: str = "sr"
     periods: tuple[int, ...] = (DEFAULT_PERIOD_PX,)
-    harmonics: int = 2                  # lags k·T for k = 1..harmonics
-    lags: str = "lattice"               # "lattice": all (aT, bT), |a|, |b| <= harmonics; "axes": (kT, 0), (0, kT)
-    highpass_sigma_frac: float = 0.5    # Gaussian high-pass σ / max(periods); 0 disables
-    window: bool = True                 # Hann window against edge effects
-    luma_only: bool = False             # BT.601 luma instead of the sum over R, G, B
-    margin: float = 0.0                 # prominence tolerated before the loss is non-zero
-    symmetric: bool = False             # "difference": |P(SR) − P(HR)| instead of ReLU(P(SR) − P(HR))
-    eps: float = 1e-12                  # guards A(0) of flat inputs
-    detach_norm: bool = True            # stop-gradient through A(0): remove the repeat, do not add energy
+    harmonics: int = 2  # lags k·T for k = 1..harmonics
+    lags: str = "lattice"  # "lattice": all (aT, bT), |a|, |b| <= harmonics; "axes": (kT, 0), (0, kT)
+    highpass_sigma_frac: float = 0.5  # Gaussian high-pass σ / max(periods); 0 disables
+    window: bool = True  # Hann window against edge effects
+    luma_only: bool = False  # BT.601 luma instead of the sum over R, G, B
+    margin: float = 0.0  # prominence tolerated before the loss is non-zero
+    symmetric: bool = False  # "difference": |P(SR) − P(HR)| instead of ReLU(P(SR) − P(HR))
+    eps: float = 1e-12  # guards A(0) of flat inputs
+    detach_norm: bool = True  # stop-gradient through A(0): remove the repeat, do not add energy
 
     def __post_init__(self) -> None:
         if self.domain not in DOMAINS:
@@ -78,8 +87,10 @@ class PeriodicityConfig:
         if self.harmonics < 1:
             raise ValueError(f"harmonics={self.harmonics} must be >= 1")
         if self.highpass_sigma_frac < 0 or self.margin < 0 or self.eps <= 0:
-            raise ValueError("highpass_sigma_frac and margin must be >= 0 and eps > 0, got "
-                             f"{self.highpass_sigma_frac}, {self.margin}, {self.eps}")
+            raise ValueError(
+                "highpass_sigma_frac and margin must be >= 0 and eps > 0, got "
+                f"{self.highpass_sigma_frac}, {self.margin}, {self.eps}"
+            )
 
     @property
     def max_lag(self) -> int:
@@ -101,8 +112,11 @@ def _resolve(options: PeriodicityConfig | None, overrides: dict[str, object]) ->
 
 
 def _hann(n: int, device: torch.device) -> Tensor:
-    return torch.hann_window(n, periodic=False, device=device, dtype=torch.float32) if n > 2 else \
-        torch.ones(n, device=device)
+    return (
+        torch.hann_window(n, periodic=False, device=device, dtype=torch.float32)
+        if n > 2
+        else torch.ones(n, device=device)
+    )
 
 
 def _highpass_power(shape: tuple[int, int], sigma: float, device: torch.device) -> Tensor:
@@ -120,9 +134,12 @@ def _power(spectrum: Tensor) -> Tensor:
 
 def _lag_autocorrelation_1d(n: int, max_lag: int, window: bool) -> Tensor:
     """Autocorrelation of the 1-D window of length n at lags −L..L (float64, CPU, [2L+1])."""
-    w = torch.hann_window(n, periodic=False, dtype=torch.float64) if window and n > 2 else \
-        torch.ones(n, dtype=torch.float64)
-    size = n + max_lag   # zero padding >= max lag: no circular wrap-around
+    w = (
+        torch.hann_window(n, periodic=False, dtype=torch.float64)
+        if window and n > 2
+        else torch.ones(n, dtype=torch.float64)
+    )
+    size = n + max_lag  # zero padding >= max lag: no circular wrap-around
     acf = torch.fft.irfft(torch.fft.rfft(w, n=size).abs() ** 2, n=size)
     return acf[torch.arange(-max_lag, max_lag + 1) % size]
 
@@ -133,12 +150,15 @@ def _window_autocorrelation(h: int, w: int, max_lag: int, window: bool) -> Tenso
     from 0. The window is separable, so this is the outer product of the 1-D autocorrelations. Cached per
     geometry: small (≤ 32 × (2L+1)² floats, ~3 MB at L = 80) and never on an accelerator, so the cache stays
     outside the host application's GPU memory management."""
-    wacf = torch.outer(_lag_autocorrelation_1d(h, max_lag, window), _lag_autocorrelation_1d(w, max_lag, window))
+    wacf = torch.outer(
+        _lag_autocorrelation_1d(h, max_lag, window), _lag_autocorrelation_1d(w, max_lag, window)
+    )
     return wacf.clamp(min=1e-6 * float(wacf[max_lag, max_lag])).to(torch.float32)
 
 
-def _window_terms(h: int, w: int, max_lag: int, window: bool, highpass_sigma: float,
-                  device: torch.device) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+def _window_terms(
+    h: int, w: int, max_lag: int, window: bool, highpass_sigma: float, device: torch.device
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
     """Data-independent pieces for one geometry on ``device``: (window [H, W], its autocorrelation at the lags
     [2L+1, 2L+1], high-pass |H|² on the rfft2 grid or None, lag indices [2, 2L+1]).
 
@@ -147,10 +167,13 @@ def _window_terms(h: int, w: int, max_lag: int, window: bool, highpass_sigma: fl
     """
     # Normal (not inference-mode) tensors: shared by ComfyUI inference and training with autograd.
     with torch.inference_mode(False), torch.no_grad():
-        wy, wx = (_hann(h, device), _hann(w, device)) if window else \
-            (torch.ones(h, device=device), torch.ones(w, device=device))
+        wy, wx = (
+            (_hann(h, device), _hann(w, device))
+            if window
+            else (torch.ones(h, device=device), torch.ones(w, device=device))
+        )
         win = wy[:, None] * wx[None, :]
-        size = (h + max_lag, w + max_lag)   # zero padding >= max lag: no circular wrap-around
+        size = (h + max_lag, w + max_lag)  # zero padding >= max lag: no circular wrap-around
         lags = torch.arange(-max_lag, max_lag + 1, device=device)
         idx = torch.stack([lags % size[0], lags % size[1]])
         wacf = _window_autocorrelation(h, w, max_lag, window).to(device)
@@ -158,16 +181,25 @@ def _window_terms(h: int, w: int, max_lag: int, window: bool, highpass_sigma: fl
     return win, wacf, hp, idx
 
 
-def autocorrelation(x: Tensor, max_lag: int, *, window: bool = True, highpass_sigma: float = 0.0,
-                    eps: float = 1e-12, detach_norm: bool = False) -> Tensor:
+def autocorrelation(
+    x: Tensor,
+    max_lag: int,
+    *,
+    window: bool = True,
+    highpass_sigma: float = 0.0,
+    eps: float = 1e-12,
+    detach_norm: bool = False,
+) -> Tensor:
     """Normalised autocorrelation Â of x [B, C, H, W] (channels summed): [B, 2L+1, 2L+1], lag (0, 0) at [L, L].
 
     float32 regardless of autocast; differentiable. Requires L = ``max_lag`` ≤ min(H, W)/2.
     """
     b, c, h, w = x.shape
     if 2 * max_lag > min(h, w):
-        raise ValueError(f"image {h}x{w} too small for lags up to {max_lag} px; use crops of at least "
-                         f"{2 * max_lag} px or fewer harmonics / smaller periods")
+        raise ValueError(
+            f"image {h}x{w} too small for lags up to {max_lag} px; use crops of at least "
+            f"{2 * max_lag} px or fewer harmonics / smaller periods"
+        )
     with torch.autocast(device_type=x.device.type, enabled=False):
         x = x.float()
         win, wacf, hp, idx = _window_terms(h, w, max_lag, window, float(highpass_sigma), x.device)
@@ -203,7 +235,7 @@ def prominences(acf: Tensor, periods: tuple[int, ...], harmonics: int, lags: str
         half = t // 2
         for dy, dx in lattice_lags(t, harmonics, lags):
             cy, cx = lag0 + dy, lag0 + dx
-            box = acf[:, cy - half: cy + half + 1, cx - half: cx + half + 1]
+            box = acf[:, cy - half : cy + half + 1, cx - half : cx + half + 1]
             out.append(acf[:, cy, cx] - box.mean(dim=(-2, -1)))
     return torch.stack(out, dim=1)
 
@@ -224,13 +256,20 @@ def _strengths(images: Tensor, opts: PeriodicityConfig) -> Tensor:
 
 def _prominences_of(images: Tensor, opts: PeriodicityConfig) -> Tensor:
     sigma = opts.highpass_sigma_frac * max(opts.periods)
-    acf = autocorrelation(_prepare(images, opts), opts.max_lag, window=opts.window, highpass_sigma=sigma,
-                          eps=opts.eps, detach_norm=opts.detach_norm)
+    acf = autocorrelation(
+        _prepare(images, opts),
+        opts.max_lag,
+        window=opts.window,
+        highpass_sigma=sigma,
+        eps=opts.eps,
+        detach_norm=opts.detach_norm,
+    )
     return prominences(acf, opts.periods, opts.harmonics, opts.lags)
 
 
-def periodicity_loss(sr: Tensor, hr: Tensor | None = None, options: PeriodicityConfig | None = None,
-                     **overrides: object) -> Tensor:
+def periodicity_loss(
+    sr: Tensor, hr: Tensor | None = None, options: PeriodicityConfig | None = None, **overrides: object
+) -> Tensor:
     """L_AP per sample [B] for SR (and HR for the "residual"/"difference" domains), images [B, C, H, W].
 
     ``options`` and/or keyword overrides of :class:`PeriodicityConfig` (e.g. ``domain="residual"``,
@@ -266,8 +305,14 @@ def periodicity_score(images: Tensor, period_px: int = DEFAULT_PERIOD_PX, *, har
     return F.relu(_strengths(images, opts)).mean(dim=1)
 
 
-def periodicity_map(image: Tensor, period_px: int = DEFAULT_PERIOD_PX, *, window_px: int | None = None,
-                    stride_px: int | None = None, chunk: int = 512) -> Tensor:
+def periodicity_map(
+    image: Tensor,
+    period_px: int = DEFAULT_PERIOD_PX,
+    *,
+    window_px: int | None = None,
+    stride_px: int | None = None,
+    chunk: int = 512,
+) -> Tensor:
     """Local periodicity heatmap [H, W] of one image ([3, H, W] or [1, 3, H, W]) for an inspector view.
 
     Scores (first harmonic) of ``window_px`` windows (default 4·period) every ``stride_px`` (default half a
@@ -291,8 +336,8 @@ def periodicity_map(image: Tensor, period_px: int = DEFAULT_PERIOD_PX, *, window
     # Unfold one band of window rows at a time: the full unfold of a 4K image would need gigabytes.
     for r0 in range(0, ny, rows_per_chunk):
         r1 = min(ny, r0 + rows_per_chunk)
-        band = image[None, :, r0 * step: (r1 - 1) * step + win].float()
-        patches = F.unfold(band, win, stride=step)[0].T.reshape(-1, c, win, win)   # [rows·nx, C, win, win]
+        band = image[None, :, r0 * step : (r1 - 1) * step + win].float()
+        patches = F.unfold(band, win, stride=step)[0].T.reshape(-1, c, win, win)  # [rows·nx, C, win, win]
         scores.append(F.relu(_strengths(patches, opts)).mean(dim=1))
     grid = torch.cat(scores).view(1, 1, ny, nx)
     return F.interpolate(grid, size=(h, w), mode="bilinear", align_corners=False)[0, 0]

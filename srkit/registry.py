@@ -20,8 +20,17 @@ from torch import Tensor
 from .weights import CheckpointError
 
 __all__ = [
-    "KINDS", "Architecture", "CheckpointError", "Descriptor", "KeyCondition", "UnknownCheckpointError",
-    "architectures", "describe", "detect", "register", "summarize_keys",
+    "KINDS",
+    "Architecture",
+    "CheckpointError",
+    "Descriptor",
+    "KeyCondition",
+    "UnknownCheckpointError",
+    "architectures",
+    "describe",
+    "detect",
+    "register",
+    "summarize_keys",
 ]
 
 
@@ -82,19 +91,31 @@ class Architecture:
 # else, since FLUX LoRA keys also contain ``double_blocks``). Detection of what we load is in the architectures.
 KINDS: tuple[tuple[str, KeyCondition], ...] = (
     ("a LoRA", KeyCondition(any_of=("lora_", ".lora_A.", ".lora.down.", ".alpha"))),
-    ("a FLUX transformer in BFL/ComfyUI layout (e.g. flux1-dev.safetensors)",
-     KeyCondition(any_of=("double_blocks.", "single_blocks."))),
-    ("a FLUX transformer in diffusers layout", KeyCondition(any_of=("single_transformer_blocks.", "x_embedder."))),
-    ("a Stable Diffusion checkpoint (UNet with model.diffusion_model.* keys)",
-     KeyCondition(any_of=("model.diffusion_model.", "diffusion_model.input_blocks."))),
+    (
+        "a FLUX transformer in BFL/ComfyUI layout (e.g. flux1-dev.safetensors)",
+        KeyCondition(any_of=("double_blocks.", "single_blocks.")),
+    ),
+    (
+        "a FLUX transformer in diffusers layout",
+        KeyCondition(any_of=("single_transformer_blocks.", "x_embedder.")),
+    ),
+    (
+        "a Stable Diffusion checkpoint (UNet with model.diffusion_model.* keys)",
+        KeyCondition(any_of=("model.diffusion_model.", "diffusion_model.input_blocks.")),
+    ),
     ("a diffusers UNet", KeyCondition(any_of=("time_embedding.",))),
     ("a VAE / autoencoder", KeyCondition(any_of=("decoder.up", "encoder.down"))),
     ("a CLIP text encoder", KeyCondition(any_of=("text_model.",))),
     ("a T5 text encoder", KeyCondition(any_of=("encoder.block.",))),
     ("a GTASR network", KeyCondition(any_of=("map_layer0", "params_ema"))),
-    ("an ESRGAN/RRDBNet upscaler (load it with ComfyUI's UpscaleModelLoader)",
-     KeyCondition(all_of=("conv_first.", "RRDB"))),
-    ("a SwinIR-style upscaler (load it with ComfyUI's UpscaleModelLoader)", KeyCondition(any_of=("residual_group",))),
+    (
+        "an ESRGAN/RRDBNet upscaler (load it with ComfyUI's UpscaleModelLoader)",
+        KeyCondition(all_of=("conv_first.", "RRDB")),
+    ),
+    (
+        "a SwinIR-style upscaler (load it with ComfyUI's UpscaleModelLoader)",
+        KeyCondition(any_of=("residual_group",)),
+    ),
 )
 
 _REGISTRY: dict[str, Architecture] = {}
@@ -123,7 +144,9 @@ def describe(state_dict: Mapping[str, Tensor]) -> str:
     for name, condition in KINDS:
         if condition.matches(keys):
             return name
-    return f"an unrecognised state dict ({len(keys)} tensors; first keys: {summarize_keys(keys, 4) or 'none'})"
+    return (
+        f"an unrecognised state dict ({len(keys)} tensors; first keys: {summarize_keys(keys, 4) or 'none'})"
+    )
 
 
 def detect(state_dict: Mapping[str, Tensor], source: str = "state dict") -> Descriptor:
@@ -137,7 +160,9 @@ def detect(state_dict: Mapping[str, Tensor], source: str = "state dict") -> Desc
         for arch in _REGISTRY.values():
             if arch.condition.matches(keys):
                 return arch.read(state_dict)
-    known = ", ".join(a.name for a in _REGISTRY.values()) or "none (import sr4k.gtasr_core / sr4k.op4ksr_core)"
+    known = (
+        ", ".join(a.name for a in _REGISTRY.values()) or "none (import sr4k.gtasr_core / sr4k.op4ksr_core)"
+    )
     raise UnknownCheckpointError(
         f"{source} is not a model sr4k loads: it looks like {describe(state_dict)}. Loadable: {known}."
     )

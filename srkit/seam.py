@@ -23,16 +23,24 @@ from torch import Tensor
 from .images import luma
 
 __all__ = [
-    "BASELINE_RADIUS", "DEFAULT_MIN_STRIDE", "DEFAULT_STRIDE_STEP", "FUNDAMENTAL_TOLERANCE", "MIN_LINES",
-    "SeamResult", "gradient_profiles", "seam_heatmap", "seam_score", "seam_search",
+    "BASELINE_RADIUS",
+    "DEFAULT_MIN_STRIDE",
+    "DEFAULT_STRIDE_STEP",
+    "FUNDAMENTAL_TOLERANCE",
+    "MIN_LINES",
+    "SeamResult",
+    "gradient_profiles",
+    "seam_heatmap",
+    "seam_score",
+    "seam_search",
 ]
 
 
-MIN_LINES = 2                          # a "grid" needs at least two parallel lines per axis
-DEFAULT_STRIDE_STEP = 8                # tile strides of real tilers are multiples of 8 px
+MIN_LINES = 2  # a "grid" needs at least two parallel lines per axis
+DEFAULT_STRIDE_STEP = 8  # tile strides of real tilers are multiples of 8 px
 DEFAULT_MIN_STRIDE = 32
-FUNDAMENTAL_TOLERANCE = 0.75           # report the smallest stride scoring within 25% of the best
-BASELINE_RADIUS = 3                    # neighbouring lines on each side that define "typical" gradient
+FUNDAMENTAL_TOLERANCE = 0.75  # report the smallest stride scoring within 25% of the best
+BASELINE_RADIUS = 3  # neighbouring lines on each side that define "typical" gradient
 _EPS = 1e-8
 
 
@@ -49,7 +57,9 @@ def _luma(images: Tensor) -> Tensor:
     if images.ndim == 3:
         images = images.unsqueeze(0)
     if images.ndim != 4 or images.shape[1] not in (1, 3):
-        raise ValueError(f"images must be [B, 3, H, W] (or [B, 1, H, W]) in [0, 1], got {tuple(images.shape)}")
+        raise ValueError(
+            f"images must be [B, 3, H, W] (or [B, 1, H, W]) in [0, 1], got {tuple(images.shape)}"
+        )
     x = images.float()
     if x.shape[1] == 1:
         return x
@@ -69,8 +79,8 @@ def gradient_profiles(images: Tensor) -> tuple[Tensor, Tensor]:
         raise ValueError(f"image {h}x{w} is too small for seam detection; need at least {2 * MIN_LINES} px")
     gx = (y[:, :, 1:] - y[:, :, :-1]).abs()
     gy = (y[:, 1:, :] - y[:, :-1, :]).abs()
-    px = torch.stack([gx[:, : h // 2].mean(1), gx[:, h // 2:].mean(1)], dim=1)
-    py = torch.stack([gy[:, :, : w // 2].mean(2), gy[:, :, w // 2:].mean(2)], dim=1)
+    px = torch.stack([gx[:, : h // 2].mean(1), gx[:, h // 2 :].mean(1)], dim=1)
+    py = torch.stack([gy[:, :, : w // 2].mean(2), gy[:, :, w // 2 :].mean(2)], dim=1)
     return px, py
 
 
@@ -97,7 +107,7 @@ def _axis_scores(profile: Tensor, stride: int) -> tuple[Tensor, Tensor, Tensor]:
     excess = profile / _local_baseline(profile)
     sums = torch.zeros(b, 2, stride, device=profile.device).index_add_(2, residue, excess)
     counts = torch.bincount(residue, minlength=stride).to(profile.dtype)
-    means = sums / counts                                         # [B, 2, T]
+    means = sums / counts  # [B, 2, T]
     best = means.max(dim=2)
     other = means.flip(1).gather(2, best.indices[..., None])[..., 0]
     return best.values.mean(1), other.mean(1), means.mean(1).argmax(dim=1)
@@ -146,13 +156,16 @@ def seam_search(images: Tensor, strides: list[int] | None = None) -> SeamResult:
         # Residue ρ indexes the boundary between pixels ρ and ρ+1: the seam starts at pixel ρ+1.
         offx.append((ox + 1) % t)
         offy.append((oy + 1) % t)
-    in_sample = torch.stack(sel, dim=1)                           # [B, S]
+    in_sample = torch.stack(sel, dim=1)  # [B, S]
     best = in_sample.max(dim=1).values
     pick = (in_sample >= FUNDAMENTAL_TOLERANCE * best[:, None]).float().argmax(dim=1)
     idx = torch.arange(b, device=px.device)
-    return SeamResult(score=torch.stack(val, 1)[idx, pick],
-                      stride=torch.tensor(strides, device=px.device)[pick],
-                      offset_x=torch.stack(offx, 1)[idx, pick], offset_y=torch.stack(offy, 1)[idx, pick])
+    return SeamResult(
+        score=torch.stack(val, 1)[idx, pick],
+        stride=torch.tensor(strides, device=px.device)[pick],
+        offset_x=torch.stack(offx, 1)[idx, pick],
+        offset_y=torch.stack(offy, 1)[idx, pick],
+    )
 
 
 def seam_score(images: Tensor, tile: int | None = None) -> Tensor:
@@ -166,8 +179,9 @@ def seam_score(images: Tensor, tile: int | None = None) -> Tensor:
 
 def _box(x: Tensor, size_h: int, size_w: int) -> Tensor:
     """Mean over a size_h×size_w neighbourhood (same size, borders averaged over valid pixels only)."""
-    return F.avg_pool2d(x, (size_h, size_w), stride=1, padding=(size_h // 2, size_w // 2),
-                        count_include_pad=False)
+    return F.avg_pool2d(
+        x, (size_h, size_w), stride=1, padding=(size_h // 2, size_w // 2), count_include_pad=False
+    )
 
 
 def seam_heatmap(image: Tensor, line_px: int = 33, context_px: int = 33) -> Tensor:

@@ -19,8 +19,15 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 __all__ = [
-    "CheckpointError", "PICKLE_SUFFIXES", "SAFETENSORS_SUFFIXES", "SUPPORTED_SUFFIXES", "extract_state_dict",
-    "load_checkpoint", "load_state_dict", "save_safetensors", "strip_prefix",
+    "CheckpointError",
+    "PICKLE_SUFFIXES",
+    "SAFETENSORS_SUFFIXES",
+    "SUPPORTED_SUFFIXES",
+    "extract_state_dict",
+    "load_checkpoint",
+    "load_state_dict",
+    "save_safetensors",
+    "strip_prefix",
 ]
 
 log = logging.getLogger(__name__)
@@ -40,8 +47,10 @@ def _size(path: Path) -> str:
 
 
 def _corrupt(path: Path, detail: str) -> CheckpointError:
-    return CheckpointError(f"{path} ({_size(path)}) is truncated or corrupt: {detail}. Re-download the file "
-                           "(an interrupted download leaves a partial file) and check its size and hash.")
+    return CheckpointError(
+        f"{path} ({_size(path)}) is truncated or corrupt: {detail}. Re-download the file "
+        "(an interrupted download leaves a partial file) and check its size and hash."
+    )
 
 
 def _load_safetensors(path: Path) -> dict[str, Any]:
@@ -53,7 +62,9 @@ def _load_safetensors(path: Path) -> dict[str, Any]:
 
 def _unpickler_detail(err: BaseException) -> str:
     lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    return next((ln for ln in lines if "WeightsUnpickler error" in ln), lines[0] if lines else type(err).__name__)
+    return next(
+        (ln for ln in lines if "WeightsUnpickler error" in ln), lines[0] if lines else type(err).__name__
+    )
 
 
 def _load_pickle(path: Path) -> Any:
@@ -65,10 +76,13 @@ def _load_pickle(path: Path) -> Any:
                 f"{path} is a pickle that holds Python objects besides tensors (e.g. a whole model, an "
                 "optimizer or custom classes). For safety only plain state dicts are loaded "
                 "(torch.load(weights_only=True)); re-save it with torch.save(model.state_dict(), ...) or "
-                f"convert it to .safetensors. Detail: {_unpickler_detail(err)}") from err
+                f"convert it to .safetensors. Detail: {_unpickler_detail(err)}"
+            ) from err
         raise _corrupt(path, f"not a valid PyTorch pickle ({_unpickler_detail(err)})") from err
     except Exception as err:  # garbage bytes can fail anywhere inside the unpickler (IndexError, EOFError...)
-        raise _corrupt(path, f"torch.load failed with {type(err).__name__}: {_unpickler_detail(err)}") from err
+        raise _corrupt(
+            path, f"torch.load failed with {type(err).__name__}: {_unpickler_detail(err)}"
+        ) from err
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -84,16 +98,22 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if suffix in SAFETENSORS_SUFFIXES:
         return _load_safetensors(path)
     if suffix not in PICKLE_SUFFIXES:
-        raise ValueError(f"{path}: unsupported checkpoint extension {suffix!r}; expected one of "
-                         f"{', '.join(SUPPORTED_SUFFIXES)}")
+        raise ValueError(
+            f"{path}: unsupported checkpoint extension {suffix!r}; expected one of "
+            f"{', '.join(SUPPORTED_SUFFIXES)}"
+        )
     obj = _load_pickle(path)
     if not isinstance(obj, Mapping):
-        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict (a mapping of names to "
-                              "tensors); save model.state_dict() instead")
+        raise CheckpointError(
+            f"{path} holds a {type(obj).__name__}, not a state dict (a mapping of names to "
+            "tensors); save model.state_dict() instead"
+        )
     return dict(obj)
 
 
-def extract_state_dict(raw: Mapping[str, Any], key: str | None = None, source: str = "checkpoint") -> dict[str, Tensor]:
+def extract_state_dict(
+    raw: Mapping[str, Any], key: str | None = None, source: str = "checkpoint"
+) -> dict[str, Tensor]:
     """The tensor mapping of ``raw`` (or of ``raw[key]``); nested wrappers need an explicit ``key``."""
     if key is not None:
         if key not in raw:
@@ -107,7 +127,9 @@ def extract_state_dict(raw: Mapping[str, Any], key: str | None = None, source: s
     bad = [(k, type(v).__name__) for k, v in raw.items() if not isinstance(v, Tensor)]
     if bad:
         shown = ", ".join(f"{k!r} ({t})" for k, t in bad[:5])
-        raise CheckpointError(f"{source} is not a plain state dict: {len(bad)} entries are not tensors, e.g. {shown}")
+        raise CheckpointError(
+            f"{source} is not a plain state dict: {len(bad)} entries are not tensors, e.g. {shown}"
+        )
     return {str(k): v for k, v in raw.items()}
 
 
@@ -118,11 +140,12 @@ def load_state_dict(path: str | os.PathLike[str], key: str | None = None) -> dic
 
 def strip_prefix(state_dict: Mapping[str, Tensor], prefix: str = "module.") -> dict[str, Tensor]:
     """Remove ``prefix`` (e.g. DataParallel's ``module.``) from every key that has it."""
-    return {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state_dict.items()}
+    return {k[len(prefix) :] if k.startswith(prefix) else k: v for k, v in state_dict.items()}
 
 
-def save_safetensors(state_dict: Mapping[str, Tensor], path: str | os.PathLike[str],
-                     metadata: Mapping[str, str] | None = None) -> Path:
+def save_safetensors(
+    state_dict: Mapping[str, Tensor], path: str | os.PathLike[str], metadata: Mapping[str, str] | None = None
+) -> Path:
     """Write a state dict as ``.safetensors`` (contiguous CPU copies; shared storage is unshared)."""
     path = Path(path)
     if path.suffix.lower() not in SAFETENSORS_SUFFIXES:

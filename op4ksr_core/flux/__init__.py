@@ -7,6 +7,14 @@ from .keys import bfl_to_diffusers, convert_flux_state_dict, detect_flux_layout,
 from .loader import load_flux_transformer
 
 __all__ = [
-    "FLUX_TRANSFORMER", "bfl_to_diffusers", "convert_flux_state_dict", "detect_flux_layout", "diffusers_to_bfl", "flux_config",
-    "load_flux_transformer", "patch_size_of", "set_rfr", "velocity",
+    "FLUX_TRANSFORMER",
+    "bfl_to_diffusers",
+    "convert_flux_state_dict",
+    "detect_flux_layout",
+    "diffusers_to_bfl",
+    "flux_config",
+    "load_flux_transformer",
+    "patch_size_of",
+    "set_rfr",
+    "velocity",
 ]

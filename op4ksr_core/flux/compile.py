@@ -21,8 +21,10 @@ def compile_blocks(transformer: nn.Module, **compile_kwargs: Any) -> nn.Module:
     """Compile the repeated blocks of a diffusers FLUX transformer in place (``fullgraph=True`` unless given);
     ``compile_kwargs`` go to ``torch.compile`` (e.g. ``backend="aot_eager"`` in tests). Returns the model."""
     if not hasattr(transformer, "compile_repeated_blocks"):
-        raise TypeError(f"{type(transformer).__name__} has no compile_repeated_blocks: expected a diffusers "
-                        "FluxTransformer2DModel (diffusers >= 0.35)")
+        raise TypeError(
+            f"{type(transformer).__name__} has no compile_repeated_blocks: expected a diffusers "
+            "FluxTransformer2DModel (diffusers >= 0.35)"
+        )
     compile_kwargs.setdefault("fullgraph", True)
     transformer.compile_repeated_blocks(**compile_kwargs)
     return transformer

@@ -39,8 +39,10 @@ def modulation_names(transformer: nn.Module) -> list[str]:
 
 
 def _key(kwargs: dict[str, Any]) -> tuple[torch.Tensor | None, ...]:
-    return tuple(None if kwargs.get(k) is None else kwargs[k].detach().float().cpu()
-                 for k in ("timestep", "guidance", "pooled_projections"))
+    return tuple(
+        None if kwargs.get(k) is None else kwargs[k].detach().float().cpu()
+        for k in ("timestep", "guidance", "pooled_projections")
+    )
 
 
 def _same(a: tuple[torch.Tensor | None, ...], b: tuple[torch.Tensor | None, ...]) -> bool:
@@ -56,8 +58,9 @@ def _same(a: tuple[torch.Tensor | None, ...], b: tuple[torch.Tensor | None, ...]
 class FrozenModulation:
     """Handle returned by :func:`freeze_modulation`: ``restore()`` puts the original linears back."""
 
-    def __init__(self, transformer: nn.Module, originals: dict[str, nn.Linear], device: torch.device,
-                 hook: Any) -> None:
+    def __init__(
+        self, transformer: nn.Module, originals: dict[str, nn.Linear], device: torch.device, hook: Any
+    ) -> None:
         self.transformer, self.originals, self.device, self._hook = transformer, originals, device, hook
 
     def restore(self) -> None:
@@ -73,7 +76,9 @@ def _set(root: nn.Module, name: str, module: nn.Module) -> None:
 
 
 @torch.no_grad()
-def freeze_modulation(transformer: nn.Module, run: Callable[[], Any], offload: bool = True) -> FrozenModulation:
+def freeze_modulation(
+    transformer: nn.Module, run: Callable[[], Any], offload: bool = True
+) -> FrozenModulation:
     """Capture every modulation output during ``run()`` (one forward at the fixed t*, guidance, pooled), then
     replace those linears by :class:`ConstantModulation`. ``offload`` moves the originals to the CPU.
 
@@ -85,13 +90,17 @@ def freeze_modulation(transformer: nn.Module, run: Callable[[], Any], offload: b
         raise ValueError("no AdaLN modulation linears found: expected a diffusers FluxTransformer2DModel")
     captured: dict[str, torch.Tensor] = {}
     seen: dict[str, tuple] = {}
+
     def record(_m: nn.Module, _a: tuple, kwargs: dict[str, Any]) -> None:
         seen.setdefault("key", _key(kwargs))
 
     handles = [transformer.register_forward_pre_hook(record, with_kwargs=True)]
     for n in names:
-        handles.append(transformer.get_submodule(n).register_forward_hook(
-            lambda _m, _i, out, n=n: captured.__setitem__(n, out)))
+        handles.append(
+            transformer.get_submodule(n).register_forward_hook(
+                lambda _m, _i, out, n=n: captured.__setitem__(n, out)
+            )
+        )
     try:
         run()
     finally:
@@ -109,8 +118,11 @@ def freeze_modulation(transformer: nn.Module, run: Callable[[], Any], offload: b
 
     def check(_m: nn.Module, _a: tuple, kwargs: dict[str, Any]) -> None:
         if not _same(_key(kwargs), key):
-            raise ValueError("the transformer's AdaLN modulation is frozen for another timestep, guidance or "
-                             "pooled text vector; call restore() on the FrozenModulation handle first")
+            raise ValueError(
+                "the transformer's AdaLN modulation is frozen for another timestep, guidance or "
+                "pooled text vector; call restore() on the FrozenModulation handle first"
+            )
 
-    return FrozenModulation(transformer, originals, device,
-                            transformer.register_forward_pre_hook(check, with_kwargs=True))
+    return FrozenModulation(
+        transformer, originals, device, transformer.register_forward_pre_hook(check, with_kwargs=True)
+    )

@@ -23,10 +23,20 @@ FLUX_AXES_DIMS_ROPE: dict[int, tuple[int, int, int]] = {128: (16, 56, 56)}
 
 # Per layout, the tensors the config is read from: image in, head norm, text in, pooled in, guidance in.
 _NAMES: dict[str, tuple[str, ...]] = {
-    "bfl": ("img_in.weight", "double_blocks.0.img_attn.norm.query_norm.scale", "txt_in.weight",
-            "vector_in.in_layer.weight", "guidance_in.in_layer.weight"),
-    "diffusers": ("x_embedder.weight", "transformer_blocks.0.attn.norm_q.weight", "context_embedder.weight",
-                  "time_text_embed.text_embedder.linear_1.weight", "time_text_embed.guidance_embedder.linear_1.weight"),
+    "bfl": (
+        "img_in.weight",
+        "double_blocks.0.img_attn.norm.query_norm.scale",
+        "txt_in.weight",
+        "vector_in.in_layer.weight",
+        "guidance_in.in_layer.weight",
+    ),
+    "diffusers": (
+        "x_embedder.weight",
+        "transformer_blocks.0.attn.norm_q.weight",
+        "context_embedder.weight",
+        "time_text_embed.text_embedder.linear_1.weight",
+        "time_text_embed.guidance_embedder.linear_1.weight",
+    ),
 }
 
 
@@ -37,7 +47,9 @@ def _shape(sd: Mapping[str, Tensor], key: str, layout: str) -> tuple[int, ...]:
 
 
 def flux_config(
-    sd: Mapping[str, Tensor], layout: FluxLayout | None = None, axes_dims_rope: tuple[int, int, int] | None = None
+    sd: Mapping[str, Tensor],
+    layout: FluxLayout | None = None,
+    axes_dims_rope: tuple[int, int, int] | None = None,
 ) -> dict[str, Any]:
     """``FluxTransformer2DModel`` kwargs read off a FLUX state dict's keys and shapes (either layout, no prefix)."""
     layout = layout or detect_flux_layout(sd)
@@ -74,10 +86,22 @@ def flux_descriptor(state_dict: Mapping[str, Tensor]) -> Descriptor:
     sd = strip_prefix(state_dict, prefix) if prefix else state_dict
     layout = detect_flux_layout(sd)
     config = flux_config(sd, layout)
-    return Descriptor("flux_transformer", layout, config, scale=1, size_multiple=FLUX_PATCH_SIZE,
-                      latent_channels=config["in_channels"] // FLUX_PATCH_SIZE**2, prefix=prefix)
+    return Descriptor(
+        "flux_transformer",
+        layout,
+        config,
+        scale=1,
+        size_multiple=FLUX_PATCH_SIZE,
+        latent_channels=config["in_channels"] // FLUX_PATCH_SIZE**2,
+        prefix=prefix,
+    )
 
 
-FLUX_TRANSFORMER = register(Architecture(
-    "flux_transformer", "a FLUX transformer (BFL/ComfyUI or diffusers layout, e.g. flux1-dev.safetensors)",
-    KeyCondition(any_of=("double_blocks.", "single_transformer_blocks.")), flux_descriptor))
+FLUX_TRANSFORMER = register(
+    Architecture(
+        "flux_transformer",
+        "a FLUX transformer (BFL/ComfyUI or diffusers layout, e.g. flux1-dev.safetensors)",
+        KeyCondition(any_of=("double_blocks.", "single_transformer_blocks.")),
+        flux_descriptor,
+    )
+)

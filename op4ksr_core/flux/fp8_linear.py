@@ -46,7 +46,7 @@ class FP8Linear(nn.Module):
         self.register_buffer("bias", None if linear.bias is None else linear.bias.data.clone())
 
     def dequantized_weight(self, dtype: torch.dtype) -> torch.Tensor:
-        return (self.weight_fp8.to(dtype) * self.weight_scale.to(dtype))
+        return self.weight_fp8.to(dtype) * self.weight_scale.to(dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bias = None if self.bias is None else self.bias.to(x.dtype)
@@ -55,8 +55,9 @@ class FP8Linear(nn.Module):
             return F.linear(x, self.dequantized_weight(x.dtype), bias)
         x_scale = rows.abs().amax(dim=1, keepdim=True).float().clamp_min(1e-12) / E4M3_MAX
         xq = (rows.float() / x_scale).to(torch.float8_e4m3fn)
-        y = torch._scaled_mm(xq, self.weight_fp8.t(), scale_a=x_scale, scale_b=self.weight_scale.t(),
-                             out_dtype=x.dtype)
+        y = torch._scaled_mm(
+            xq, self.weight_fp8.t(), scale_a=x_scale, scale_b=self.weight_scale.t(), out_dtype=x.dtype
+        )
         if bias is not None:
             y = y + bias
         return y.reshape(*x.shape[:-1], self.out_features)

@@ -126,7 +126,9 @@ def detect_flux_layout(state_dict: Mapping[str, Tensor]) -> FluxLayout:
         raise CheckpointError(
             f"not a FLUX transformer state dict (no BFL or diffusers keys); first keys: {sample}."
         )
-    raise CheckpointError("state dict mixes BFL and diffusers FLUX keys; convert or load each part separately.")
+    raise CheckpointError(
+        "state dict mixes BFL and diffusers FLUX keys; convert or load each part separately."
+    )
 
 
 def block_count(keys: list[str], block: str) -> int:

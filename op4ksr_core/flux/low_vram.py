@@ -17,8 +17,12 @@ from .fp8_linear import Mode, fp8_linears
 __all__ = ["to_low_vram"]
 
 
-def to_low_vram(transformer: nn.Module, device: torch.device | str, capture: Callable[[], object],
-                mode: Mode = "weight_only") -> FrozenModulation:
+def to_low_vram(
+    transformer: nn.Module,
+    device: torch.device | str,
+    capture: Callable[[], object],
+    mode: Mode = "weight_only",
+) -> FrozenModulation:
     """Quantise the token linears of ``transformer`` to e4m3 where it lies (load it on the CPU so the bf16
     weights never reach the GPU), move it to ``device``, then run ``capture()`` (one small upscale at the
     t*, guidance and pooled vector of the later calls) to freeze the modulation, whose weights go to the CPU.

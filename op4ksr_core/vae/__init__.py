@@ -12,6 +12,15 @@ from .loader import load_f16_vae
 from .model import DEFAULT_CHUNK_ROWS, F16VAE
 
 __all__ = [
-    "DECODE_MODES", "DEFAULT_CHUNK_ROWS", "F16VAE", "F16_LATENT", "FLUX_F16", "FLUX_F8", "FLUX_VAE", "LatentFormat",
-    "VaeConfig", "load_f16_vae", "read_vae_config",
+    "DECODE_MODES",
+    "DEFAULT_CHUNK_ROWS",
+    "F16VAE",
+    "F16_LATENT",
+    "FLUX_F16",
+    "FLUX_F8",
+    "FLUX_VAE",
+    "LatentFormat",
+    "VaeConfig",
+    "load_f16_vae",
+    "read_vae_config",
 ]

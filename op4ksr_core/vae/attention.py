@@ -25,8 +25,9 @@ def _scores(q: torch.Tensor, kt: torch.Tensor, scale: float) -> torch.Tensor:
         old = torch.backends.cuda.matmul.allow_tf32
         torch.backends.cuda.matmul.allow_tf32 = True
         try:
-            return torch.baddbmm(q.new_empty((), dtype=torch.float32), q.float(), kt.float(), beta=0.0,
-                                 alpha=scale)
+            return torch.baddbmm(
+                q.new_empty((), dtype=torch.float32), q.float(), kt.float(), beta=0.0, alpha=scale
+            )
         finally:
             torch.backends.cuda.matmul.allow_tf32 = old
     return torch.bmm(q.float(), kt.float()).mul_(scale)

@@ -50,8 +50,9 @@ class Bands:
             raise ValueError(f"band_values={self.band_values!r}: must be an int >= 1 (input values per band)")
 
 
-def _source_rows(x: torch.Tensor, lo: int, hi: int, pre: Pre | None, up: int, bands: Bands,
-                 dtype: torch.dtype) -> torch.Tensor:
+def _source_rows(
+    x: torch.Tensor, lo: int, hi: int, pre: Pre | None, up: int, bands: Bands, dtype: torch.dtype
+) -> torch.Tensor:
     """Rows [lo, hi) of ``nearest_up(pre(x), up)`` on the compute device; rows outside the map are zero."""
     batch, channels, height, width = x.shape
     out = torch.zeros(batch, channels, hi - lo, width * up, device=bands.compute, dtype=dtype)
@@ -67,9 +68,16 @@ def _source_rows(x: torch.Tensor, lo: int, hi: int, pre: Pre | None, up: int, ba
     return out
 
 
-def conv_bands(x: torch.Tensor, conv: nn.Conv2d, bands: Bands, *, pad: tuple[int, int, int, int],
-               pre: Pre | None = None, up: int = 1,
-               residual: Callable[[int, int], torch.Tensor] | None = None) -> torch.Tensor:
+def conv_bands(
+    x: torch.Tensor,
+    conv: nn.Conv2d,
+    bands: Bands,
+    *,
+    pad: tuple[int, int, int, int],
+    pre: Pre | None = None,
+    up: int = 1,
+    residual: Callable[[int, int], torch.Tensor] | None = None,
+) -> torch.Tensor:
     """``conv(zero_pad(nearest_up(pre(x), up), pad)) (+ residual)`` computed in bands of output rows.
 
     x: [B, C, H, W] on the store device; pad = (top, bottom, left, right) zeros around the up-sampled map;
@@ -133,16 +141,27 @@ def _same_pad(conv: nn.Conv2d) -> tuple[int, int, int, int]:
 
 def resnet_bands(block: ResnetBlock, x: torch.Tensor, bands: Bands) -> torch.Tensor:
     """``ResnetBlock.forward`` in bands: two passes per conv (statistics, then normalise + conv)."""
-    h = conv_bands(x, block.conv1, bands, pad=_same_pad(block.conv1),
-                   pre=norm_silu_with(block.norm1, group_stats(x, block.norm1, bands)))
+    h = conv_bands(
+        x,
+        block.conv1,
+        bands,
+        pad=_same_pad(block.conv1),
+        pre=norm_silu_with(block.norm1, group_stats(x, block.norm1, bands)),
+    )
     dtype = block.conv2.weight.dtype
 
     def skip(a: int, b: int) -> torch.Tensor:
         xb = x[:, :, a:b].to(bands.compute, dtype)
         return xb if block.conv_shortcut is None else block.conv_shortcut(xb)
 
-    return conv_bands(h, block.conv2, bands, pad=_same_pad(block.conv2),
-                      pre=norm_silu_with(block.norm2, group_stats(h, block.norm2, bands)), residual=skip)
+    return conv_bands(
+        h,
+        block.conv2,
+        bands,
+        pad=_same_pad(block.conv2),
+        pre=norm_silu_with(block.norm2, group_stats(h, block.norm2, bands)),
+        residual=skip,
+    )
 
 
 def layer_bands(layer: nn.Module, x: torch.Tensor, bands: Bands) -> torch.Tensor:
@@ -171,7 +190,9 @@ def encode_banded(vae: F16VAE, image: torch.Tensor, bands: Bands) -> torch.Tenso
 
 
 @torch.no_grad()
-def decode_banded(vae: F16VAE, latent: torch.Tensor, bands: Bands, decode_mode: str | None = None) -> torch.Tensor:
+def decode_banded(
+    vae: F16VAE, latent: torch.Tensor, bands: Bands, decode_mode: str | None = None
+) -> torch.Tensor:
     """Image [B, 3, h·down, w·down] from a raw latent, as ``vae.decode`` (same decode modes)."""
     vae._check_latent(latent)
     shift = DECODE_SHIFT[check_decode_mode(decode_mode or vae.decode_mode, vae.config)]

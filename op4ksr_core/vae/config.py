@@ -12,7 +12,13 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 __all__ = [
-    "DECODE_MODES", "DecodeMode", "FLUX_F16", "FLUX_F8", "PARTITIONED_STRIDE", "VAE_PRESETS", "VaeConfig",
+    "DECODE_MODES",
+    "DecodeMode",
+    "FLUX_F16",
+    "FLUX_F8",
+    "PARTITIONED_STRIDE",
+    "VAE_PRESETS",
+    "VaeConfig",
     "check_decode_mode",
 ]
 

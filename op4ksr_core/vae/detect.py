@@ -57,10 +57,22 @@ def vae_descriptor(state_dict: Mapping[str, Tensor]) -> Descriptor:
     prefix = next((p for p in VAE_PREFIXES if any(k.startswith(p) for k in state_dict)), "")
     layout = detect_vae_layout(vae)
     config = read_vae_config(to_diffusers_layout(vae))
-    return Descriptor("flux_vae", layout, config, scale=config.downscale, size_multiple=config.downscale,
-                      latent_channels=config.latent_channels, prefix=prefix)
+    return Descriptor(
+        "flux_vae",
+        layout,
+        config,
+        scale=config.downscale,
+        size_multiple=config.downscale,
+        latent_channels=config.latent_channels,
+        prefix=prefix,
+    )
 
 
-FLUX_VAE = register(Architecture(
-    "flux_vae", "a FLUX.1 VAE (ae.safetensors, or a diffusers-layout F16 VAE)",
-    KeyCondition(any_of=tuple(m for markers in LAYOUT_MARKERS.values() for m in markers)), vae_descriptor))
+FLUX_VAE = register(
+    Architecture(
+        "flux_vae",
+        "a FLUX.1 VAE (ae.safetensors, or a diffusers-layout F16 VAE)",
+        KeyCondition(any_of=tuple(m for markers in LAYOUT_MARKERS.values() for m in markers)),
+        vae_descriptor,
+    )
+)

@@ -20,8 +20,16 @@ import torch
 from ...srkit.registry import CheckpointError, UnknownCheckpointError, describe, summarize_keys
 
 __all__ = [
-    "EXPECTED_VAE", "LAYOUT_MARKERS", "VAE_PREFIXES", "VaeLayout", "bfl_to_diffusers_vae", "decoder_levels",
-    "detect_vae_layout", "diffusers_to_bfl_vae", "extract_vae_state_dict", "to_diffusers_layout",
+    "EXPECTED_VAE",
+    "LAYOUT_MARKERS",
+    "VAE_PREFIXES",
+    "VaeLayout",
+    "bfl_to_diffusers_vae",
+    "decoder_levels",
+    "detect_vae_layout",
+    "diffusers_to_bfl_vae",
+    "extract_vae_state_dict",
+    "to_diffusers_layout",
 ]
 
 

@@ -14,9 +14,11 @@ import torch
 from .config import FLUX_F8, FLUX_F16, VaeConfig
 
 __all__ = [
-    "F16_LATENT", "F8_LATENT", "LatentFormat", "latent_format_for",
+    "F16_LATENT",
+    "F8_LATENT",
+    "LatentFormat",
+    "latent_format_for",
 ]
-
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,20 @@ from .attention import gemm_single_head_attention
 from .tail import upsample_conv_tail
 
 __all__ = [
-    "ATTN_QUERY_CHUNK", "DownBlock", "Downsample", "MidBlock", "ResnetBlock", "SpatialSelfAttention",
-    "UPSAMPLE_CHUNK_ELEMENTS", "UpBlock", "Upsample", "group_norm", "norm_silu", "resnet_stack", "run_layers", "single_head_attention",
+    "ATTN_QUERY_CHUNK",
+    "DownBlock",
+    "Downsample",
+    "MidBlock",
+    "ResnetBlock",
+    "SpatialSelfAttention",
+    "UPSAMPLE_CHUNK_ELEMENTS",
+    "UpBlock",
+    "Upsample",
+    "group_norm",
+    "norm_silu",
+    "resnet_stack",
+    "run_layers",
+    "single_head_attention",
 ]
 
 
@@ -100,7 +112,9 @@ class Upsample(nn.Module):
         if perf.current().vae_chunked_upsample:
             # Same maths in row chunks: the 2x map (2 GiB at the 2048² level of a 4K decode) never exists whole.
             rows = max(1, UPSAMPLE_CHUNK_ELEMENTS // max(1, x.shape[0] * x.shape[1] * x.shape[3] * 4))
-            return upsample_conv_tail(x, self.conv.weight, self.conv.bias, upscale=2, shift=0, chunk_rows=rows)
+            return upsample_conv_tail(
+                x, self.conv.weight, self.conv.bias, upscale=2, shift=0, chunk_rows=rows
+            )
         return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 

@@ -18,7 +18,12 @@ from .layers import DownBlock, MidBlock, UpBlock, group_norm, norm_silu, run_lay
 from .tail import DECODE_SHIFT, upsample_conv_tail
 
 __all__ = [
-    "DEFAULT_CHUNK_ROWS", "Decoder", "Encoder", "F16VAE", "LOGVAR_RANGE", "check_chunk_rows",
+    "DEFAULT_CHUNK_ROWS",
+    "Decoder",
+    "Encoder",
+    "F16VAE",
+    "LOGVAR_RANGE",
+    "check_chunk_rows",
 ]
 
 
@@ -162,8 +167,13 @@ class F16VAE(nn.Module):
     def _check_image(self, image: torch.Tensor) -> None:
         """Raise ``srkit.images.ImageError`` unless ``image`` is a float [B, in_channels, H, W] batch whose sides
         are multiples of the downscale."""
-        check_image(image, channels=self.config.in_channels, value_range=(-1.0, 1.0), multiple=self.downscale,
-                    multiple_reason="the VAE downscale")
+        check_image(
+            image,
+            channels=self.config.in_channels,
+            value_range=(-1.0, 1.0),
+            multiple=self.downscale,
+            multiple_reason="the VAE downscale",
+        )
 
     def _check_latent(self, latent: torch.Tensor) -> None:
         channels = self.config.latent_channels

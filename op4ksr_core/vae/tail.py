@@ -17,7 +17,11 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "DECODE_SHIFT", "kernel_halo", "upsample_conv_reference", "upsample_conv_rows", "upsample_conv_tail",
+    "DECODE_SHIFT",
+    "kernel_halo",
+    "upsample_conv_reference",
+    "upsample_conv_rows",
+    "upsample_conv_tail",
 ]
 
 
@@ -91,10 +95,16 @@ def upsample_conv_tail(
     batch, _, height, width = features.shape
     up_h, up_w = height * upscale, width * upscale
     # Keep a channels_last input's layout (the conv after the VAE's chunked Upsample reads it as NHWC).
-    layout = (torch.channels_last if features.ndim == 4 and not features.is_contiguous()
-              and features.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format)
-    out = torch.empty(batch, weight.shape[0], up_h, up_w, dtype=features.dtype, device=features.device,
-                      memory_format=layout)
+    layout = (
+        torch.channels_last
+        if features.ndim == 4
+        and not features.is_contiguous()
+        and features.is_contiguous(memory_format=torch.channels_last)
+        else torch.contiguous_format
+    )
+    out = torch.empty(
+        batch, weight.shape[0], up_h, up_w, dtype=features.dtype, device=features.device, memory_format=layout
+    )
     for start in range(0, up_h, chunk_rows):
         stop = min(start + chunk_rows, up_h)
         out[:, :, start:stop] = upsample_conv_rows(

@@ -67,7 +67,11 @@ def _check_workflow(page: Any, path: Path) -> list[dict[str, Any]]:
 def test_workflow_loads_renders_and_converts_to_its_api_twin(page: Any, path: Path) -> None:
     nodes = _check_workflow(page, path)
     # Frontend-only note nodes (the workflow's help text) have no server class and are not missing.
-    missing = [n["type"] for n in broken_nodes(nodes) if not (n["comfyClass"] is None and n["type"] in FRONTEND_NOTES)]
+    missing = [
+        n["type"]
+        for n in broken_nodes(nodes)
+        if not (n["comfyClass"] is None and n["type"] in FRONTEND_NOTES)
+    ]
     assert not missing, f"missing or broken nodes in {path.name}: {missing}"
     assert "missing nodes" not in _dialog_text(page).lower()
     ours = [n for n in nodes if n["type"].startswith(PACK_PREFIXES)]

@@ -35,10 +35,23 @@ def _has_txt_ids_dims() -> bool:
 def _tiny_flux(**extra: object):
     torch.manual_seed(0)
     model = comfy_flux(
-        in_channels=4, out_channels=4, vec_in_dim=8, context_in_dim=8, hidden_size=32, mlp_ratio=2.0,
-        num_heads=2, depth=1, depth_single_blocks=1, axes_dim=[4, 6, 6], theta=10_000, patch_size=2,
-        qkv_bias=True, guidance_embed=False, dtype=torch.float32, **extra,
-    ).eval()  # fmt: skip
+        in_channels=4,
+        out_channels=4,
+        vec_in_dim=8,
+        context_in_dim=8,
+        hidden_size=32,
+        mlp_ratio=2.0,
+        num_heads=2,
+        depth=1,
+        depth_single_blocks=1,
+        axes_dim=[4, 6, 6],
+        theta=10_000,
+        patch_size=2,
+        qkv_bias=True,
+        guidance_embed=False,
+        dtype=torch.float32,
+        **extra,
+    ).eval()
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0, 0.3)
@@ -62,7 +75,9 @@ def test_ntk_rfr_is_refused_where_text_ids_take_the_spatial_axes(comfy) -> None:
     # reads is 20 x 20, not the image's 4 x 4 tokens.
     seen: list[torch.Tensor] = []
     stock = model.pe_embedder
-    model.pe_embedder = type("Spy", (torch.nn.Module,), {"forward": lambda self, ids: seen.append(ids) or stock(ids)})()
+    model.pe_embedder = type(
+        "Spy", (torch.nn.Module,), {"forward": lambda self, ids: seen.append(ids) or stock(ids)}
+    )()
     with torch.no_grad():
         model(torch.randn(1, 4, 8, 8), torch.tensor([0.5]), torch.randn(1, 20, 8), y=torch.randn(1, 8))
     assert grid_from_ids(seen[0]) == (20.0, 20.0)
@@ -83,11 +98,18 @@ def test_oom_is_recognised_as_this_comfyui_recognises_it(comfy) -> None:
     from sr4k.srkit.oom import is_oom as torch_is_oom
 
     oom = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-    for err in (oom, ValueError("bad input"), RuntimeError("shape mismatch"), mm.InterruptProcessingException()):
+    for err in (
+        oom,
+        ValueError("bad input"),
+        RuntimeError("shape mismatch"),
+        mm.InterruptProcessingException(),
+    ):
         assert is_oom(err) == torch_is_oom(err) == isinstance(err, torch.cuda.OutOfMemoryError)
     if hasattr(torch, "AcceleratorError"):
         accel = torch.AcceleratorError("CUDA error: out of memory")
-        assert torch_is_oom(accel) and not torch_is_oom(torch.AcceleratorError("CUDA error: misaligned address"))
+        assert torch_is_oom(accel) and not torch_is_oom(
+            torch.AcceleratorError("CUDA error: misaligned address")
+        )
         # ComfyUI 0.33 counts it as OOM (model_management.is_oom); 0.3.75 knows only OOM_EXCEPTION.
         assert is_oom(accel) == (mm.is_oom(accel) if hasattr(mm, "is_oom") else True)
 
@@ -99,8 +121,10 @@ def test_a_cancel_stops_op4ksr_and_inspect_before_their_first_stage(comfy) -> No
     from sr4k.nodes.op4ksr_upscale import upscale_one
 
     image = torch.rand(1, 96, 96, 3)
-    for run in (lambda: upscale_one(None, None, image.movedim(-1, 1), (192, 192), [], None, None),
-                lambda: InspectArtifacts.execute(image, 16)):  # fmt: skip
+    for run in (
+        lambda: upscale_one(None, None, image.movedim(-1, 1), (192, 192), [], None, None),
+        lambda: InspectArtifacts.execute(image, 16),
+    ):
         mm.interrupt_current_processing(True)
         try:
             with pytest.raises(mm.InterruptProcessingException):
@@ -115,8 +139,11 @@ def test_a_cancel_stops_op4ksr_and_inspect_before_their_first_stage(comfy) -> No
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
     sa, sb = a.state_dict(), b.state_dict()
     assert sa.keys() == sb.keys()
-    for k in ("diffusion_model.img_in.weight", "diffusion_model.double_blocks.0.img_attn.qkv.weight",
-              "diffusion_model.final_layer.linear.weight"):  # fmt: skip
+    for k in (
+        "diffusion_model.img_in.weight",
+        "diffusion_model.double_blocks.0.img_attn.qkv.weight",
+        "diffusion_model.final_layer.linear.weight",
+    ):
         assert torch.equal(sa[k], sb[k]), k
 
 

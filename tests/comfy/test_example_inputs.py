@@ -43,7 +43,9 @@ def test_shipped_inputs_are_ours_small_and_reproducible() -> None:
         assert got.shape == pixels.shape, name
         # Equal up to a rounding flip of bicubic floats across torch versions (6-bit levels: 4 apart).
         diff = np.abs(got - pixels)
-        assert diff.max() <= 4 and (diff > 0).mean() < 1e-3, f"{name}: rerun tests/support/make_example_inputs.py"
+        assert diff.max() <= 4 and (diff > 0).mean() < 1e-3, (
+            f"{name}: rerun tests/support/make_example_inputs.py"
+        )
 
 
 def test_the_compare_template_inputs_show_what_they_are_for() -> None:
@@ -98,8 +100,14 @@ def test_fresh_comfyui_gets_the_inputs_and_keeps_a_users_file(tmp_path: Path) ->
         # Every template's LoadImage really opens its file (a real run on the fresh server).
         outs = dict(zip(used, _run_load_images(server, used), strict=True))
         for name, out in outs.items():
-            expected = np.full((8, 8, 3), 200) if name == mine else np.asarray(Image.open(INPUTS / name).convert("RGB"))
+            expected = (
+                np.full((8, 8, 3), 200)
+                if name == mine
+                else np.asarray(Image.open(INPUTS / name).convert("RGB"))
+            )
             # LoadImage -> float -> PreviewImage truncates to 8 bits: at most one level off.
-            assert out.shape[:2] == expected.shape[:2] and np.abs(out[..., :3].astype(int) - expected).max() <= 1, name
+            assert (
+                out.shape[:2] == expected.shape[:2] and np.abs(out[..., :3].astype(int) - expected).max() <= 1
+            ), name
     finally:
         stop_server(server)

@@ -69,7 +69,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServer]:
         data = pth.read_bytes()
         (srv.models / "gtasr" / "truncated.pth").write_bytes(data[: len(data) // 2])
         (srv.models / "vae" / "truncated.safetensors").write_bytes(
-            (srv.models / "vae" / "ae.safetensors").read_bytes()[:4096])
+            (srv.models / "vae" / "ae.safetensors").read_bytes()[:4096]
+        )
         save_file({"x": torch.zeros(2)}, str(srv.models / "diffusion_models" / "not_a_model.safetensors"))
         (srv.models / "vae" / "gtasr_as_vae.pth").write_bytes(data)
         Image.fromarray(lowres(0, 24, 24)).save(srv.input_dir / "fault_small.png")
@@ -79,7 +80,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServer]:
         stop_server(srv)
 
 
-def _gtasr(image: str = "fault_small.png", model_name: str = "GTASR_final_phase.pth", **inputs: object) -> dict:
+def _gtasr(
+    image: str = "fault_small.png", model_name: str = "GTASR_final_phase.pth", **inputs: object
+) -> dict:
     prompt = api_workflow("gtasr_upscale")
     prompt["1"]["inputs"]["image"] = image
     prompt["2"]["inputs"]["model_name"] = model_name
@@ -251,21 +254,42 @@ def _empty_batch(prompt: dict, node: str) -> dict:
 
 
 CATALOGUE = {
-    "wrong type: GTASR file as F16 VAE": (lambda: _vae_roundtrip("gtasr_as_vae.pth"), "OP4KSR_LoadF16VAE",
-                                          ("gtasr_as_vae.pth",)),
-    "wrong type: non-model in diffusion_models": (lambda: _op4ksr(unet_name="not_a_model.safetensors"),
-                                                  "OP4KSR_LoadModel", ("not_a_model.safetensors", "FLUX transformer")),
-    "corrupt: truncated GTASR .pth": (lambda: _gtasr(model_name="truncated.pth"), "GTASR_LoadModel",
-                                      ("truncated or corrupt", "Re-download")),
-    "corrupt: truncated VAE .safetensors": (lambda: _vae_roundtrip("truncated.safetensors"), "OP4KSR_LoadF16VAE",
-                                            ("truncated or corrupt",)),
-    "channels: 1-channel image to GTASR": (lambda: _mask_image(_gtasr(), "3"), "GTASR_Upscale",
-                                           ("1 channel(s)", "RGB")),
-    "channels: 1-channel image to OP4KSR": (lambda: _mask_image(_op4ksr(), "3"), "OP4KSR_Upscale",
-                                            ("1 channel(s)", "RGB")),
+    "wrong type: GTASR file as F16 VAE": (
+        lambda: _vae_roundtrip("gtasr_as_vae.pth"),
+        "OP4KSR_LoadF16VAE",
+        ("gtasr_as_vae.pth",),
+    ),
+    "wrong type: non-model in diffusion_models": (
+        lambda: _op4ksr(unet_name="not_a_model.safetensors"),
+        "OP4KSR_LoadModel",
+        ("not_a_model.safetensors", "FLUX transformer"),
+    ),
+    "corrupt: truncated GTASR .pth": (
+        lambda: _gtasr(model_name="truncated.pth"),
+        "GTASR_LoadModel",
+        ("truncated or corrupt", "Re-download"),
+    ),
+    "corrupt: truncated VAE .safetensors": (
+        lambda: _vae_roundtrip("truncated.safetensors"),
+        "OP4KSR_LoadF16VAE",
+        ("truncated or corrupt",),
+    ),
+    "channels: 1-channel image to GTASR": (
+        lambda: _mask_image(_gtasr(), "3"),
+        "GTASR_Upscale",
+        ("1 channel(s)", "RGB"),
+    ),
+    "channels: 1-channel image to OP4KSR": (
+        lambda: _mask_image(_op4ksr(), "3"),
+        "OP4KSR_Upscale",
+        ("1 channel(s)", "RGB"),
+    ),
     "size: empty batch to GTASR": (lambda: _empty_batch(_gtasr(), "3"), "GTASR_Upscale", ("empty batch",)),
-    "size: GTASR tile not a multiple": (lambda: _gtasr(tiling="force", tile_size=100), "GTASR_Upscale",
-                                        ("tile=100 must be a positive multiple of 8",)),
+    "size: GTASR tile not a multiple": (
+        lambda: _gtasr(tiling="force", tile_size=100),
+        "GTASR_Upscale",
+        ("tile=100 must be a positive multiple of 8",),
+    ),
 }
 
 

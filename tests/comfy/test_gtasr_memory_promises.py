@@ -11,8 +11,8 @@ import logging
 
 import pytest
 import torch
-from test_node_gtasr import _patcher, nodes  # noqa: F401 - the in-process node module fixture
 
+from gtasr_node_fixtures import gtasr_patcher, nodes  # noqa: F401 - the in-process node module fixture
 from gtasr_support import TINY, deterministic_init_
 from memory_budget import memory_budget
 from sr4k.gtasr_core import GTASRNet, build, upscale
@@ -56,11 +56,14 @@ def _hwc(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 2, 3, 1).contiguous()
 
 
-def test_auto_up_front_tiles_halve_on_out_of_memory(nodes, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
-                                                    net: GTASRNet) -> None:
+def test_auto_up_front_tiles_halve_on_out_of_memory(
+    nodes,
+    monkeypatch: pytest.MonkeyPatch,
+    net: GTASRNet,
+) -> None:
     import comfy.model_management as mm
 
-    patcher = _patcher(nodes)
+    patcher = gtasr_patcher(nodes)
     lr = _image()
     need = nodes.upscale_memory(patcher.model, H, W)
     # ComfyUI reports less free memory than the one-pass estimate, so auto picks 32-px tiles up front.
@@ -71,7 +74,7 @@ def test_auto_up_front_tiles_halve_on_out_of_memory(nodes, monkeypatch: pytest.M
     torch.testing.assert_close(out, _hwc(ref), rtol=0, atol=1e-5)
 
 
-def test_force_reserves_one_tile_not_the_whole_image(nodes, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_force_reserves_one_tile_not_the_whole_image(nodes, monkeypatch: pytest.MonkeyPatch) -> None:
     import comfy.model_management as mm
 
     asked: list[int] = []
@@ -82,7 +85,7 @@ def test_force_reserves_one_tile_not_the_whole_image(nodes, monkeypatch: pytest.
         return real(models, memory_required=memory_required, **kw)
 
     monkeypatch.setattr(mm, "load_models_gpu", spy)
-    patcher = _patcher(nodes)
+    patcher = gtasr_patcher(nodes)
     image = _hwc(torch.rand(1, 3, 32, 48))
     nodes.Upscale.execute(patcher, image, 0, "force", 16, 2)
     nodes.Upscale.execute(patcher, image, 0, "off", 16, 2)
@@ -90,19 +93,25 @@ def test_force_reserves_one_tile_not_the_whole_image(nodes, monkeypatch: pytest.
     assert asked == [tile, whole] and whole == 6 * tile
 
 
-def test_out_of_memory_is_raised_outside_the_except_block(nodes, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_out_of_memory_is_raised_outside_the_except_block(nodes, monkeypatch: pytest.MonkeyPatch) -> None:
     import comfy.model_management as mm
 
     emptied: list[int] = []
     real = mm.soft_empty_cache
     monkeypatch.setattr(mm, "soft_empty_cache", lambda *a, **k: (emptied.append(1), real(*a, **k)))
-    patcher = _patcher(nodes)
+    patcher = gtasr_patcher(nodes)
     small = 400_000  # the fp32 HR buffers (98 kB) fit, a 16-px tile's head (512 kiB) does not
     with memory_budget(small), pytest.raises(RuntimeError) as err:
         nodes.Upscale.execute(patcher, _hwc(_image()), 0, "off", 32, 8)
     assert "in one pass (tiling=off)" in str(err.value) and "Set tiling to auto" in str(err.value)
     assert err.value.__context__ is None  # no OutOfMemoryError (and its frames' tensors) chained to it
     assert emptied  # the cache is emptied after the failed step
-    with memory_budget(small), pytest.raises(RuntimeError, match=r"in 16 px tiles \(tiling=force\). "
-                                                   r"Lower tile_size \(now 16; try 8\)"):
+    with (
+        memory_budget(small),
+        pytest.raises(
+            RuntimeError,
+            match=r"in 16 px tiles \(tiling=force\). "
+            r"Lower tile_size \(now 16; try 8\)",
+        ),
+    ):
         nodes.Upscale.execute(patcher, _hwc(_image()), 0, "force", 16, 2)

@@ -65,8 +65,11 @@ def _run(cmd: list[str], cwd: Path | None = None, timeout: float = 600) -> str:
 def _copy_comfyui(dest: Path) -> None:
     """The stock tree without the harness's links, user data and model folders (``custom_nodes`` rebuilt)."""
     top = str(COMFY_DIR)
-    shutil.copytree(COMFY_DIR, dest, ignore=lambda d, names: [n for n in names if n == "__pycache__" or
-                                                              (d == top and n in TREE_SKIP)])  # fmt: skip
+    shutil.copytree(
+        COMFY_DIR,
+        dest,
+        ignore=lambda d, names: [n for n in names if n == "__pycache__" or (d == top and n in TREE_SKIP)],
+    )
     (dest / "custom_nodes").mkdir()
     for stock in (COMFY_DIR / "custom_nodes").iterdir():
         if stock.is_file() and not stock.is_symlink():
@@ -129,9 +132,24 @@ def _serve(python: Path, comfy: Path, work: Path) -> tuple[subprocess.Popen, Pat
     for sub in ("input", "output", "temp"):
         (work / sub).mkdir(exist_ok=True)
     log = work / "server.log"
-    cmd = [str(python), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--disable-api-nodes",
-           "--database-url", "sqlite:///:memory:", "--input-directory", str(work / "input"),
-           "--output-directory", str(work / "output"), "--temp-directory", str(work / "temp")]  # fmt: skip
+    cmd = [
+        str(python),
+        "main.py",
+        "--cpu",
+        "--listen",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--disable-api-nodes",
+        "--database-url",
+        "sqlite:///:memory:",
+        "--input-directory",
+        str(work / "input"),
+        "--output-directory",
+        str(work / "output"),
+        "--temp-directory",
+        str(work / "temp"),
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "PYTHONNOUSERSITE": "1"}
     env.pop("PYTHONPATH", None)
     with open(log, "w") as out:

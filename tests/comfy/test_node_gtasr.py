@@ -7,42 +7,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from safetensors.torch import load_file, save_file
 
 from comfy_harness import ComfyServer, PromptError, execution_error
-from gtasr_support import border_ratio, lowres, tiny_gtasr_files
-from sr4k.gtasr_core import GTASRNet, load_gtasr, upscale
+from gtasr_node_fixtures import SEAM_LR, gtasr_patcher, models, net, nodes  # noqa: F401 - fixtures
+from gtasr_support import border_ratio
+from sr4k.gtasr_core import GTASRNet, upscale
 from sr4k.srkit.seam import seam_score
 from workflow_files import api_workflow
 
 pytestmark = pytest.mark.comfy
-
-SEAM_LR = 96  # > tile 64: forced tiling gives 2 x 2 tiles (starts 0 and 32)
-
-
-@pytest.fixture(scope="module")
-def models(comfy_server: ComfyServer) -> ComfyServer:
-    """The tiny GTASR as GTASR_final_phase.pth (BasicSR) and as safetensors; bad files beside them."""
-    folder = comfy_server.models / "gtasr"
-    pth, st, _ = tiny_gtasr_files(comfy_server.base / "gtasr_src")
-    for name, src in (("GTASR_final_phase.pth", pth), ("tiny_gtasr.safetensors", st)):
-        (folder / name).write_bytes(src.read_bytes())
-    data = pth.read_bytes()
-    (folder / "truncated.pth").write_bytes(data[: len(data) // 2])
-    flux_keys = ("img_in.weight", "double_blocks.0.img_attn.qkv.weight", "single_blocks.0.linear1.weight")
-    save_file({k: torch.zeros(4, 4) for k in flux_keys}, str(folder / "flux1-dev.safetensors"))
-    sd = load_file(str(st))  # one key missing, one unexpected
-    sd["model.extra.weight"] = sd.pop("model.dec.16x16_block0.norm1.bias")
-    save_file(sd, str(folder / "wrong_keys.safetensors"))
-    Image.fromarray(lowres(0)).save(comfy_server.input_dir / "sr4k_example_lowres.png")
-    Image.fromarray(lowres(1, SEAM_LR, SEAM_LR)).save(comfy_server.input_dir / "sr4k_gtasr_seam.png")
-    return comfy_server
-
-
-@pytest.fixture(scope="module")
-def net(models: ComfyServer) -> GTASRNet:
-    """The network the loader must produce (params_ema of the .pth), loaded in this process."""
-    return load_gtasr(models.models / "gtasr" / "GTASR_final_phase.pth")
 
 
 def _lr(server: ComfyServer, name: str) -> torch.Tensor:
@@ -97,7 +70,9 @@ def test_forced_tiles_have_no_seam(models: ComfyServer, net: GTASRNet) -> None:
     tiled = _run(models, prompt).astype(np.float32) / 255
     assert tiled.shape == whole.shape == (4 * SEAM_LR, 4 * SEAM_LR, 3)
     lr = _lr(models, "sr4k_gtasr_seam.png")
-    np.testing.assert_allclose(tiled, _hwc(upscale(net, lr, seed=0, tile=64, overlap=16)), atol=1 / 255 + 1e-6)
+    np.testing.assert_allclose(
+        tiled, _hwc(upscale(net, lr, seed=0, tile=64, overlap=16)), atol=1 / 255 + 1e-6
+    )
     # Tiles [0, 64) and [32, 96) in LR px: their inner edges are HR columns/rows 128 and 256.
     edges = [4 * 32, 4 * 64]
     t, w = (torch.from_numpy(a).permute(2, 0, 1)[None] for a in (tiled, whole))
@@ -137,14 +112,30 @@ def _expect_error(server: ComfyServer, prompt: dict, node_type: str, *fragments:
     assert _run(server, _prompt()).shape[-1] == 3  # and the server serves the next prompt
 
 
-@pytest.mark.parametrize(("model_name", "fragments"), [
-    ("flux1-dev.safetensors", ("is not a GTASR network", "FLUX transformer", "GTASR_final_phase.pth")),
-    ("truncated.pth", ("truncated or corrupt", "Re-download")),
-    ("wrong_keys.safetensors", ("does not fit the inferred GTASR network", "1 missing keys",
-                                "model.dec.16x16_block0.norm1.bias", "1 unexpected keys", "model.extra.weight")),
-    ("GTASR_final_phase.pth (download)", ("download_released is off", "https://huggingface.co/Blaze-UESTC/GTASR/"
-                                          "resolve/main/GTASR_final_phase.pth")),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("model_name", "fragments"),
+    [
+        ("flux1-dev.safetensors", ("is not a GTASR network", "FLUX transformer", "GTASR_final_phase.pth")),
+        ("truncated.pth", ("truncated or corrupt", "Re-download")),
+        (
+            "wrong_keys.safetensors",
+            (
+                "does not fit the inferred GTASR network",
+                "1 missing keys",
+                "model.dec.16x16_block0.norm1.bias",
+                "1 unexpected keys",
+                "model.extra.weight",
+            ),
+        ),
+        (
+            "GTASR_final_phase.pth (download)",
+            (
+                "download_released is off",
+                "https://huggingface.co/Blaze-UESTC/GTASR/resolve/main/GTASR_final_phase.pth",
+            ),
+        ),
+    ],
+)
 def test_bad_model_files_are_clear_errors(models: ComfyServer, model_name: str, fragments: tuple) -> None:
     prompt = _prompt()
     prompt["2"]["inputs"]["model_name"] = model_name
@@ -175,37 +166,15 @@ def test_tile_that_is_not_a_multiple_is_a_clear_error(models: ComfyServer) -> No
 # --- server cannot provoke on demand (out of memory, cancel) ---------------------------------------
 
 
-@pytest.fixture(scope="module")
-def nodes(tmp_path_factory: pytest.TempPathFactory):
-    from comfy_tree import import_comfy
-
-    import_comfy()
-    import folder_paths
-
-    from sr4k.nodes import gtasr
-    from sr4k.nodes.folders import register_folders
-
-    register_folders()
-    folder = tmp_path_factory.mktemp("gtasr_models")
-    pth, _, _ = tiny_gtasr_files(folder)
-    paths, exts = folder_paths.folder_names_and_paths["gtasr"]
-    folder_paths.folder_names_and_paths["gtasr"] = ([str(folder), *paths], exts)
-    return gtasr
-
-
-def _patcher(nodes, precision: str = "fp32"):
-    return nodes.LoadModel.execute("tiny_gtasr.pth", precision).result[0]
-
-
-def test_loader_precision_and_patcher(nodes) -> None:
+def test_loader_precision_andgtasr_patcher(nodes) -> None:
     import comfy.model_management as mm
 
     assert nodes.model_options()[-1] == "GTASR_final_phase.pth (download)"
     assert "tiny_gtasr.pth" in nodes.model_options()
-    patcher = _patcher(nodes, "auto")
+    patcher = gtasr_patcher(nodes, "auto")
     assert patcher.load_device == mm.get_torch_device() and patcher.offload_device == mm.unet_offload_device()
     assert next(patcher.model.parameters()).dtype == torch.float32  # auto on CPU
-    bf16 = _patcher(nodes, "bf16")
+    bf16 = gtasr_patcher(nodes, "bf16")
     assert {p.dtype for p in bf16.model.parameters()} == {torch.bfloat16}
     image = torch.rand(1, 16, 16, 3, generator=torch.Generator().manual_seed(0))
     full = nodes.Upscale.execute(patcher, image, 0, "off", 64, 16).result[0]
@@ -214,12 +183,19 @@ def test_loader_precision_and_patcher(nodes) -> None:
     assert (full - half).abs().mean() < 0.02  # bf16 weights, same image
 
 
-@pytest.mark.parametrize(("tiling", "fits", "tile", "fallback"), [
-    ("off", True, None, False), ("off", False, None, False), ("auto", True, None, True),
-    ("auto", False, 64, True), ("force", True, 64, True),
-])  # fmt: skip
-def test_tiling_modes_call_the_core_as_documented(nodes, monkeypatch: pytest.MonkeyPatch, tiling: str,
-                                                  fits: bool, tile: int | None, fallback: bool) -> None:
+@pytest.mark.parametrize(
+    ("tiling", "fits", "tile", "fallback"),
+    [
+        ("off", True, None, False),
+        ("off", False, None, False),
+        ("auto", True, None, True),
+        ("auto", False, 64, True),
+        ("force", True, 64, True),
+    ],
+)
+def test_tiling_modes_call_the_core_as_documented(
+    nodes, monkeypatch: pytest.MonkeyPatch, tiling: str, fits: bool, tile: int | None, fallback: bool
+) -> None:
     calls = []
 
     def fake(net: GTASRNet, lr: torch.Tensor, **kw: object) -> torch.Tensor:
@@ -228,7 +204,7 @@ def test_tiling_modes_call_the_core_as_documented(nodes, monkeypatch: pytest.Mon
 
     monkeypatch.setattr(nodes, "upscale", fake)
     monkeypatch.setattr(nodes, "fits_patch_free", lambda need, device: fits)
-    nodes.Upscale.execute(_patcher(nodes), torch.rand(2, 8, 8, 3), 5, tiling, 64, 16)
+    nodes.Upscale.execute(gtasr_patcher(nodes), torch.rand(2, 8, 8, 3), 5, tiling, 64, 16)
     assert len(calls) == 2  # one core call per image, each with the node's seed
     assert calls[0]["tile"] == tile and calls[0]["seed"] == 5 and calls[0]["overlap"] == 16
     if tile is None:
@@ -244,7 +220,7 @@ def test_cancel_propagates_and_frees_memory(nodes, monkeypatch: pytest.MonkeyPat
     emptied: list[int] = []
     monkeypatch.setattr(mm, "soft_empty_cache", lambda *a, **k: emptied.append(1))
     monkeypatch.setattr(comfy.utils, "PROGRESS_BAR_HOOK", None)
-    patcher = _patcher(nodes)
+    patcher = gtasr_patcher(nodes)
     tiles: list[int] = []
 
     def press_cancel(module: torch.nn.Module, args: object, out: object) -> None:
@@ -265,7 +241,7 @@ def test_cancel_propagates_and_frees_memory(nodes, monkeypatch: pytest.MonkeyPat
 def test_memory_estimate_counts_padded_pixels_and_dtype(nodes) -> None:
     from sr4k.gtasr_core.memory import HEAD_MAPS, upscale_memory
 
-    fp32, bf16 = _patcher(nodes).model, _patcher(nodes, "bf16").model
+    fp32, bf16 = gtasr_patcher(nodes).model, gtasr_patcher(nodes, "bf16").model
     # 20 x 28 LR pads to 24 x 32 (multiple 8); per LR pixel: HEAD_MAPS 32-channel maps + 4 fp32 RGB, at 16 HR px.
     assert upscale_memory(fp32, 20, 28, slabbed_head=False) == 24 * 32 * 16 * (HEAD_MAPS * 32 * 4 + 4 * 3 * 4)
     assert upscale_memory(bf16, 20, 28, slabbed_head=False) == 24 * 32 * 16 * (HEAD_MAPS * 32 * 2 + 4 * 3 * 4)

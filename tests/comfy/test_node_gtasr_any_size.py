@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageOps
-from test_node_gtasr import SEAM_LR, models, net  # noqa: F401 - server with the tiny GTASR installed
 
 from comfy_harness import ComfyServer, PromptError, execution_error
+from gtasr_node_fixtures import SEAM_LR, models, net  # noqa: F401 - server with the tiny GTASR installed
 from gtasr_support import any_size_reference
 from sr4k.gtasr_core import GTASRNet
 from sr4k.srkit.sizing import target_size
@@ -42,20 +42,29 @@ def _run(server: ComfyServer, prompt: dict) -> np.ndarray:
     return server.images(server.run(prompt), "4")[0].astype(np.float64) / 255
 
 
-@pytest.mark.parametrize("inputs", [{"target": "scale", "scale": 2.5}, {"target": "long_side", "long_side": 100},
-                                    {"target": "scale", "scale": 16.0}])  # fmt: skip
-def test_node_sizes_equal_theany_size_reference(models: ComfyServer, net: GTASRNet, inputs: dict) -> None:  # noqa: F811
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        {"target": "scale", "scale": 2.5},
+        {"target": "long_side", "long_side": 100},
+        {"target": "scale", "scale": 16.0},
+    ],
+)
+def test_node_sizes_equal_theany_size_reference(models: ComfyServer, net: GTASRNet, inputs: dict) -> None:
     lr = _lr(models)
     h, w = lr.shape[-2:]
-    size = target_size(h, w, long_side=inputs["long_side"]) if "long_side" in inputs else \
-        target_size(h, w, scale=inputs["scale"])
+    size = (
+        target_size(h, w, long_side=inputs["long_side"])
+        if "long_side" in inputs
+        else target_size(h, w, scale=inputs["scale"])
+    )
     out = _run(models, _prompt(**inputs))
     assert out.shape == (*size, 3)
     expected = any_size_reference(net, lr, size, 0)[0].permute(1, 2, 0).numpy()
     assert np.abs(out - expected).max() <= 1 / 255 + 1e-6  # SaveImage truncates to 8 bits
 
 
-def test_old_workflows_without_the_new_inputs_still_run_x4(models: ComfyServer) -> None:  # noqa: F811
+def test_old_workflows_without_the_new_inputs_still_run_x4(models: ComfyServer) -> None:
     old = _prompt()
     for name in ("target", "scale", "long_side"):
         del old["3"]["inputs"][name]
@@ -65,7 +74,7 @@ def test_old_workflows_without_the_new_inputs_still_run_x4(models: ComfyServer) 
     assert np.array_equal(out, _run(models, _prompt()))
 
 
-def test_rgba_keeps_alpha_at_any_size(models: ComfyServer, net: GTASRNet) -> None:  # noqa: F811
+def test_rgba_keeps_alpha_at_any_size(models: ComfyServer, net: GTASRNet) -> None:
     prompt = _prompt(scale=2.5)
     prompt["5"] = {"class_type": "ImageToMask", "inputs": {"image": ["1", 0], "channel": "red"}}
     prompt["6"] = {"class_type": "JoinImageWithAlpha", "inputs": {"image": ["1", 0], "alpha": ["5", 0]}}
@@ -77,7 +86,7 @@ def test_rgba_keeps_alpha_at_any_size(models: ComfyServer, net: GTASRNet) -> Non
     assert out.shape == (50, 70, 4) and np.abs(out - expected).max() <= 1 / 255 + 1e-6
 
 
-def test_too_large_a_target_is_a_clear_error(models: ComfyServer) -> None:  # noqa: F811
+def test_too_large_a_target_is_a_clear_error(models: ComfyServer) -> None:
     with pytest.raises(PromptError) as err:
         models.run(_prompt(target="long_side", long_side=16384))
     msg = execution_error(err.value.payload)
@@ -90,7 +99,10 @@ async def _run_collecting_previews(server: ComfyServer, prompt: dict) -> tuple[l
 
     client = str(uuid.uuid4())
     previews: list[Image.Image] = []
-    async with aiohttp.ClientSession() as session, session.ws_connect(f"{server.url}/ws?clientId={client}") as ws:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(f"{server.url}/ws?clientId={client}") as ws,
+    ):
         async with session.post(f"{server.url}/prompt", json={"prompt": prompt, "client_id": client}) as r:
             prompt_id = (await r.json())["prompt_id"]
         while True:
@@ -102,14 +114,16 @@ async def _run_collecting_previews(server: ComfyServer, prompt: dict) -> tuple[l
                 previews.append(Image.open(io.BytesIO(msg.data[8:])).convert("RGB"))
             elif msg.type == aiohttp.WSMsgType.TEXT:
                 data = json.loads(msg.data)
-                if data["type"] in ("execution_success", "execution_error") and \
-                        data["data"].get("prompt_id") == prompt_id:
+                if (
+                    data["type"] in ("execution_success", "execution_error")
+                    and data["data"].get("prompt_id") == prompt_id
+                ):
                     return previews, data["type"]
             else:
                 raise AssertionError(f"websocket closed: {msg}")
 
 
-def test_tiled_runs_preview_the_finished_tiles(models: ComfyServer) -> None:  # noqa: F811
+def test_tiled_runs_preview_the_finished_tiles(models: ComfyServer) -> None:
     prompt = _prompt(tiling="force", tile_size=64, overlap=16, seed=5)
     prompt["1"]["inputs"]["image"] = "sr4k_gtasr_seam.png"  # 96 x 96: 2 x 2 tiles of 64
     previews, status = asyncio.run(_run_collecting_previews(models, prompt))

@@ -20,6 +20,8 @@ from sr4k.srkit.seam import seam_score
 from workflow_files import api_workflow
 
 pytestmark = pytest.mark.comfy
+
+
 def _write(server: ComfyServer, name: str, image: np.ndarray) -> torch.Tensor:
     """Save as 8-bit PNG in the server's input folder; return what LoadImage will read, [1, 3, H, W]."""
     u8 = (image * 255 + 0.5).astype(np.uint8)

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from comfy_harness import ComfyServer, PromptError, execution_error
-from tiny_models import OP4KSR_LR_SIZE, f16_vae_file, install_op4ksr_models, tiny_flux_bfl_file
+from op4ksr_node_fixtures import models, small  # noqa: F401 - fixtures
+from tiny_models import OP4KSR_LR_SIZE, f16_vae_file, tiny_flux_bfl_file
 from workflow_files import api_workflow
 
 pytestmark = pytest.mark.comfy
@@ -15,39 +16,26 @@ pytestmark = pytest.mark.comfy
 LR_W, LR_H = OP4KSR_LR_SIZE
 
 
-@pytest.fixture(scope="module")
-def models(comfy_server: ComfyServer) -> ComfyServer:
-    install_op4ksr_models(comfy_server)
-    return comfy_server
-
-
-def _small(prompt: dict, long_side: int = 128) -> dict:
-    for node in prompt.values():
-        if node["class_type"] == "OP4KSR_Upscale":
-            node["inputs"]["long_side"] = long_side
-        if node["class_type"] == "ImageScale":
-            node["inputs"]["width"], node["inputs"]["height"] = long_side, long_side * LR_H // LR_W
-    return prompt
-
-
 def test_upscale_node_equals_the_exploded_core_node_workflow(models: ComfyServer) -> None:
-    prompt = _small(api_workflow("op4ksr_upscale_4k"))
+    prompt = small(api_workflow("op4ksr_upscale_4k"))
     prompt["3"]["inputs"].update(t_star=0.5, input_mode="flow")  # what the core sampler graph computes
     node = models.images(models.run(prompt), "4")[0]
-    exploded = models.images(models.run(_small(api_workflow("op4ksr_exploded"))), "14")[0]
+    exploded = models.images(models.run(small(api_workflow("op4ksr_exploded"))), "14")[0]
     assert node.shape == (96, 128, 3)
     np.testing.assert_array_equal(node, exploded)
     assert node.std() > 1.0  # a real image came out, not a constant
 
 
 @pytest.mark.parametrize(("long_side", "shape"), [(128, (96, 128, 3)), (100, (75, 100, 3))])
-def test_output_size_follows_the_target_and_crops_padding(models: ComfyServer, long_side: int, shape: tuple) -> None:
-    out = models.images(models.run(_small(api_workflow("op4ksr_upscale_4k"), long_side)), "4")[0]
+def test_output_size_follows_the_target_and_crops_padding(
+    models: ComfyServer, long_side: int, shape: tuple
+) -> None:
+    out = models.images(models.run(small(api_workflow("op4ksr_upscale_4k"), long_side)), "4")[0]
     assert out.shape == shape
 
 
 def test_rfr_changes_the_model_but_not_its_input(models: ComfyServer) -> None:
-    prompt = _small(api_workflow("op4ksr_exploded"))
+    prompt = small(api_workflow("op4ksr_exploded"))
     prompt["3"]["inputs"].update(rfr_mode="scale", alpha=4.0)
     rfr = models.images(models.run(prompt), "14")[0]
     # The same graph where the sampler uses the unpatched model: RFR's clone left it untouched.
@@ -63,7 +51,7 @@ def test_rfr_changes_the_model_but_not_its_input(models: ComfyServer) -> None:
 
 
 def test_non_flux_model_is_a_clear_error(models: ComfyServer) -> None:
-    prompt = _small(api_workflow("op4ksr_exploded"))
+    prompt = small(api_workflow("op4ksr_exploded"))
     prompt["20"] = {"class_type": "SR4KTest_NonFluxModel", "inputs": {}}
     prompt["3"]["inputs"]["model"] = ["20", 0]
     with pytest.raises(PromptError) as err:
@@ -71,14 +59,14 @@ def test_non_flux_model_is_a_clear_error(models: ComfyServer) -> None:
     msg = execution_error(err.value.payload)
     assert msg["node_type"] == "OP4KSR_ApplyRFR"
     assert "needs a FLUX.1 MODEL" in msg["exception_message"]
-    models.run(_small(api_workflow("op4ksr_upscale_4k")))  # and the server goes on
+    models.run(small(api_workflow("op4ksr_upscale_4k")))  # and the server goes on
 
 
 def test_wrong_file_in_the_model_loader_is_a_clear_error(models: ComfyServer) -> None:
     link = models.models / "diffusion_models" / "not_a_flux.safetensors"
     if not link.exists():
         link.symlink_to(f16_vae_file("bfl"))
-    prompt = _small(api_workflow("op4ksr_upscale_4k"))
+    prompt = small(api_workflow("op4ksr_upscale_4k"))
     prompt["2"]["inputs"]["unet_name"] = "not_a_flux.safetensors"
     with pytest.raises(PromptError) as err:
         models.run(prompt)
@@ -86,12 +74,14 @@ def test_wrong_file_in_the_model_loader_is_a_clear_error(models: ComfyServer) ->
 
 
 def test_flux_generate_then_4k(models: ComfyServer) -> None:
-    prompt = _small(api_workflow("flux_generate_then_4k"))
+    prompt = small(api_workflow("flux_generate_then_4k"))
     # T5-XXL cannot be shrunk: the test takes zero conditioning from the test-only helper pack.
     for nid in ("2", "3"):
         del prompt[nid]
-    prompt["3"] = {"class_type": "SR4KTest_ZeroFluxConditioning",
-                   "inputs": {"context_dim": 64, "pooled_dim": 32, "tokens": 4}}  # fmt: skip
+    prompt["3"] = {
+        "class_type": "SR4KTest_ZeroFluxConditioning",
+        "inputs": {"context_dim": 64, "pooled_dim": 32, "tokens": 4},
+    }
     prompt["5"]["inputs"].update(width=64, height=64)
     prompt["6"]["inputs"]["steps"] = 2
     out = models.images(models.run(prompt), "12")[0]
@@ -110,13 +100,15 @@ def test_comfyui_path_equals_the_headless_diffusers_path(models: ComfyServer) ->
     from sr4k.op4ksr_core.vae.loader import load_f16_vae
     from tiny_models import load
 
-    comfy = models.images(models.run(_small(api_workflow("op4ksr_upscale_4k"))), "4")[0]
+    comfy = models.images(models.run(small(api_workflow("op4ksr_upscale_4k"))), "4")[0]
     transformer = set_rfr(load_flux_transformer(load(tiny_flux_bfl_file())), RFRConfig(mode="ntk"))
     vae = load_f16_vae(load(f16_vae_file("bfl")), "aligned", dtype=torch.float32)
     lr = np.array(Image.open(models.input_dir / "sr4k_example_lowres.png").convert("RGB"))
     lr_t = torch.from_numpy(lr).float().div(255).permute(2, 0, 1)[None]
     ours = upscale_image(transformer, vae, lr_t, long_side=128, config=OneStepConfig(t_star=0.5))
-    ours8 = np.clip(ours[0].permute(1, 2, 0).numpy() * 255, 0, 255).astype(np.uint8).astype(np.float64)  # as SaveImage
+    ours8 = (
+        np.clip(ours[0].permute(1, 2, 0).numpy() * 255, 0, 255).astype(np.uint8).astype(np.float64)
+    )  # as SaveImage
     assert ours8.shape == comfy.shape
     diff = np.abs(ours8 - comfy.astype(np.float64))
     assert diff.max() <= 1, f"max |diff| {diff.max()} of 255"

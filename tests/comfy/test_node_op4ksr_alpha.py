@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_node_op4ksr import _small, models  # noqa: F401 - server with the tiny OP4KSR models installed
 
 from comfy_harness import ComfyServer
+from op4ksr_node_fixtures import models, small  # noqa: F401 - server with the tiny OP4KSR models installed
 from sr4k.srkit.sizing import resize_exact
 from workflow_files import api_workflow
 
@@ -18,9 +18,9 @@ pytestmark = pytest.mark.comfy
 
 
 @pytest.mark.parametrize("long_side", [100])  # x3.57 of the 28 px wide input: a real resize
-def test_rgba_keeps_its_alpha_at_the_target_size(models: ComfyServer, long_side: int) -> None:  # noqa: F811
-    rgb = _small(api_workflow("op4ksr_upscale_4k"), long_side)
-    rgba = _small(api_workflow("op4ksr_upscale_4k"), long_side)
+def test_rgba_keeps_its_alpha_at_the_target_size(models: ComfyServer, long_side: int) -> None:
+    rgb = small(api_workflow("op4ksr_upscale_4k"), long_side)
+    rgba = small(api_workflow("op4ksr_upscale_4k"), long_side)
     rgba["5"] = {"class_type": "ImageToMask", "inputs": {"image": ["1", 0], "channel": "green"}}
     rgba["6"] = {"class_type": "JoinImageWithAlpha", "inputs": {"image": ["1", 0], "alpha": ["5", 0]}}
     rgba["3"]["inputs"]["image"] = ["6", 0]

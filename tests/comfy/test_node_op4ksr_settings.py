@@ -21,9 +21,20 @@ from workflow_files import api_workflow
 
 pytestmark = pytest.mark.comfy
 
-FT, LORA, VAE_PART = "sr4k_test_op4ksr_ft.safetensors", "sr4k_test_op4ksr_meta_lora.safetensors", "sr4k_test_vae_meta.safetensors"
-TRAINED = OP4KSRSettings(t_star=0.3, input_mode="flow", rfr_mode="scale", rfr_alpha=4.0, reference_tokens=64,
-                         decode_mode="aligned", canvas_long_side=4096)  # fmt: skip
+FT, LORA, VAE_PART = (
+    "sr4k_test_op4ksr_ft.safetensors",
+    "sr4k_test_op4ksr_meta_lora.safetensors",
+    "sr4k_test_vae_meta.safetensors",
+)
+TRAINED = OP4KSRSettings(
+    t_star=0.3,
+    input_mode="flow",
+    rfr_mode="scale",
+    rfr_alpha=4.0,
+    reference_tokens=64,
+    decode_mode="aligned",
+    canvas_long_side=4096,
+)
 _unique = itertools.count(1)
 
 
@@ -31,13 +42,18 @@ _unique = itertools.count(1)
 def server(comfy_server: ComfyServer) -> ComfyServer:
     install_op4ksr_models(comfy_server)
     models = comfy_server.models
-    save_file(load(tiny_flux_bfl_file()), str(models / "diffusion_models" / FT), metadata=to_metadata(TRAINED))
+    save_file(
+        load(tiny_flux_bfl_file()), str(models / "diffusion_models" / FT), metadata=to_metadata(TRAINED)
+    )
     # A LoRA that changes nothing (B = 0) but carries the settings: what reaches the nodes is the metadata.
     name = "transformer.single_transformer_blocks.0.proj_out"
     lora = {f"{name}.lora_A.weight": torch.ones(1, 15360), f"{name}.lora_B.weight": torch.zeros(3072, 1)}
     save_file(lora, str(models / "loras" / LORA), metadata=to_metadata(TRAINED))
-    save_file(load(f16_vae_file("bfl")), str(models / "vae" / VAE_PART),
-              metadata=to_metadata(OP4KSRSettings(decode_mode="partitioned")))  # fmt: skip
+    save_file(
+        load(f16_vae_file("bfl")),
+        str(models / "vae" / VAE_PART),
+        metadata=to_metadata(OP4KSRSettings(decode_mode="partitioned")),
+    )
     return comfy_server
 
 
@@ -69,7 +85,9 @@ def ft_run(server: ComfyServer) -> tuple[np.ndarray, str]:
     return _run(server, _prompt(unet=FT))
 
 
-def test_base_flux_runs_with_a_warning_on_the_node_and_in_the_log(base_run: tuple[np.ndarray, str, str]) -> None:
+def test_base_flux_runs_with_a_warning_on_the_node_and_in_the_log(
+    base_run: tuple[np.ndarray, str, str],
+) -> None:
     image, text, log = base_run
     assert image.shape == (96, 128, 3)
     assert text.startswith("Warning:") and "soft" in text and "flux_refine_4k" in text
@@ -77,7 +95,9 @@ def test_base_flux_runs_with_a_warning_on_the_node_and_in_the_log(base_run: tupl
     assert "carries no OP4KSR settings" in log and "flux_refine_4k" in log
 
 
-def test_auto_widgets_take_the_fine_tunes_settings(server: ComfyServer, ft_run: tuple, base_run: tuple) -> None:
+def test_auto_widgets_take_the_fine_tunes_settings(
+    server: ComfyServer, ft_run: tuple, base_run: tuple
+) -> None:
     auto, text = ft_run
     assert "Warning" not in text and "t* 0.3, input flow" in text
     typed = _prompt(t_star=0.3, input_mode="flow")
@@ -92,7 +112,9 @@ def test_explicit_widgets_win_over_the_metadata(server: ComfyServer, base_run: t
     prompt = _prompt(unet=FT, t_star=0.5, input_mode="direct")
     prompt["2"]["inputs"].update(rfr_mode="ntk")
     explicit, text = _run(server, prompt)
-    np.testing.assert_array_equal(explicit, base_run[0])  # base FLUX on auto = the defaults 0.5 / direct / ntk
+    np.testing.assert_array_equal(
+        explicit, base_run[0]
+    )  # base FLUX on auto = the defaults 0.5 / direct / ntk
     assert "t* 0.5, input direct" in text and "Warning" not in text
 
 
@@ -104,8 +126,10 @@ def test_lora_settings_travel_with_the_model_through_apply_rfr(server: ComfyServ
     # Loader without RFR, then OP4KSR_ApplyRFR on auto: the MODEL's settings (scale x4) reach it.
     prompt = _prompt(unet=FT)
     prompt["2"]["inputs"]["rfr_mode"] = "none"
-    prompt["5"] = {"class_type": "OP4KSR_ApplyRFR",
-                   "inputs": {"model": ["2", 0], "rfr_mode": "auto", "alpha": 1.0, "reference_tokens": 64}}  # fmt: skip
+    prompt["5"] = {
+        "class_type": "OP4KSR_ApplyRFR",
+        "inputs": {"model": ["2", 0], "rfr_mode": "auto", "alpha": 1.0, "reference_tokens": 64},
+    }
     prompt["3"]["inputs"]["model"] = ["5", 0]
     chained, _ = _run(server, prompt)
     np.testing.assert_array_equal(chained, via_ft)
@@ -122,5 +146,7 @@ def test_vae_decode_mode_auto(server: ComfyServer) -> None:
         return server.images(server.run(prompt), "14")[0]
 
     partitioned = run("ae.safetensors", "partitioned")
-    assert np.abs(run("ae.safetensors", "auto").astype(int) - partitioned.astype(int)).max() > 0  # BFL -> aligned
+    assert (
+        np.abs(run("ae.safetensors", "auto").astype(int) - partitioned.astype(int)).max() > 0
+    )  # BFL -> aligned
     np.testing.assert_array_equal(run(VAE_PART, "auto"), partitioned)  # the file's metadata says partitioned

@@ -44,11 +44,16 @@ def _latent() -> torch.Tensor:
     return torch.randn(1, 16, 3, 5, generator=torch.Generator().manual_seed(0))
 
 
-def test_never_surfaces_out_of_memory_where_comfyui_tiles_silently(steps, caplog: pytest.LogCaptureFixture) -> None:
+def test_never_surfaces_out_of_memory_where_comfyui_tiles_silently(
+    steps, caplog: pytest.LogCaptureFixture
+) -> None:
     vae = _comfy_vae("partitioned")
     with memory_budget(BUDGET), pytest.raises(torch.OutOfMemoryError):
         steps.decode(vae, _latent(), "never")
-    with caplog.at_level(logging.WARNING), memory_budget(BUDGET):  # ComfyUI's own decode: the behaviour we avoid
+    with (
+        caplog.at_level(logging.WARNING),
+        memory_budget(BUDGET),
+    ):  # ComfyUI's own decode: the behaviour we avoid
         try:
             vae.decode(_latent())
         except torch.OutOfMemoryError:
@@ -73,8 +78,9 @@ def test_always_tiles_encode_and_decode_to_the_untiled_result(steps) -> None:
     pixels = torch.rand(1, 48, 80, 3, generator=torch.Generator().manual_seed(1))  # ComfyUI IMAGE layout
     latent = steps.encode(vae, pixels, "never")
     torch.testing.assert_close(steps.encode(vae, pixels, "always"), latent, rtol=0, atol=1e-5)
-    torch.testing.assert_close(steps.decode(vae, latent, "always"), steps.decode(vae, latent, "never"),
-                               rtol=0, atol=2e-5)
+    torch.testing.assert_close(
+        steps.decode(vae, latent, "always"), steps.decode(vae, latent, "never"), rtol=0, atol=2e-5
+    )
     with pytest.raises(ValueError, match="vae_tiling='sometimes'; choose one of never, on_oom, always"):
         steps.decode(vae, latent, "sometimes")
 

@@ -66,7 +66,9 @@ def test_without_a_node_replacement_api_registration_is_a_no_op() -> None:
     from comfy_api.latest import io
 
     if hasattr(io, "NodeReplace"):
-        pytest.skip("this ComfyUI has node replacement; tests/comfy/test_node_replace.py checks its real registry")
+        pytest.skip(
+            "this ComfyUI has node replacement; tests/comfy/test_node_replace.py checks its real registry"
+        )
     rows = [Rename("SR4K_ColourCorrect", "SR4K_ColorCorrect", "0.2.0", inputs=(("image", "images"),))]
     assert asyncio.run(register_renames(rows, nodes)) == 0
     assert asyncio.run(register_renames(RENAMES, nodes)) == 0
@@ -113,20 +115,31 @@ def test_with_a_node_replacement_api_each_rename_is_registered_with_its_mapping(
     rows = [
         Rename("SR4K_ColourCorrect", "SR4K_ColorCorrect", "0.2.0"),
         Rename(
-            "SR4K_ColorCorrectOld", "SR4K_ColorCorrect", "0.2.0", inputs=(("strength", "amount"),),
-            outputs=((0, 1),), old_widget_ids=("amount", "method"),
+            "SR4K_ColorCorrectOld",
+            "SR4K_ColorCorrect",
+            "0.2.0",
+            inputs=(("strength", "amount"),),
+            outputs=((0, 1),),
+            old_widget_ids=("amount", "method"),
         ),
-    ]  # fmt: skip
+    ]
     assert asyncio.run(register_renames(rows, nodes, io_module=IO, api=api)) == 2
     identity = [{"new_id": i, "old_id": i} for i in ("image", "reference", "method", "strength")]
     assert registry.registered == [
-        {"new_node_id": "SR4K_ColorCorrect", "old_node_id": "SR4K_ColourCorrect",
-         "old_widget_ids": ["method", "strength"], "input_mapping": identity},
-        {"new_node_id": "SR4K_ColorCorrect", "old_node_id": "SR4K_ColorCorrectOld",
-         "old_widget_ids": ["amount", "method"],
-         "input_mapping": [*identity[:3], {"new_id": "strength", "old_id": "amount"}],
-         "output_mapping": [{"new_idx": 0, "old_idx": 1}]},
-    ]  # fmt: skip
+        {
+            "new_node_id": "SR4K_ColorCorrect",
+            "old_node_id": "SR4K_ColourCorrect",
+            "old_widget_ids": ["method", "strength"],
+            "input_mapping": identity,
+        },
+        {
+            "new_node_id": "SR4K_ColorCorrect",
+            "old_node_id": "SR4K_ColorCorrectOld",
+            "old_widget_ids": ["amount", "method"],
+            "input_mapping": [*identity[:3], {"new_id": "strength", "old_id": "amount"}],
+            "output_mapping": [{"new_idx": 0, "old_idx": 1}],
+        },
+    ]
     # An API object without node_replacement registers nothing; a rename to an input the node lacks is refused.
     assert asyncio.run(register_renames(rows, nodes, io_module=IO, api=object())) == 0
     bad = [Rename("SR4K_ColourCorrect", "SR4K_ColorCorrect", "0.2.0", inputs=(("amount", "strength"),))]

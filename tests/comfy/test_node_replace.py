@@ -105,12 +105,21 @@ def test_a_saved_workflow_keeps_links_and_widget_values_through_replace(
     if chromium_path() is None:
         pytest.skip("Debian chromium not installed (scripts/test_env.sh installs it as root)")
     cases = [
-        ("color_correct", "SR4K_ColorCorrect", "SR4K_ColourCorrect", {"method": "adain", "amount": 0.35},
-         {"method": "adain", "strength": 0.35}),
-        ("gtasr_upscale", "GTASR_Upscale", "GTASR_UpscaleLegacy",
-         {"seed": 123, "tiling": "force", "tile_size": 256, "overlap": 32},
-         {"seed": 123, "tiling": "force", "tile_size": 256, "overlap": 32}),
-    ]  # fmt: skip
+        (
+            "color_correct",
+            "SR4K_ColorCorrect",
+            "SR4K_ColourCorrect",
+            {"method": "adain", "amount": 0.35},
+            {"method": "adain", "strength": 0.35},
+        ),
+        (
+            "gtasr_upscale",
+            "GTASR_Upscale",
+            "GTASR_UpscaleLegacy",
+            {"seed": 123, "tiling": "force", "tile_size": 256, "overlap": 32},
+            {"seed": 123, "tiling": "force", "tile_size": 256, "overlap": 32},
+        ),
+    ]
     with open_app(comfy_server.url) as page:
         for stem, node_type, old_type, saved, expected in cases:
             ui = _ui(stem)

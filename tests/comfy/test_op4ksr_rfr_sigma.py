@@ -79,16 +79,22 @@ def _exploded(mode: str, long_side: int = 256) -> dict:
 
 @pytest.mark.comfy
 @pytest.mark.slow
-def test_comfy_wrapper_hands_the_sigma_to_dype_like_the_headless_path(sharp: ComfyServer, one_thread: object) -> None:
+def test_comfy_wrapper_hands_the_sigma_to_dype_like_the_headless_path(
+    sharp: ComfyServer, one_thread: object
+) -> None:
     """One step at t* = 0.5 on a 8 x 6 token grid: ComfyUI (wrapper) == diffusers (hook), and != yarn."""
     comfy = {m: sharp.images(sharp.run(_exploded(m)), "14")[0].astype(np.float64) for m in ("dype", "yarn")}
     assert comfy["dype"].shape == (192, 256, 3)
-    transformer = set_rfr(load_flux_transformer(load(sharp_tiny_flux_bfl_file())),
-                          RFRConfig(mode="dype", reference_grid=(REF, REF)))  # fmt: skip
+    transformer = set_rfr(
+        load_flux_transformer(load(sharp_tiny_flux_bfl_file())),
+        RFRConfig(mode="dype", reference_grid=(REF, REF)),
+    )
     vae = load_f16_vae(load(f16_vae_file("bfl")), "aligned", dtype=torch.float32)
     lr = np.array(Image.open(sharp.input_dir / "sr4k_example_lowres.png").convert("RGB"))
     lr_t = torch.from_numpy(lr).float().div(255).permute(2, 0, 1)[None]
-    ours = upscale_image(transformer, vae, lr_t, long_side=256, config=OneStepConfig(t_star=0.5, input_mode="flow"))
+    ours = upscale_image(
+        transformer, vae, lr_t, long_side=256, config=OneStepConfig(t_star=0.5, input_mode="flow")
+    )
     ours8 = np.clip(ours[0].permute(1, 2, 0).numpy() * 255, 0, 255).astype(np.uint8).astype(np.float64)
     diff = np.abs(ours8 - comfy["dype"])
     assert diff.max() <= 1, f"max |diff| {diff.max()} of 255"

@@ -19,8 +19,10 @@ def _small(seed: int = 42) -> dict:
     # T5-XXL cannot be shrunk: zero conditioning from the test-only helper pack replaces the text encoders.
     for nid in ("4", "5"):
         del prompt[nid]
-    prompt["5"] = {"class_type": "SR4KTest_ZeroFluxConditioning",
-                   "inputs": {"context_dim": 64, "pooled_dim": 32, "tokens": 4}}  # fmt: skip
+    prompt["5"] = {
+        "class_type": "SR4KTest_ZeroFluxConditioning",
+        "inputs": {"context_dim": 64, "pooled_dim": 32, "tokens": 4},
+    }
     prompt["8"]["inputs"].update(width=128, height=128 * LR_H // LR_W)
     prompt["10"]["inputs"]["steps"] = 2
     prompt["12"]["inputs"]["noise_seed"] = seed

@@ -70,7 +70,9 @@ class NonFluxModel(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(node_id="SR4KTest_NonFluxModel", category="sr4k/testing", outputs=[io.Model.Output()])
+        return io.Schema(
+            node_id="SR4KTest_NonFluxModel", category="sr4k/testing", outputs=[io.Model.Output()]
+        )
 
     @classmethod
     def execute(cls) -> io.NodeOutput:
@@ -93,7 +95,9 @@ class HelperExtension(ComfyExtension):
         from sr4k.nodes.extension import NODES
         from sr4k.nodes.renames import Rename, register_renames
 
-        await register_renames([Rename(old, new, "0.1.0", inputs=ins) for old, new, ins in TEST_RENAMES], NODES)
+        await register_renames(
+            [Rename(old, new, "0.1.0", inputs=ins) for old, new, ins in TEST_RENAMES], NODES
+        )
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return [ZeroFluxConditioning, MaskAsImage, EmptyImageBatch, NonFluxModel]

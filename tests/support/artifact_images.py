@@ -14,8 +14,14 @@ def natural(seed: int) -> np.ndarray:
     """Smooth gradients plus blurred noise: image-like content without any grid, [H, W, 3] in [0, 1]."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64)
-    base = np.stack([0.5 + 0.3 * np.sin(x / 40) * np.cos(y / 55), 0.4 + 0.2 * np.sin((x + y) / 70),
-                     0.5 + 0.25 * np.cos(y / 30)], axis=-1)  # fmt: skip
+    base = np.stack(
+        [
+            0.5 + 0.3 * np.sin(x / 40) * np.cos(y / 55),
+            0.4 + 0.2 * np.sin((x + y) / 70),
+            0.5 + 0.25 * np.cos(y / 30),
+        ],
+        axis=-1,
+    )
     noise = rng.random((SIZE + 8, SIZE + 8, 3))
     kernel = np.ones(9) / 9  # separable 9x9 box blur
     noise = np.apply_along_axis(lambda v: np.convolve(v, kernel, "valid"), 0, noise)

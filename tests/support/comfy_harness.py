@@ -32,7 +32,15 @@ PACK_NAME = "sr4k"
 HELPER_PACK = REPO / "tests" / "helper_pack"
 HELPER_PACK_NAME = "sr4k_test_helpers"
 
-MODEL_FOLDERS = ("gtasr", "vae", "diffusion_models", "loras", "checkpoints", "upscale_models", "text_encoders")
+MODEL_FOLDERS = (
+    "gtasr",
+    "vae",
+    "diffusion_models",
+    "loras",
+    "checkpoints",
+    "upscale_models",
+    "text_encoders",
+)
 
 
 def harness_available() -> bool:
@@ -150,7 +158,9 @@ def execution_error(entry: dict[str, Any]) -> dict[str, Any]:
 def start_server(base: Path, timeout: float = 180.0) -> ComfyServer:
     """Start ComfyUI with this pack whitelisted; model/input/output folders live under ``base``."""
     if not harness_available():
-        raise RuntimeError(f"ComfyUI test harness missing under {WORK}; run `bash scripts/test_env.sh` first.")
+        raise RuntimeError(
+            f"ComfyUI test harness missing under {WORK}; run `bash scripts/test_env.sh` first."
+        )
     _link(REPO, COMFY_DIR / "custom_nodes" / PACK_NAME)
     _link(HELPER_PACK, COMFY_DIR / "custom_nodes" / HELPER_PACK_NAME)
     user = COMFY_DIR / "user" / "default"
@@ -170,14 +180,30 @@ def start_server(base: Path, timeout: float = 180.0) -> ComfyServer:
     log_path = base / "server.log"
     log = open(log_path, "w")
     cmd = [
-        str(VENV_PY), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-        "--disable-api-nodes", "--disable-all-custom-nodes",
-        "--whitelist-custom-nodes", PACK_NAME, HELPER_PACK_NAME,
-        "--extra-model-paths-config", str(extra),
-        "--input-directory", str(base / "input"), "--output-directory", str(base / "output"),
-        "--temp-directory", str(base / "temp"),
-        "--database-url", "sqlite:///:memory:", "--cache-none",
-    ]  # fmt: skip
+        str(VENV_PY),
+        "main.py",
+        "--cpu",
+        "--listen",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--disable-api-nodes",
+        "--disable-all-custom-nodes",
+        "--whitelist-custom-nodes",
+        PACK_NAME,
+        HELPER_PACK_NAME,
+        "--extra-model-paths-config",
+        str(extra),
+        "--input-directory",
+        str(base / "input"),
+        "--output-directory",
+        str(base / "output"),
+        "--temp-directory",
+        str(base / "temp"),
+        "--database-url",
+        "sqlite:///:memory:",
+        "--cache-none",
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(cmd, cwd=COMFY_DIR, stdout=log, stderr=subprocess.STDOUT, env=env)
     server = ComfyServer(port=port, proc=proc, log_path=log_path, base=base)
@@ -193,7 +219,9 @@ def start_server(base: Path, timeout: float = 180.0) -> ComfyServer:
                 stop_server(server)
                 raise TimeoutError(f"ComfyUI not ready after {timeout} s:\n{server.log_tail()}") from None
             time.sleep(0.2)
-    failed = [ln for ln in log_path.read_text().splitlines() if "IMPORT FAILED" in ln and "custom_nodes" in ln]
+    failed = [
+        ln for ln in log_path.read_text().splitlines() if "IMPORT FAILED" in ln and "custom_nodes" in ln
+    ]
     if failed:
         stop_server(server)
         raise RuntimeError("the pack failed to import:\n" + "\n".join(failed) + "\n" + server.log_tail(80))

@@ -16,9 +16,17 @@ from sr4k.gtasr_core import GTASRConfig, GTASRNet, build, passes_for, upscale
 from sr4k.srkit.sizing import resize_exact
 
 # Two levels, one block each, Swin everywhere: LR multiple 8, ~0.9 M parameters, fast on CPU.
-TINY = GTASRConfig(model_channels=32, channel_mult=(1, 2), num_blocks=1, train_resolution=16,
-                   attn_resolutions=(16, 8), channel_mult_emb=2, swin_embed_dim=32, swin_num_heads=2,
-                   swin_window=4)
+TINY = GTASRConfig(
+    model_channels=32,
+    channel_mult=(1, 2),
+    num_blocks=1,
+    train_resolution=16,
+    attn_resolutions=(16, 8),
+    channel_mult_emb=2,
+    swin_embed_dim=32,
+    swin_num_heads=2,
+    swin_window=4,
+)
 
 
 @torch.no_grad()
@@ -58,6 +66,7 @@ def border_ratio(image: Tensor, borders_x: list[int], borders_y: list[int]) -> f
 
 LR_H, LR_W = 20, 28  # not multiples of TINY's LR multiple (8): padding and cropping are exercised
 
+
 def tiny_gtasr_files(folder: Path) -> tuple[Path, Path, GTASRNet]:
     """A small-config GTASR saved as BasicSR ``.pth`` ({'params', 'params_ema'}, ``module.`` keys) and
     as ``.safetensors``; returns both paths and the EMA network (the one inference must use).
@@ -71,8 +80,13 @@ def tiny_gtasr_files(folder: Path) -> tuple[Path, Path, GTASRNet]:
     raw = {k: v.clone() for k, v in ema.state_dict().items()}
     online = {k: (v * 0.5 if v.is_floating_point() else v) for k, v in raw.items()}
     pth = folder / "tiny_gtasr.pth"
-    torch.save({"params": {f"module.{k}": v for k, v in online.items()},
-                "params_ema": {f"module.{k}": v for k, v in raw.items()}}, pth)
+    torch.save(
+        {
+            "params": {f"module.{k}": v for k, v in online.items()},
+            "params_ema": {f"module.{k}": v for k, v in raw.items()},
+        },
+        pth,
+    )
     st = folder / "tiny_gtasr.safetensors"
     save_file({k: v.contiguous() for k, v in raw.items()}, str(st))
     return pth, st, ema

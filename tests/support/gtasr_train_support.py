@@ -36,14 +36,17 @@ def write_images(folder: Path, count: int = 12, seed: int = 0) -> Path:
         h, w = (int(v) for v in rng.integers(28, 60, 2))
         rows, cols = np.mgrid[0:h, 0:w] / 8.0
         f, ph = rng.uniform(0.5, 2.0, 3), rng.uniform(0.0, 6.0, 3)
-        img = np.stack([0.5 + 0.5 * np.sin(f[c] * cols + ph[c]) * np.cos(f[(c + 1) % 3] * rows)
-                        for c in range(3)], -1)
+        img = np.stack(
+            [0.5 + 0.5 * np.sin(f[c] * cols + ph[c]) * np.cos(f[(c + 1) % 3] * rows) for c in range(3)], -1
+        )
         Image.fromarray((img * 255).astype(np.uint8)).save(folder / f"img{i:02d}.png")
     return folder
 
 
 def tiny_config(stage: int, data: Path, out: Path, **overrides: Any) -> GTASRTrainConfig:
-    return resolve_config(stage, "tiny", overrides={"data_dirs": [str(data)], "output_dir": str(out), **overrides})
+    return resolve_config(
+        stage, "tiny", overrides={"data_dirs": [str(data)], "output_dir": str(out), **overrides}
+    )
 
 
 def window_means(history: list[dict[str, float]], key: str, n: int) -> tuple[float, float]:
@@ -53,8 +56,14 @@ def window_means(history: list[dict[str, float]], key: str, n: int) -> tuple[flo
 
 
 @torch.no_grad()
-def paired_objective(config: GTASRTrainConfig, student: nn.Module, data: Path, frozen: nn.Module | None = None,
-                     draws: int = 8, step: int | None = None) -> dict[str, float]:
+def paired_objective(
+    config: GTASRTrainConfig,
+    student: nn.Module,
+    data: Path,
+    frozen: nn.Module | None = None,
+    draws: int = 8,
+    step: int | None = None,
+) -> dict[str, float]:
     """The stage objective of ``student`` (eval mode) averaged over fixed batches and fixed draws.
 
     Evaluating two weight sets on the same batches, noises and CT indices makes the comparison paired.
@@ -81,8 +90,10 @@ def paired_objective(config: GTASRTrainConfig, student: nn.Module, data: Path, f
 def smoke_config(tmp_path: Path) -> Path:
     data = write_images(tmp_path / "data", count=6)
     toml = tmp_path / "smoke.toml"
-    toml.write_text(f'preset = "tiny"\ndata_dirs = ["{data.as_posix()}"]\noutput_dir = "{(tmp_path / "out").as_posix()}"\n'
-                    "total_steps = 2\nsave_every = 2\n")
+    toml.write_text(
+        f'preset = "tiny"\ndata_dirs = ["{data.as_posix()}"]\noutput_dir = "{(tmp_path / "out").as_posix()}"\n'
+        "total_steps = 2\nsave_every = 2\n"
+    )
     return toml
 
 

@@ -98,7 +98,6 @@ def _handler(hub: LocalHub) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-
 @contextmanager
 def serve_hub() -> Iterator[LocalHub]:
     """A :class:`LocalHub` served on a free loopback port for the duration of the block."""

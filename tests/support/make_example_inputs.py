@@ -59,7 +59,11 @@ def lowres() -> np.ndarray:
 def upscaled(low: np.ndarray) -> np.ndarray:
     """``low`` bicubic x``UPSCALE`` (as an upscaler's stand-in) with the warm colour cast, uint8."""
     t = torch.from_numpy(low).permute(2, 0, 1)[None].double() / 255
-    up = F.interpolate(t, scale_factor=UPSCALE, mode="bicubic", align_corners=False)[0].permute(1, 2, 0).numpy()
+    up = (
+        F.interpolate(t, scale_factor=UPSCALE, mode="bicubic", align_corners=False)[0]
+        .permute(1, 2, 0)
+        .numpy()
+    )
     # no quantisation: level steps along the sky gradient would be long straight edges, i.e. "seams"
     return np.clip(up * CAST * 255 + 0.5, 0, 255).astype(np.uint8)
 

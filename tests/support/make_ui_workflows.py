@@ -31,8 +31,11 @@ def main(paths: list[str]) -> None:
                     if "models" in old:
                         ui["models"] = old["models"]
                     # Each loader's own list, by node id (the frontend checks it against the widget value).
-                    props = {n["id"]: n["properties"]["models"] for n in old["nodes"]
-                             if "models" in n.get("properties", {})}
+                    props = {
+                        n["id"]: n["properties"]["models"]
+                        for n in old["nodes"]
+                        if "models" in n.get("properties", {})
+                    }
                     for node in ui["nodes"]:
                         if node["id"] in props:
                             node.setdefault("properties", {})["models"] = props[node["id"]]

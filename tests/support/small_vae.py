@@ -19,5 +19,8 @@ def small_f16_vae(decode_mode: str = "partitioned") -> F16VAE:
     with torch.no_grad():
         for key, p in model.state_dict().items():
             scale = 1 / math.sqrt(math.prod(p.shape[1:])) if p.ndim > 1 else 0.1
-            p.copy_(deterministic_tensor(key, tuple(p.shape)) * scale + (1.0 if key.endswith("norm.weight") else 0))
+            p.copy_(
+                deterministic_tensor(key, tuple(p.shape)) * scale
+                + (1.0 if key.endswith("norm.weight") else 0)
+            )
     return model

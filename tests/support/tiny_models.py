@@ -21,10 +21,17 @@ CACHE = REPO / ".cache" / "sr4k-test-models"
 # The smallest FLUX.1 that ComfyUI's UNETLoader detects: hidden 3072 and 24 heads are fixed by
 # detection; depth, context and pooled widths shrink (comfyui-harness.md §11).
 TINY_FLUX = dict(
-    patch_size=1, in_channels=64, num_layers=1, num_single_layers=1, attention_head_dim=128,
-    num_attention_heads=24, joint_attention_dim=64, pooled_projection_dim=32, guidance_embeds=True,
+    patch_size=1,
+    in_channels=64,
+    num_layers=1,
+    num_single_layers=1,
+    attention_head_dim=128,
+    num_attention_heads=24,
+    joint_attention_dim=64,
+    pooled_projection_dim=32,
+    guidance_embeds=True,
     axes_dims_rope=(16, 56, 56),
-)  # fmt: skip
+)
 
 
 def deterministic_tensor(key: str, shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:

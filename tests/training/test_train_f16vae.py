@@ -57,10 +57,18 @@ def _small_vae(seed: int = 0) -> F16VAE:
 
 def _config(tmp: Path, out: str, **kw: object) -> F16VAETrainConfig:
     base = dict(
-        data_dir=str(tmp / "hr"), output_dir=str(tmp / out), crop_size=32, batch_size=2, num_workers=0,
-        perceptual="standin", perceptual_weight=0.1, lr=3e-3, log_every=5, checkpoint_every=100,
+        data_dir=str(tmp / "hr"),
+        output_dir=str(tmp / out),
+        crop_size=32,
+        batch_size=2,
+        num_workers=0,
+        perceptual="standin",
+        perceptual_weight=0.1,
+        lr=3e-3,
+        log_every=5,
+        checkpoint_every=100,
         train_scope="decoder",
-    )  # fmt: skip
+    )
     return F16VAETrainConfig(**{**base, **kw})
 
 
@@ -90,10 +98,16 @@ def test_only_the_scope_trains_and_the_encoder_stays_frozen(tmp_path: Path) -> N
     config = _config(tmp_path, "tail", steps=3, train_scope="tail")
     train(config, vae=vae, dataset=HRCrops(config.data_dir, 32))
     changed = {k for k, v in vae.state_dict().items() if not torch.equal(v, before[k])}
-    assert changed == {"decoder.conv_norm_out.weight", "decoder.conv_norm_out.bias",
-                       "decoder.conv_out.weight", "decoder.conv_out.bias"}  # fmt: skip
-    scopes = {s: sum(p.numel() for m in trainable_modules(vae, s) for p in m.parameters()) for s in
-              ("tail", "last_block", "decoder")}  # fmt: skip
+    assert changed == {
+        "decoder.conv_norm_out.weight",
+        "decoder.conv_norm_out.bias",
+        "decoder.conv_out.weight",
+        "decoder.conv_out.bias",
+    }
+    scopes = {
+        s: sum(p.numel() for m in trainable_modules(vae, s) for p in m.parameters())
+        for s in ("tail", "last_block", "decoder")
+    }
     assert scopes["tail"] < scopes["last_block"] < scopes["decoder"]
 
 
@@ -101,9 +115,16 @@ def test_resume_reproduces_the_uninterrupted_run_exactly(tmp_path: Path) -> None
     _write_images(tmp_path / "hr")
     common = dict(steps=6, checkpoint_every=3, ema_decay=0.9, sample_posterior=True)
     straight = train(_config(tmp_path, "a", **common), vae=_small_vae(), dataset=HRCrops(tmp_path / "hr", 32))
-    train(_config(tmp_path, "b", **{**common, "steps": 3}), vae=_small_vae(), dataset=HRCrops(tmp_path / "hr", 32))
-    resumed = train(_config(tmp_path, "b", **common, resume="latest"), vae=_small_vae(),
-                    dataset=HRCrops(tmp_path / "hr", 32))  # fmt: skip
+    train(
+        _config(tmp_path, "b", **{**common, "steps": 3}),
+        vae=_small_vae(),
+        dataset=HRCrops(tmp_path / "hr", 32),
+    )
+    resumed = train(
+        _config(tmp_path, "b", **common, resume="latest"),
+        vae=_small_vae(),
+        dataset=HRCrops(tmp_path / "hr", 32),
+    )
     assert resumed.history == straight.history[3:]
     a, b = load_file(str(straight.vae_path)), load_file(str(resumed.vae_path))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -131,7 +152,9 @@ def test_export_is_a_diffusers_f16_vae_with_its_decode_mode(trained_export: Path
     assert settings["decode_mode"] == "partitioned" and settings["vae_layout"] == "diffusers"
     assert settings["train_scope"] == "tail"
     sd = load_state_dict(trained_export)
-    assert "decoder.up_blocks.0.resnets.0.conv1.weight" in sd and "decoder.up.0.block.0.conv1.weight" not in sd
+    assert (
+        "decoder.up_blocks.0.resnets.0.conv1.weight" in sd and "decoder.up.0.block.0.conv1.weight" not in sd
+    )
     trained = load_f16_vae(sd, settings["decode_mode"], dtype=torch.float32)  # the CLI's loader
     raw = load(f16_vae_file("bfl"))
     assert not torch.equal(trained.decoder.conv_out.weight, raw["decoder.conv_out.weight"].float())
@@ -152,10 +175,16 @@ def test_export_loads_through_the_f16_vae_node(comfy_server: ComfyServer, traine
     def roundtrip(vae_name: str) -> np.ndarray:
         prompt = {
             "1": {"class_type": "LoadImage", "inputs": {"image": "sr4k_f16vae_test.png"}},
-            "2": {"class_type": "OP4KSR_LoadF16VAE", "inputs": {"vae_name": vae_name, "decode_mode": "partitioned"}},
+            "2": {
+                "class_type": "OP4KSR_LoadF16VAE",
+                "inputs": {"vae_name": vae_name, "decode_mode": "partitioned"},
+            },
             "3": {"class_type": "VAEEncode", "inputs": {"pixels": ["1", 0], "vae": ["2", 0]}},
             "4": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["2", 0]}},
-            "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "f16vae_test"}},
+            "5": {
+                "class_type": "SaveImage",
+                "inputs": {"images": ["4", 0], "filename_prefix": "f16vae_test"},
+            },
         }
         return comfy_server.images(comfy_server.run(prompt), "5")[0].astype(np.float64)
 

@@ -22,8 +22,10 @@ def test_trained_checkpoint_upscales_in_comfyui(comfy_server: ComfyServer, tmp_p
     config = tiny_config(1, write_images(tmp_path / "data"), tmp_path / "out", total_steps=4, save_every=4)
     result = train(config)
     folder = comfy_server.models / "gtasr"
-    files = {"sr4k_trained_tiny.pth": result.weights,
-             "sr4k_trained_tiny.safetensors": tmp_path / "out" / "gtasr_stage1_ema.safetensors"}
+    files = {
+        "sr4k_trained_tiny.pth": result.weights,
+        "sr4k_trained_tiny.safetensors": tmp_path / "out" / "gtasr_stage1_ema.safetensors",
+    }
     for name, src in files.items():
         (folder / name).write_bytes(src.read_bytes())
     rng = np.random.default_rng(0)

@@ -23,33 +23,76 @@ from sr4k.training.gtasr.perceptual import (
 def test_presets_hold_the_released_recipe():
     s1, s2 = PRESETS["stage1"], PRESETS["stage2"]
     assert s1 == GTASRTrainConfig()
-    shared = dict(lr=5e-5, betas=(0.9, 0.9), weight_decay=0.0, lr_milestones=(50_000,), lr_gamma=0.5,
-                  ema_decay=0.999, mixed_precision="no", gt_size=256, degradation="gtasr", network="released",
-                  lpips_weight=0.5, charbonnier_weight=0.5, perceptual="lpips_vgg")
+    shared = dict(
+        lr=5e-5,
+        betas=(0.9, 0.9),
+        weight_decay=0.0,
+        lr_milestones=(50_000,),
+        lr_gamma=0.5,
+        ema_decay=0.999,
+        mixed_precision="no",
+        gt_size=256,
+        degradation="gtasr",
+        network="released",
+        lpips_weight=0.5,
+        charbonnier_weight=0.5,
+        perceptual="lpips_vgg",
+    )
     for cfg in (s1, s2):
         assert {k: getattr(cfg, k) for k in shared} == shared
-    assert (s1.stage, s1.batch_size, s1.total_steps, s1.power, s1.start_intervals, s1.end_intervals,
-            s1.ta_weight, s1.save_every) == (1, 8, 500_000, 2.5, 4, 3, 0.5, 50_000)
-    assert (s2.stage, s2.batch_size, s2.total_steps, s2.power, s2.start_intervals, s2.end_intervals,
-            s2.ct_index_cap, s2.resync_every, s2.save_every) == (2, 6, 2000, 1.0, 3, 3, 3, 1000, 500)
-    assert (s2.dtm_scale, s2.stab_coef, s2.rect_weight, s2.rect_mode, s2.dtm_weighting, s2.dtm_t_min,
-            s2.dtm_t_max) == (0.8, 0.2, 1.0, "released", "improved", 0.1, 0.5)
-    assert (s2.init_student_key, s2.init_ema_key, s2.frozen_init_key) == ("params", "params_ema", "params_ema")
+    assert (
+        s1.stage,
+        s1.batch_size,
+        s1.total_steps,
+        s1.power,
+        s1.start_intervals,
+        s1.end_intervals,
+        s1.ta_weight,
+        s1.save_every,
+    ) == (1, 8, 500_000, 2.5, 4, 3, 0.5, 50_000)
+    assert (
+        s2.stage,
+        s2.batch_size,
+        s2.total_steps,
+        s2.power,
+        s2.start_intervals,
+        s2.end_intervals,
+        s2.ct_index_cap,
+        s2.resync_every,
+        s2.save_every,
+    ) == (2, 6, 2000, 1.0, 3, 3, 3, 1000, 500)
+    assert (
+        s2.dtm_scale,
+        s2.stab_coef,
+        s2.rect_weight,
+        s2.rect_mode,
+        s2.dtm_weighting,
+        s2.dtm_t_min,
+        s2.dtm_t_max,
+    ) == (0.8, 0.2, 1.0, "released", "improved", 0.1, 0.5)
+    assert (s2.init_student_key, s2.init_ema_key, s2.frozen_init_key) == (
+        "params",
+        "params_ema",
+        "params_ema",
+    )
     assert PRESETS["tiny"].stage == 1 and PRESETS["tiny_stage2"].stage == 2
     assert preset_name(2, "tiny") == "tiny_stage2" and preset_name(1) == "stage1"
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"stage": 3}, "stage=3"),
-    ({"gt_size": 100}, "multiple of 256"),
-    ({"rect_mode": "both"}, "rect_mode='both'"),
-    ({"perceptual": "vgg"}, "perceptual='vgg'"),
-    ({"ema_decay": 1.0}, "ema_decay=1.0"),
-    ({"network": "huge"}, "network='huge'"),
-    ({"lr_milestones": (50, 10)}, "lr_milestones"),
-    ({"stage": 2, "start_intervals": 4}, "start_intervals = end_intervals"),
-    ({"stage": 2, "start_intervals": 3, "dtm_t_min": 0.3, "dtm_t_max": 0.4}, "no DTM level"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"stage": 3}, "stage=3"),
+        ({"gt_size": 100}, "multiple of 256"),
+        ({"rect_mode": "both"}, "rect_mode='both'"),
+        ({"perceptual": "vgg"}, "perceptual='vgg'"),
+        ({"ema_decay": 1.0}, "ema_decay=1.0"),
+        ({"network": "huge"}, "network='huge'"),
+        ({"lr_milestones": (50, 10)}, "lr_milestones"),
+        ({"stage": 2, "start_intervals": 4}, "start_intervals = end_intervals"),
+        ({"stage": 2, "start_intervals": 3, "dtm_t_min": 0.3, "dtm_t_max": 0.4}, "no DTM level"),
+    ],
+)
 def test_bad_settings_are_clear_errors(change, message):
     with pytest.raises(ValueError, match=message):
         dataclasses.replace(PRESETS["stage1"], **change)
@@ -60,8 +103,13 @@ def test_file_and_cli_overrides(tmp_path):
     toml = tmp_path / "run.toml"
     toml.write_text('preset = "tiny"\ndata_dirs = ["/data/a", "/data/b"]\nlr = 1e-4\nrect_mode = "figure"\n')
     cfg = resolve_config(2, config_file=toml, overrides={"lr": 3e-4, "betas": [0.9, 0.99]})
-    assert cfg == dataclasses.replace(PRESETS["tiny_stage2"], data_dirs=("/data/a", "/data/b"), lr=3e-4,
-                                      betas=(0.9, 0.99), rect_mode="figure")
+    assert cfg == dataclasses.replace(
+        PRESETS["tiny_stage2"],
+        data_dirs=("/data/a", "/data/b"),
+        lr=3e-4,
+        betas=(0.9, 0.99),
+        rect_mode="figure",
+    )
     js = tmp_path / "run.json"
     js.write_text('{"stage": 1, "total_steps": 10}')
     assert resolve_config(1, config_file=js).total_steps == 10
@@ -89,7 +137,7 @@ def test_image_listing_and_crops(tmp_path):
     crop = random_crop(image, 4, torch.Generator().manual_seed(0))
     h0 = int((crop[0, 0, 0] // 7).item())
     w0 = int((crop[0, 0, 0] % 7).item())
-    assert torch.equal(crop, image[:, h0:h0 + 4, w0:w0 + 4])
+    assert torch.equal(crop, image[:, h0 : h0 + 4, w0 : w0 + 4])
     padded = random_crop(image, 8, torch.Generator().manual_seed(0))  # reflect-padded to 8 x 8 first
     assert padded.shape == (2, 8, 8) and torch.equal(padded[:, 5, :7], image[:, 3, :])
 
@@ -141,8 +189,10 @@ def test_missing_lpips_package_is_a_clear_error():
         load_lpips_vgg()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("lpips") is None or importlib.util.find_spec("torchvision") is None,
-                    reason="needs the optional lpips and torchvision packages")
+@pytest.mark.skipif(
+    importlib.util.find_spec("lpips") is None or importlib.util.find_spec("torchvision") is None,
+    reason="needs the optional lpips and torchvision packages",
+)
 def test_lpips_vgg_builds_from_local_files_only(tmp_path: Path):
     import torchvision
 

@@ -54,11 +54,21 @@ def half_sq(a: Tensor, b: Tensor) -> Tensor:
 
 
 def test_schedule_values_match_the_released_tables():
-    torch.testing.assert_close(power_schedule(5, 2.5), torch.tensor([0, 0.03125, 0.1767767, 0.4871393, 1],
-                                                                     dtype=torch.float64), atol=1e-6, rtol=0)
-    torch.testing.assert_close(power_schedule(4, 2.5), torch.tensor([0, 0.0641500, 0.3628874, 1],
-                                                                     dtype=torch.float64), atol=1e-6, rtol=0)
-    torch.testing.assert_close(power_schedule(4, 1.0), torch.tensor([0, 1 / 3, 2 / 3, 1], dtype=torch.float64))
+    torch.testing.assert_close(
+        power_schedule(5, 2.5),
+        torch.tensor([0, 0.03125, 0.1767767, 0.4871393, 1], dtype=torch.float64),
+        atol=1e-6,
+        rtol=0,
+    )
+    torch.testing.assert_close(
+        power_schedule(4, 2.5),
+        torch.tensor([0, 0.0641500, 0.3628874, 1], dtype=torch.float64),
+        atol=1e-6,
+        rtol=0,
+    )
+    torch.testing.assert_close(
+        power_schedule(4, 1.0), torch.tensor([0, 1 / 3, 2 / 3, 1], dtype=torch.float64)
+    )
     for n in range(2, 12):
         for p in (0.5, 1.0, 2.5, 7.0):
             s = power_schedule(n, p)
@@ -70,7 +80,13 @@ def test_schedule_values_match_the_released_tables():
 
 def test_step_count_decreases_at_half_of_training():
     total = 500_000
-    assert [num_points_decreasing(k, total, 4, 3) for k in (1, 249_999, 250_000, 400_000, total)] == [5, 5, 4, 4, 4]
+    assert [num_points_decreasing(k, total, 4, 3) for k in (1, 249_999, 250_000, 400_000, total)] == [
+        5,
+        5,
+        4,
+        4,
+        4,
+    ]
     counts = [num_points_decreasing(k, 80, 4, 3) for k in range(1, 81)]
     assert counts == [5] * 39 + [4] * 41
     assert all(a >= b for a, b in zip(counts, counts[1:], strict=False))
@@ -107,8 +123,10 @@ def test_lr_follows_multisteplr_in_basicsr_order():
 
 def test_charbonnier_and_ct_closed_form():
     g = torch.Generator().manual_seed(1)
-    a, b = torch.randn(3, 3, 4, 4, generator=g, dtype=torch.float64), torch.randn(3, 3, 4, 4, generator=g,
-                                                                                  dtype=torch.float64)
+    a, b = (
+        torch.randn(3, 3, 4, 4, generator=g, dtype=torch.float64),
+        torch.randn(3, 3, 4, 4, generator=g, dtype=torch.float64),
+    )
     torch.testing.assert_close(charbonnier(a, b, eps=1e-3), ((a - b) ** 2 + 1e-3).sqrt().mean(dim=(1, 2, 3)))
     b.requires_grad_(True)
     loss = ct_loss(a, b, standin_perceptual, 0.5, 0.5, 1e-12)
@@ -124,13 +142,25 @@ def test_ta_charbonnier_part_is_reconstruction_weighted_by_one_minus_s():
     for n in (5, 4):
         levels = power_schedule(n, 2.5)[1:-1]
         noises = [torch.randn(2, 3, 8, 8, generator=g, dtype=torch.float64) for _ in range(n - 2)]
-        got = ta_loss(pred, x0, y, levels, noises, zero_perceptual, weight=0.5, lpips_weight=0.5,
-                      charbonnier_weight=0.5, eps=1e-300)
+        got = ta_loss(
+            pred,
+            x0,
+            y,
+            levels,
+            noises,
+            zero_perceptual,
+            weight=0.5,
+            lpips_weight=0.5,
+            charbonnier_weight=0.5,
+            eps=1e-300,
+        )
         w = ta_reconstruction_weights(power_schedule(n, 2.5))
         expected = 0.5 * 0.5 * w.sum() * (pred - x0).abs().mean(dim=(1, 2, 3))
         torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-14)
-    torch.testing.assert_close(ta_reconstruction_weights(power_schedule(5, 2.5)),
-                               torch.tensor([0.96875, 0.8232233, 0.5128607], dtype=torch.float64))
+    torch.testing.assert_close(
+        ta_reconstruction_weights(power_schedule(5, 2.5)),
+        torch.tensor([0.96875, 0.8232233, 0.5128607], dtype=torch.float64),
+    )
 
 
 def test_ta_lpips_part_sees_noisy_projections_and_gradient_only_through_prediction():
@@ -219,7 +249,7 @@ def test_ct_target_at_the_boundary_is_exactly_the_ground_truth():
     pred, target, n = consistency_pair(student, net, batch, schedule, 1, torch.Generator().manual_seed(1))
     assert n == 0 and torch.equal(target, batch.gt)  # D(x, sigma=0) = x, and x_0 = x0
     assert net.training  # the target ran in eval mode and the mode came back
-    (x_next, s_next), = calls
+    ((x_next, s_next),) = calls
     assert s_next == float(schedule[1]) and pred.requires_grad
     # one eps for both points: solve it back from x_1
     eps = (x_next - batch.gt) / s_next - (batch.lq_up - batch.gt)
@@ -238,11 +268,27 @@ def test_stab_and_rect_vanish_when_the_student_equals_the_ground_truth():
     cfg = PRESETS["tiny_stage2"]
     frozen = build(TINY_NET)  # a real (random) D_phi: fake and real points coincide, so Delta_mix = 0
     gen = torch.Generator().manual_seed(3)
-    figure = stage2_losses(perfect_student, target_net, frozen, batch, _replace(cfg, rect_mode="figure"), 1,
-                           standin_perceptual, gen)
+    figure = stage2_losses(
+        perfect_student,
+        target_net,
+        frozen,
+        batch,
+        _replace(cfg, rect_mode="figure"),
+        1,
+        standin_perceptual,
+        gen,
+    )
     assert figure["dtm_stab"].item() == 0.0 and figure["rect"].item() == 0.0
-    released = stage2_losses(perfect_student, target_net, Oracle(batch.gt), batch, cfg, 1, standin_perceptual,
-                             torch.Generator().manual_seed(3))
+    released = stage2_losses(
+        perfect_student,
+        target_net,
+        Oracle(batch.gt),
+        batch,
+        cfg,
+        1,
+        standin_perceptual,
+        torch.Generator().manual_seed(3),
+    )
     assert released["dtm_stab"].item() == 0.0 and released["rect"].item() == 0.0
 
 
@@ -260,8 +306,9 @@ def test_rect_modes_released_has_no_gradient_figure_has():
     for mode in ("released", "figure"):
         cfg = _replace(PRESETS["tiny_stage2"], rect_mode=mode)
         torch.manual_seed(1)  # same dropout masks in both modes
-        out[mode] = stage2_losses(student, student, frozen, batch, cfg, 1, standin_perceptual,
-                                  torch.Generator().manual_seed(7))
+        out[mode] = stage2_losses(
+            student, student, frozen, batch, cfg, 1, standin_perceptual, torch.Generator().manual_seed(7)
+        )
     assert not out["released"]["rect"].requires_grad
     assert out["figure"]["rect"].requires_grad
     grads = torch.autograd.grad(out["figure"]["rect"], [student.model.conv_last.weight])

@@ -78,8 +78,10 @@ def test_resume_continues_exactly(run, tmp_path):
     half = f"checkpoint-{STEPS // 2:08d}"
     shutil.copytree(Path(config.output_dir) / half, tmp_path / half)
     resumed = train(dataclasses.replace(config, output_dir=str(tmp_path), resume="latest"))
-    assert resumed.step == STEPS and [h["step"] for h in resumed.history] == list(range(STEPS // 2 + 1, STEPS + 1))
-    for a, b in zip(result.history[STEPS // 2:], resumed.history, strict=True):
+    assert resumed.step == STEPS and [h["step"] for h in resumed.history] == list(
+        range(STEPS // 2 + 1, STEPS + 1)
+    )
+    for a, b in zip(result.history[STEPS // 2 :], resumed.history, strict=True):
         for key in ("total", "ct", "ta", "ct_index"):
             assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-7), (a["step"], key)
     first = torch.load(result.weights, weights_only=True)

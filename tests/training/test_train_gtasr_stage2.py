@@ -60,15 +60,22 @@ def test_stage2_rejects_a_missing_or_foreign_init(stage1, tmp_path):
 
 def test_stage2_released_resynchronises_the_frozen_copy(stage1, tmp_path):
     path, data = stage1
-    config = tiny_config(2, data, tmp_path, init_checkpoint=str(path), total_steps=8, save_every=4,
-                         resync_every=5)
+    config = tiny_config(
+        2, data, tmp_path, init_checkpoint=str(path), total_steps=8, save_every=4, resync_every=5
+    )
     result = train(config)
-    assert result.step == 8 and all(torch.isfinite(torch.tensor(list(h.values()))).all() for h in result.history)
+    assert result.step == 8 and all(
+        torch.isfinite(torch.tensor(list(h.values()))).all() for h in result.history
+    )
     assert {"ct", "dtm_stab", "rect", "total"} <= set(result.history[0])
     ema0 = torch.load(path, weights_only=True)["params_ema"]
     at4, at8 = (tmp_path / f"checkpoint-{k:08d}" for k in (4, 8))
-    frozen4 = {k[len("frozen."):]: v for k, v in load_file(str(at4 / EXTRA_FILE)).items() if k.startswith("frozen.")}
-    frozen8 = {k[len("frozen."):]: v for k, v in load_file(str(at8 / EXTRA_FILE)).items() if k.startswith("frozen.")}
+    frozen4 = {
+        k[len("frozen.") :]: v for k, v in load_file(str(at4 / EXTRA_FILE)).items() if k.startswith("frozen.")
+    }
+    frozen8 = {
+        k[len("frozen.") :]: v for k, v in load_file(str(at8 / EXTRA_FILE)).items() if k.startswith("frozen.")
+    }
     student4 = load_file(str(at4 / "model.safetensors"))
     for k, v in ema0.items():
         assert torch.equal(frozen4[k], v), k  # steps 1-4: D_phi is still the stage-I EMA
@@ -84,8 +91,16 @@ def test_stage2_figure_mode_losses_decrease(stage1, tmp_path):
     stage-II objective has fixed targets: it must fall. (As released, Rect is a constant of D_phi and DTM
     is a direction, not a decreasing value; see docs/training_gtasr.md.)"""
     path, data = stage1
-    config = tiny_config(2, data, tmp_path, init_checkpoint=str(path), total_steps=24, save_every=24,
-                         resync_every=0, rect_mode="figure")
+    config = tiny_config(
+        2,
+        data,
+        tmp_path,
+        init_checkpoint=str(path),
+        total_steps=24,
+        save_every=24,
+        resync_every=0,
+        rect_mode="figure",
+    )
     result = train(config)
     early, late = window_means(result.history, "rect", 8)
     assert late < 0.9 * early, (early, late)

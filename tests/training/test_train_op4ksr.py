@@ -10,80 +10,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import load_file
 
+from op4ksr_train_support import (  # noqa: F401 - fixtures
+    CROP,
+    HR_SIDE,
+    SCALE,
+    SMALL_VAE,
+    config,
+    data,
+    fresh_accelerate_state,
+    small_flux,
+    small_vae,
+)
 from sr4k.op4ksr_core.lora import merge_comfy_lora
-from sr4k.op4ksr_core.vae import F16VAE
-from sr4k.op4ksr_core.vae.config import FLUX_F16
 from sr4k.srkit.degradations import PRESETS
 from sr4k.srkit.periodicity import PeriodicityConfig
 from sr4k.training.op4ksr import TrainResult, main, train
 from sr4k.training.op4ksr.config import OP4KSRTrainConfig, load_train_config
 from sr4k.training.op4ksr.data import DegradedCrops, StreamSampler
 from sr4k.training.op4ksr.lora import add_lora
-from tiny_models import deterministic_state_dict
-
-# A FLUX of the real family small enough to train on CPU in seconds (hidden 32, one block of each kind).
-SMALL_FLUX = dict(
-    patch_size=1, in_channels=64, num_layers=1, num_single_layers=1, attention_head_dim=16, num_attention_heads=2,
-    joint_attention_dim=32, pooled_projection_dim=16, guidance_embeds=True, axes_dims_rope=(4, 6, 6),
-)  # fmt: skip
-# F16 geometry (4 levels, stride-2 input: 16 px per latent, 32 px per token) with 16 channels.
-SMALL_VAE = dataclasses.replace(FLUX_F16, block_out_channels=(16, 16, 16, 16), layers_per_block=1, norm_num_groups=8)
-HR_SIDE, SCALE, CROP = 160, 4, 128
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state() -> None:
-    """accelerate keeps process-wide singletons; each run here is a new "process" (as accelerate's own tests do)."""
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
-
-
-def small_flux() -> torch.nn.Module:
-    from diffusers import FluxTransformer2DModel
-
-    with torch.device("meta"):
-        model = FluxTransformer2DModel(**SMALL_FLUX)
-    model.load_state_dict(deterministic_state_dict({k: tuple(v.shape) for k, v in model.state_dict().items()}), assign=True)
-    return model
-
-
-def small_vae() -> F16VAE:
-    with torch.device("meta"):
-        vae = F16VAE(SMALL_VAE, decode_mode="aligned")
-    vae.load_state_dict(deterministic_state_dict({k: tuple(v.shape) for k, v in vae.state_dict().items()}), assign=True)
-    return vae
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """Four smooth, colourful HR images and their bicubic x4 LR twins (paired folders)."""
-    root = tmp_path_factory.mktemp("op4ksr_data")
-    hr_dir, lr_dir = root / "hr", root / "lr"
-    hr_dir.mkdir(), lr_dir.mkdir()
-    rng = np.random.default_rng(0)
-    x = np.linspace(0, 1, HR_SIDE)
-    for i in range(4):
-        fy, fx, phase = rng.uniform(1, 4), rng.uniform(1, 4), rng.uniform(0, 1, 3)
-        img = 0.5 + 0.5 * np.sin(2 * np.pi * (x[None, :, None] * fx + x[:, None, None] * fy + phase))
-        im = Image.fromarray((img * 255).astype(np.uint8))
-        im.save(hr_dir / f"img{i}.png")
-        im.resize((HR_SIDE // SCALE,) * 2, Image.BICUBIC).save(lr_dir / f"img{i}.png")
-    return hr_dir, lr_dir
-
-
-def config(data: tuple[Path, Path], out: Path, **changes: object) -> OP4KSRTrainConfig:
-    base = OP4KSRTrainConfig(
-        data_dir=str(data[0]), lr_dir=str(data[1]), crop_size=CROP, scale=SCALE, num_workers=0,
-        lora_rank=4, lora_alpha=4.0, lr=3e-3, steps=20, mixed_precision="no", gradient_checkpointing=False,
-        base_dtype="float32", export_dtype="float32", log_every=5, checkpoint_every=10, output_dir=str(out),
-        perceptual="none", perceptual_weight=0.0, lambda_ap=0.0,  # latent MSE only (the recipe: test_train_op4ksr_recipe)
-    )  # fmt: skip
-    return dataclasses.replace(base, **changes)
 
 
 def run(cfg: OP4KSRTrainConfig) -> TrainResult:
@@ -111,7 +57,9 @@ def test_resume_continues_the_same_run_exactly(
     resumed = run(config(data, tmp_path, steps=13, resume=str(checkpoint)))
     assert resumed.step == 13 and len(resumed.history) == 3
     assert resumed.history == trained.history[10:13]  # bitwise: same data, weights, Adam state
-    done = run(config(data, checkpoint.parent, resume="latest"))  # the finished run: newest checkpoint is step 20
+    done = run(
+        config(data, checkpoint.parent, resume="latest")
+    )  # the finished run: newest checkpoint is step 20
     assert done.step == 20 and done.history == []
 
 
@@ -119,17 +67,24 @@ def test_export_is_the_trained_peft_lora(trained: TrainResult) -> None:
     checkpoint = Path(trained.lora_path).parent / "checkpoint-00000020"
     peft = small_flux()
     add_lora(peft, 4, 4.0, OP4KSRTrainConfig.lora_double_targets, OP4KSRTrainConfig.lora_single_targets)
-    state = {k.removeprefix("transformer."): v for k, v in load_file(str(checkpoint / "model.safetensors")).items()}
+    state = {
+        k.removeprefix("transformer."): v for k, v in load_file(str(checkpoint / "model.safetensors")).items()
+    }
     missing, unexpected = peft.load_state_dict(state, strict=False)
     assert not unexpected and all("lora_" not in k for k in missing)
     merged = small_flux()
     assert merge_comfy_lora(merged, trained.lora_path) == 17  # 12 double-block + 5 single-block modules
     g = torch.Generator().manual_seed(1)
     inputs = dict(
-        hidden_states=torch.randn(1, 16, 64, generator=g), encoder_hidden_states=torch.zeros(1, 1, 32),
-        pooled_projections=torch.zeros(1, 16), timestep=torch.tensor([0.5]), guidance=torch.tensor([3.5]),
-        img_ids=torch.zeros(16, 3), txt_ids=torch.zeros(1, 3), return_dict=False,
-    )  # fmt: skip
+        hidden_states=torch.randn(1, 16, 64, generator=g),
+        encoder_hidden_states=torch.zeros(1, 1, 32),
+        pooled_projections=torch.zeros(1, 16),
+        timestep=torch.tensor([0.5]),
+        guidance=torch.tensor([3.5]),
+        img_ids=torch.zeros(16, 3),
+        txt_ids=torch.zeros(1, 3),
+        return_dict=False,
+    )
     with torch.no_grad():
         want, got, base = peft(**inputs)[0], merged(**inputs)[0], small_flux()(**inputs)[0]
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
@@ -154,7 +109,9 @@ def test_gradient_accumulation_equals_the_bigger_batch(data: tuple[Path, Path], 
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5 * scale)
 
 
-def test_pixel_losses_train_the_lora_through_the_frozen_decoder(data: tuple[Path, Path], tmp_path: Path) -> None:
+def test_pixel_losses_train_the_lora_through_the_frozen_decoder(
+    data: tuple[Path, Path], tmp_path: Path
+) -> None:
     calls = []
 
     def perceptual(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
@@ -163,9 +120,22 @@ def test_pixel_losses_train_the_lora_through_the_frozen_decoder(data: tuple[Path
 
     vae = small_vae()
     before = {k: v.clone() for k, v in vae.state_dict().items()}
-    cfg = config(data, tmp_path, lr_dir="", steps=2, latent_weight=0.0, pixel_weight=1.0, perceptual_weight=0.5,
-                 perceptual="lpips", lambda_ap=0.5, ap=PeriodicityConfig(harmonics=1), ema_decay=0.5, gradient_checkpointing=True,
-                 mixed_precision="bf16", checkpoint_every=1)  # fmt: skip
+    cfg = config(
+        data,
+        tmp_path,
+        lr_dir="",
+        steps=2,
+        latent_weight=0.0,
+        pixel_weight=1.0,
+        perceptual_weight=0.5,
+        perceptual="lpips",
+        lambda_ap=0.5,
+        ap=PeriodicityConfig(harmonics=1),
+        ema_decay=0.5,
+        gradient_checkpointing=True,
+        mixed_precision="bf16",
+        checkpoint_every=1,
+    )
     result = train(cfg, transformer=small_flux(), vae=vae, perceptual=perceptual)
     assert [sorted(h) for h in result.history] == [["ap", "perceptual", "pixel", "total"]] * 2
     assert all(np.isfinite(v) for h in result.history for v in h.values())
@@ -236,7 +206,13 @@ def test_config_file_and_cli_overrides(tmp_path: Path, capsys: pytest.CaptureFix
     path.write_text('lr = 5e-5\nsteps = 200\n[rfr]\nmode = "scale"\nalpha = 2\n[ap]\ndomain = "residual"\n')
     cfg = load_train_config(str(path), ["--steps", "300", "--rfr.alpha", "4", "--lora-rank", "16"])
     assert (cfg.lr, cfg.steps, cfg.lora_rank, cfg.rfr.mode, cfg.rfr.alpha, cfg.ap.domain) == (
-        5e-5, 300, 16, "scale", 4.0, "residual")  # fmt: skip
+        5e-5,
+        300,
+        16,
+        "scale",
+        4.0,
+        "residual",
+    )
     with pytest.raises(ValueError, match="unknown setting.*lora_rnak"):
         load_train_config(str(path), ["--lora_rnak", "8"])
     assert main(["--config", str(path), "--print-config", "--t_star", "0.25"]) == 0
@@ -252,8 +228,12 @@ def test_transformer_loads_from_a_file_with_the_configured_rope_split(tmp_path: 
     from sr4k.training.op4ksr import load_transformer
 
     reference = small_flux()
-    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(tmp_path / "flux.safetensors"))
-    cfg = OP4KSRTrainConfig(flux_path=str(tmp_path / "flux.safetensors"), axes_dims_rope=(4, 6, 6), base_dtype="float32")
+    save_file(
+        {k: v.contiguous() for k, v in reference.state_dict().items()}, str(tmp_path / "flux.safetensors")
+    )
+    cfg = OP4KSRTrainConfig(
+        flux_path=str(tmp_path / "flux.safetensors"), axes_dims_rope=(4, 6, 6), base_dtype="float32"
+    )
     loaded = load_transformer(cfg)
     assert tuple(loaded.config.axes_dims_rope) == (4, 6, 6)
     for key, value in reference.state_dict().items():

@@ -61,8 +61,10 @@ def server(comfy_server: ComfyServer) -> ComfyServer:
 
 
 def _with_lora(prompt: dict, strength: float) -> dict:
-    prompt["30"] = {"class_type": "LoraLoaderModelOnly",
-                    "inputs": {"model": ["2", 0], "lora_name": LORA_NAME, "strength_model": strength}}  # fmt: skip
+    prompt["30"] = {
+        "class_type": "LoraLoaderModelOnly",
+        "inputs": {"model": ["2", 0], "lora_name": LORA_NAME, "strength_model": strength},
+    }
     prompt["3"]["inputs"]["model"] = ["30", 0]
     return prompt
 
@@ -88,11 +90,15 @@ def test_exported_lora_loads_in_comfyui_and_equals_the_headless_peft_model(serve
     vae = load_f16_vae(load(f16_vae_file("bfl")), "aligned", dtype=torch.float32)
     lr = np.array(Image.open(server.input_dir / "sr4k_example_lowres.png").convert("RGB"))
     lr_t = torch.from_numpy(lr).float().div(255).permute(2, 0, 1)[None]
-    ours = upscale_image(transformer, vae, lr_t, long_side=128, config=OneStepConfig(t_star=0.5, input_mode="flow"))
+    ours = upscale_image(
+        transformer, vae, lr_t, long_side=128, config=OneStepConfig(t_star=0.5, input_mode="flow")
+    )
     ours8 = np.clip(ours[0].permute(1, 2, 0).numpy() * 255, 0, 255).astype(np.uint8).astype(np.float64)
     diff = np.abs(ours8 - lora.astype(np.float64))
-    print(f"LoRA vs plain: max {changed.max()}, mean {changed.mean():.2f}; ComfyUI vs headless PEFT: "
-          f"max {diff.max()}, mean {diff.mean():.4f} (of 255)")
+    print(
+        f"LoRA vs plain: max {changed.max()}, mean {changed.mean():.2f}; ComfyUI vs headless PEFT: "
+        f"max {diff.max()}, mean {diff.mean():.4f} (of 255)"
+    )
     assert diff.max() <= 1, f"max |diff| {diff.max()} of 255"
     assert diff.mean() < 0.02
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from test_train_op4ksr import HR_SIDE, config, data, fresh_accelerate_state, small_flux, small_vae  # noqa: F401
 
+from op4ksr_train_support import HR_SIDE, config, data, fresh_accelerate_state, small_flux, small_vae  # noqa: F401
 from sr4k.op4ksr_core.flux.keys import diffusers_to_bfl
 from sr4k.op4ksr_core.lora import merge_comfy_lora
 from sr4k.op4ksr_core.settings import METADATA_KEY, OP4KSRSettings, read_settings, to_metadata
@@ -27,25 +27,46 @@ SMOKE_STEPS = 12
 def test_the_default_recipe() -> None:
     cfg = OP4KSRTrainConfig()
     assert (cfg.latent_loss, cfg.latent_weight, cfg.pixel_weight) == ("mse", 1.0, 0.0)
-    assert (cfg.perceptual, cfg.perceptual_weight, cfg.lambda_ap, cfg.ap.domain) == ("lpips", 1.0, 0.1, "difference")
-    assert (cfg.input_mode, cfg.t_star, cfg.canvas_long_side, cfg.decode_mode) == ("direct", 0.5, 4096, "auto")
+    assert (cfg.perceptual, cfg.perceptual_weight, cfg.lambda_ap, cfg.ap.domain) == (
+        "lpips",
+        1.0,
+        0.1,
+        "difference",
+    )
+    assert (cfg.input_mode, cfg.t_star, cfg.canvas_long_side, cfg.decode_mode) == (
+        "direct",
+        0.5,
+        4096,
+        "auto",
+    )
 
 
 @pytest.fixture(scope="module")
-def smoke(data: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> TrainResult:  # noqa: F811
+def smoke(data: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
     """The default recipe's loss mix on the smoke set; LPIPS-VGG's trunk is not on CPU test machines, so the
     perceptual term is the stand-in (same weight and place in the mix)."""
     defaults = OP4KSRTrainConfig()
-    cfg = config(data, tmp_path_factory.mktemp("recipe"), crop_size=HR_SIDE, steps=SMOKE_STEPS,
-                 checkpoint_every=SMOKE_STEPS, perceptual="standin", perceptual_weight=defaults.perceptual_weight,
-                 lambda_ap=defaults.lambda_ap, ap=defaults.ap, t_star=0.37)  # fmt: skip
+    cfg = config(
+        data,
+        tmp_path_factory.mktemp("recipe"),
+        crop_size=HR_SIDE,
+        steps=SMOKE_STEPS,
+        checkpoint_every=SMOKE_STEPS,
+        perceptual="standin",
+        perceptual_weight=defaults.perceptual_weight,
+        lambda_ap=defaults.lambda_ap,
+        ap=defaults.ap,
+        t_star=0.37,
+    )
     return train(cfg, transformer=small_flux(), vae=small_vae())
 
 
 def test_default_recipe_trains_on_the_cpu_smoke_set(smoke: TrainResult) -> None:
     assert [sorted(h) for h in smoke.history] == [["ap", "latent", "perceptual", "total"]] * SMOKE_STEPS
     curve = {k: [h[k] for h in smoke.history] for k in ("total", "latent", "perceptual", "ap")}
-    first, last = ({k: float(np.mean(v[sl])) for k, v in curve.items()} for sl in (slice(0, 3), slice(-3, None)))
+    first, last = (
+        {k: float(np.mean(v[sl])) for k, v in curve.items()} for sl in (slice(0, 3), slice(-3, None))
+    )
     print("loss curve (mean of steps 1-3 -> 10-12):", {k: f"{first[k]:.4f} -> {last[k]:.4f}" for k in curve})
     # The random-weight decoder makes most of the perceptual distance irreducible: the total falls less than
     # its parts. Measured: total 0.88 -> 0.77, latent 0.14 -> 0.06, L_AP 0.12 -> 0.05 over 24 steps.
@@ -58,8 +79,15 @@ def test_default_recipe_trains_on_the_cpu_smoke_set(smoke: TrainResult) -> None:
 
 def test_lora_export_carries_the_settings(smoke: TrainResult) -> None:
     settings = read_settings(smoke.lora_path)
-    assert settings == OP4KSRSettings(t_star=0.37, input_mode="direct", rfr_mode="ntk", rfr_alpha=1.0,
-                                      reference_tokens=64, decode_mode="aligned", canvas_long_side=4096)  # fmt: skip
+    assert settings == OP4KSRSettings(
+        t_star=0.37,
+        input_mode="direct",
+        rfr_mode="ntk",
+        rfr_alpha=1.0,
+        reference_tokens=64,
+        decode_mode="aligned",
+        canvas_long_side=4096,
+    )
     from sr4k.op4ksr_core.settings import read_metadata
 
     meta = read_metadata(smoke.lora_path)
@@ -70,12 +98,23 @@ def _flux128() -> torch.nn.Module:
     """A diffusers FLUX with FLUX.1's 128-dim head (one head) and RoPE split: what the FLUX detector accepts."""
     from diffusers import FluxTransformer2DModel
 
-    cfg = dict(patch_size=1, in_channels=64, num_layers=1, num_single_layers=1, attention_head_dim=128,
-               num_attention_heads=1, joint_attention_dim=16, pooled_projection_dim=8, guidance_embeds=True,
-               axes_dims_rope=(16, 56, 56))  # fmt: skip
+    cfg = dict(
+        patch_size=1,
+        in_channels=64,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=128,
+        num_attention_heads=1,
+        joint_attention_dim=16,
+        pooled_projection_dim=8,
+        guidance_embeds=True,
+        axes_dims_rope=(16, 56, 56),
+    )
     with torch.device("meta"):
         model = FluxTransformer2DModel(**cfg)
-    model.load_state_dict(deterministic_state_dict({k: tuple(v.shape) for k, v in model.state_dict().items()}), assign=True)
+    model.load_state_dict(
+        deterministic_state_dict({k: tuple(v.shape) for k, v in model.state_dict().items()}), assign=True
+    )
     return model
 
 

@@ -18,7 +18,9 @@ import cost  # noqa: E402  (a script folder, not a package)
 import flops  # noqa: E402
 
 
-@pytest.mark.parametrize(("layers", "single", "n_img", "n_txt"), [(1, 1, 64, 32), (2, 1, 256, 512), (1, 2, 16, 1)])
+@pytest.mark.parametrize(
+    ("layers", "single", "n_img", "n_txt"), [(1, 1, 64, 32), (2, 1, 256, 512), (1, 2, 16, 1)]
+)
 def test_flux_flops_equal_torchs_flop_counter(layers: int, single: int, n_img: int, n_txt: int) -> None:
     from diffusers import FluxTransformer2DModel
 
@@ -39,8 +41,12 @@ def test_flux_dev_counts_reproduce_the_op4ksr_doc_anchors() -> None:
     with torch.device("meta"):
         params = sum(p.numel() for p in FluxTransformer2DModel(**flops.FLUX_DEV).parameters())
     assert params == 11_901_408_320  # "11.901 B parameters"
-    for px, down, txt, doc in [(4096, 16, 512, 602.0), (2048, 16, 512, 124.5), (4096, 8, 512, 4627.2),
-                               (4096, 16, 128, 583.9)]:
+    for px, down, txt, doc in [
+        (4096, 16, 512, 602.0),
+        (2048, 16, 512, 124.5),
+        (4096, 8, 512, 4627.2),
+        (4096, 16, 128, 583.9),
+    ]:
         n = flops.image_tokens(px, down)
         assert flops.flux_flops_2pl(params, n, txt, flops.FLUX_DEV) / 1e12 == pytest.approx(doc, abs=0.6)
     exact = flops.flux_flops(flops.FLUX_DEV, 16_384, 512)
@@ -61,9 +67,24 @@ def test_gtasr_meta_flops_match_the_gtasr_doc() -> None:
 def _run(script: str, tmp_path: Path, *extra: str) -> dict:
     out, md = tmp_path / f"{script}.json", tmp_path / "RESULTS.md"
     md.write_text("# Benchmark results\n\n## Another helper's section\n\nkeep me\n")
-    proc = subprocess.run([sys.executable, str(BENCH / f"{script}.py"), "--smoke", "--device", "cpu", "--json",
-                           str(out), "--results", str(md), *extra], capture_output=True, text=True, timeout=600,
-                          check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / f"{script}.py"),
+            "--smoke",
+            "--device",
+            "cpu",
+            "--json",
+            str(out),
+            "--results",
+            str(md),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = md.read_text()
     assert text.startswith("# Benchmark results\n\n## Another helper's section\n\nkeep me\n")  # appended only
@@ -74,8 +95,15 @@ def _run(script: str, tmp_path: Path, *extra: str) -> dict:
 def test_cost_smoke_run_measures_every_stage(tmp_path: Path) -> None:
     r = _run("cost", tmp_path)
     stages = [row["stage"] for row in r["rows"]]
-    assert stages == ["transformer", "transformer", "vae encode", "vae decode", "op4ksr end to end",
-                      "gtasr forward", "gtasr upscale"]
+    assert stages == [
+        "transformer",
+        "transformer",
+        "vae encode",
+        "vae decode",
+        "op4ksr end to end",
+        "gtasr forward",
+        "gtasr upscale",
+    ]
     assert r["ceiling_tflops"] > 0 and all(row["median_s"] > 0 and row["peak_gib"] > 0 for row in r["rows"])
     f16 = r["rows"][0]
     assert f16["tflop"] * 1e12 == flops.flux_flops(cost.SMOKE.flux, 64, 32)["exact"]

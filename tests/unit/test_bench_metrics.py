@@ -16,7 +16,9 @@ from sr4k.srkit.iqa import INSTALL_HINT, IQA_METRICS, IQAScorer, MissingMetricsE
 
 def smooth(size: int = 256, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    x = F.interpolate(torch.rand(1, 3, 8, 8, generator=g), size=(size, size), mode="bicubic", align_corners=False)
+    x = F.interpolate(
+        torch.rand(1, 3, 8, 8, generator=g), size=(size, size), mode="bicubic", align_corners=False
+    )
     return (0.1 + 0.8 * x.clamp(0, 1))[0]
 
 
@@ -51,8 +53,11 @@ def test_metric_names_directions_and_tables() -> None:
     means = summarize({"a": {"psnr": 30.0, "seam": 1.0}, "b": {"psnr": float("inf"), "seam": 2.0}})
     assert means == {"psnr": 30.0, "seam": 1.5}  # +inf PSNR (identical images) is left out of the mean
     table = markdown_table({"x": means}, ("psnr", "seam", "niqe"), {"x": {"s/img": "0.50"}})
-    assert table.splitlines() == ["| method | psnr ↑ | seam ↓ | niqe ↓ | s/img |", "|---|---|---|---|---|",
-                                  "| x | 30.0000 | 1.5000 | - | 0.50 |"]
+    assert table.splitlines() == [
+        "| method | psnr ↑ | seam ↓ | niqe ↓ | s/img |",
+        "|---|---|---|---|---|",
+        "| x | 30.0000 | 1.5000 | - | 0.50 |",
+    ]
 
 
 def test_learned_metrics_without_pyiqa_name_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -31,8 +31,23 @@ def make_pair(root: Path, stem: str, h: int, w: int, seed: int) -> None:
 
 def run(root: Path) -> tuple[dict, str]:
     out, md = root / "scores.json", root / "scores.md"
-    assert main(["--hr", str(root / "hr"), "--sr", str(root / "sr"), "--json", str(out), "--md", str(md),
-                 "--metrics", "psnr,ssim,seam,periodicity"]) == 0
+    assert (
+        main(
+            [
+                "--hr",
+                str(root / "hr"),
+                "--sr",
+                str(root / "sr"),
+                "--json",
+                str(out),
+                "--md",
+                str(md),
+                "--metrics",
+                "psnr,ssim,seam,periodicity",
+            ]
+        )
+        == 0
+    )
     text = out.read_text()
     assert "NaN" not in text  # strict JSON: a metric that cannot apply is null
     return json.loads(text), md.read_text()

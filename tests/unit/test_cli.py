@@ -17,16 +17,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from comfy_harness import REPO
-from gtasr_support import LR_H, LR_W, lowres, tiny_gtasr_files
+from gtasr_support import LR_H, LR_W, lowres
 from local_hub import LocalHub
 from sr4k.cli.main import main
 from sr4k.gtasr_core import GTASRNet, load_gtasr, upscale
 from sr4k.srkit.model_registry import GTASR_FINAL
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, GTASRNet]:
-    return tiny_gtasr_files(tmp_path_factory.mktemp("weights"))
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:
@@ -46,16 +41,41 @@ def test_upscale_file_equals_the_core(files: tuple, tmp_path: Path) -> None:
     pth, _, net = files
     a = lowres(1)
     Image.fromarray(a).save(tmp_path / "in.png")
-    assert main(["upscale", "--weights", str(pth), "--device", "cpu", "--seed", "3",
-                 str(tmp_path / "in.png"), str(tmp_path / "out.png")]) == 0
+    assert (
+        main(
+            [
+                "upscale",
+                "--weights",
+                str(pth),
+                "--device",
+                "cpu",
+                "--seed",
+                "3",
+                str(tmp_path / "in.png"),
+                str(tmp_path / "out.png"),
+            ]
+        )
+        == 0
+    )
     out = np.array(Image.open(tmp_path / "out.png"))
     assert out.shape == (4 * LR_H, 4 * LR_W, 3)
     expected = _expected(net, a, 3)
     assert np.abs(out.astype(int) - expected).max() <= 1
     assert out.std() > 5  # a real image, not a constant
     # A different seed is a different image; the same seed is the same file.
-    main(["upscale", "--weights", str(pth), "--device", "cpu", "--seed", "4", str(tmp_path / "in.png"),
-          str(tmp_path / "seed4.png")])
+    main(
+        [
+            "upscale",
+            "--weights",
+            str(pth),
+            "--device",
+            "cpu",
+            "--seed",
+            "4",
+            str(tmp_path / "in.png"),
+            str(tmp_path / "seed4.png"),
+        ]
+    )
     assert np.abs(np.array(Image.open(tmp_path / "seed4.png")).astype(int) - out).mean() > 1
 
 
@@ -66,8 +86,20 @@ def test_safetensors_from_convert_gives_the_same_image(files: tuple, tmp_path: P
     torch.testing.assert_close(load_gtasr(st).state_dict(), load_gtasr(pth).state_dict(), rtol=0, atol=0)
     Image.fromarray(lowres(2)).save(tmp_path / "in.png")
     for name, weights in (("a.png", pth), ("b.png", st)):
-        assert main(["upscale", "--weights", str(weights), "--device", "cpu", str(tmp_path / "in.png"),
-                     str(tmp_path / name)]) == 0
+        assert (
+            main(
+                [
+                    "upscale",
+                    "--weights",
+                    str(weights),
+                    "--device",
+                    "cpu",
+                    str(tmp_path / "in.png"),
+                    str(tmp_path / name),
+                ]
+            )
+            == 0
+        )
     a, b = (np.array(Image.open(tmp_path / n)).astype(int) for n in ("a.png", "b.png"))
     # Same weights, same seed: equal up to CPU kernels' float rounding (a few pixels land on the other
     # side of an 8-bit step), far below what another seed changes.
@@ -82,8 +114,28 @@ def test_folder_mode_with_rgba_and_tiling(files: tuple, tmp_path: Path) -> None:
     Image.fromarray(rgb).save(src / "one.png")
     Image.fromarray(rgba, "RGBA").save(src / "two.png")
     (src / "notes.txt").write_text("not an image")
-    assert main(["upscale", "--weights", str(pth), "--device", "cpu", "--tiling", "force", "--tile", "16",
-                 "--overlap", "8", "--seed", "5", str(src), str(dst)]) == 0
+    assert (
+        main(
+            [
+                "upscale",
+                "--weights",
+                str(pth),
+                "--device",
+                "cpu",
+                "--tiling",
+                "force",
+                "--tile",
+                "16",
+                "--overlap",
+                "8",
+                "--seed",
+                "5",
+                str(src),
+                str(dst),
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in dst.iterdir()) == ["one.png", "two.png"]
     two = np.array(Image.open(dst / "two.png"))
     assert two.shape == (96, 128, 4)
@@ -93,23 +145,46 @@ def test_folder_mode_with_rgba_and_tiling(files: tuple, tmp_path: Path) -> None:
     assert np.abs(one.astype(int) - _expected(net, rgb, 5, tile=16, overlap=8)).max() <= 1
 
 
-def test_missing_input_and_weights_are_clear_errors(files: tuple, tmp_path: Path,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+def test_missing_input_and_weights_are_clear_errors(
+    files: tuple, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     pth, _, _ = files
     with caplog.at_level(logging.ERROR, logger="sr4k"):
-        assert main(["upscale", "--weights", str(pth), str(tmp_path / "nope.png"), str(tmp_path / "o.png")]) == 1
+        assert (
+            main(["upscale", "--weights", str(pth), str(tmp_path / "nope.png"), str(tmp_path / "o.png")]) == 1
+        )
     assert f"input {tmp_path / 'nope.png'} does not exist" in caplog.text
     Image.fromarray(lowres(5)).save(tmp_path / "in.png")
     caplog.clear()
     with caplog.at_level(logging.ERROR, logger="sr4k"):
-        assert main(["upscale", "--weights", str(tmp_path / "none.pth"), str(tmp_path / "in.png"),
-                     str(tmp_path / "o.png")]) == 1
+        assert (
+            main(
+                [
+                    "upscale",
+                    "--weights",
+                    str(tmp_path / "none.pth"),
+                    str(tmp_path / "in.png"),
+                    str(tmp_path / "o.png"),
+                ]
+            )
+            == 1
+        )
     assert "none.pth does not exist" in caplog.text
     caplog.clear()
     (tmp_path / "flux.pth").write_bytes(b"\x80\x02not really a pickle")
     with caplog.at_level(logging.ERROR, logger="sr4k"):
-        assert main(["upscale", "--weights", str(tmp_path / "flux.pth"), str(tmp_path / "in.png"),
-                     str(tmp_path / "o.png")]) == 1
+        assert (
+            main(
+                [
+                    "upscale",
+                    "--weights",
+                    str(tmp_path / "flux.pth"),
+                    str(tmp_path / "in.png"),
+                    str(tmp_path / "o.png"),
+                ]
+            )
+            == 1
+        )
     assert "truncated or corrupt" in caplog.text
     assert not (tmp_path / "o.png").exists()
     with pytest.raises(SystemExit) as bad:  # argparse: unknown model
@@ -117,8 +192,9 @@ def test_missing_input_and_weights_are_clear_errors(files: tuple, tmp_path: Path
     assert bad.value.code == 2
 
 
-def test_first_use_downloads_into_the_user_cache(files: tuple, hub: LocalHub, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_first_use_downloads_into_the_user_cache(
+    files: tuple, hub: LocalHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pth, _, net = files
     home = tmp_path / "home"
     monkeypatch.setenv("SR4K_HOME", str(home))
@@ -136,9 +212,9 @@ def test_first_use_downloads_into_the_user_cache(files: tuple, hub: LocalHub, tm
     assert hub.gets.total() == 1
 
 
-def test_failed_download_is_a_clear_error_and_leaves_nothing(hub: LocalHub, tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch,
-                                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_failed_download_is_a_clear_error_and_leaves_nothing(
+    hub: LocalHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     home = tmp_path / "home"
     monkeypatch.setenv("SR4K_HOME", str(home))
     Image.fromarray(lowres(7)).save(tmp_path / "in.png")
@@ -157,7 +233,12 @@ def test_failed_download_is_a_clear_error_and_leaves_nothing(hub: LocalHub, tmp_
 
 
 def test_python_dash_m_entry_point() -> None:
-    res = subprocess.run([sys.executable, "-m", "sr4k.cli", "upscale", "--help"], capture_output=True,
-                         text=True, cwd=REPO.parent, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "sr4k.cli", "upscale", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO.parent,
+        timeout=120,
+    )
     assert res.returncode == 0
     assert "--tiling {auto,off,force}" in res.stdout and "gtasr options" in res.stdout

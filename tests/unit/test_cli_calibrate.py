@@ -22,8 +22,10 @@ def test_closed_form_by_hand() -> None:
     # Image 1: z_HR = [1, -1, 2, 0], z_LR = [1.5, -1, 1, 0.5]: squared differences 0.25, 0, 1, 0.25; z_HR^2 1, 1, 4, 0.
     # Image 2: z_HR = [0, 0], z_LR = [1, -1]: squared differences 1, 1; z_HR^2 0, 0.
     # Pooled over the 6 values: mean diff^2 = 3.5 / 6, mean z_HR^2 = 6 / 6 = 1 -> t* = sqrt((3.5 / 6) / 2).
-    pairs = [(torch.tensor([[1.5, -1.0], [1.0, 0.5]]), torch.tensor([[1.0, -1.0], [2.0, 0.0]])),
-             (torch.tensor([1.0, -1.0]), torch.tensor([0.0, 0.0]))]  # fmt: skip
+    pairs = [
+        (torch.tensor([[1.5, -1.0], [1.0, 0.5]]), torch.tensor([[1.0, -1.0], [2.0, 0.0]])),
+        (torch.tensor([1.0, -1.0]), torch.tensor([0.0, 0.0])),
+    ]
     stats = calibrate_tstar(pairs)
     assert stats.images == 2 and stats.values == 6
     assert stats.lr_mse == pytest.approx(3.5 / 6) and stats.hr_power == pytest.approx(1.0)
@@ -53,29 +55,53 @@ def test_t_star_is_where_the_flow_point_is_as_far_as_the_lr_latent() -> None:
     assert 0.05 < stats.t_star < 0.95
 
 
-def test_cli_writes_the_calibration_of_the_vae_latents(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_writes_the_calibration_of_the_vae_latents(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     hr_dir = tmp_path / "hr"
     hr_dir.mkdir()
     rng = np.random.default_rng(0)
     for i in range(2):  # 72 x 56: cropped to 64 x 48 (multiples of the 16-px latent cell)
-        smooth = Image.fromarray((rng.random((7, 9, 3)) * 255).astype(np.uint8)).resize((72, 56), Image.BICUBIC)
+        smooth = Image.fromarray((rng.random((7, 9, 3)) * 255).astype(np.uint8)).resize(
+            (72, 56), Image.BICUBIC
+        )
         smooth.save(hr_dir / f"im{i}.png")
     vae_file = f16_vae_file("bfl")
     out = tmp_path / "tstar.json"
-    assert main(["calibrate-tstar", "--vae", str(vae_file), "--hr", str(hr_dir), "--device", "cpu",
-                 "--json", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "calibrate-tstar",
+                "--vae",
+                str(vae_file),
+                "--hr",
+                str(hr_dir),
+                "--device",
+                "cpu",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert json.loads(capsys.readouterr().out) == result
-    assert result["images"] == 2 and result["decode_mode"] == "aligned" and result["scale"] == 4  # BFL keys: aligned
+    assert (
+        result["images"] == 2 and result["decode_mode"] == "aligned" and result["scale"] == 4
+    )  # BFL keys: aligned
     # The same maths by hand: F16 posterior means of HR and of bicubic-up(antialiased bicubic-down(HR)).
     vae = load_f16_vae(load(vae_file), "aligned", dtype=torch.float32)
     sq = pw = n = 0.0
     for i in range(2):
-        hr = torch.from_numpy(np.array(Image.open(hr_dir / f"im{i}.png"))).permute(2, 0, 1)[None].float() / 255
+        hr = (
+            torch.from_numpy(np.array(Image.open(hr_dir / f"im{i}.png"))).permute(2, 0, 1)[None].float() / 255
+        )
         lr = F.interpolate(hr, size=(14, 18), mode="bicubic", antialias=True, align_corners=False)
         up = F.interpolate(lr, size=(56, 72), mode="bicubic", align_corners=False)
         with torch.no_grad():
-            z_hr, z_lr = (vae.to_model_latent(vae.encode(x[..., :48, :64] * 2 - 1)).double() for x in (hr, up))
+            z_hr, z_lr = (
+                vae.to_model_latent(vae.encode(x[..., :48, :64] * 2 - 1)).double() for x in (hr, up)
+            )
         sq, pw, n = sq + ((z_lr - z_hr) ** 2).sum().item(), pw + (z_hr**2).sum().item(), n + z_hr.numel()
     assert result["values"] == n == 2 * 16 * 3 * 4
     assert result["t_star_unclamped"] == pytest.approx(math.sqrt((sq / n) / (1 + pw / n)), rel=1e-5)
@@ -83,5 +109,7 @@ def test_cli_writes_the_calibration_of_the_vae_latents(tmp_path: Path, capsys: p
 
 def test_cli_errors_are_clear(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level("ERROR", logger="sr4k"):
-        assert main(["calibrate-tstar", "--vae", str(f16_vae_file("bfl")), "--hr", str(tmp_path / "none")]) == 1
+        assert (
+            main(["calibrate-tstar", "--vae", str(f16_vae_file("bfl")), "--hr", str(tmp_path / "none")]) == 1
+        )
     assert "does not exist" in caplog.text

@@ -40,6 +40,7 @@ def test_rank_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert rank_from_env() == Rank(3, 4, 1)
     import torch
+
     assert device_for(torch.device("cpu"), Rank(3, 4, 1)) == torch.device("cpu")
 
 
@@ -58,10 +59,25 @@ def test_write_atomically_leaves_no_partial_file(tmp_path: Path) -> None:
 
 
 def _run(cmd_tail: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "sr4k.cli", *cmd_tail]
-    proc = subprocess.run(cmd, cwd=cwd, env={**subprocess_env(), "ACCELERATE_USE_CPU": "true"},
-                          capture_output=True, text=True, timeout=300)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "sr4k.cli",
+        *cmd_tail,
+    ]
+    proc = subprocess.run(
+        cmd,
+        cwd=cwd,
+        env={**subprocess_env(), "ACCELERATE_USE_CPU": "true"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -77,8 +93,18 @@ def test_two_processes_split_a_folder_and_resume(tmp_path: Path) -> None:
     src.mkdir()
     for i in range(5):
         Image.fromarray(lowres(i, 16, 16)).save(src / f"in{i}.png")
-    args = ["upscale", "--model", "gtasr", "--weights", str(weights), "--device", "cpu", "--skip-existing",
-            str(src), str(dst)]
+    args = [
+        "upscale",
+        "--model",
+        "gtasr",
+        "--weights",
+        str(weights),
+        "--device",
+        "cpu",
+        "--skip-existing",
+        str(src),
+        str(dst),
+    ]
     first = _done(_run(args, tmp_path).stderr)
     assert sorted(name for _, name in first) == [f"in{i}.png" for i in range(5)]  # each once, none skipped
     assert {proc for proc, _ in first} == {"1", "2"}  # both processes worked

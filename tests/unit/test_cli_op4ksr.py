@@ -24,9 +24,29 @@ def test_cli_matches_the_headless_pipeline(tmp_path: Path) -> None:
     lr = (rng.random((24, 32, 3)) * 255).astype(np.uint8)
     Image.fromarray(lr).save(tmp_path / "in.png")
     flux, vae = tiny_flux_bfl_file(), f16_vae_file("bfl")
-    status = main(["upscale", "--model", "op4ksr", "--flux", str(flux), "--vae", str(vae), "--device", "cpu",
-                   "--dtype", "fp32", "--long-side", "128", "--rfr", "scale_2x", "--t-star", "0.25",
-                   str(tmp_path / "in.png"), str(tmp_path / "out.png")])  # fmt: skip
+    status = main(
+        [
+            "upscale",
+            "--model",
+            "op4ksr",
+            "--flux",
+            str(flux),
+            "--vae",
+            str(vae),
+            "--device",
+            "cpu",
+            "--dtype",
+            "fp32",
+            "--long-side",
+            "128",
+            "--rfr",
+            "scale_2x",
+            "--t-star",
+            "0.25",
+            str(tmp_path / "in.png"),
+            str(tmp_path / "out.png"),
+        ]
+    )
     assert status == 0
     out = np.array(Image.open(tmp_path / "out.png"))
     assert out.shape == (96, 128, 3)
@@ -38,12 +58,25 @@ def test_cli_matches_the_headless_pipeline(tmp_path: Path) -> None:
     assert np.abs(ref8 - out).max() <= 1
 
 
-@pytest.mark.parametrize(("extra", "message"), [([], "needs --flux"), (["--flux", "nope.safetensors"], "does not exist")])
-def test_missing_weights_are_clear_errors(tmp_path: Path, caplog: pytest.LogCaptureFixture, extra: list,
-                                         message: str) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    ("extra", "message"), [([], "needs --flux"), (["--flux", "nope.safetensors"], "does not exist")]
+)
+def test_missing_weights_are_clear_errors(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, extra: list, message: str
+) -> None:
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "in.png")
     with caplog.at_level("ERROR", logger="sr4k"):
-        status = main(["upscale", "--model", "op4ksr", *extra, "--vae", str(tmp_path / "in.png"),
-                       str(tmp_path / "in.png"), str(tmp_path / "out.png")])  # fmt: skip
+        status = main(
+            [
+                "upscale",
+                "--model",
+                "op4ksr",
+                *extra,
+                "--vae",
+                str(tmp_path / "in.png"),
+                str(tmp_path / "in.png"),
+                str(tmp_path / "out.png"),
+            ]
+        )
     assert status == 1
     assert message in caplog.text

@@ -23,13 +23,17 @@ def _sections(doc: str) -> set[str]:
 
 
 def _tracked_text_files() -> list[Path]:
-    out = subprocess.run(["git", "ls-files", "*.py", "*.md"], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["git", "ls-files", "*.py", "*.md"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     return [ROOT / f for f in out.stdout.split()]
 
 
 def test_every_method_citation_names_an_existing_section() -> None:
     sections = {doc: _sections(doc) for doc in ("op4ksr", "gtasr")}
-    assert {"§3.2", "§9.3", "Appendix D"} <= sections["op4ksr"] and {"§2.1", "§5", "Appendix B"} <= sections["gtasr"]
+    assert {"§3.2", "§9.3", "Appendix D"} <= sections["op4ksr"] and {"§2.1", "§5", "Appendix B"} <= sections[
+        "gtasr"
+    ]
     missing, cited = [], 0
     for path in _tracked_text_files():
         for doc, section in CITE.findall(path.read_text()):
@@ -41,7 +45,10 @@ def test_every_method_citation_names_an_existing_section() -> None:
 
 def test_method_docs_are_cited_by_their_repo_path_only() -> None:
     stray = re.compile(r"shared/docs/(op4ksr|gtasr)\.md|(?<![/\w])(op4ksr|gtasr)\.md|docs (op4ksr|gtasr)\.md")
-    bad = [str(p.relative_to(ROOT)) for p in _tracked_text_files()
-           if p.parent.name != "docs" or p.stem not in ("op4ksr", "gtasr")
-           if stray.search(p.read_text())]
+    bad = [
+        str(p.relative_to(ROOT))
+        for p in _tracked_text_files()
+        if p.parent.name != "docs" or p.stem not in ("op4ksr", "gtasr")
+        if stray.search(p.read_text())
+    ]
     assert not bad, f"cite the method docs as docs/op4ksr.md §N or docs/gtasr.md §N in {bad}"

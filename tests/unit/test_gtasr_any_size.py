@@ -11,15 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from gtasr_support import any_size_reference, lowres, tiny_gtasr_files
+from gtasr_support import any_size_reference, lowres
 from sr4k.cli.main import main
-from sr4k.gtasr_core import GTASRNet, passes_for, upscale, upscale_to_size
+from sr4k.gtasr_core import passes_for, upscale, upscale_to_size
 from sr4k.srkit.sizing import resize_exact
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, GTASRNet]:
-    return tiny_gtasr_files(tmp_path_factory.mktemp("weights"))
 
 
 def test_passes_are_whole_x4_steps_up_to_x64() -> None:
@@ -34,9 +29,14 @@ def test_resize_is_pillows_antialiased_bicubic() -> None:
     """The reference: Pillow's BICUBIC resize (always antialiased), per float channel."""
     x = torch.rand(3, 37, 53, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     for size in [(11, 17), (30, 40), (37, 20)]:
-        ref = np.stack([np.asarray(Image.fromarray(c.numpy().astype(np.float32), "F").resize(size[::-1],
-                                                                                            Image.BICUBIC))
-                        for c in x])  # fmt: skip
+        ref = np.stack(
+            [
+                np.asarray(
+                    Image.fromarray(c.numpy().astype(np.float32), "F").resize(size[::-1], Image.BICUBIC)
+                )
+                for c in x
+            ]
+        )
         got = resize_exact(x[None], size)[0].numpy()
         assert got.shape == ref.shape and np.abs(got - ref.clip(0, 1)).max() < 1e-6
     assert resize_exact(x[None], (37, 53)) is not None and torch.equal(resize_exact(x[None], (37, 53))[0], x)
@@ -64,14 +64,31 @@ def _tensor8(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a).float().div(255).permute(2, 0, 1)[None]
 
 
-@pytest.mark.parametrize(("flags", "size"), [(["--scale", "2.5"], (30, 40)), (["--long-side", "100"], (75, 100)),
-                                             (["--scale", "16"], (192, 256))])  # fmt: skip
+@pytest.mark.parametrize(
+    ("flags", "size"),
+    [(["--scale", "2.5"], (30, 40)), (["--long-side", "100"], (75, 100)), (["--scale", "16"], (192, 256))],
+)
 def test_cli_scale_and_long_side(files: tuple, tmp_path: Path, flags: list[str], size: tuple) -> None:
     pth, _, tiny = files
     a = lowres(4, 12, 16, channels=4)
     Image.fromarray(a).save(tmp_path / "in.png")
-    assert main(["upscale", "--weights", str(pth), "--device", "cpu", "--seed", "2", *flags,
-                 str(tmp_path / "in.png"), str(tmp_path / "out.png")]) == 0
+    assert (
+        main(
+            [
+                "upscale",
+                "--weights",
+                str(pth),
+                "--device",
+                "cpu",
+                "--seed",
+                "2",
+                *flags,
+                str(tmp_path / "in.png"),
+                str(tmp_path / "out.png"),
+            ]
+        )
+        == 0
+    )
     out = np.asarray(Image.open(tmp_path / "out.png")).astype(float) / 255
     expected = any_size_reference(tiny, _tensor8(a), size, 2)[0].permute(1, 2, 0).numpy()
     assert out.shape == (*size, 4)
@@ -82,7 +99,6 @@ def test_cli_refuses_both_size_flags(files: tuple, tmp_path: Path) -> None:
     Image.fromarray(lowres(0)).save(tmp_path / "in.png")
     args = ["upscale", "--weights", str(files[0]), "--scale", "2", "--long-side", "64"]
     assert main([*args, str(tmp_path / "in.png"), str(tmp_path / "o.png")]) == 1
-
 
 
 def test_preview_canvas_ends_as_the_output(files: tuple) -> None:

@@ -41,7 +41,9 @@ def test_released_state_dict_matches_manifest(manifest: dict, released_meta: tor
     assert {k: list(v.shape) for k, v in sd.items()} == {k: e["shape"] for k, e in entries.items()}
     params = {k for k, _ in released_meta.named_parameters()}
     assert params == {k for k, e in entries.items() if e["parameter"]}
-    assert {k: str(v.dtype).removeprefix("torch.") for k, v in sd.items()} == {k: e["dtype"] for k, e in entries.items()}
+    assert {k: str(v.dtype).removeprefix("torch.") for k, v in sd.items()} == {
+        k: e["dtype"] for k, e in entries.items()
+    }
     assert sum(p.numel() for p in released_meta.parameters()) == manifest["num_parameters"] == 171_518_529
 
 
@@ -72,10 +74,12 @@ def test_released_reproduces_golden_outputs(fixtures_dir: Path) -> None:
 def test_preconditioning_closed_form_values() -> None:
     """docs/gtasr.md §2.1 measured values, and the sigma = 0 boundary coefficients."""
     s = torch.tensor([1 / 3, 2 / 3, 1.0], dtype=torch.float64)
-    torch.testing.assert_close(c_skip(s), torch.tensor([0.02200, 0.00559, 0.002494], dtype=torch.float64),
-                               rtol=2e-3, atol=0)
-    torch.testing.assert_close(c_out(s), torch.tensor([0.98894, 0.99720, 0.998752], dtype=torch.float64),
-                               rtol=1e-5, atol=0)
+    torch.testing.assert_close(
+        c_skip(s), torch.tensor([0.02200, 0.00559, 0.002494], dtype=torch.float64), rtol=2e-3, atol=0
+    )
+    torch.testing.assert_close(
+        c_out(s), torch.tensor([0.98894, 0.99720, 0.998752], dtype=torch.float64), rtol=1e-5, atol=0
+    )
     torch.testing.assert_close(c_noise(torch.tensor(1.0)), torch.tensor(math.log(1.002) / 4))
     zero = torch.tensor(0.0)
     assert c_skip(zero).item() == 1.0 and c_out(zero).item() == 0.0
@@ -184,19 +188,29 @@ def test_swin_block_matches_token_by_token_reference(shift: int) -> None:
 def test_lr_multiple_derived_from_config() -> None:
     assert GTASRConfig(channel_mult=(1, 2), train_resolution=64, attn_resolutions=(64, 32)).lr_multiple == 16
     # a window clamped by a small training size shrinks the multiple with it
-    small = GTASRConfig(model_channels=32, channel_mult=(1, 2, 2), train_resolution=16, attn_resolutions=(16,),
-                        swin_embed_dim=32, swin_num_heads=2, swin_window=8)
+    small = GTASRConfig(
+        model_channels=32,
+        channel_mult=(1, 2, 2),
+        train_resolution=16,
+        attn_resolutions=(16,),
+        swin_embed_dim=32,
+        swin_num_heads=2,
+        swin_window=8,
+    )
     assert small.lr_multiple == 16  # level 2 Swin (decoder in0) clamps to a 4 px window: 4 * 4
 
 
-@pytest.mark.parametrize(("field", "value", "match"), [
-    ("scale", 2, "scale=2"),
-    ("swin_num_heads", 5, "divisible by swin_num_heads"),
-    ("model_channels", 0, "model_channels=0"),
-    ("train_resolution", 12, "train_resolution=12"),
-    ("dropout", 1.5, "dropout"),
-    ("model_channels", 200, "GroupNorm"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("scale", 2, "scale=2"),
+        ("swin_num_heads", 5, "divisible by swin_num_heads"),
+        ("model_channels", 0, "model_channels=0"),
+        ("train_resolution", 12, "train_resolution=12"),
+        ("dropout", 1.5, "dropout"),
+        ("model_channels", 200, "GroupNorm"),
+    ],
+)
 def test_config_validation_names_value_and_fix(field: str, value: object, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         GTASRConfig(**{field: value})

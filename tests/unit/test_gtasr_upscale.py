@@ -123,11 +123,14 @@ def test_plan_tiles_released_geometry() -> None:
     assert plan_tiles(128, 192, 512, 64, 64) == [TileRect(0, 0, 128, 192)]
 
 
-@pytest.mark.parametrize(("args", "match"), [
-    ((128, 128, 100, 8, 64), r"tile=100 must be a positive multiple of 64.*use e.g. 64 or 128"),
-    ((128, 128, 64, 64, 64), r"overlap=64 must be in \[0, tile=64\)"),
-    ((100, 128, 64, 8, 64), r"image 100x128 is not a positive multiple of 64; pad it first"),
-])
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        ((128, 128, 100, 8, 64), r"tile=100 must be a positive multiple of 64.*use e.g. 64 or 128"),
+        ((128, 128, 64, 64, 64), r"overlap=64 must be in \[0, tile=64\)"),
+        ((100, 128, 64, 8, 64), r"image 100x128 is not a positive multiple of 64; pad it first"),
+    ],
+)
 def test_plan_tiles_errors(args: tuple[int, ...], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         plan_tiles(*args)
@@ -139,7 +142,7 @@ def test_tile_weights_partition_of_unity_shape() -> None:
     total = torch.zeros(1, 1, 256, 256)
     for r in rects:
         wgt = tile_weight(r, 64, 64, 16, 4)
-        total[..., r.y * 4:(r.y + r.h) * 4, r.x * 4:(r.x + r.w) * 4] += wgt
+        total[..., r.y * 4 : (r.y + r.h) * 4, r.x * 4 : (r.x + r.w) * 4] += wgt
         assert wgt.min() > 0 and wgt.max() <= 1
     assert tile_weight(rects[0], 64, 64, 16, 4)[0, 0, 0, 0] == 1  # image corner: no ramp
     assert total.min() >= 1 - 1e-6
@@ -200,16 +203,22 @@ def test_oom_falls_back_to_tiles(net: GTASRNet, caplog: pytest.LogCaptureFixture
         upscale(small, lr, seed=4, allow_tile_fallback=False)
 
 
-@pytest.mark.parametrize(("image", "match"), [
-    (torch.rand(1, 1, 8, 8), r"3 channels \(RGB\), got 1.*expand\(-1, 3, -1, -1\)"),
-    (torch.rand(1, 4, 8, 8), r"got 4.*x\[:, :3\]"),
-    (torch.rand(1, 8, 8, 3), r"got 8.*movedim"),
-    (torch.rand(1, 2, 3, 8, 8), r"4-D \[B, 3, H, W\], got shape \(1, 2, 3, 8, 8\).*flatten\(0, 1\)"),
-    (torch.rand(3, 8, 8), r"got shape \(3, 8, 8\).*x\[None\]"),
-    (torch.rand(0, 3, 8, 8), r"lr is empty"),
-    (torch.randint(0, 255, (1, 3, 8, 8), dtype=torch.uint8), r"float tensor in \[0, 1\], got torch.uint8.*/ 255"),
-    (torch.rand(1, 3, 8, 8) * 2 - 1, r"values must lie in \[0, 1\].*\(x \+ 1\) / 2"),
-])
+@pytest.mark.parametrize(
+    ("image", "match"),
+    [
+        (torch.rand(1, 1, 8, 8), r"3 channels \(RGB\), got 1.*expand\(-1, 3, -1, -1\)"),
+        (torch.rand(1, 4, 8, 8), r"got 4.*x\[:, :3\]"),
+        (torch.rand(1, 8, 8, 3), r"got 8.*movedim"),
+        (torch.rand(1, 2, 3, 8, 8), r"4-D \[B, 3, H, W\], got shape \(1, 2, 3, 8, 8\).*flatten\(0, 1\)"),
+        (torch.rand(3, 8, 8), r"got shape \(3, 8, 8\).*x\[None\]"),
+        (torch.rand(0, 3, 8, 8), r"lr is empty"),
+        (
+            torch.randint(0, 255, (1, 3, 8, 8), dtype=torch.uint8),
+            r"float tensor in \[0, 1\], got torch.uint8.*/ 255",
+        ),
+        (torch.rand(1, 3, 8, 8) * 2 - 1, r"values must lie in \[0, 1\].*\(x \+ 1\) / 2"),
+    ],
+)
 def test_bad_input_errors_name_the_fix(net: GTASRNet, image: Tensor, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         upscale(net, image, seed=0)

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_cli import files  # noqa: F401 - the tiny-GTASR fixture
 
 from gtasr_support import lowres
 from sr4k.cli.main import main
@@ -71,8 +70,9 @@ def test_16_bit_grey_and_8_bit_files(tmp_path: Path) -> None:
     assert image_bits(tmp_path / "e.png") == image_bits(tmp_path / "e.tif") == 8
 
 
-def test_16_bits_where_the_format_cannot_store_them_is_a_clear_error(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_16_bits_where_the_format_cannot_store_them_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(ValueError, match=r"\.jpg cannot store 16 bits.*\.png"):
         write_image(tmp_path / "x.jpg", torch.rand(3, 4, 4), bits=16)
     with pytest.raises(ValueError, match="bits=12"):
@@ -89,8 +89,11 @@ def _lowres16(seed: int) -> np.ndarray:
     return a + np.random.default_rng(seed).integers(0, 257, a.shape).astype(np.uint16)
 
 
-def test_cli_keeps_16_bits_and_follows_bits(files: tuple, tmp_path: Path,  # noqa: F811
-                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_cli_keeps_16_bits_and_follows_bits(
+    files: tuple,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     pth, _, net = files
     a = _lowres16(2)
     _write_raw(tmp_path / "in.png", a)

@@ -17,8 +17,11 @@ from sr4k.srkit.jpeg import jpeg_compress
 from sr4k.srkit.metrics import psnr, ssim
 from synthetic_images import natural_image
 
-pyiqa = pytest.importorskip("pyiqa", reason="pyiqa (the optional `metrics` extra) is not installed; "
-                                            "pip install sr4k[metrics] to run the parity test")
+pyiqa = pytest.importorskip(
+    "pyiqa",
+    reason="pyiqa (the optional `metrics` extra) is not installed; "
+    "pip install sr4k[metrics] to run the parity test",
+)
 
 PYIQA_MSE_EPS = 1e-8  # pyiqa's psnr adds this to the MSE of [0, 1] images
 
@@ -44,14 +47,19 @@ def cases() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
 @pytest.fixture(scope="module")
 def pyiqa_metrics() -> dict[str, object]:
     # GTASR's evaluation: test_y_channel=True, color_space='ycbcr' (pyiqa's default colour space is YIQ).
-    return {name: pyiqa.create_metric(name, test_y_channel=True, color_space="ycbcr", device="cpu")
-            for name in ("psnr", "ssim")}
+    return {
+        name: pyiqa.create_metric(name, test_y_channel=True, color_space="ycbcr", device="cpu")
+        for name in ("psnr", "ssim")
+    }
 
 
 @pytest.mark.parametrize("crop", [0, 4])
 def test_ssim_y_equals_pyiqa(pyiqa_metrics: dict[str, object], crop: int) -> None:
-    ref_metric = pyiqa.create_metric("ssim", test_y_channel=True, color_space="ycbcr", crop_border=crop,
-                                     device="cpu") if crop else pyiqa_metrics["ssim"]
+    ref_metric = (
+        pyiqa.create_metric("ssim", test_y_channel=True, color_space="ycbcr", crop_border=crop, device="cpu")
+        if crop
+        else pyiqa_metrics["ssim"]
+    )
     for name, (sr, hr) in cases().items():
         ref = float(ref_metric(sr, hr))
         ours = float(ssim(sr, hr, crop_border=crop, protocol="pyiqa")[0])
@@ -59,8 +67,10 @@ def test_ssim_y_equals_pyiqa(pyiqa_metrics: dict[str, object], crop: int) -> Non
         if crop == 0:  # what `sr4k bench` reports
             assert abs(Scorer(("ssim",)).score(sr[0], hr[0])["ssim"] - ref) <= 1e-4, name  # type: ignore[operator]
     # The BasicSR protocol (float Y, = scikit-image) is a different number: why the protocol switch exists.
-    gaps = [abs(float(ssim(sr, hr, protocol="basicsr")[0]) - float(pyiqa_metrics["ssim"](sr, hr)))
-            for sr, hr in cases().values()]
+    gaps = [
+        abs(float(ssim(sr, hr, protocol="basicsr")[0]) - float(pyiqa_metrics["ssim"](sr, hr)))
+        for sr, hr in cases().values()
+    ]
     assert min(gaps) > 1e-4 * 5
 
 

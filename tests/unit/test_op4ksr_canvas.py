@@ -34,12 +34,23 @@ def flux_with_real_rope() -> torch.nn.Module:
     """A diffusers FLUX with FLUX.1's RoPE split (16, 56, 56) and one 128-dim head: the rotary maths of the real model."""
     from diffusers import FluxTransformer2DModel
 
-    cfg = dict(patch_size=1, in_channels=64, num_layers=1, num_single_layers=1, attention_head_dim=128,
-               num_attention_heads=1, joint_attention_dim=16, pooled_projection_dim=8, guidance_embeds=True,
-               axes_dims_rope=AXES)  # fmt: skip
+    cfg = dict(
+        patch_size=1,
+        in_channels=64,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=128,
+        num_attention_heads=1,
+        joint_attention_dim=16,
+        pooled_projection_dim=8,
+        guidance_embeds=True,
+        axes_dims_rope=AXES,
+    )
     with torch.device("meta"):
         model = FluxTransformer2DModel(**cfg)
-    model.load_state_dict(deterministic_state_dict({k: tuple(v.shape) for k, v in model.state_dict().items()}), assign=True)
+    model.load_state_dict(
+        deterministic_state_dict({k: tuple(v.shape) for k, v in model.state_dict().items()}), assign=True
+    )
     return set_rfr(model.eval(), RFRConfig(mode="ntk"))
 
 
@@ -79,7 +90,9 @@ def inference_embedding() -> tuple[torch.Tensor, torch.Tensor]:
 
 def window(table: torch.Tensor, origin: tuple[int, int], side: int = CANVAS // UNIT) -> torch.Tensor:
     n = CROP // UNIT
-    return table.reshape(side, side, -1)[origin[0] : origin[0] + n, origin[1] : origin[1] + n].reshape(n * n, -1)
+    return table.reshape(side, side, -1)[origin[0] : origin[0] + n, origin[1] : origin[1] + n].reshape(
+        n * n, -1
+    )
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +100,9 @@ def full() -> tuple[torch.Tensor, torch.Tensor]:
     return inference_embedding()
 
 
-def test_trainer_rope_equals_the_4k_inference_window_in_diffusers(full: tuple[torch.Tensor, torch.Tensor]) -> None:
+def test_trainer_rope_equals_the_4k_inference_window_in_diffusers(
+    full: tuple[torch.Tensor, torch.Tensor],
+) -> None:
     cos, sin = trainer_embedding(ORIGIN, CANVAS // UNIT)
     assert cos.shape == (32 * 32, 128)
     assert torch.equal(cos, window(full[0], ORIGIN)) and torch.equal(sin, window(full[1], ORIGIN))
@@ -100,7 +115,9 @@ def test_canvas_theta_is_the_4k_ntk_base() -> None:
     embed = flux_with_real_rope().pos_embed
     embed.grid_hw = (128.0, 128.0)
     thetas = embed._thetas_for_ids(torch.zeros(4, 3))
-    assert thetas[1] == thetas[2] == pytest.approx(ntk_theta(10_000, 56, 2.0)) == pytest.approx(20_520, rel=1e-3)
+    assert (
+        thetas[1] == thetas[2] == pytest.approx(ntk_theta(10_000, 56, 2.0)) == pytest.approx(20_520, rel=1e-3)
+    )
 
 
 @pytest.mark.comfy
@@ -113,7 +130,9 @@ def test_trainer_rope_equals_the_4k_window_of_comfyui(full: tuple[torch.Tensor, 
     host = SimpleNamespace(patch_size=2, params=SimpleNamespace(axes_dim=list(AXES)))
     _, img_ids = Flux.process_img(host, torch.zeros(1, 16, 2 * CANVAS // UNIT, 2 * CANVAS // UNIT))
     ids = torch.cat([torch.zeros(1, 1, 3), img_ids], dim=1)  # forward_orig: cat(txt_ids, img_ids)
-    comfy_embedder = RFREmbedder.from_module(EmbedND(dim=128, theta=10_000, axes_dim=list(AXES)), RFRConfig(mode="ntk"))
+    comfy_embedder = RFREmbedder.from_module(
+        EmbedND(dim=128, theta=10_000, axes_dim=list(AXES)), RFRConfig(mode="ntk")
+    )
     pe = comfy_embedder(ids)[0, 0, 1:]  # [L_img, 64, 2, 2]
     cos, sin = trainer_embedding(ORIGIN, CANVAS // UNIT)
     comfy_cos, comfy_sin = window(pe[..., 0, 0], ORIGIN), window(pe[..., 1, 0], ORIGIN)
@@ -147,7 +166,9 @@ def test_datasets_keep_their_crops_and_add_the_placement(tmp_path) -> None:
     rng = np.random.default_rng(0)
     for side, name in ((256, "small"), (512, "frame")):
         Image.fromarray((rng.random((side, side, 3)) * 255).astype(np.uint8)).save(tmp_path / f"{name}.png")
-        Image.fromarray((rng.random((side // 4, side // 4, 3)) * 255).astype(np.uint8)).save(tmp_path / f"lr_{name}.png")
+        Image.fromarray((rng.random((side // 4, side // 4, 3)) * 255).astype(np.uint8)).save(
+            tmp_path / f"lr_{name}.png"
+        )
     degradation = PRESETS["realesrgan"].with_scale(4)
     plain = DegradedCrops(tmp_path, 128, degradation)
     placed = DegradedCrops(tmp_path, 128, degradation, CanvasSpec(512, UNIT))

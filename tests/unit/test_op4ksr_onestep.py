@@ -35,9 +35,14 @@ def test_input_modes() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"t_star": 0.0}, "t_star"), ({"t_star": 1.5}, "t_star"), ({"input_mode": "x"}, "input_mode"),
-     ({"t_star": 1.0, "input_mode": "flow"}, "discards"), ({"empty_text_tokens": 0}, "empty_text_tokens")],
-)  # fmt: skip
+    [
+        ({"t_star": 0.0}, "t_star"),
+        ({"t_star": 1.5}, "t_star"),
+        ({"input_mode": "x"}, "input_mode"),
+        ({"t_star": 1.0, "input_mode": "flow"}, "discards"),
+        ({"empty_text_tokens": 0}, "empty_text_tokens"),
+    ],
+)
 def test_config_validation(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         OneStepConfig(**kwargs)

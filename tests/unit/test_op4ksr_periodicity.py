@@ -51,8 +51,8 @@ def test_autocorrelation_matches_direct_sum():
     xc = x - x.mean(dim=(-2, -1), keepdim=True)
     zero = (xc**2).sum() / (40 * 48)
     for dy, dx in [(0, 3), (4, 0), (5, -7), (-10, 10), (2, 9)]:
-        a = xc[..., max(0, -dy): 40 - max(0, dy), max(0, -dx): 48 - max(0, dx)]
-        b = xc[..., max(0, dy): 40 + min(0, dy), max(0, dx): 48 + min(0, dx)]
+        a = xc[..., max(0, -dy) : 40 - max(0, dy), max(0, -dx) : 48 - max(0, dx)]
+        b = xc[..., max(0, dy) : 40 + min(0, dy), max(0, dx) : 48 + min(0, dx)]
         direct = (a * b).sum() / ((40 - abs(dy)) * (48 - abs(dx))) / zero
         assert abs(float(acf[0, lag + dy, lag + dx]) - float(direct)) < 1e-4
     assert acf.dtype == torch.float32 and float(acf[0, lag, lag]) == pytest.approx(1.0)
@@ -129,7 +129,9 @@ def test_loss_domains_gradients_and_non_square():
     opts = PeriodicityConfig(periods=(16, 32), luma_only=True)
     assert periodicity_loss(planted, options=opts, margin=0.01).shape == (2,)
     # Half precision in, float32 maths inside.
-    torch.testing.assert_close(periodicity_loss(planted.bfloat16()), periodicity_loss(planted), atol=0.02, rtol=0.1)
+    torch.testing.assert_close(
+        periodicity_loss(planted.bfloat16()), periodicity_loss(planted), atol=0.02, rtol=0.1
+    )
 
 
 def test_options_validation_and_size_errors():
@@ -147,17 +149,17 @@ def test_periodicity_map_localises_the_pattern():
     h, w = 192, 320
     x = natural_image(h, w, 4)
     m = motif(h, w, amp=0.05)
-    m[..., w // 2:] = 0  # artifact only in the left half
+    m[..., w // 2 :] = 0  # artifact only in the left half
     hm = periodicity_map((x + m).clamp(0, 1)[0])
     assert hm.shape == (h, w)
-    left, right = float(hm[:, : w // 2 - 64].mean()), float(hm[:, w // 2 + 64:].mean())
+    left, right = float(hm[:, : w // 2 - 64].mean()), float(hm[:, w // 2 + 64 :].mean())
     assert left > 0.05 and left > 4 * right
 
 
 def test_cache_filled_in_inference_mode_still_supports_autograd():
     img = natural_image(144, 176, 6)
     with torch.inference_mode():
-        first = periodicity_loss(img, harmonics=1, periods=(36,))   # a geometry no other test uses
+        first = periodicity_loss(img, harmonics=1, periods=(36,))  # a geometry no other test uses
     sr = img.clone().requires_grad_(True)
     loss = periodicity_loss(sr, harmonics=1, periods=(36,))
     (g,) = torch.autograd.grad(loss.sum() + (sr**2).sum(), sr)

@@ -40,7 +40,11 @@ def closed_form(d: int, theta: float, length: float, ref: float, t: float = 1.0)
     lin = [b / s for b in base]
 
     def band(n: float) -> float:
-        return math.inf if n == 0 else (d / 2) * (math.log(ref) - math.log(2 * math.pi) - math.log(n)) / math.log(theta)
+        return (
+            math.inf
+            if n == 0
+            else (d / 2) * (math.log(ref) - math.log(2 * math.pi) - math.log(n)) / math.log(theta)
+        )
 
     def ramp(fast: float, slow: float) -> list[float]:
         lo = d // 2 if band(fast) >= d // 2 else max(0, math.floor(band(fast)))
@@ -79,7 +83,9 @@ def test_hand_computed_anchors_at_4k_with_f16() -> None:
 
 def test_dype_grows_with_sigma_and_vanishes_at_zero() -> None:
     base = yarn_frequencies(56, THETA, 1.0, 64.0)
-    ratios = [(yarn_frequencies(56, THETA, 2.0, 64.0, dype_kappa(t)) / base) for t in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    ratios = [
+        (yarn_frequencies(56, THETA, 2.0, 64.0, dype_kappa(t)) / base) for t in (0.0, 0.25, 0.5, 0.75, 1.0)
+    ]
     torch.testing.assert_close(ratios[0], torch.ones(28, dtype=torch.float64), rtol=0, atol=0)
     for weaker, stronger in zip(ratios, ratios[1:], strict=False):
         assert torch.all(stronger <= weaker + 1e-15)  # more rescaling (lower frequency) at higher sigma
@@ -94,10 +100,14 @@ def test_spectra_scale_only_the_spatial_axes_per_axis_length() -> None:
     assert spectra[1].magnitude == pytest.approx(1 + 0.1 * math.log(1.5))
     assert spectra[2].magnitude == pytest.approx(1 + 0.1 * math.log(4.0))
     want_rows, _ = closed_form(56, THETA, 96, 64)
-    torch.testing.assert_close(spectra[1].omega, torch.tensor(want_rows, dtype=torch.float64), rtol=1e-12, atol=0)
+    torch.testing.assert_close(
+        spectra[1].omega, torch.tensor(want_rows, dtype=torch.float64), rtol=1e-12, atol=0
+    )
     dype = axis_spectra(RFRConfig(mode="dype"), AXES, THETA, (96.0, 256.0), sigma=0.4)
     want_cols, _ = closed_form(56, THETA, 256, 64, 0.4)
-    torch.testing.assert_close(dype[2].omega, torch.tensor(want_cols, dtype=torch.float64), rtol=1e-12, atol=0)
+    torch.testing.assert_close(
+        dype[2].omega, torch.tensor(want_cols, dtype=torch.float64), rtol=1e-12, atol=0
+    )
     assert {"yarn", "dype"} <= set(RFR_PRESETS)
     with pytest.raises(ValueError, match="per-band"):
         rescaled_thetas(RFRConfig(mode="yarn"), AXES, THETA, (128, 128))
@@ -147,6 +157,8 @@ def test_within_the_reference_grid_both_equal_the_stock_embedders_exactly(mode: 
         ours.sigma = 0.3
         assert torch.equal(ours(ids), stock(ids))
         diff_stock = FluxPosEmbed(theta=THETA, axes_dim=AXES)
-        cos, sin = RFRPosEmbed.from_module(diff_stock, RFRConfig(mode=mode, reference_grid=(16.0, 16.0)))(ids[0])
+        cos, sin = RFRPosEmbed.from_module(diff_stock, RFRConfig(mode=mode, reference_grid=(16.0, 16.0)))(
+            ids[0]
+        )
         ref_cos, ref_sin = diff_stock(ids[0])
         assert torch.equal(cos, ref_cos) and torch.equal(sin, ref_sin)

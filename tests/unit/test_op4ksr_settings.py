@@ -21,8 +21,15 @@ from sr4k.op4ksr_core.settings import (
     to_metadata,
 )
 
-FULL = OP4KSRSettings(t_star=0.37, input_mode="flow", rfr_mode="scale", rfr_alpha=2.0, reference_tokens=64,
-                      decode_mode="partitioned", canvas_long_side=4096)  # fmt: skip
+FULL = OP4KSRSettings(
+    t_star=0.37,
+    input_mode="flow",
+    rfr_mode="scale",
+    rfr_alpha=2.0,
+    reference_tokens=64,
+    decode_mode="partitioned",
+    canvas_long_side=4096,
+)
 
 
 def test_metadata_round_trip_through_a_real_file(tmp_path: Path) -> None:
@@ -74,7 +81,9 @@ def test_malformed_metadata_is_a_clear_error(raw: str, message: str, tmp_path: P
 
 
 def test_fields_of_a_newer_version_are_ignored() -> None:
-    assert from_metadata({METADATA_KEY: '{"t_star": 0.4, "f16_decoder_steps": 1000}'}) == OP4KSRSettings(t_star=0.4)
+    assert from_metadata({METADATA_KEY: '{"t_star": 0.4, "f16_decoder_steps": 1000}'}) == OP4KSRSettings(
+        t_star=0.4
+    )
 
 
 def test_a_file_that_is_not_safetensors_is_named(tmp_path: Path) -> None:

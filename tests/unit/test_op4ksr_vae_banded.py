@@ -56,7 +56,10 @@ def test_partitioned_is_the_aligned_image_shifted_once(vae: F16VAE) -> None:
     """Interior of the banded partitioned decode = banded aligned decode moved one pixel down-right."""
     latent = torch.randn(1, 16, 3, 5, generator=torch.Generator().manual_seed(2))
     bands = Bands(CPU, CPU, 1 << 12)  # many bands: a per-band shift would break this
-    aligned, partitioned = decode_banded(vae, latent, bands, "aligned"), decode_banded(vae, latent, bands, "partitioned")
+    aligned, partitioned = (
+        decode_banded(vae, latent, bands, "aligned"),
+        decode_banded(vae, latent, bands, "partitioned"),
+    )
     torch.testing.assert_close(partitioned[..., 1:, 1:], aligned[..., :-1, :-1], rtol=0, atol=1e-6)
 
 

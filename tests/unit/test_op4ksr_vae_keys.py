@@ -124,9 +124,16 @@ def test_tiny_f8_bfl_layout_matches_comfyui_ldm_blocks() -> None:
     # ComfyUI's converter hard-codes FLUX's 4 levels and 2 resnets per level.
     config = VaeConfig(**{**TINY_F8.__dict__, "block_out_channels": (32, 32, 64, 64), "layers_per_block": 2})
     ddconfig = {
-        "ch": 32, "out_ch": 3, "ch_mult": [1, 1, 2, 2], "num_res_blocks": 2, "attn_resolutions": [],
-        "in_channels": 3, "resolution": 64, "z_channels": 4, "double_z": True,
-    }  # fmt: skip
+        "ch": 32,
+        "out_ch": 3,
+        "ch_mult": [1, 1, 2, 2],
+        "num_res_blocks": 2,
+        "attn_resolutions": [],
+        "in_channels": 3,
+        "resolution": 64,
+        "z_channels": 4,
+        "double_z": True,
+    }
     bfl = diffusers_to_bfl_vae(tiny_state_dict(config, seed=5))
     # ComfyUI's diffusers->LDM converter agrees with ours on names and shapes.
     comfy_bfl = convert_vae_state_dict(bfl_to_diffusers_vae(bfl))

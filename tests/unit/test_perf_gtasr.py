@@ -30,15 +30,25 @@ def _lr(h: int = 24, w: int = 32) -> torch.Tensor:
     return torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
 
 
-@pytest.mark.parametrize("changes", [dict(gtasr_device_input=True, pinned_output=True),
-                                     dict(gtasr_channels_last=True), dict(gtasr_head_rows=5),
-                                     dict(gtasr_head_rows=1), "all"])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        dict(gtasr_device_input=True, pinned_output=True),
+        dict(gtasr_channels_last=True),
+        dict(gtasr_head_rows=5),
+        dict(gtasr_head_rows=1),
+        "all",
+    ],
+)
 def test_gtasr_options_match_baseline(net: GTASRNet, changes: object) -> None:
     lr = _lr()
     with perf.options(perf.BASELINE):
         ref = upscale(net, lr, seed=3)
-    opts = dataclasses.replace(perf.PerfOptions(), gtasr_head_rows=5) if changes == "all" else \
-        dataclasses.replace(perf.BASELINE, **changes)  # type: ignore[arg-type]
+    opts = (
+        dataclasses.replace(perf.PerfOptions(), gtasr_head_rows=5)
+        if changes == "all"
+        else dataclasses.replace(perf.BASELINE, **changes)
+    )  # type: ignore[arg-type]
     with perf.options(opts):
         out = upscale(net, lr, seed=3)
     with perf.options(perf.BASELINE):
@@ -62,8 +72,9 @@ def test_native_groupnorm_error_in_bf16() -> None:
     # Both round the output to bf16 (rel. 2^-9 = 2e-3 per value); the native one also the affine step.
     assert rel(out, ref64) < 6e-3 and rel(ref, ref64) < 6e-3 and rel(out, ref) < 6e-3
     with perf.options(gtasr_native_groupnorm=True):  # fp32 inputs always take the fp32 path
-        assert torch.equal(norm(x.float()), torch.nn.functional.group_norm(
-            x.float(), 8, norm.weight, norm.bias, 1e-6))
+        assert torch.equal(
+            norm(x.float()), torch.nn.functional.group_norm(x.float(), 8, norm.weight, norm.bias, 1e-6)
+        )
 
 
 def _reference_value(seed: int, i: int) -> float:
@@ -100,7 +111,11 @@ def test_counter_normal_is_standard_normal() -> None:
     assert (torch.quantile(z, probs) - torch.special.ndtri(probs)).abs().max() < 0.05
     assert abs(torch.corrcoef(torch.stack([z[:-1], z[1:]]))[0, 1]) < 0.01  # neighbours uncorrelated
     # The table's linear interpolation against the exact inverse at random tail probabilities.
-    v = torch.rand(10_000, dtype=torch.float64, generator=torch.Generator().manual_seed(0)).pow(8).clamp_min(2.0**-32)
+    v = (
+        torch.rand(10_000, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        .pow(8)
+        .clamp_min(2.0**-32)
+    )
     mant, e = torch.frexp(v)
     pos = (mant - 0.5) * (2 * cn.SEGMENTS)
     t = cn._table_cpu()
@@ -134,4 +149,6 @@ def test_memory_estimates_cover_the_h200_measurement() -> None:
         assert measured <= est <= 1.25 * measured, (slabs, est)
     assert upscale_memory(released, 512, 512, slabbed_head=True) / gib >= 2.89
     with perf.options(gtasr_head_rows=0):
-        assert upscale_memory(released, 1024, 1024) == upscale_memory(released, 1024, 1024, slabbed_head=False)
+        assert upscale_memory(released, 1024, 1024) == upscale_memory(
+            released, 1024, 1024, slabbed_head=False
+        )

@@ -95,11 +95,16 @@ def test_to_host_and_gather() -> None:
 def _flux_inputs(model: torch.nn.Module, t: float = 0.5) -> dict:
     g = torch.Generator().manual_seed(3)
     ids = torch.stack(torch.meshgrid(torch.zeros(1), torch.arange(4.0), torch.arange(4.0), indexing="ij"), -1)
-    return dict(hidden_states=torch.randn(1, 16, 64, generator=g),
-                encoder_hidden_states=torch.zeros(1, 1, TINY_FLUX["joint_attention_dim"]),
-                pooled_projections=torch.zeros(1, TINY_FLUX["pooled_projection_dim"]),
-                timestep=torch.full((1,), t), img_ids=ids.reshape(-1, 3), txt_ids=torch.zeros(1, 3),
-                guidance=torch.full((1,), 3.5), return_dict=False)
+    return dict(
+        hidden_states=torch.randn(1, 16, 64, generator=g),
+        encoder_hidden_states=torch.zeros(1, 1, TINY_FLUX["joint_attention_dim"]),
+        pooled_projections=torch.zeros(1, TINY_FLUX["pooled_projection_dim"]),
+        timestep=torch.full((1,), t),
+        img_ids=ids.reshape(-1, 3),
+        txt_ids=torch.zeros(1, 3),
+        guidance=torch.full((1,), 3.5),
+        return_dict=False,
+    )
 
 
 def test_constant_modulation_is_bit_exact_and_guarded() -> None:
@@ -137,8 +142,10 @@ def test_fp8_linear_error_is_bounded() -> None:
         ref = model(**inputs)[0]
         n = fp8_linears(model, "weight_only")
         out = model(**inputs)[0]
-    assert n > 0 and not any(type(m) is torch.nn.Linear and ".norm" not in name and name.startswith("single")
-                             for name, m in model.named_modules())
+    assert n > 0 and not any(
+        type(m) is torch.nn.Linear and ".norm" not in name and name.startswith("single")
+        for name, m in model.named_modules()
+    )
     assert rel(out, ref) < 0.1
 
 
@@ -147,8 +154,12 @@ def test_vae_memory_estimates_cover_the_h200_measurement() -> None:
     from sr4k.op4ksr_core.vae.memory import decode_memory, encode_memory
 
     gib = 2**30
-    for est, measured in ((encode_memory(4096, 4096, 2), 6.00), (decode_memory(256, 256, 2), 8.60),
-                          (encode_memory(2048, 2048, 2), 1.50), (decode_memory(128, 128, 2), 2.02)):
+    for est, measured in (
+        (encode_memory(4096, 4096, 2), 6.00),
+        (decode_memory(256, 256, 2), 8.60),
+        (encode_memory(2048, 2048, 2), 1.50),
+        (decode_memory(128, 128, 2), 2.02),
+    ):
         assert measured <= est / gib <= 1.25 * measured
     assert decode_memory(256, 256, 2) < 0.15 * 73e9  # the old F8-derived formula asked 73 GB
 
@@ -164,8 +175,21 @@ def test_cli_low_vram_stays_close_to_bf16(tmp_path, monkeypatch: pytest.MonkeyPa
 
     lr = (np.random.default_rng(3).random((24, 32, 3)) * 255).astype(np.uint8)
     Image.fromarray(lr).save(tmp_path / "in.png")
-    common = ["upscale", "--model", "op4ksr", "--flux", str(tiny_flux_bfl_file()), "--vae",
-              str(f16_vae_file("bfl")), "--device", "cpu", "--dtype", "fp32", "--long-side", "128"]
+    common = [
+        "upscale",
+        "--model",
+        "op4ksr",
+        "--flux",
+        str(tiny_flux_bfl_file()),
+        "--vae",
+        str(f16_vae_file("bfl")),
+        "--device",
+        "cpu",
+        "--dtype",
+        "fp32",
+        "--long-side",
+        "128",
+    ]
     calls = []
     original = low_vram.fp8_linears
     monkeypatch.setattr(low_vram, "fp8_linears", lambda *a, **k: calls.append(original(*a, **k)) or calls[-1])

@@ -55,14 +55,20 @@ def test_window_autocorrelation_matches_the_closed_form_and_the_2d_fft() -> None
     ones = periodicity._window_autocorrelation(H, W, MAX_LAG, False).double()
     torch.testing.assert_close(ones, torch.outer(H - lags.abs(), W - lags.abs()), rtol=1e-6, atol=0)
     # Hann window: the separable product equals the direct 2-D FFT autocorrelation of the 2-D window.
-    win = torch.outer(torch.hann_window(H, periodic=False, dtype=torch.float64),
-                      torch.hann_window(W, periodic=False, dtype=torch.float64))
+    win = torch.outer(
+        torch.hann_window(H, periodic=False, dtype=torch.float64),
+        torch.hann_window(W, periodic=False, dtype=torch.float64),
+    )
     size = (H + MAX_LAG, W + MAX_LAG)
     full = torch.fft.irfft2(torch.fft.rfft2(win, s=size).abs() ** 2, s=size)
     idx_h, idx_w = lags.long() % size[0], lags.long() % size[1]
     direct = full[idx_h][:, idx_w]
     direct = direct.clamp(min=1e-6 * float(direct[MAX_LAG, MAX_LAG]))
-    torch.testing.assert_close(periodicity._window_autocorrelation(H, W, MAX_LAG, True).double(), direct,
-                               rtol=1e-5, atol=1e-9 * float(direct.max()))
+    torch.testing.assert_close(
+        periodicity._window_autocorrelation(H, W, MAX_LAG, True).double(),
+        direct,
+        rtol=1e-5,
+        atol=1e-9 * float(direct.max()),
+    )
     acf = autocorrelation(torch.rand(1, 3, H, W), MAX_LAG)
     assert float(acf[0, MAX_LAG, MAX_LAG]) == pytest.approx(1.0)

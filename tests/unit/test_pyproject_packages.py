@@ -15,4 +15,6 @@ def test_every_package_folder_is_listed() -> None:
         for init in REPO.rglob("__init__.py")
         if init.parent != REPO and init.relative_to(REPO).parts[0] not in skip
     }
-    assert found == listed, f"missing from pyproject: {sorted(found - listed)}; not folders: {sorted(listed - found)}"
+    assert found == listed, (
+        f"missing from pyproject: {sorted(found - listed)}; not folders: {sorted(listed - found)}"
+    )

@@ -42,8 +42,10 @@ def test_registry_fields() -> None:
     project, comfy = data["project"], data["tool"]["comfy"]
     assert comfy["requires-comfyui"] == f">={TESTED_COMFYUI}"
     # comfy-cli's validate_version: [operator]major.minor.patch, comma-separated parts.
-    assert all(re.fullmatch(r"(==|>=|<=|!=|~=|>|<)?\d+\.\d+\.\d+", p.strip())
-               for p in comfy["requires-comfyui"].split(","))
+    assert all(
+        re.fullmatch(r"(==|>=|<=|!=|~=|>|<)?\d+\.\d+\.\d+", p.strip())
+        for p in comfy["requires-comfyui"].split(",")
+    )
     urls = project["urls"]
     for key in ("Repository", "Documentation", "Bug Tracker", "Issues"):
         assert re.fullmatch(r"https://\S+", urls.get(key, "")), f"[project.urls] {key} missing"
@@ -54,7 +56,9 @@ def test_registry_fields() -> None:
 
 def test_node_list_json_is_an_object_of_one_line_descriptions() -> None:
     listed = json.loads((REPO / "node_list.json").read_text())
-    assert isinstance(listed, dict) and listed, "ComfyUI-Manager reads node_list.json as {node_id: description}"
+    assert isinstance(listed, dict) and listed, (
+        "ComfyUI-Manager reads node_list.json as {node_id: description}"
+    )
     for node_id, desc in listed.items():
         assert re.fullmatch(r"(SR4K|GTASR|OP4KSR)_[A-Za-z0-9]+", node_id), node_id
         assert isinstance(desc, str) and 10 <= len(desc) <= 120 and "\n" not in desc, (node_id, desc)
@@ -107,19 +111,27 @@ def test_requirements_txt_is_what_the_nodes_import() -> None:
     assert _requirement_names((REPO / "requirements.txt").read_text().splitlines()) == wanted
     assert "diffusers" not in wanted  # only the headless path (op4ksr_core.flux_loader) imports it
     extras = _pyproject()["project"]["optional-dependencies"]
-    assert "diffusers" in _requirement_names(extras["cli"]) and "diffusers" in _requirement_names(extras["train"])
+    assert "diffusers" in _requirement_names(extras["cli"]) and "diffusers" in _requirement_names(
+        extras["train"]
+    )
 
 
 def _archive_files() -> list[str]:
     def git(*args: str) -> list[str]:
-        out = subprocess.run(["git", *args, "-z"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["git", *args, "-z"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout
         return [f for f in out.split("\0") if f]
 
     if not (REPO / ".git").exists():
         pytest.skip("not a git checkout: the registry archive is built from git-tracked files")
     ignored = set(git("ls-files", "--cached", "--ignored", "--exclude-from=.comfyignore"))
     includes = _pyproject()["tool"]["comfy"].get("includes", [])
-    return [f for f in git("ls-files") if f not in ignored or any(f.startswith(i.rstrip("/") + "/") for i in includes)]
+    return [
+        f
+        for f in git("ls-files")
+        if f not in ignored or any(f.startswith(i.rstrip("/") + "/") for i in includes)
+    ]
 
 
 def test_comfyignore_keeps_the_pack_and_drops_development_files() -> None:

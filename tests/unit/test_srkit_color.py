@@ -31,7 +31,9 @@ def test_constant_images_take_the_reference_colour(method: str) -> None:
     up[:, 1] = 0.6
     ref = torch.tensor([0.7, 0.3, 0.5]).view(1, 3, 1, 1).expand(1, 3, 8, 12).contiguous()
     out = color_correct(up, ref, method)
-    torch.testing.assert_close(out, ref.new_tensor([0.7, 0.3, 0.5]).view(1, 3, 1, 1).expand_as(out), atol=2e-5, rtol=0)
+    torch.testing.assert_close(
+        out, ref.new_tensor([0.7, 0.3, 0.5]).view(1, 3, 1, 1).expand_as(out), atol=2e-5, rtol=0
+    )
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -51,7 +53,9 @@ def test_adain_matches_the_reference_statistics() -> None:
     x, r = _image(seed=1), _image(seed=2) * 0.5 + 0.3
     y = adain(x, r)
     torch.testing.assert_close(y.mean((2, 3)), r.mean((2, 3)), atol=1e-5, rtol=0)
-    torch.testing.assert_close(y.std((2, 3), unbiased=False), r.std((2, 3), unbiased=False), atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        y.std((2, 3), unbiased=False), r.std((2, 3), unbiased=False), atol=1e-4, rtol=0
+    )
 
 
 def test_wavelet_keeps_detail_and_takes_reference_colour() -> None:
@@ -79,7 +83,9 @@ def test_srgb_and_oklab_round_trip() -> None:
     torch.testing.assert_close(oklab_to_rgb(rgb_to_oklab(x)), x, atol=1e-9, rtol=0)
     # Oklab of pure white is L=1, a=b=0 (the defining normalisation).
     white = rgb_to_oklab(torch.ones(1, 3, 1, 1))
-    torch.testing.assert_close(white.flatten(), torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        white.flatten(), torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64), atol=1e-6, rtol=0
+    )
 
 
 def _hue_deg(rgb: torch.Tensor) -> torch.Tensor:

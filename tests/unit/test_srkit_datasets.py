@@ -82,8 +82,11 @@ def test_synthetic_benchmark_is_deterministic_per_image(built: tuple[Path, Path]
     again = json.loads(build_synthetic_benchmark(tmp_path / "one", tmp_path / "o1", hr_size=64).read_text())
     first = {i["stem"]: i for i in json.loads((bench / "manifest.json").read_text())["images"]}
     assert again["images"][0]["lr"] == first["b"]["lr"]  # byte-identical files, other images irrelevant
-    other = json.loads(build_synthetic_benchmark(tmp_path / "one", tmp_path / "o2", seed=1, hr_size=64,
-                                                 scales=(4,)).read_text())
+    other = json.loads(
+        build_synthetic_benchmark(
+            tmp_path / "one", tmp_path / "o2", seed=1, hr_size=64, scales=(4,)
+        ).read_text()
+    )
     assert other["images"][0]["lr"]["x4"]["sha256"] != first["b"]["lr"]["x4"]["sha256"]
 
 
@@ -130,7 +133,9 @@ def test_div4k50_loader_and_its_errors(tmp_path: Path) -> None:
         load_div4k50(tmp_path / "ok", lr_size=4, hr_size=64, count=None)
     _div4k(tmp_path / "skew")
     write_image(tmp_path / "skew" / "LQ" / "0001.png", torch.zeros(3, 4, 5))
-    with pytest.raises(DatasetError, match=r"1 mis-sized pair\(s\): 0001: LR 4x5 != 4x4; HR 64x64 != x16 of LR 4x5"):
+    with pytest.raises(
+        DatasetError, match=r"1 mis-sized pair\(s\): 0001: LR 4x5 != 4x4; HR 64x64 != x16 of LR 4x5"
+    ):
         load_div4k50(tmp_path / "skew", lr_size=4, hr_size=64, count=None)
     make_folder(tmp_path / "nolq" / "HQ", ["0000"], 64)
     with pytest.raises(DatasetError, match=r"no LQ \(256x256 input\) folder \(expected one of LQ, LR\)"):

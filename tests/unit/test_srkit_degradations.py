@@ -68,7 +68,9 @@ def test_generalized_and_plateau_kernels():
         assert abs(float(k.sum()) - 1) < 1e-6
         torch.testing.assert_close(k, k.flip(0, 1))  # centrally symmetric
     # β < 1 has heavier tails than the Gaussian of the same σ.
-    assert float(generalized_gaussian_kernel(21, 1.5, beta=0.5)[10, 0]) > 10 * float(gaussian_kernel(21, 1.5)[10, 0])
+    assert float(generalized_gaussian_kernel(21, 1.5, beta=0.5)[10, 0]) > 10 * float(
+        gaussian_kernel(21, 1.5)[10, 0]
+    )
 
 
 def test_support_equals_zero_padded_small_kernel():
@@ -119,7 +121,7 @@ def test_gaussian_noise_std_and_gray_sharing():
         assert abs(float(n[i].mean())) < 0.01 * float(sigma[i]) * 10
     torch.testing.assert_close(n[1, 0], n[1, 2])  # gray: shared by channels
     corr = torch.corrcoef(n[0].reshape(3, -1))[0, 1]
-    assert abs(float(corr)) < 0.03                 # colour: independent channels
+    assert abs(float(corr)) < 0.03  # colour: independent channels
 
 
 def test_poisson_noise_variance_scales_with_intensity_and_scale():
@@ -140,7 +142,10 @@ def test_poisson_noise_variance_scales_with_intensity_and_scale():
 def test_intensity_levels_counts_distinct_8bit_values():
     img = torch.tensor([0.0, 0.5, 1.0]).repeat(1, 3, 4, 1)  # 3 distinct values
     assert float(intensity_levels(img)[0]) == 4.0
-    assert float(intensity_levels(torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)))[0]) == 256
+    assert (
+        float(intensity_levels(torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)))[0])
+        == 256
+    )
 
 
 # -------------------------------------------------------------------------------------------------- JPEG
@@ -160,7 +165,7 @@ def test_quality_tables_follow_ijg_scaling():
 
 
 def test_jpeg_matches_pillow_and_degrades_monotonically():
-    x = torch.round(natural_image(120, 200, seed=3) * 255) / 255   # odd size: not a multiple of 16
+    x = torch.round(natural_image(120, 200, seed=3) * 255) / 255  # odd size: not a multiple of 16
     errors = []
     for q in (30, 60, 95):
         ours = jpeg_compress(x, q)
@@ -186,8 +191,12 @@ def test_pipeline_shapes_range_and_determinism():
         for t in (out.lr, out.lr_up):
             assert float(t.min()) >= 0 and float(t.max()) <= 1
             torch.testing.assert_close(t * 255, torch.round(t * 255), rtol=0, atol=1e-4)
-        ref_up = torch.round(F.interpolate(out.lr, size=(128, 128), mode="bicubic", align_corners=False)
-                             .clamp(0, 1) * 255) / 255
+        ref_up = (
+            torch.round(
+                F.interpolate(out.lr, size=(128, 128), mode="bicubic", align_corners=False).clamp(0, 1) * 255
+            )
+            / 255
+        )
         torch.testing.assert_close(out.lr_up, ref_up)
         again = degrade(hr, cfg, torch.Generator().manual_seed(7))
         torch.testing.assert_close(out.lr, again.lr, rtol=0, atol=0)
@@ -198,10 +207,21 @@ def test_pipeline_shapes_range_and_determinism():
 
 def test_pipeline_without_degradations_is_a_plain_downscale():
     tiny_blur = KernelSpec(sizes=(21,), probs=(1.0, 0, 0, 0, 0, 0), sigma_range=(0.1, 0.1), sinc_prob=0.0)
-    clean = StageSpec(kernel=tiny_blur, resize_probs=(0.0, 0.0, 1.0), gaussian_noise_prob=1.0,
-                      noise_range=(0.0, 0.0), jpeg_range=(100.0, 100.0))
-    cfg = DegradationConfig(scale=4, first=clean, second=clean, final_sinc_prob=0.0, resize_modes=("bicubic",),
-                            jpeg_chroma_subsampling=False)
+    clean = StageSpec(
+        kernel=tiny_blur,
+        resize_probs=(0.0, 0.0, 1.0),
+        gaussian_noise_prob=1.0,
+        noise_range=(0.0, 0.0),
+        jpeg_range=(100.0, 100.0),
+    )
+    cfg = DegradationConfig(
+        scale=4,
+        first=clean,
+        second=clean,
+        final_sinc_prob=0.0,
+        resize_modes=("bicubic",),
+        jpeg_chroma_subsampling=False,
+    )
     hr = natural_image(128, 96, seed=2, batch=2)
     out = degrade(hr, cfg, torch.Generator().manual_seed(0))
     ref = F.interpolate(hr, size=(32, 24), mode="bicubic", align_corners=False)
@@ -212,7 +232,9 @@ def test_filter2d_is_identity_for_pulse_and_blurs_otherwise():
     x = natural_image(40, 40)
     torch.testing.assert_close(filter2d(x, pulse_kernel(15, batch=1)), x)
     blurred = filter2d(x, gaussian_kernel(15, 2.0)[None])
-    assert float((blurred[..., 1:] - blurred[..., :-1]).abs().mean()) < 0.7 * float((x[..., 1:] - x[..., :-1]).abs().mean())
+    assert float((blurred[..., 1:] - blurred[..., :-1]).abs().mean()) < 0.7 * float(
+        (x[..., 1:] - x[..., :-1]).abs().mean()
+    )
 
 
 def test_config_validation_and_presets():

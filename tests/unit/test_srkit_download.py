@@ -25,9 +25,14 @@ def test_download_verifies_hash_and_leaves_only_the_file(hub: LocalHub, tmp_path
     data = _payload()
     hub.put(REPO_ID, "GTASR_final_phase.pth", data)
     seen: list[tuple[int, int | None]] = []
-    path = download_file(REPO_ID, "GTASR_final_phase.pth", tmp_path / "gtasr",
-                         sha256=hashlib.sha256(data).hexdigest(), endpoint=hub.url,
-                         progress=lambda done, total: seen.append((done, total)))
+    path = download_file(
+        REPO_ID,
+        "GTASR_final_phase.pth",
+        tmp_path / "gtasr",
+        sha256=hashlib.sha256(data).hexdigest(),
+        endpoint=hub.url,
+        progress=lambda done, total: seen.append((done, total)),
+    )
     assert path == tmp_path / "gtasr" / "GTASR_final_phase.pth"
     assert path.read_bytes() == data
     assert _all_files(tmp_path / "gtasr") == ["GTASR_final_phase.pth"]  # staging folder gone
@@ -37,8 +42,9 @@ def test_download_verifies_hash_and_leaves_only_the_file(hub: LocalHub, tmp_path
     assert download_file(REPO_ID, "GTASR_final_phase.pth", tmp_path / "gtasr", endpoint=hub.url) == path
 
 
-def test_hash_mismatch_retries_once_then_names_the_manual_url(hub: LocalHub, tmp_path: Path,
-                                                              caplog: pytest.LogCaptureFixture) -> None:
+def test_hash_mismatch_retries_once_then_names_the_manual_url(
+    hub: LocalHub, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     hub.put(REPO_ID, "GTASR_final_phase.pth", _payload(seed=1))
     good = hashlib.sha256(_payload(seed=2)).hexdigest()
     dest = tmp_path / "models" / "gtasr"
@@ -57,8 +63,9 @@ def test_hash_mismatch_retries_once_then_names_the_manual_url(hub: LocalHub, tmp
 def test_a_corrupt_first_attempt_is_fixed_by_the_retry(hub: LocalHub, tmp_path: Path) -> None:
     good, bad = _payload(seed=3), _payload(seed=4)
     hub.put(REPO_ID, "GTASR_first_phase.pth", bad, good)
-    out = download_file(REPO_ID, "GTASR_first_phase.pth", tmp_path, sha256=hashlib.sha256(good).hexdigest(),
-                        endpoint=hub.url)
+    out = download_file(
+        REPO_ID, "GTASR_first_phase.pth", tmp_path, sha256=hashlib.sha256(good).hexdigest(), endpoint=hub.url
+    )
     assert out.read_bytes() == good
     assert hub.gets[f"/{REPO_ID}/resolve/main/GTASR_first_phase.pth"] == 2
     assert _all_files(tmp_path) == ["GTASR_first_phase.pth"]
@@ -71,8 +78,9 @@ def test_dropped_connection_is_resumed_with_a_range_request(hub: LocalHub, tmp_p
     data = _payload(2 * constants.DOWNLOAD_CHUNK_SIZE + 4096, seed=5)
     hub.put(REPO_ID, "GTASR_final_phase.pth", data)
     hub.drop_first_get.add(f"/{REPO_ID}/resolve/main/GTASR_final_phase.pth")
-    out = download_file(REPO_ID, "GTASR_final_phase.pth", tmp_path, sha256=hashlib.sha256(data).hexdigest(),
-                        endpoint=hub.url)
+    out = download_file(
+        REPO_ID, "GTASR_final_phase.pth", tmp_path, sha256=hashlib.sha256(data).hexdigest(), endpoint=hub.url
+    )
     assert out.read_bytes() == data
     assert hub.ranges and hub.ranges[0].startswith("bytes=") and int(hub.ranges[0][6:].split("-")[0]) > 0
 
@@ -118,10 +126,14 @@ def test_sha256_file_matches_hashlib(tmp_path: Path) -> None:
 
 def test_registry_rows() -> None:
     assert by_name("GTASR_final_phase.pth").url() == (
-        "https://huggingface.co/Blaze-UESTC/GTASR/resolve/main/GTASR_final_phase.pth")
+        "https://huggingface.co/Blaze-UESTC/GTASR/resolve/main/GTASR_final_phase.pth"
+    )
     assert {r.filename: r.folder for r in MODELS} == {
-        "GTASR_final_phase.pth": "gtasr", "GTASR_first_phase.pth": "gtasr",
-        "ae.safetensors": "vae", "flux1-dev.safetensors": "diffusion_models"}
+        "GTASR_final_phase.pth": "gtasr",
+        "GTASR_first_phase.pth": "gtasr",
+        "ae.safetensors": "vae",
+        "flux1-dev.safetensors": "diffusion_models",
+    }
     assert by_name("ae.safetensors").repo_id == "black-forest-labs/FLUX.1-dev"
     with pytest.raises(ValueError, match="unknown model file 'x.pth'"):
         by_name("x.pth")

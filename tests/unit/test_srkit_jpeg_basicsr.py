@@ -44,10 +44,12 @@ def test_basicsr_codec_is_batched_per_image_and_passes_gradients(golden: dict[st
     x, q = golden["rect60x84_input"], golden["rect60x84_quality"]
     both = jpeg_compress(x, q, codec="basicsr")
     for i in range(x.shape[0]):
-        torch.testing.assert_close(both[i:i + 1], jpeg_compress(x[i:i + 1], float(q[i]), codec="basicsr"))
+        torch.testing.assert_close(both[i : i + 1], jpeg_compress(x[i : i + 1], float(q[i]), codec="basicsr"))
     leaf = x[:1].clone().requires_grad_(True)
     jpeg_compress(leaf, 50.0, codec="basicsr").mean().backward()
-    assert leaf.grad is not None and bool(torch.isfinite(leaf.grad).all()) and float(leaf.grad.abs().sum()) > 0
+    assert (
+        leaf.grad is not None and bool(torch.isfinite(leaf.grad).all()) and float(leaf.grad.abs().sum()) > 0
+    )
     # Not on 8-bit levels (the reference never rounds its output), unlike the libjpeg codec.
     assert float((both * 255 - torch.round(both * 255)).abs().max()) > 0.01
     lib = jpeg_compress(x, q)
@@ -57,12 +59,15 @@ def test_basicsr_codec_is_batched_per_image_and_passes_gradients(golden: dict[st
 def test_gtasr_preset_uses_the_basicsr_codec_and_others_libjpeg() -> None:
     assert PRESETS["gtasr"].jpeg_codec == "basicsr"
     assert GTASRTrainConfig().degradation == "gtasr"  # the GTASR trainer's default degradation
-    assert {name: cfg.jpeg_codec for name, cfg in PRESETS.items() if name != "gtasr"} == \
-        {name: "libjpeg" for name in PRESETS if name != "gtasr"}
+    assert {name: cfg.jpeg_codec for name, cfg in PRESETS.items() if name != "gtasr"} == {
+        name: "libjpeg" for name in PRESETS if name != "gtasr"
+    }
     assert DegradationConfig().jpeg_codec == "libjpeg"
     hr = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     a = degrade(hr, PRESETS["gtasr"], torch.Generator().manual_seed(5)).lr
-    b = degrade(hr, dataclasses.replace(PRESETS["gtasr"], jpeg_codec="libjpeg"), torch.Generator().manual_seed(5)).lr
+    b = degrade(
+        hr, dataclasses.replace(PRESETS["gtasr"], jpeg_codec="libjpeg"), torch.Generator().manual_seed(5)
+    ).lr
     assert float((a - b).abs().max()) > 1 / 255  # the codec choice reaches the pipeline
 
 

@@ -36,8 +36,14 @@ def test_psnr_ssim_y_match_scikit_image(crop: int):
     assert p.dtype == torch.float64 and p.shape == (2,)
     for i in range(2):
         ref_p = peak_signal_noise_ratio(_y_numpy(hr[i], crop), _y_numpy(sr[i], crop), data_range=255)
-        ref_s = structural_similarity(_y_numpy(hr[i], crop), _y_numpy(sr[i], crop), gaussian_weights=True,
-                                      sigma=1.5, use_sample_covariance=False, data_range=255)
+        ref_s = structural_similarity(
+            _y_numpy(hr[i], crop),
+            _y_numpy(sr[i], crop),
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            data_range=255,
+        )
         assert abs(float(p[i]) - ref_p) < 1e-9
         assert abs(float(s[i]) - ref_s) < 1e-9
         assert 0.3 < ref_s < 0.99  # a non-trivial pair
@@ -50,8 +56,9 @@ def test_rgb_mode_matches_scikit_image_channel_average():
     s = ssim(sr, hr, y_channel=False)
     p = psnr(sr, hr, y_channel=False)
     a, b = (t[0].double().permute(1, 2, 0).numpy() * 255 for t in (hr, sr))
-    ref_s = structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                  data_range=255, channel_axis=2)
+    ref_s = structural_similarity(
+        a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255, channel_axis=2
+    )
     assert abs(float(s[0]) - ref_s) < 1e-9
     assert abs(float(p[0]) - peak_signal_noise_ratio(a, b, data_range=255)) < 1e-9
 
@@ -71,14 +78,16 @@ def test_y_conversion_identity_and_quantisation():
 
 
 # ------------------------------------------------------------------------------------------------ seams
-def tile_offsets(h: int, w: int, tile: int, amp: float, seed: int, feather: bool, start=(0, 0)) -> torch.Tensor:
+def tile_offsets(
+    h: int, w: int, tile: int, amp: float, seed: int, feather: bool, start=(0, 0)
+) -> torch.Tensor:
     """Per-tile brightness offsets: hard steps (naive stitching) or linear ramps (feathered blending)."""
     g = torch.Generator().manual_seed(seed)
     o = (torch.rand(1, 3, h // tile + 2, w // tile + 2, generator=g) * 2 - 1) * amp
     if feather:
         return F.interpolate(o, scale_factor=tile, mode="bilinear", align_corners=False)[..., :h, :w]
     up = o.repeat_interleave(tile, 2).repeat_interleave(tile, 3)
-    return up[..., start[0]: start[0] + h, start[1]: start[1] + w]
+    return up[..., start[0] : start[0] + h, start[1] : start[1] + w]
 
 
 def test_seam_score_separates_tiled_natural_and_feathered():
@@ -104,7 +113,7 @@ def test_seam_score_batched_and_heatmap():
     assert s.shape == (2,) and float(s[0]) < 1.15 < 1.6 < float(s[1])
     hm = seam_heatmap(tiled[1])
     assert hm.shape == (192, 192)
-    seam_cols = hm[:, [47, 95, 143]].mean()       # boundary between columns 47|48, ...
+    seam_cols = hm[:, [47, 95, 143]].mean()  # boundary between columns 47|48, ...
     assert float(seam_cols) > 1.8 * float(hm[:, 60:80].mean())
     assert 0.9 < float(seam_heatmap(x[0]).mean()) < 1.3
     with pytest.raises(ValueError, match="odd"):

@@ -28,9 +28,17 @@ from sr4k.srkit.registry import (
 from tiny_models import TINY_FLUX, tiny_flux_diffusers_model
 
 # A FLUX VAE four times narrower than FLUX's, one block per level: the reader must find every width.
-SMALL_VAE = VaeConfig(in_channels=3, out_channels=3, block_out_channels=(32, 64, 64), layers_per_block=1,
-                      latent_channels=16, norm_num_groups=32, input_stride=2, scaling_factor=0.3611,
-                      shift_factor=0.1159)
+SMALL_VAE = VaeConfig(
+    in_channels=3,
+    out_channels=3,
+    block_out_channels=(32, 64, 64),
+    layers_per_block=1,
+    latent_channels=16,
+    norm_num_groups=32,
+    input_stride=2,
+    scaling_factor=0.3611,
+    shift_factor=0.1159,
+)
 
 
 def _vae_state_dict(config: VaeConfig, device: str = "cpu") -> dict[str, torch.Tensor]:
@@ -89,7 +97,9 @@ def test_vae_descriptor_reads_widths_and_keeps_the_f16_geometry(layout: str) -> 
 )
 def test_unknown_files_are_named(keys: list[str], looks_like: str) -> None:
     sd = {k: torch.zeros(1) for k in keys}
-    with pytest.raises(UnknownCheckpointError, match=f"my.safetensors is not a model sr4k loads: it looks like {looks_like}"):
+    with pytest.raises(
+        UnknownCheckpointError, match=f"my.safetensors is not a model sr4k loads: it looks like {looks_like}"
+    ):
         detect(sd, "my.safetensors")
     assert issubclass(UnknownCheckpointError, CheckpointError) and issubclass(CheckpointError, ValueError)
 
@@ -102,7 +112,9 @@ def test_every_loader_raises_the_one_error_family(tmp_path: Path) -> None:
     save_file(build(TINY).state_dict(), str(gtasr_file))
     with pytest.raises(GTASRCheckpointError, match="looks like a VAE"):
         load_gtasr(vae_file)
-    with pytest.raises(CheckpointError, match="gtasr.safetensors is a gtasr checkpoint, not a FLUX transformer"):
+    with pytest.raises(
+        CheckpointError, match="gtasr.safetensors is a gtasr checkpoint, not a FLUX transformer"
+    ):
         load_flux_transformer(gtasr_file)
     with pytest.raises(CheckpointError, match="looks like a GTASR network"):
         load_f16_vae(gtasr_file)
@@ -114,13 +126,22 @@ def test_loaders_take_a_path_or_a_state_dict(tmp_path: Path) -> None:
     path = tmp_path / "flux.safetensors"
     save_file({k: v.contiguous() for k, v in diffusers_to_bfl(sd).items()}, str(path))
     from_path, from_dict = load_flux_transformer(path), load_flux_transformer(sd, dtype=torch.bfloat16)
-    assert next(from_path.parameters()).dtype == torch.float32 and next(from_dict.parameters()).dtype == torch.bfloat16
-    torch.testing.assert_close(from_path.state_dict(), {k: v.float() for k, v in from_dict.state_dict().items()},
-                               rtol=1e-2, atol=1e-2)
+    assert (
+        next(from_path.parameters()).dtype == torch.float32
+        and next(from_dict.parameters()).dtype == torch.bfloat16
+    )
+    torch.testing.assert_close(
+        from_path.state_dict(),
+        {k: v.float() for k, v in from_dict.state_dict().items()},
+        rtol=1e-2,
+        atol=1e-2,
+    )
 
 
 def test_describe_and_key_conditions() -> None:
     assert describe({"model.map_layer0.weight": torch.zeros(1)}) == "a GTASR network"
-    assert KeyCondition(all_of=("a", "b")).matches(["xa", "yb"]) and not KeyCondition(all_of=("a", "b")).matches(["a"])
+    assert KeyCondition(all_of=("a", "b")).matches(["xa", "yb"]) and not KeyCondition(
+        all_of=("a", "b")
+    ).matches(["a"])
     with pytest.raises(ValueError, match="at least one fragment"):
         KeyCondition()

@@ -10,8 +10,16 @@ from sr4k.op4ksr_core.onestep import pad_for_crop
 from sr4k.srkit.sizing import padded_size, padding_to_multiple
 
 
-@pytest.mark.parametrize(("h", "w", "m", "pad"), [(5, 7, 4, (3, 1)), (8, 8, 8, (0, 0)), (1, 33, 32, (31, 31)),
-                                                   (100, 130, 16, (12, 14)), (3, 3, 1, (0, 0))])
+@pytest.mark.parametrize(
+    ("h", "w", "m", "pad"),
+    [
+        (5, 7, 4, (3, 1)),
+        (8, 8, 8, (0, 0)),
+        (1, 33, 32, (31, 31)),
+        (100, 130, 16, (12, 14)),
+        (3, 3, 1, (0, 0)),
+    ],
+)
 def test_padding_is_the_distance_to_the_next_multiple(h: int, w: int, m: int, pad: tuple[int, int]) -> None:
     assert padding_to_multiple(h, w, m) == pad
     assert padded_size(h, w, m) == (h + pad[0], w + pad[1])
@@ -24,7 +32,9 @@ def test_a_multiple_that_is_not_a_positive_int_is_refused(m: object) -> None:
 
 
 @pytest.mark.parametrize(("h", "w", "m"), [(5, 7, 4), (9, 3, 8), (2, 2, 32), (1, 6, 8)])
-def test_both_fills_reach_the_same_size_and_agree_while_one_reflection_suffices(h: int, w: int, m: int) -> None:
+def test_both_fills_reach_the_same_size_and_agree_while_one_reflection_suffices(
+    h: int, w: int, m: int
+) -> None:
     x = torch.rand(1, 3, h, w)
     gtasr = reflect_pad_to_multiple(x, m)
     op4ksr, hw = pad_for_crop(x, m)

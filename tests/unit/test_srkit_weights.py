@@ -28,8 +28,11 @@ class NotATensor:
 
 def _sd() -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(0)
-    return {"a.weight": torch.randn(4, 3, generator=gen), "a.bias": torch.randn(4, generator=gen),
-            "idx": torch.arange(5)}
+    return {
+        "a.weight": torch.randn(4, 3, generator=gen),
+        "a.bias": torch.randn(4, generator=gen),
+        "idx": torch.arange(5),
+    }
 
 
 def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
@@ -53,9 +56,13 @@ def test_nested_checkpoint_needs_key(tmp_path: Path) -> None:
     torch.save({"params": _sd(), "params_ema": {k: v + 1 for k, v in _sd().items()}, "iter": 7}, path)
     assert load_checkpoint(path)["iter"] == 7
     _assert_same(load_state_dict(path, key="params"), _sd())
-    with pytest.raises(CheckpointError, match=r"wrapper around \['params', 'params_ema'\]; choose one with key="):
+    with pytest.raises(
+        CheckpointError, match=r"wrapper around \['params', 'params_ema'\]; choose one with key="
+    ):
         load_state_dict(path)
-    with pytest.raises(CheckpointError, match=r"no entry 'state_dict'; available: \['iter', 'params', 'params_ema'\]"):
+    with pytest.raises(
+        CheckpointError, match=r"no entry 'state_dict'; available: \['iter', 'params', 'params_ema'\]"
+    ):
         load_state_dict(path, key="state_dict")
 
 
@@ -64,8 +71,11 @@ def test_truncated_safetensors_names_file_size_and_fix(tmp_path: Path) -> None:
     save_file(_sd(), str(path))
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match=rf"model\.safetensors \({len(data) // 2} bytes\) is truncated or "
-                                              r"corrupt.*Re-download"):
+    with pytest.raises(
+        CheckpointError,
+        match=rf"model\.safetensors \({len(data) // 2} bytes\) is truncated or "
+        r"corrupt.*Re-download",
+    ):
         load_state_dict(path)
 
 
@@ -74,7 +84,9 @@ def test_truncated_pth(tmp_path: Path) -> None:
     torch.save(_sd(), path)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) - 200])
-    with pytest.raises(CheckpointError, match=r"model\.pth \(\d+ bytes\) is truncated or corrupt.*Re-download"):
+    with pytest.raises(
+        CheckpointError, match=r"model\.pth \(\d+ bytes\) is truncated or corrupt.*Re-download"
+    ):
         load_state_dict(path)
 
 
@@ -89,15 +101,20 @@ def test_random_bytes(tmp_path: Path, suffix: str) -> None:
 def test_pickle_with_python_object_is_refused_with_explanation(tmp_path: Path) -> None:
     path = tmp_path / "model.pth"
     torch.save({"weight": torch.ones(2), "extra": NotATensor()}, path)
-    with pytest.raises(CheckpointError, match=r"holds Python objects besides tensors.*weights_only=True.*"
-                                              r"model\.state_dict\(\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"holds Python objects besides tensors.*weights_only=True.*"
+        r"model\.state_dict\(\)",
+    ):
         load_state_dict(path)
 
 
 def test_non_tensor_entries_and_non_mapping(tmp_path: Path) -> None:
     path = tmp_path / "odd.pth"
     torch.save({"weight": torch.ones(2), "note": "hello"}, path)
-    with pytest.raises(CheckpointError, match=r"not a plain state dict: 1 entries are not tensors, e.g. 'note' \(str\)"):
+    with pytest.raises(
+        CheckpointError, match=r"not a plain state dict: 1 entries are not tensors, e.g. 'note' \(str\)"
+    ):
         load_state_dict(path)
     torch.save([torch.ones(2)], path)
     with pytest.raises(CheckpointError, match="holds a list, not a state dict"):
@@ -107,8 +124,11 @@ def test_non_tensor_entries_and_non_mapping(tmp_path: Path) -> None:
 def test_unknown_extension_and_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "model.onnx"
     path.write_bytes(b"x")
-    with pytest.raises(ValueError, match=r"unsupported checkpoint extension '\.onnx'; expected one of "
-                                         r"\.safetensors, \.pth"):
+    with pytest.raises(
+        ValueError,
+        match=r"unsupported checkpoint extension '\.onnx'; expected one of "
+        r"\.safetensors, \.pth",
+    ):
         load_state_dict(path)
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         load_state_dict(tmp_path / "missing.pth")

@@ -29,8 +29,21 @@ from .ema import EMA
 from .seeds import derive_seed
 
 __all__ = [
-    "CHECKPOINT_PREFIX", "EMA", "EXTRA_FILE", "STATE_FILE", "T", "build_dataclass", "checkpoint_dir",
-    "config_to_dict", "derive_seed", "list_checkpoints", "load_config_file", "merge_settings",
-    "parse_overrides", "prune_checkpoints", "register_trainable_only_state", "resume_checkpoint",
+    "CHECKPOINT_PREFIX",
+    "EMA",
+    "EXTRA_FILE",
+    "STATE_FILE",
+    "T",
+    "build_dataclass",
+    "checkpoint_dir",
+    "config_to_dict",
+    "derive_seed",
+    "list_checkpoints",
+    "load_config_file",
+    "merge_settings",
+    "parse_overrides",
+    "prune_checkpoints",
+    "register_trainable_only_state",
+    "resume_checkpoint",
     "save_checkpoint",
 ]

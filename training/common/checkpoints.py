@@ -22,8 +22,15 @@ import torch
 from safetensors.torch import load_file, save_file
 
 __all__ = [
-    "CHECKPOINT_PREFIX", "EXTRA_FILE", "STATE_FILE", "checkpoint_dir", "list_checkpoints", "prune_checkpoints",
-    "register_trainable_only_state", "resume_checkpoint", "save_checkpoint",
+    "CHECKPOINT_PREFIX",
+    "EXTRA_FILE",
+    "STATE_FILE",
+    "checkpoint_dir",
+    "list_checkpoints",
+    "prune_checkpoints",
+    "register_trainable_only_state",
+    "resume_checkpoint",
+    "save_checkpoint",
 ]
 
 log = logging.getLogger(__name__)
@@ -84,7 +91,9 @@ def register_trainable_only_state(accelerator: Any) -> None:
         for i, model in enumerate(models):
             path = Path(input_dir) / (f"model_{i}.safetensors" if i else "model.safetensors")
             if not path.is_file():
-                raise ValueError(f"checkpoint {input_dir} has no {path.name}; it was not written by this trainer")
+                raise ValueError(
+                    f"checkpoint {input_dir} has no {path.name}; it was not written by this trainer"
+                )
             with safe_open(str(path), "pt") as f:
                 stored = set(f.keys())
             wanted = _trainable_names(model)

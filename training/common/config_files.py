@@ -33,12 +33,16 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             try:
                 import tomli as tomllib
             except ImportError as err:
-                raise ValueError("reading TOML on Python 3.10 needs `pip install tomli`; or use a .json config") from err
+                raise ValueError(
+                    "reading TOML on Python 3.10 needs `pip install tomli`; or use a .json config"
+                ) from err
         data = tomllib.loads(path.read_text())
     else:
         raise ValueError(f"config file {path}: use a .toml or .json file")
     if not isinstance(data, dict):
-        raise ValueError(f"config file {path} must hold a table/object of settings, got {type(data).__name__}")
+        raise ValueError(
+            f"config file {path} must hold a table/object of settings, got {type(data).__name__}"
+        )
     return data
 
 

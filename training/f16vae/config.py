@@ -22,7 +22,14 @@ from typing import Literal
 from ...op4ksr_core.vae.config import DECODE_MODES
 from ..common import build_dataclass, load_config_file, merge_settings, parse_overrides
 
-__all__ = ["DTYPES", "MIXED_PRECISION", "PERCEPTUALS", "TRAIN_SCOPES", "F16VAETrainConfig", "load_train_config"]
+__all__ = [
+    "DTYPES",
+    "MIXED_PRECISION",
+    "PERCEPTUALS",
+    "TRAIN_SCOPES",
+    "F16VAETrainConfig",
+    "load_train_config",
+]
 
 TRAIN_SCOPES: tuple[str, ...] = ("tail", "last_block", "decoder")
 PERCEPTUALS: tuple[str, ...] = ("lpips_vgg", "standin", "none")
@@ -74,14 +81,20 @@ class F16VAETrainConfig:
 
     def __post_init__(self) -> None:
         choices = {
-            "decode_mode": DECODE_MODES, "train_scope": TRAIN_SCOPES, "perceptual": PERCEPTUALS,
-            "base_dtype": DTYPES, "export_dtype": DTYPES, "mixed_precision": MIXED_PRECISION,
-        }  # fmt: skip
+            "decode_mode": DECODE_MODES,
+            "train_scope": TRAIN_SCOPES,
+            "perceptual": PERCEPTUALS,
+            "base_dtype": DTYPES,
+            "export_dtype": DTYPES,
+            "mixed_precision": MIXED_PRECISION,
+        }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r}: choose one of {allowed}")
         if self.crop_size < 16 or self.crop_size % 16:
-            raise ValueError(f"crop_size={self.crop_size}: use a multiple of 16 (the F16 latent cell), e.g. 512")
+            raise ValueError(
+                f"crop_size={self.crop_size}: use a multiple of 16 (the F16 latent cell), e.g. 512"
+            )
         if self.l1_weight < 0 or self.perceptual_weight < 0:
             raise ValueError("l1_weight and perceptual_weight must be >= 0 (0 disables a term)")
         if self.l1_weight == 0 and (self.perceptual_weight == 0 or self.perceptual == "none"):
@@ -90,13 +103,20 @@ class F16VAETrainConfig:
             raise ValueError("perceptual_weight > 0 needs perceptual = 'lpips_vgg' (or 'standin' for tests)")
         positive = ("steps", "batch_size", "grad_accum", "log_every", "checkpoint_every")
         bad = [f"{k}={getattr(self, k)}" for k in positive if getattr(self, k) < 1]
-        bad += [f"{k}={getattr(self, k)}" for k in ("warmup_steps", "export_every", "keep_checkpoints", "num_workers")
-                if getattr(self, k) < 0]  # fmt: skip
+        bad += [
+            f"{k}={getattr(self, k)}"
+            for k in ("warmup_steps", "export_every", "keep_checkpoints", "num_workers")
+            if getattr(self, k) < 0
+        ]
         if bad:
-            raise ValueError(f"{', '.join(bad)}: counts must be >= 1 (steps, sizes, intervals) or >= 0 (others)")
+            raise ValueError(
+                f"{', '.join(bad)}: counts must be >= 1 (steps, sizes, intervals) or >= 0 (others)"
+            )
         if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
-            raise ValueError(f"lr={self.lr}, weight_decay={self.weight_decay}, grad_clip={self.grad_clip}: "
-                             "need lr > 0, weight_decay >= 0, grad_clip >= 0 (0 disables clipping)")  # fmt: skip
+            raise ValueError(
+                f"lr={self.lr}, weight_decay={self.weight_decay}, grad_clip={self.grad_clip}: "
+                "need lr > 0, weight_decay >= 0, grad_clip >= 0 (0 disables clipping)"
+            )
         if not all(0 <= b < 1 for b in self.adam_betas) or not 0 <= self.ema_decay < 1:
             raise ValueError(f"adam_betas={self.adam_betas}, ema_decay={self.ema_decay}: each in [0, 1)")
 

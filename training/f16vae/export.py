@@ -27,6 +27,7 @@ from ...op4ksr_core.vae.loader import check_vae_state_dict
 
 __all__ = ["METADATA_KEY", "export_f16_vae", "read_settings", "vae_settings"]
 
+
 def vae_settings(decode_mode: str, **extra: Any) -> dict[str, Any]:
     """The ``sr4k.op4ksr`` object of an F16 VAE export: its decode mode, layout and anything in ``extra``."""
     return {"decode_mode": decode_mode, "vae_layout": "diffusers", "vae": "f16", **extra}

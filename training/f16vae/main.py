@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +41,19 @@ from .data import HRCrops
 from .export import export_f16_vae
 from .model import DecoderFinetune
 
-__all__ = ["VAE_FILE", "TrainResult", "compute_losses", "load_vae", "main", "make_perceptual", "posterior_noise", "train"]
+if TYPE_CHECKING:  # accelerate is imported lazily (the train extra)
+    from accelerate import Accelerator
+
+__all__ = [
+    "VAE_FILE",
+    "TrainResult",
+    "compute_losses",
+    "load_vae",
+    "main",
+    "make_perceptual",
+    "posterior_noise",
+    "train",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +73,9 @@ class TrainResult:
 def load_vae(config: F16VAETrainConfig) -> F16VAE:
     """The F16 VAE from the FLUX VAE weights at ``vae_path`` in ``base_dtype``."""
     if not config.vae_path:
-        raise ValueError("set vae_path (the FLUX VAE ae.safetensors, or an F16 export) in the config or --vae_path")
+        raise ValueError(
+            "set vae_path (the FLUX VAE ae.safetensors, or an F16 export) in the config or --vae_path"
+        )
     sd = load_state_dict(config.vae_path)
     return load_f16_vae(sd, config.decode_mode, dtype=getattr(torch, config.base_dtype))
 
@@ -88,7 +103,9 @@ def compute_losses(
     return terms
 
 
-def posterior_noise(config: F16VAETrainConfig, vae: F16VAE, shape: torch.Size, step: int, micro: int, rank: int):  # noqa: ANN201
+def posterior_noise(
+    config: F16VAETrainConfig, vae: F16VAE, shape: torch.Size, step: int, micro: int, rank: int
+) -> torch.Tensor | None:
     """The posterior's standard normal draw for one micro-batch: a pure function of (seed, step, micro, rank)."""
     if not config.sample_posterior:
         return None
@@ -97,16 +114,22 @@ def posterior_noise(config: F16VAETrainConfig, vae: F16VAE, shape: torch.Size, s
     return torch.randn(latent, generator=g)
 
 
-def _export(accelerator, model: DecoderFinetune, ema: EMA | None, config: F16VAETrainConfig, name: str) -> Path:  # noqa: ANN001
+def _export(
+    accelerator: Accelerator, model: DecoderFinetune, ema: EMA | None, config: F16VAETrainConfig, name: str
+) -> Path:
     vae = accelerator.unwrap_model(model).vae
     named = [(n, p) for n, p in vae.named_parameters() if p.requires_grad]
     backup = {n: p.detach().clone() for n, p in named} if ema else {}
     if ema:
         ema.copy_to(named)
     path = export_f16_vae(
-        vae, Path(config.output_dir) / name, decode_mode=config.decode_mode, dtype=getattr(torch, config.export_dtype),
-        settings={"train_scope": config.train_scope}, config=config_to_dict(config),
-    )  # fmt: skip
+        vae,
+        Path(config.output_dir) / name,
+        decode_mode=config.decode_mode,
+        dtype=getattr(torch, config.export_dtype),
+        settings={"train_scope": config.train_scope},
+        config=config_to_dict(config),
+    )
     if ema:
         with torch.no_grad():
             for n, p in named:
@@ -127,18 +150,25 @@ def train(
     from accelerate.utils import set_seed
 
     accelerator = Accelerator(
-        mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accum,
-        log_with=config.report_to or None, project_dir=config.output_dir, step_scheduler_with_optimizer=False,
-    )  # fmt: skip
+        mixed_precision=config.mixed_precision,
+        gradient_accumulation_steps=config.grad_accum,
+        log_with=config.report_to or None,
+        project_dir=config.output_dir,
+        step_scheduler_with_optimizer=False,
+    )
     set_seed(config.seed)
     vae = vae if vae is not None else load_vae(config)
     dataset = dataset if dataset is not None else HRCrops(config.data_dir, config.crop_size, config.hflip)
-    module = DecoderFinetune(vae.to(accelerator.device), config.train_scope, config.decode_mode, config.sample_posterior)
+    module = DecoderFinetune(
+        vae.to(accelerator.device), config.train_scope, config.decode_mode, config.sample_posterior
+    )
     module.train()
     params = [p for p in module.parameters() if p.requires_grad]
     perceptual = perceptual or make_perceptual(config, accelerator.device)
 
-    optimizer = torch.optim.AdamW(params, lr=config.lr, betas=config.adam_betas, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        params, lr=config.lr, betas=config.adam_betas, weight_decay=config.weight_decay
+    )
     warmup = config.warmup_steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)))
     model, optimizer, scheduler = accelerator.prepare(module, optimizer, scheduler)
@@ -149,18 +179,35 @@ def train(
     if ema and extra:
         ema.load_state_dict(extra)
 
-    sampler = StreamSampler(len(dataset), config.batch_size, config.seed, start=step * config.grad_accum * config.batch_size,
-                            rank=accelerator.process_index, world=accelerator.num_processes)  # fmt: skip
-    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers,
-                        pin_memory=accelerator.device.type == "cuda")  # fmt: skip
+    sampler = StreamSampler(
+        len(dataset),
+        config.batch_size,
+        config.seed,
+        start=step * config.grad_accum * config.batch_size,
+        rank=accelerator.process_index,
+        world=accelerator.num_processes,
+    )
+    loader = DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        num_workers=config.num_workers,
+        pin_memory=accelerator.device.type == "cuda",
+    )
     if accelerator.is_main_process:
         Path(config.output_dir).mkdir(parents=True, exist_ok=True)
         (Path(config.output_dir) / "config.json").write_text(json.dumps(config_to_dict(config), indent=2))
         if config.report_to:
             accelerator.init_trackers("f16vae", config={k: str(v) for k, v in config_to_dict(config).items()})
     log = logger.info if accelerator.is_main_process else logger.debug
-    log("F16 decoder (%s): %d trainable params, %d processes, from step %d to %d", config.train_scope,
-        sum(p.numel() for p in params), accelerator.num_processes, step, config.steps)  # fmt: skip
+    log(
+        "F16 decoder (%s): %d trainable params, %d processes, from step %d to %d",
+        config.train_scope,
+        sum(p.numel() for p in params),
+        accelerator.num_processes,
+        step,
+        config.steps,
+    )
 
     result = TrainResult(step=step)
     batches = iter(loader)
@@ -189,13 +236,26 @@ def train(
             ema.update(named)
         result.history.append(sums)
         if step % config.log_every == 0 or step == config.steps:
-            mean = {k: accelerator.reduce(torch.tensor(v, device=accelerator.device), "mean").item() for k, v in sums.items()}
-            log("step %d/%d %s lr %.3g", step, config.steps,
-                " ".join(f"{k} {v:.5f}" for k, v in mean.items()), scheduler.get_last_lr()[0])  # fmt: skip
+            mean = {
+                k: accelerator.reduce(torch.tensor(v, device=accelerator.device), "mean").item()
+                for k, v in sums.items()
+            }
+            log(
+                "step %d/%d %s lr %.3g",
+                step,
+                config.steps,
+                " ".join(f"{k} {v:.5f}" for k, v in mean.items()),
+                scheduler.get_last_lr()[0],
+            )
             accelerator.log({f"loss/{k}": v for k, v in mean.items()}, step=step)
         if step % config.checkpoint_every == 0 or step == config.steps:
-            save_checkpoint(accelerator, config.output_dir, step, keep=config.keep_checkpoints,
-                            extra=ema.state_dict() if ema else None)  # fmt: skip
+            save_checkpoint(
+                accelerator,
+                config.output_dir,
+                step,
+                keep=config.keep_checkpoints,
+                extra=ema.state_dict() if ema else None,
+            )
         if accelerator.is_main_process and config.export_every and step % config.export_every == 0:
             _export(accelerator, model, ema, config, f"f16_vae_step{step:08d}.safetensors")
     result.step = step

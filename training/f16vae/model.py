@@ -67,6 +67,10 @@ class DecoderFinetune(nn.Module):
             h = dec.up_blocks[-1](h)
         h = norm_silu(dec.conv_norm_out, h)
         return upsample_conv_tail(
-            h, dec.conv_out.weight, dec.conv_out.bias,
-            upscale=dec.config.tail_upscale, shift=self.shift, chunk_rows=self.vae.chunk_rows,
-        )  # fmt: skip
+            h,
+            dec.conv_out.weight,
+            dec.conv_out.bias,
+            upscale=dec.config.tail_upscale,
+            shift=self.shift,
+            chunk_rows=self.vae.chunk_rows,
+        )

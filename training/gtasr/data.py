@@ -23,8 +23,16 @@ from ...srkit.degradations import degrade, quantize_8bit
 from ...srkit.image_io import read_image
 from ..common import derive_seed
 
-__all__ = ["CropDataset", "PairBatch", "StepSampler", "bicubic_pair", "list_images", "make_loader", "make_pairs",
-           "random_crop"]
+__all__ = [
+    "CropDataset",
+    "PairBatch",
+    "StepSampler",
+    "bicubic_pair",
+    "list_images",
+    "make_loader",
+    "make_pairs",
+    "random_crop",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +71,7 @@ def random_crop(image: Tensor, size: int, generator: torch.Generator) -> Tensor:
         h, w = image.shape[-2:]
     top = int(torch.randint(h - size + 1, (1,), generator=generator))
     left = int(torch.randint(w - size + 1, (1,), generator=generator))
-    return image[:, top:top + size, left:left + size]
+    return image[:, top : top + size, left : left + size]
 
 
 class CropDataset(Dataset[Tensor]):
@@ -105,22 +113,37 @@ class StepSampler(Sampler[int]):
             i += 1
 
 
-def make_loader(files: Sequence[Path], gt_size: int, batch_size: int, seed: int, rank: int, start_step: int,
-                num_workers: int) -> DataLoader[Tensor]:
+def make_loader(
+    files: Sequence[Path],
+    gt_size: int,
+    batch_size: int,
+    seed: int,
+    rank: int,
+    start_step: int,
+    num_workers: int,
+) -> DataLoader[Tensor]:
     """An endless loader of HR batches [B, 3, gt, gt] that begins with the batch of step ``start_step + 1``."""
     dataset = CropDataset(files, gt_size, seed, rank)
     # Its own generator: creating the iterator must not draw from the global RNG (dropout), else a
     # resumed run would see a shifted dropout stream.
-    return DataLoader(dataset, batch_size=batch_size, sampler=StepSampler(start_step * batch_size),
-                      num_workers=num_workers, drop_last=True, pin_memory=torch.cuda.is_available(),
-                      persistent_workers=num_workers > 0, generator=torch.Generator().manual_seed(seed))
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=StepSampler(start_step * batch_size),
+        num_workers=num_workers,
+        drop_last=True,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=num_workers > 0,
+        generator=torch.Generator().manual_seed(seed),
+    )
 
 
 def bicubic_pair(hr: Tensor, scale: int) -> tuple[Tensor, Tensor]:
     """Clean pair for tests/debugging: (antialiased bicubic LR, bicubic LR-up), both 8-bit quantised."""
     h, w = hr.shape[-2:]
-    lr = quantize_8bit(F.interpolate(hr, size=(h // scale, w // scale), mode="bicubic", antialias=True,
-                                     align_corners=False))
+    lr = quantize_8bit(
+        F.interpolate(hr, size=(h // scale, w // scale), mode="bicubic", antialias=True, align_corners=False)
+    )
     up = quantize_8bit(F.interpolate(lr, size=(h, w), mode="bicubic", align_corners=False))
     return lr, up
 
@@ -131,7 +154,9 @@ def make_pairs(hr: Tensor, degradation: str, scale: int, generator: torch.Genera
         lr, lr_up = bicubic_pair(hr, scale)
     else:
         if degradation not in DEGRADATION_PRESETS:
-            raise ValueError(f"unknown degradation {degradation!r}; choose from "
-                             f"{sorted(DEGRADATION_PRESETS) + ['bicubic']}")
+            raise ValueError(
+                f"unknown degradation {degradation!r}; choose from "
+                f"{sorted(DEGRADATION_PRESETS) + ['bicubic']}"
+            )
         lr, lr_up, hr = degrade(hr, DEGRADATION_PRESETS[degradation].with_scale(scale), generator)
     return PairBatch(lq=lr * 2 - 1, lq_up=lr_up * 2 - 1, gt=hr * 2 - 1)

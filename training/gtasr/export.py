@@ -33,13 +33,19 @@ def basicsr_dict(model: nn.Module, ema_params: Mapping[str, Tensor]) -> dict[str
     missing = [k for k, _ in model.named_parameters() if k not in ema_params]
     if missing:
         raise ValueError(f"EMA state lacks {len(missing)} parameters, e.g. {missing[:3]}")
-    ema = {k: (ema_params[k].to(v.dtype) if k in ema_params else v).contiguous().clone()
-           for k, v in params.items()}
+    ema = {
+        k: (ema_params[k].to(v.dtype) if k in ema_params else v).contiguous().clone()
+        for k, v in params.items()
+    }
     return {"params": params, "params_ema": _cpu(ema)}
 
 
-def export_weights(model: nn.Module, ema_params: Mapping[str, Tensor], pth_path: str | os.PathLike[str],
-                   safetensors_path: str | os.PathLike[str] | None = None) -> list[Path]:
+def export_weights(
+    model: nn.Module,
+    ema_params: Mapping[str, Tensor],
+    pth_path: str | os.PathLike[str],
+    safetensors_path: str | os.PathLike[str] | None = None,
+) -> list[Path]:
     """Write the BasicSR .pth (torch.save) and, optionally, the EMA weights as .safetensors."""
     ckpt = basicsr_dict(model, ema_params)
     pth = Path(pth_path)
@@ -59,19 +65,28 @@ class StageOneInit(NamedTuple):
     frozen: dict[str, Tensor]
 
 
-def load_stage1_init(path: str | os.PathLike[str], network: GTASRConfig, student_key: str = "params",
-                     ema_key: str = "params_ema", frozen_key: str = "params_ema") -> StageOneInit:
+def load_stage1_init(
+    path: str | os.PathLike[str],
+    network: GTASRConfig,
+    student_key: str = "params",
+    ema_key: str = "params_ema",
+    frozen_key: str = "params_ema",
+) -> StageOneInit:
     """Read the stage-I checkpoint (BasicSR .pth or a flat file) and check it is ``network``.
 
     Released stage II: net_g <- params, net_g_ema <- params_ema, D_phi <- params_ema (docs/gtasr.md §6, §7).
     """
     if not str(path):
-        raise ValueError("stage 2 starts from the stage-I weights: set init_checkpoint=path/to/"
-                         "gtasr_stage1.pth (released: GTASR_first_phase.pth)")
+        raise ValueError(
+            "stage 2 starts from the stage-I weights: set init_checkpoint=path/to/"
+            "gtasr_stage1.pth (released: GTASR_first_phase.pth)"
+        )
     raw = load_checkpoint(path)  # read once; each key below picks its entry
     out = StageOneInit(*(load_gtasr_state_dict(raw, key) for key in (student_key, ema_key, frozen_key)))
     found = infer_config(out.student, str(path))
     if found != network:
-        raise ValueError(f"{path} holds a different GTASR network than the configured one: file {found}, "
-                         f"config {network}; set network= to the preset it was trained with")
+        raise ValueError(
+            f"{path} holds a different GTASR network than the configured one: file {found}, "
+            f"config {network}; set network= to the preset it was trained with"
+        )
     return out

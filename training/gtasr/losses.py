@@ -15,8 +15,16 @@ from torch import Tensor
 from .schedule import q_sample
 
 __all__ = [
-    "DTM_WEIGHTINGS", "PerceptualLoss", "charbonnier", "ct_loss", "dtm_stab_loss", "dtm_stab_target",
-    "dtm_weight", "rect_loss", "sobel_magnitude", "ta_loss",
+    "DTM_WEIGHTINGS",
+    "PerceptualLoss",
+    "charbonnier",
+    "ct_loss",
+    "dtm_stab_loss",
+    "dtm_stab_target",
+    "dtm_weight",
+    "rect_loss",
+    "sobel_magnitude",
+    "ta_loss",
 ]
 
 PerceptualLoss = Callable[[Tensor, Tensor], Tensor]
@@ -50,8 +58,14 @@ def sobel_magnitude(x: Tensor, eps: float = 1e-12) -> Tensor:
     return torch.sqrt(gx**2 + gy**2 + eps)
 
 
-def ct_loss(pred: Tensor, target: Tensor, perceptual: PerceptualLoss, lpips_weight: float = 0.5,
-            charbonnier_weight: float = 0.5, eps: float = 1e-12) -> Tensor:
+def ct_loss(
+    pred: Tensor,
+    target: Tensor,
+    perceptual: PerceptualLoss,
+    lpips_weight: float = 0.5,
+    charbonnier_weight: float = 0.5,
+    eps: float = 1e-12,
+) -> Tensor:
     """Consistency-training loss per sample [B] (docs/gtasr.md §4): 0.5 LPIPS(x^0, tgt) + 0.5 Charbonnier.
 
     ``pred`` = D_theta(x_{n+1}, s_{n+1}) with gradient; ``target`` = sg(D_theta-(x_n, s_n)) (detached here).
@@ -63,9 +77,18 @@ def ct_loss(pred: Tensor, target: Tensor, perceptual: PerceptualLoss, lpips_weig
     return loss
 
 
-def ta_loss(pred_x0: Tensor, x0: Tensor, y: Tensor, levels: Tensor, noises: Sequence[Tensor],
-            perceptual: PerceptualLoss, weight: float = 0.5, lpips_weight: float = 0.5,
-            charbonnier_weight: float = 0.5, eps: float = 1e-12) -> Tensor:
+def ta_loss(
+    pred_x0: Tensor,
+    x0: Tensor,
+    y: Tensor,
+    levels: Tensor,
+    noises: Sequence[Tensor],
+    perceptual: PerceptualLoss,
+    weight: float = 0.5,
+    lpips_weight: float = 0.5,
+    charbonnier_weight: float = 0.5,
+    eps: float = 1e-12,
+) -> Tensor:
     """Trajectory Alignment per sample [B] (docs/gtasr.md §5, stage I).
 
     L_TA = weight * sum_t [lpips_w P(x_t, z_t) + charb_w C(x_t, z_t)] over the interior ``levels`` s_t
@@ -108,9 +131,17 @@ def dtm_weight(pred_x0: Tensor, x0: Tensor, weighting: str = "improved", floor: 
     return 1.0 / _per_sample_mean((pred_x0.detach() - x0).abs()).clamp_min(floor)
 
 
-def dtm_stab_loss(pred_x0: Tensor, x0: Tensor, x0_fake: Tensor, x0_real: Tensor, perceptual: PerceptualLoss,
-                  scale: float = 0.8, stab_coef: float = 0.2, weighting: str = "improved",
-                  eps: float = 1e-12) -> Tensor:
+def dtm_stab_loss(
+    pred_x0: Tensor,
+    x0: Tensor,
+    x0_fake: Tensor,
+    x0_real: Tensor,
+    perceptual: PerceptualLoss,
+    scale: float = 0.8,
+    stab_coef: float = 0.2,
+    weighting: str = "improved",
+    eps: float = 1e-12,
+) -> Tensor:
     """DTM + Stab per sample [B] (docs/gtasr.md §6): scale * w * P(x^0, sg(x^0 - Delta_mix)).
 
     ``x0_fake`` = D_phi(q(sg(x^0), y, s_t, eps)), ``x0_real`` = D_phi(q(x0, y, s_t, eps)) from the frozen
@@ -121,7 +152,7 @@ def dtm_stab_loss(pred_x0: Tensor, x0: Tensor, x0_fake: Tensor, x0_real: Tensor,
 
 
 def rect_loss(edge_source: Tensor, x0: Tensor, perceptual: PerceptualLoss, eps: float = 1e-12) -> Tensor:
-    """"Rect" per sample [B] (docs/gtasr.md §6): P(S(edge_source), S(x0)) between Sobel magnitude maps.
+    """ "Rect" per sample [B] (docs/gtasr.md §6): P(S(edge_source), S(x0)) between Sobel magnitude maps.
 
     As released ``edge_source`` = x0_fake (computed without gradient: the term is logged but gives no
     gradient); as the method figure draws it ``edge_source`` = the student output x^0 (gradient flows).

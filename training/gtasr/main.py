@@ -56,7 +56,7 @@ def lr_at(step: int, config: GTASRTrainConfig) -> float:
 
 
 def _split(extra: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
-    return {k[len(prefix):]: v for k, v in extra.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in extra.items() if k.startswith(prefix)}
 
 
 class _Meter:
@@ -82,8 +82,12 @@ class _Meter:
         means = torch.stack([self.sums[k] / self.count for k in keys]).to(accelerator.device)
         means = accelerator.reduce(means, reduction="mean")
         now = time.perf_counter()
-        entry = {"step": float(step), "lr": lr, "sec_per_step": (now - self.since) / self.count,
-                 **dict(zip(keys, means.tolist(), strict=True))}
+        entry = {
+            "step": float(step),
+            "lr": lr,
+            "sec_per_step": (now - self.since) / self.count,
+            **dict(zip(keys, means.tolist(), strict=True)),
+        }
         if accelerator.device.type == "cuda":
             entry["max_mem_gib"] = torch.cuda.max_memory_allocated(accelerator.device) / 2**30
         self.sums, self.count, self.since = {}, 0, now
@@ -93,10 +97,23 @@ class _Meter:
 class Run:
     """The live objects of a run (built by ``setup_run``)."""
 
-    def __init__(self, acc: Accelerator, model: nn.Module, optimizer: torch.optim.Optimizer, ema: EMA,
-                 frozen: nn.Module | None, start: int) -> None:
+    def __init__(
+        self,
+        acc: Accelerator,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        ema: EMA,
+        frozen: nn.Module | None,
+        start: int,
+    ) -> None:
         self.acc, self.model, self.optimizer, self.ema, self.frozen, self.start = (
-            acc, model, optimizer, ema, frozen, start)
+            acc,
+            model,
+            optimizer,
+            ema,
+            frozen,
+            start,
+        )
         self.raw: nn.Module = acc.unwrap_model(model)
 
 
@@ -106,11 +123,17 @@ def setup_run(config: GTASRTrainConfig, acc: Accelerator) -> Run:
     net = build(config.network_config).train()
     init = None
     if config.stage == 2:
-        init = load_stage1_init(config.init_checkpoint, config.network_config, config.init_student_key,
-                                config.init_ema_key, config.frozen_init_key)
+        init = load_stage1_init(
+            config.init_checkpoint,
+            config.network_config,
+            config.init_student_key,
+            config.init_ema_key,
+            config.frozen_init_key,
+        )
         net.load_state_dict(init.student)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, betas=config.betas,
-                                  weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        net.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+    )
     model, optimizer = acc.prepare(net, optimizer)
     raw = acc.unwrap_model(model)
     ema = EMA(raw.named_parameters(), config.ema_decay)
@@ -144,8 +167,9 @@ def _save(run: Run, config: GTASRTrainConfig, step: int, final: bool) -> Path | 
     return out / f"{name}.pth"
 
 
-def train(config: GTASRTrainConfig, perceptual: PerceptualLoss | None = None,
-          accelerator: Accelerator | None = None) -> TrainResult:
+def train(
+    config: GTASRTrainConfig, perceptual: PerceptualLoss | None = None, accelerator: Accelerator | None = None
+) -> TrainResult:
     """Run one stage to ``config.total_steps`` (resuming if ``config.resume``); returns the logged means.
 
     ``perceptual`` overrides the configured distance (tests inject a stand-in; see perceptual.py).
@@ -154,21 +178,41 @@ def train(config: GTASRTrainConfig, perceptual: PerceptualLoss | None = None,
     if acc.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as released (fixed 256 x 256 crops)
     if acc.is_main_process:
-        log.info("GTASR stage %d: %s on %s x %d process(es)", config.stage, describe(config), acc.device,
-                 acc.num_processes)
+        log.info(
+            "GTASR stage %d: %s on %s x %d process(es)",
+            config.stage,
+            describe(config),
+            acc.device,
+            acc.num_processes,
+        )
     run = setup_run(config, acc)
     perceptual = perceptual or make_perceptual(config.perceptual, acc.device, config.vgg16_weights or None)
     files = list_images(config.data_dirs, config.image_exts)
-    batches = iter(make_loader(files, config.gt_size, config.batch_size, config.seed, acc.process_index,
-                               run.start, config.num_workers))
+    batches = iter(
+        make_loader(
+            files,
+            config.gt_size,
+            config.batch_size,
+            config.seed,
+            acc.process_index,
+            run.start,
+            config.num_workers,
+        )
+    )
     result, meter = TrainResult(step=run.start), _Meter()
     log_file = Path(config.output_dir) / "log.jsonl"
     if acc.is_main_process:
         log_file.parent.mkdir(parents=True, exist_ok=True)
     for step in range(run.start + 1, config.total_steps + 1):
-        gen = torch.Generator(device=acc.device).manual_seed(derive_seed(config.seed, acc.process_index, step))
-        batch = make_pairs(next(batches).to(acc.device, non_blocking=True), config.degradation,
-                           config.network_config.scale, gen)
+        gen = torch.Generator(device=acc.device).manual_seed(
+            derive_seed(config.seed, acc.process_index, step)
+        )
+        batch = make_pairs(
+            next(batches).to(acc.device, non_blocking=True),
+            config.degradation,
+            config.network_config.scale,
+            gen,
+        )
         if run.frozen is not None and config.resync_every and step % config.resync_every == 0:
             run.frozen.load_state_dict(run.raw.state_dict())  # "periodic synchronisation" D_phi <- theta
         lr = lr_at(step, config)
@@ -190,7 +234,9 @@ def train(config: GTASRTrainConfig, perceptual: PerceptualLoss | None = None,
             if acc.is_main_process:
                 with log_file.open("a") as f:
                     f.write(json.dumps(entry) + "\n")
-                log.info("step %d %s", step, " ".join(f"{k}={v:.4g}" for k, v in entry.items() if k != "step"))
+                log.info(
+                    "step %d %s", step, " ".join(f"{k}={v:.4g}" for k, v in entry.items() if k != "step")
+                )
         if step % config.save_every == 0 or step == config.total_steps:
             result.weights = _save(run, config, step, final=step == config.total_steps) or result.weights
         result.step = step
@@ -200,12 +246,18 @@ def train(config: GTASRTrainConfig, perceptual: PerceptualLoss | None = None,
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: ``--stage {1,2} [--config FILE.toml|json] [--preset NAME] [--<field> VALUE ...]``."""
-    parser = argparse.ArgumentParser(prog="accelerate launch -m sr4k.training.gtasr",
-                                     description="Train GTASR (stage 1: CT + TA; stage 2: CT + DTM/Stab + Rect).")
+    parser = argparse.ArgumentParser(
+        prog="accelerate launch -m sr4k.training.gtasr",
+        description="Train GTASR (stage 1: CT + TA; stage 2: CT + DTM/Stab + Rect).",
+    )
     parser.add_argument("--stage", type=int, choices=(1, 2), required=True)
     parser.add_argument("--config", default=None, help="TOML or JSON file of GTASRTrainConfig fields")
-    parser.add_argument("--preset", default=None, choices=sorted(PRESETS),
-                        help="defaults to stage1/stage2; 'tiny' is the CPU smoke-test preset")
+    parser.add_argument(
+        "--preset",
+        default=None,
+        choices=sorted(PRESETS),
+        help="defaults to stage1/stage2; 'tiny' is the CPU smoke-test preset",
+    )
     args, rest = parser.parse_known_args(argv)
     config = resolve_config(args.stage, args.preset, args.config, parse_overrides(rest))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")

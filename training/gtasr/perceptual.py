@@ -22,17 +22,24 @@ from ...srkit.weights import load_checkpoint
 from .losses import PerceptualLoss
 
 __all__ = [
-    "PERCEPTUAL_CHOICES", "LPIPSUnavailableError", "LPIPSVGG", "default_vgg16_path", "load_lpips_vgg",
-    "make_perceptual", "standin_perceptual",
+    "PERCEPTUAL_CHOICES",
+    "LPIPSUnavailableError",
+    "LPIPSVGG",
+    "default_vgg16_path",
+    "load_lpips_vgg",
+    "make_perceptual",
+    "standin_perceptual",
 ]
 
 log = logging.getLogger(__name__)
 
 PERCEPTUAL_CHOICES = ("lpips_vgg", "standin")
 VGG16_FILENAME = "vgg16-397923af.pth"  # torchvision VGG16_Weights.IMAGENET1K_V1
-_FETCH_HINT = ("fetch it once on a machine with network: python -c \"import torchvision; "
-               "torchvision.models.vgg16(weights='IMAGENET1K_V1')\" (it lands in $TORCH_HOME/hub/checkpoints), "
-               "or pass vgg16_weights=/path/to/" + VGG16_FILENAME)
+_FETCH_HINT = (
+    'fetch it once on a machine with network: python -c "import torchvision; '
+    "torchvision.models.vgg16(weights='IMAGENET1K_V1')\" (it lands in $TORCH_HOME/hub/checkpoints), "
+    "or pass vgg16_weights=/path/to/" + VGG16_FILENAME
+)
 
 
 class LPIPSUnavailableError(RuntimeError):
@@ -65,14 +72,17 @@ def _vgg_trunk_state(trunk: nn.Module, vgg16: dict[str, Tensor], source: str) ->
         _, index, kind = name.split(".")
         key = f"features.{index}.{kind}"
         if key not in vgg16 or vgg16[key].shape != param.shape:
-            raise LPIPSUnavailableError(f"{source} is not torchvision's VGG16 ({key} missing or of shape "
-                                        f"{tuple(vgg16[key].shape) if key in vgg16 else None}); {_FETCH_HINT}")
+            raise LPIPSUnavailableError(
+                f"{source} is not torchvision's VGG16 ({key} missing or of shape "
+                f"{tuple(vgg16[key].shape) if key in vgg16 else None}); {_FETCH_HINT}"
+            )
         out[name] = vgg16[key]
     return out
 
 
-def load_lpips_vgg(vgg16_weights: str | os.PathLike[str] | None = None,
-                   device: torch.device | str | None = None) -> LPIPSVGG:
+def load_lpips_vgg(
+    vgg16_weights: str | os.PathLike[str] | None = None, device: torch.device | str | None = None
+) -> LPIPSVGG:
     """LPIPS-VGG from local files; raises LPIPSUnavailableError saying what is missing and how to fix it."""
     try:
         import lpips  # optional training dependency (lpips 0.1.4 in the release)
@@ -80,13 +90,17 @@ def load_lpips_vgg(vgg16_weights: str | os.PathLike[str] | None = None,
         raise LPIPSUnavailableError(
             "perceptual='lpips_vgg' needs the 'lpips' package (pip install lpips==0.1.4, as in the GTASR "
             "release). For a smoke run without it use perceptual='standin' (NOT LPIPS; numbers are not "
-            "comparable to the paper).") from err
+            "comparable to the paper)."
+        ) from err
     path = Path(vgg16_weights) if vgg16_weights is not None else default_vgg16_path()
     if not path.is_file():
-        raise LPIPSUnavailableError(f"LPIPS-VGG needs the VGG16 ImageNet weights, not found at {path}; "
-                                    + _FETCH_HINT)
+        raise LPIPSUnavailableError(
+            f"LPIPS-VGG needs the VGG16 ImageNet weights, not found at {path}; " + _FETCH_HINT
+        )
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # torchvision's deprecated 'pretrained' flag inside lpips
+        warnings.simplefilter(
+            "ignore", UserWarning
+        )  # torchvision's deprecated 'pretrained' flag inside lpips
         # pnet_rand=True: build the trunk without torchvision's download; we fill it from ``path`` below.
         model = lpips.LPIPS(net="vgg", pretrained=True, pnet_rand=True, verbose=False)
     model.net.load_state_dict(_vgg_trunk_state(model.net, load_checkpoint(path), str(path)), strict=True)
@@ -107,13 +121,16 @@ def standin_perceptual(a: Tensor, b: Tensor, levels: int = 3) -> Tensor:
     return total / used
 
 
-def make_perceptual(name: str, device: torch.device | str | None = None,
-                    vgg16_weights: str | os.PathLike[str] | None = None) -> PerceptualLoss:
+def make_perceptual(
+    name: str, device: torch.device | str | None = None, vgg16_weights: str | os.PathLike[str] | None = None
+) -> PerceptualLoss:
     """The perceptual distance named in the config: 'lpips_vgg' (released) or 'standin' (tests only)."""
     if name == "lpips_vgg":
         return load_lpips_vgg(vgg16_weights, device)
     if name == "standin":
-        log.warning("perceptual='standin' is a multi-scale L1 stand-in, NOT LPIPS: use it for tests and "
-                    "smoke runs only")
+        log.warning(
+            "perceptual='standin' is a multi-scale L1 stand-in, NOT LPIPS: use it for tests and "
+            "smoke runs only"
+        )
         return standin_perceptual
     raise ValueError(f"unknown perceptual loss {name!r}; choose from {PERCEPTUAL_CHOICES}")

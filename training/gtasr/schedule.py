@@ -15,13 +15,19 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "ct_index_bound", "dtm_index_range", "num_points_decreasing", "power_schedule", "q_sample",
-    "ta_levels", "ta_reconstruction_weights",
+    "ct_index_bound",
+    "dtm_index_range",
+    "num_points_decreasing",
+    "power_schedule",
+    "q_sample",
+    "ta_levels",
+    "ta_reconstruction_weights",
 ]
 
 
-def power_schedule(num_points: int, power: float, s_min: float = 0.0, s_max: float = 1.0,
-                   rho: float = 1.0) -> Tensor:
+def power_schedule(
+    num_points: int, power: float, s_min: float = 0.0, s_max: float = 1.0, rho: float = 1.0
+) -> Tensor:
     """Discrete levels s_0 < ... < s_{N-1}, float64 [N] (docs/gtasr.md §3, released ``karras_schedule_new``).
 
     u_i = (i / (N-1))^p (already min-max normalised to [0, 1]); then Karras' rho interpolation
@@ -48,8 +54,10 @@ def num_points_decreasing(step: int, total_steps: int, start_intervals: int, end
     ``end_intervals``. Released (500k steps, 4 -> 3): N = 5 for step < 250,000 and N = 4 from 250,000 on.
     """
     if start_intervals < end_intervals or end_intervals < 1:
-        raise ValueError(f"need start_intervals >= end_intervals >= 1, got {start_intervals} -> "
-                         f"{end_intervals} (released 4 -> 3; use equal values for a fixed count)")
+        raise ValueError(
+            f"need start_intervals >= end_intervals >= 1, got {start_intervals} -> "
+            f"{end_intervals} (released 4 -> 3; use equal values for a fixed count)"
+        )
     if total_steps < 1 or step < 0:
         raise ValueError(f"need total_steps >= 1 and step >= 0, got step={step}, total_steps={total_steps}")
     if start_intervals == end_intervals:
@@ -84,8 +92,10 @@ def dtm_index_range(num_points: int, t_min: float, t_max: float) -> tuple[int, i
     """
     low, high = max(1, int(t_min * num_points)), min(num_points, int(t_max * num_points))
     if low >= high:
-        raise ValueError(f"t_min={t_min}, t_max={t_max} on {num_points} points leave no DTM level "
-                         f"([{low}, {high}) is empty); widen the range (released 0.1, 0.5 on 4 points)")
+        raise ValueError(
+            f"t_min={t_min}, t_max={t_max} on {num_points} points leave no DTM level "
+            f"([{low}, {high}) is empty); widen the range (released 0.1, 0.5 on 4 points)"
+        )
     return low, high
 
 

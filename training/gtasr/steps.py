@@ -45,8 +45,14 @@ def _target(target_net: nn.Module, x: Tensor, sigma: float, lq: Tensor) -> Tenso
         target_net.train(was_training)
 
 
-def consistency_pair(student: Denoiser, target_net: nn.Module, batch: PairBatch, schedule: Tensor,
-                     index_bound: int, generator: torch.Generator) -> tuple[Tensor, Tensor, int]:
+def consistency_pair(
+    student: Denoiser,
+    target_net: nn.Module,
+    batch: PairBatch,
+    schedule: Tensor,
+    index_bound: int,
+    generator: torch.Generator,
+) -> tuple[Tensor, Tensor, int]:
     """(x^0 = D_theta(x_{n+1}, s_{n+1}), sg(D_theta-(x_n, s_n)), n) with one n ~ U{0..bound-1} per batch
     and one eps shared by x_n and x_{n+1} (docs/gtasr.md §4). At n = 0 the target is exactly x0 (D(x, 0) = x)."""
     n = int(torch.randint(index_bound, (1,), generator=generator, device=generator.device))
@@ -58,33 +64,60 @@ def consistency_pair(student: Denoiser, target_net: nn.Module, batch: PairBatch,
 
 
 def _ct(config: GTASRTrainConfig, pred: Tensor, target: Tensor, perceptual: PerceptualLoss) -> Tensor:
-    return ct_loss(pred, target, perceptual, config.lpips_weight, config.charbonnier_weight,
-                   config.charbonnier_eps)
+    return ct_loss(
+        pred, target, perceptual, config.lpips_weight, config.charbonnier_weight, config.charbonnier_eps
+    )
 
 
-def stage1_losses(student: Denoiser, target_net: nn.Module, batch: PairBatch, config: GTASRTrainConfig,
-                  step: int, perceptual: PerceptualLoss, generator: torch.Generator) -> dict[str, Tensor]:
+def stage1_losses(
+    student: Denoiser,
+    target_net: nn.Module,
+    batch: PairBatch,
+    config: GTASRTrainConfig,
+    step: int,
+    perceptual: PerceptualLoss,
+    generator: torch.Generator,
+) -> dict[str, Tensor]:
     """Stage I (CT + TA): {'total', 'ct', 'ta'} scalar means and 'ct_index' (n) for logging."""
     schedule = schedule_at(config, step)
     cap = config.ct_index_cap or None
-    pred, target, n = consistency_pair(student, target_net, batch, schedule,
-                                       ct_index_bound(len(schedule), cap), generator)
+    pred, target, n = consistency_pair(
+        student, target_net, batch, schedule, ct_index_bound(len(schedule), cap), generator
+    )
     l_ct = _ct(config, pred, target, perceptual).mean()
     levels = schedule[1:-1].to(torch.float32)  # interior levels t = 1..N-2
     noises = [randn(batch.gt, generator) for _ in range(levels.numel())]
-    l_ta = ta_loss(pred, batch.gt, batch.lq_up, levels, noises, perceptual, config.ta_weight,
-                   config.lpips_weight, config.charbonnier_weight, config.charbonnier_eps).mean()
+    l_ta = ta_loss(
+        pred,
+        batch.gt,
+        batch.lq_up,
+        levels,
+        noises,
+        perceptual,
+        config.ta_weight,
+        config.lpips_weight,
+        config.charbonnier_weight,
+        config.charbonnier_eps,
+    ).mean()
     return {"total": l_ct + l_ta, "ct": l_ct, "ta": l_ta, "ct_index": torch.tensor(float(n))}
 
 
-def stage2_losses(student: Denoiser, target_net: nn.Module, frozen: nn.Module, batch: PairBatch,
-                  config: GTASRTrainConfig, step: int, perceptual: PerceptualLoss,
-                  generator: torch.Generator) -> dict[str, Tensor]:
+def stage2_losses(
+    student: Denoiser,
+    target_net: nn.Module,
+    frozen: nn.Module,
+    batch: PairBatch,
+    config: GTASRTrainConfig,
+    step: int,
+    perceptual: PerceptualLoss,
+    generator: torch.Generator,
+) -> dict[str, Tensor]:
     """Stage II (CT + DTM/Stab + Rect): {'total', 'ct', 'dtm_stab', 'rect'} scalar means."""
     schedule = schedule_at(config, step)
     cap = config.ct_index_cap or None
-    pred, target, _ = consistency_pair(student, target_net, batch, schedule,
-                                       ct_index_bound(len(schedule), cap), generator)
+    pred, target, _ = consistency_pair(
+        student, target_net, batch, schedule, ct_index_bound(len(schedule), cap), generator
+    )
     l_ct = _ct(config, pred, target, perceptual).mean()
 
     # DTM level t per sample (released: t = 1 always, s_1 = 1/3), one eps shared by real and fake points.
@@ -96,8 +129,9 @@ def stage2_losses(student: Denoiser, target_net: nn.Module, frozen: nn.Module, b
         frozen.eval()
         x0_fake = frozen(q_sample(pred.detach(), batch.lq_up, s_t, noise), s_t, batch.lq)
         x0_real = frozen(q_sample(batch.gt, batch.lq_up, s_t, noise), s_t, batch.lq)
-    l_dtm = dtm_stab_loss(pred, batch.gt, x0_fake, x0_real, perceptual, config.dtm_scale, config.stab_coef,
-                          config.dtm_weighting).mean()
+    l_dtm = dtm_stab_loss(
+        pred, batch.gt, x0_fake, x0_real, perceptual, config.dtm_scale, config.stab_coef, config.dtm_weighting
+    ).mean()
     if config.rect_mode == "figure":  # method figure: Sobel of the student output, gradient flows
         l_rect = rect_loss(pred, batch.gt, perceptual).mean()
     else:  # released: Sobel of D_phi's no-grad estimate, a logged constant without gradient

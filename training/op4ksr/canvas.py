@@ -80,7 +80,9 @@ def place_crop(
     n = crop // spec.unit
     if is_canvas_frame(height, width, spec):
         if top % spec.unit or left % spec.unit:
-            raise ValueError(f"crop origin ({top}, {left}) of a canvas frame is not on the {spec.unit}-px token grid")
+            raise ValueError(
+                f"crop origin ({top}, {left}) of a canvas frame is not on the {spec.unit}-px token grid"
+            )
         y0, x0 = top // spec.unit, left // spec.unit
     else:
         y0 = int(torch.randint(rows - n + 1, (1,), generator=generator))

@@ -30,7 +30,10 @@ from ..common import build_dataclass, load_config_file, merge_settings, parse_ov
 from .lora import DEFAULT_DOUBLE_TARGETS, DEFAULT_SINGLE_TARGETS, check_targets
 
 __all__ = [
-    "DTYPES", "MIXED_PRECISION", "OP4KSRTrainConfig", "load_train_config",
+    "DTYPES",
+    "MIXED_PRECISION",
+    "OP4KSRTrainConfig",
+    "load_train_config",
 ]
 
 
@@ -105,10 +108,16 @@ class OP4KSRTrainConfig:
     def __post_init__(self) -> None:
         self.one_step()  # validates t_star / input_mode / guidance
         if len(self.axes_dims_rope) not in (0, 3) or any(d <= 0 or d % 2 for d in self.axes_dims_rope):
-            raise ValueError(f"axes_dims_rope={self.axes_dims_rope}: give () or three even dims, e.g. (16, 56, 56)")
+            raise ValueError(
+                f"axes_dims_rope={self.axes_dims_rope}: give () or three even dims, e.g. (16, 56, 56)"
+            )
         if self.decode_mode not in (AUTO, *DECODE_MODES):
             raise ValueError(f"decode_mode={self.decode_mode!r}: choose one of {(AUTO, *DECODE_MODES)}")
-        for name, allowed in (("base_dtype", DTYPES), ("export_dtype", DTYPES), ("mixed_precision", MIXED_PRECISION)):
+        for name, allowed in (
+            ("base_dtype", DTYPES),
+            ("export_dtype", DTYPES),
+            ("mixed_precision", MIXED_PRECISION),
+        ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r}: choose one of {allowed}")
         if self.lora_rank < 1 or self.lora_alpha <= 0 or not 0 <= self.lora_dropout < 1:
@@ -133,7 +142,9 @@ class OP4KSRTrainConfig:
         self._check_optimisation()
 
     def _check_losses(self) -> None:
-        weights = {k: getattr(self, k) for k in ("latent_weight", "pixel_weight", "perceptual_weight", "lambda_ap")}
+        weights = {
+            k: getattr(self, k) for k in ("latent_weight", "pixel_weight", "perceptual_weight", "lambda_ap")
+        }
         negative = [k for k, v in weights.items() if v < 0]
         if negative:
             raise ValueError(f"loss weights {negative} are negative; use weights >= 0 (0 disables a term)")
@@ -145,16 +156,23 @@ class OP4KSRTrainConfig:
                 f"(ap.periods={self.ap.periods}, ap.harmonics={self.ap.harmonics}); raise crop_size or lower those"
             )
         if self.perceptual_weight > 0 and self.perceptual == "none":
-            raise ValueError("perceptual_weight > 0 needs perceptual = 'lpips' or 'standin' (or pass perceptual= "
-                             "to train()); or set perceptual_weight = 0")
+            raise ValueError(
+                "perceptual_weight > 0 needs perceptual = 'lpips' or 'standin' (or pass perceptual= "
+                "to train()); or set perceptual_weight = 0"
+            )
 
     def _check_optimisation(self) -> None:
         positive = ("steps", "batch_size", "grad_accum", "log_every", "checkpoint_every")
         bad = [f"{k}={getattr(self, k)}" for k in positive if getattr(self, k) < 1]
-        bad += [f"{k}={getattr(self, k)}" for k in ("warmup_steps", "export_every", "keep_checkpoints", "num_workers")
-                if getattr(self, k) < 0]  # fmt: skip
+        bad += [
+            f"{k}={getattr(self, k)}"
+            for k in ("warmup_steps", "export_every", "keep_checkpoints", "num_workers")
+            if getattr(self, k) < 0
+        ]
         if bad:
-            raise ValueError(f"{', '.join(bad)}: counts must be >= 1 (steps, sizes, intervals) or >= 0 (others)")
+            raise ValueError(
+                f"{', '.join(bad)}: counts must be >= 1 (steps, sizes, intervals) or >= 0 (others)"
+            )
         if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
             raise ValueError(
                 f"lr={self.lr}, weight_decay={self.weight_decay}, grad_clip={self.grad_clip}: need lr > 0, "
@@ -178,10 +196,14 @@ class OP4KSRTrainConfig:
         ref = self.rfr.reference_grid
         square = ref[0] == ref[1] and float(ref[0]).is_integer()  # the nodes take one whole reference side
         return OP4KSRSettings(
-            t_star=self.t_star, input_mode=self.input_mode, rfr_mode=self.rfr.mode, rfr_alpha=self.rfr.alpha,
-            reference_tokens=int(ref[0]) if square else None, decode_mode=decode_mode,
+            t_star=self.t_star,
+            input_mode=self.input_mode,
+            rfr_mode=self.rfr.mode,
+            rfr_alpha=self.rfr.alpha,
+            reference_tokens=int(ref[0]) if square else None,
+            decode_mode=decode_mode,
             canvas_long_side=self.canvas_long_side,
-        )  # fmt: skip
+        )
 
 
 def load_train_config(path: str | None = None, overrides: Sequence[str] = ()) -> OP4KSRTrainConfig:

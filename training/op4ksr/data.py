@@ -22,7 +22,12 @@ from ..common import derive_seed
 from .canvas import CanvasSpec, crop_step, place_crop
 
 __all__ = [
-    "DegradedCrops", "Key", "PairedCrops", "StreamSampler", "crop_origin", "list_images",
+    "DegradedCrops",
+    "Key",
+    "PairedCrops",
+    "StreamSampler",
+    "crop_origin",
+    "list_images",
 ]
 
 
@@ -61,10 +66,21 @@ class StreamSampler(Sampler[Key]):
     ``pos = (m * world + rank) * batch + j``; epoch ``pos // n`` shuffles the n images with its own seed.
     """
 
-    def __init__(self, n_images: int, batch_size: int, seed: int, *, start: int = 0, rank: int = 0, world: int = 1) -> None:
+    def __init__(
+        self, n_images: int, batch_size: int, seed: int, *, start: int = 0, rank: int = 0, world: int = 1
+    ) -> None:
         if n_images < 1 or batch_size < 1 or not 0 <= rank < world:
-            raise ValueError(f"StreamSampler: n_images={n_images}, batch_size={batch_size}, rank={rank}/{world}")
-        self.n, self.batch, self.seed, self.start, self.rank, self.world = n_images, batch_size, seed, start, rank, world
+            raise ValueError(
+                f"StreamSampler: n_images={n_images}, batch_size={batch_size}, rank={rank}/{world}"
+            )
+        self.n, self.batch, self.seed, self.start, self.rank, self.world = (
+            n_images,
+            batch_size,
+            seed,
+            start,
+            rank,
+            world,
+        )
 
     def position(self, i: int) -> int:
         micro, slot = divmod(i, self.batch)
@@ -77,7 +93,9 @@ class StreamSampler(Sampler[Key]):
             pos = self.position(i)
             if pos // self.n != epoch:
                 epoch = pos // self.n
-                order = torch.randperm(self.n, generator=torch.Generator().manual_seed(derive_seed(self.seed, epoch)))
+                order = torch.randperm(
+                    self.n, generator=torch.Generator().manual_seed(derive_seed(self.seed, epoch))
+                )
             yield int(order[pos % self.n]), derive_seed(self.seed, epoch, pos)
             i += 1
 
@@ -86,11 +104,22 @@ class DegradedCrops(Dataset):
     """HR folder -> random ``crop_size`` crops -> Real-ESRGAN degradation (``srkit.degradations``) at its scale."""
 
     def __init__(
-        self, folder: str | Path, crop_size: int, degradation: DegradationConfig, canvas: CanvasSpec | None = None
+        self,
+        folder: str | Path,
+        crop_size: int,
+        degradation: DegradationConfig,
+        canvas: CanvasSpec | None = None,
     ) -> None:
         if crop_size % degradation.scale:
-            raise ValueError(f"crop_size={crop_size} is not a multiple of the degradation scale {degradation.scale}")
-        self.files, self.crop, self.degradation, self.canvas = list_images(folder), crop_size, degradation, canvas
+            raise ValueError(
+                f"crop_size={crop_size} is not a multiple of the degradation scale {degradation.scale}"
+            )
+        self.files, self.crop, self.degradation, self.canvas = (
+            list_images(folder),
+            crop_size,
+            degradation,
+            canvas,
+        )
 
     def __len__(self) -> int:
         return len(self.files)
@@ -100,7 +129,9 @@ class DegradedCrops(Dataset):
         hr = read_image(self.files[index])
         _, h, w = hr.shape
         if min(h, w) < self.crop:
-            raise ValueError(f"{self.files[index]} is {w}x{h}, smaller than crop_size={self.crop}; remove it or crop less")
+            raise ValueError(
+                f"{self.files[index]} is {w}x{h}, smaller than crop_size={self.crop}; remove it or crop less"
+            )
         g = torch.Generator().manual_seed(seed)
         step = crop_step(h, w, self.canvas, 1) if self.canvas else 1
         top, left = crop_origin(h, w, self.crop, step, g)
@@ -115,7 +146,12 @@ class PairedCrops(Dataset):
     """HR and LR folders with the same file stems; LR must be exactly HR / scale. Aligned random crops."""
 
     def __init__(
-        self, hr_folder: str | Path, lr_folder: str | Path, crop_size: int, scale: int, canvas: CanvasSpec | None = None
+        self,
+        hr_folder: str | Path,
+        lr_folder: str | Path,
+        crop_size: int,
+        scale: int,
+        canvas: CanvasSpec | None = None,
     ) -> None:
         if crop_size % scale:
             raise ValueError(f"crop_size={crop_size} is not a multiple of scale={scale}")
@@ -123,7 +159,9 @@ class PairedCrops(Dataset):
         lr = {p.stem: p for p in list_images(lr_folder)}
         missing = sorted(set(hr) ^ set(lr))
         if missing:
-            raise ValueError(f"paired folders differ: {missing[:5]} are in only one of {hr_folder}, {lr_folder}")
+            raise ValueError(
+                f"paired folders differ: {missing[:5]} are in only one of {hr_folder}, {lr_folder}"
+            )
         self.pairs = [(hr[k], lr[k]) for k in sorted(hr)]
         self.crop, self.scale, self.canvas = crop_size, scale, canvas
 
@@ -145,7 +183,10 @@ class PairedCrops(Dataset):
         step = crop_step(h, w, self.canvas, s) if self.canvas else s
         top, left = crop_origin(h, w, self.crop, step, torch.Generator().manual_seed(seed))
         c = self.crop
-        pair = lr[:, top // s : (top + c) // s, left // s : (left + c) // s], hr[:, top : top + c, left : left + c]
+        pair = (
+            lr[:, top // s : (top + c) // s, left // s : (left + c) // s],
+            hr[:, top : top + c, left : left + c],
+        )
         if self.canvas is None:
             return pair
         return (*pair, place_crop(h, w, top, left, c, self.canvas, _placement_generator(seed)))

@@ -51,7 +51,9 @@ def export_merged(
             f"{lora_path} carries no sr4k.op4ksr settings; export the LoRA with the sr4k trainer "
             "(python -m sr4k.training.op4ksr) so the fine-tune can carry them"
         )
-    transformer = load_flux_transformer(load_state_dict(flux_path), dtype=dtype, axes_dims_rope=axes_dims_rope)
+    transformer = load_flux_transformer(
+        load_state_dict(flux_path), dtype=dtype, axes_dims_rope=axes_dims_rope
+    )
     merged = merge_comfy_lora(transformer, lora_path, strength)
     sd = {k: v.detach().to(dtype).contiguous() for k, v in diffusers_to_bfl(transformer.state_dict()).items()}
     out = Path(out_path)
@@ -62,13 +64,18 @@ def export_merged(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sr4k.training.op4ksr.export", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m sr4k.training.op4ksr.export",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--flux", required=True, help="base FLUX.1 transformer (BFL or diffusers keys)")
     parser.add_argument("--lora", required=True, help="OP4KSR LoRA exported by the trainer")
     parser.add_argument("--out", required=True, help="output .safetensors (BFL/ComfyUI layout)")
     parser.add_argument("--strength", type=float, default=1.0, help="LoRA strength (default 1)")
-    parser.add_argument("--dtype", choices=list(DTYPES), default="bfloat16", help="weights dtype (default bfloat16)")
+    parser.add_argument(
+        "--dtype", choices=list(DTYPES), default="bfloat16", help="weights dtype (default bfloat16)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -19,9 +19,17 @@ from safetensors.torch import save_file
 from ...op4ksr_core.lora import EXPORT_PREFIX  # the export format lives in the core (headless use)
 
 __all__ = [
-    "ADAPTER", "DEFAULT_DOUBLE_TARGETS", "DEFAULT_SINGLE_TARGETS", "DOUBLE_BLOCK_TARGETS",
-    "SINGLE_BLOCK_TARGETS", "add_lora", "check_targets", "comfy_lora_state_dict", "lora_state_dict",
-    "save_comfy_lora", "target_regex",
+    "ADAPTER",
+    "DEFAULT_DOUBLE_TARGETS",
+    "DEFAULT_SINGLE_TARGETS",
+    "DOUBLE_BLOCK_TARGETS",
+    "SINGLE_BLOCK_TARGETS",
+    "add_lora",
+    "check_targets",
+    "comfy_lora_state_dict",
+    "lora_state_dict",
+    "save_comfy_lora",
+    "target_regex",
 ]
 
 
@@ -29,12 +37,29 @@ ADAPTER = "default"
 
 # Block-relative module paths that ComfyUI's flux_to_diffusers maps (comfy/utils.py), so exports always load.
 DOUBLE_BLOCK_TARGETS: tuple[str, ...] = (
-    "attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0",
-    "attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj", "attn.to_add_out",
-    "ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj", "ff_context.net.2",
-    "norm1.linear", "norm1_context.linear",
-)  # fmt: skip
-SINGLE_BLOCK_TARGETS: tuple[str, ...] = ("attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp", "proj_out", "norm.linear")
+    "attn.to_q",
+    "attn.to_k",
+    "attn.to_v",
+    "attn.to_out.0",
+    "attn.add_q_proj",
+    "attn.add_k_proj",
+    "attn.add_v_proj",
+    "attn.to_add_out",
+    "ff.net.0.proj",
+    "ff.net.2",
+    "ff_context.net.0.proj",
+    "ff_context.net.2",
+    "norm1.linear",
+    "norm1_context.linear",
+)
+SINGLE_BLOCK_TARGETS: tuple[str, ...] = (
+    "attn.to_q",
+    "attn.to_k",
+    "attn.to_v",
+    "proj_mlp",
+    "proj_out",
+    "norm.linear",
+)
 
 # Default: attention q/k/v/out and MLP projections of both block kinds (not the modulation linears).
 DEFAULT_DOUBLE_TARGETS: tuple[str, ...] = DOUBLE_BLOCK_TARGETS[:12]
@@ -58,7 +83,10 @@ def check_targets(double: Iterable[str], single: Iterable[str]) -> None:
 def target_regex(double: Iterable[str], single: Iterable[str]) -> str:
     """PEFT ``target_modules`` regex (full match on module names) for the chosen block targets."""
     parts = []
-    for block, targets in (("transformer_blocks", tuple(double)), ("single_transformer_blocks", tuple(single))):
+    for block, targets in (
+        ("transformer_blocks", tuple(double)),
+        ("single_transformer_blocks", tuple(single)),
+    ):
         if targets:
             parts.append(rf"{block}\.\d+\.(?:{'|'.join(re.escape(t) for t in targets)})")
     return "|".join(f"(?:{p})" for p in parts)
@@ -79,9 +107,12 @@ def add_lora(
     check_targets(double, single)
     transformer.requires_grad_(False)
     config = LoraConfig(
-        r=rank, lora_alpha=alpha, lora_dropout=dropout, init_lora_weights=True,
+        r=rank,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        init_lora_weights=True,
         target_modules=target_regex(double, single),
-    )  # fmt: skip
+    )
     transformer.add_adapter(config, adapter_name=ADAPTER)
     params = [p for p in transformer.parameters() if p.requires_grad]
     if not params:

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -35,8 +36,17 @@ from .data import DegradedCrops, PairedCrops, StreamSampler
 from .lora import add_lora, save_comfy_lora
 from .step import OneStepSR, Perceptual, compute_losses, encode_pair, make_perceptual
 
+if TYPE_CHECKING:  # accelerate is imported lazily (the train extra)
+    from accelerate import Accelerator
+
 __all__ = [
-    "LORA_FILE", "TrainResult", "load_transformer", "load_vae", "main", "make_dataset", "train",
+    "LORA_FILE",
+    "TrainResult",
+    "load_transformer",
+    "load_vae",
+    "main",
+    "make_dataset",
+    "train",
 ]
 
 
@@ -68,7 +78,9 @@ def _path(config: OP4KSRTrainConfig, name: str, what: str) -> str:
 def load_transformer(config: OP4KSRTrainConfig) -> torch.nn.Module:
     """The FLUX transformer from ``flux_path`` (BFL/ComfyUI or diffusers keys) in ``base_dtype``."""
     sd = load_state_dict(_path(config, "flux_path", "FLUX transformer"))
-    return load_flux_transformer(sd, dtype=_dtype(config.base_dtype), axes_dims_rope=config.axes_dims_rope or None)
+    return load_flux_transformer(
+        sd, dtype=_dtype(config.base_dtype), axes_dims_rope=config.axes_dims_rope or None
+    )
 
 
 def load_vae(config: OP4KSRTrainConfig) -> F16VAE:
@@ -98,8 +110,14 @@ def make_dataset(config: OP4KSRTrainConfig, unit: int) -> Dataset:
     return DegradedCrops(config.data_dir, config.crop_size, preset, canvas)
 
 
-def _export(accelerator, model: OneStepSR, ema: EMA | None, config: OP4KSRTrainConfig, name: str,  # noqa: ANN001
-            decode_mode: str) -> Path:  # fmt: skip
+def _export(
+    accelerator: Accelerator,
+    model: OneStepSR,
+    ema: EMA | None,
+    config: OP4KSRTrainConfig,
+    name: str,
+    decode_mode: str,
+) -> Path:
     transformer = accelerator.unwrap_model(model).transformer
     named = [(n, p) for n, p in transformer.named_parameters() if p.requires_grad]
     backup = {n: p.detach().clone() for n, p in named} if ema else {}
@@ -130,9 +148,12 @@ def train(
     from accelerate.utils import set_seed
 
     accelerator = Accelerator(
-        mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accum,
-        log_with=config.report_to or None, project_dir=config.output_dir, step_scheduler_with_optimizer=False,
-    )  # fmt: skip
+        mixed_precision=config.mixed_precision,
+        gradient_accumulation_steps=config.grad_accum,
+        log_with=config.report_to or None,
+        project_dir=config.output_dir,
+        step_scheduler_with_optimizer=False,
+    )
     set_seed(config.seed)
     transformer = transformer if transformer is not None else load_transformer(config)
     vae = vae if vae is not None else load_vae(config)
@@ -146,37 +167,65 @@ def train(
     dataset = dataset if dataset is not None else make_dataset(config, unit)
     if config.lambda_ap > 0 and unit not in config.ap.periods:
         log.warning("L_AP periods %s do not include this model's token size %d px", config.ap.periods, unit)
-    params = add_lora(transformer, config.lora_rank, config.lora_alpha, config.lora_double_targets,
-                      config.lora_single_targets, config.lora_dropout)  # fmt: skip
+    params = add_lora(
+        transformer,
+        config.lora_rank,
+        config.lora_alpha,
+        config.lora_double_targets,
+        config.lora_single_targets,
+        config.lora_dropout,
+    )
     set_rfr(transformer, config.rfr)
     if config.gradient_checkpointing:
         transformer.enable_gradient_checkpointing()
     transformer.train()
     perceptual = perceptual or make_perceptual(config, accelerator.device)
 
-    optimizer = torch.optim.AdamW(params, lr=config.lr, betas=config.adam_betas, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        params, lr=config.lr, betas=config.adam_betas, weight_decay=config.weight_decay
+    )
     warmup = config.warmup_steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)))
-    model, optimizer, scheduler = accelerator.prepare(OneStepSR(transformer, config.one_step()), optimizer, scheduler)
+    model, optimizer, scheduler = accelerator.prepare(
+        OneStepSR(transformer, config.one_step()), optimizer, scheduler
+    )
     register_trainable_only_state(accelerator)
     step, extra = resume_checkpoint(accelerator, config.output_dir, config.resume)
-    named = [(n, p) for n, p in accelerator.unwrap_model(model).transformer.named_parameters() if p.requires_grad]
+    named = [
+        (n, p) for n, p in accelerator.unwrap_model(model).transformer.named_parameters() if p.requires_grad
+    ]
     ema = EMA(named, config.ema_decay) if config.ema_decay > 0 else None
     if ema and extra:
         ema.load_state_dict(extra)
 
-    sampler = StreamSampler(len(dataset), config.batch_size, config.seed, start=step * config.grad_accum * config.batch_size,
-                            rank=accelerator.process_index, world=accelerator.num_processes)  # fmt: skip
-    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers,
-                        pin_memory=accelerator.device.type == "cuda")  # fmt: skip
+    sampler = StreamSampler(
+        len(dataset),
+        config.batch_size,
+        config.seed,
+        start=step * config.grad_accum * config.batch_size,
+        rank=accelerator.process_index,
+        world=accelerator.num_processes,
+    )
+    loader = DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        num_workers=config.num_workers,
+        pin_memory=accelerator.device.type == "cuda",
+    )
     if accelerator.is_main_process:
         Path(config.output_dir).mkdir(parents=True, exist_ok=True)
         (Path(config.output_dir) / "config.json").write_text(json.dumps(config_to_dict(config), indent=2))
         if config.report_to:
             accelerator.init_trackers("op4ksr", config={k: str(v) for k, v in config_to_dict(config).items()})
     say = log.info if accelerator.is_main_process else log.debug  # one line per step, from the main process
-    say("OP4KSR LoRA: %d trainable params, %d processes, from step %d to %d",
-                sum(p.numel() for p in params), accelerator.num_processes, step, config.steps)  # fmt: skip
+    say(
+        "OP4KSR LoRA: %d trainable params, %d processes, from step %d to %d",
+        sum(p.numel() for p in params),
+        accelerator.num_processes,
+        step,
+        config.steps,
+    )
 
     result = TrainResult(step=step)
     batches = iter(loader)
@@ -204,15 +253,30 @@ def train(
             ema.update(named)
         result.history.append(sums)
         if step % config.log_every == 0 or step == config.steps:
-            mean = {k: accelerator.reduce(torch.tensor(v, device=accelerator.device), "mean").item() for k, v in sums.items()}
-            say("step %d/%d %s lr %.3g", step, config.steps,
-                        " ".join(f"{k} {v:.5f}" for k, v in mean.items()), scheduler.get_last_lr()[0])  # fmt: skip
+            mean = {
+                k: accelerator.reduce(torch.tensor(v, device=accelerator.device), "mean").item()
+                for k, v in sums.items()
+            }
+            say(
+                "step %d/%d %s lr %.3g",
+                step,
+                config.steps,
+                " ".join(f"{k} {v:.5f}" for k, v in mean.items()),
+                scheduler.get_last_lr()[0],
+            )
             accelerator.log({f"loss/{k}": v for k, v in mean.items()}, step=step)
         if step % config.checkpoint_every == 0 or step == config.steps:
-            save_checkpoint(accelerator, config.output_dir, step, keep=config.keep_checkpoints,
-                            extra=ema.state_dict() if ema else None)  # fmt: skip
+            save_checkpoint(
+                accelerator,
+                config.output_dir,
+                step,
+                keep=config.keep_checkpoints,
+                extra=ema.state_dict() if ema else None,
+            )
         if accelerator.is_main_process and config.export_every and step % config.export_every == 0:
-            _export(accelerator, model, ema, config, f"op4ksr_lora_step{step:08d}.safetensors", vae.decode_mode)
+            _export(
+                accelerator, model, ema, config, f"op4ksr_lora_step{step:08d}.safetensors", vae.decode_mode
+            )
     result.step = step
     if accelerator.is_main_process:
         result.lora_path = _export(accelerator, model, ema, config, LORA_FILE, vae.decode_mode)

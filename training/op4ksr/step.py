@@ -27,7 +27,11 @@ from .config import OP4KSRTrainConfig
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "OneStepSR", "Perceptual", "compute_losses", "encode_pair", "make_perceptual",
+    "OneStepSR",
+    "Perceptual",
+    "compute_losses",
+    "encode_pair",
+    "make_perceptual",
 ]
 
 
@@ -63,7 +67,9 @@ class OneStepSR(nn.Module):
         y0, x0, canvas_rows, canvas_cols = place
         pos_embed = self.transformer.pos_embed
         if not hasattr(pos_embed, "grid_hw"):
-            raise ValueError("placing crops in a canvas needs the RFR position embedder (set_rfr) on the transformer")
+            raise ValueError(
+                "placing crops in a canvas needs the RFR position embedder (set_rfr) on the transformer"
+            )
         pos_embed.grid_hw = (float(canvas_rows), float(canvas_cols))
         try:
             return velocity(self.transformer, x_t, t, self.config, origin=(y0, x0))
@@ -135,4 +141,6 @@ def make_perceptual(config: OP4KSRTrainConfig, device: torch.device) -> Perceptu
     try:
         return load_lpips_vgg(config.vgg16_weights or None, device)
     except LPIPSUnavailableError as err:
-        raise ValueError(f"{err}. Or set perceptual = 'standin' (smoke runs) or perceptual_weight = 0.") from err
+        raise ValueError(
+            f"{err}. Or set perceptual = 'standin' (smoke runs) or perceptual_weight = 0."
+        ) from err
