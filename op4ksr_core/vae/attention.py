@@ -44,6 +44,14 @@ def gemm_single_head_attention(
         raise ValueError(f"query_chunk={query_chunk}: must be >= 1")
     scale = q.shape[-1] ** -0.5
     kt = k.transpose(1, 2)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
+        # Training (e.g. the F16 decoder trainer, L_AP through the decoder): autograd cannot record bmm(out=),
+        # so the chunks are concatenated instead (one extra output-sized copy).
+        chunks = [
+            torch.bmm(torch.softmax(_scores(q[:, s : s + query_chunk], kt, scale), dim=-1).to(v.dtype), v)
+            for s in range(0, q.shape[1], query_chunk)
+        ]
+        return torch.cat(chunks, dim=1)
     out = torch.empty(v.shape[0], q.shape[1], v.shape[-1], device=v.device, dtype=v.dtype)
     for start in range(0, q.shape[1], query_chunk):
         probs = torch.softmax(_scores(q[:, start : start + query_chunk], kt, scale), dim=-1)
