@@ -3,7 +3,8 @@
 - :mod:`.config_files`: config files + ``--key value`` CLI overrides -> typed frozen dataclasses;
 - :mod:`.seeds`: deterministic seeds;
 - :mod:`.checkpoints`: trainable-only accelerate checkpoints and resume;
-- :mod:`.ema`: the EMA of trainable parameters.
+- :mod:`.ema`: the EMA of trainable parameters;
+- :mod:`.loop`: the shared parts of a training step (data stream, update, logging and checkpoints).
 """
 
 from .checkpoints import (
@@ -26,11 +27,18 @@ from .config_files import (
     parse_overrides,
 )
 from .ema import EMA
+from .loop import LoopConfig, add_terms, data_loader, optimizer_step, report_and_checkpoint, start_run
 from .seeds import derive_seed
 
 __all__ = [
     "CHECKPOINT_PREFIX",
     "EMA",
+    "LoopConfig",
+    "add_terms",
+    "data_loader",
+    "optimizer_step",
+    "report_and_checkpoint",
+    "start_run",
     "EXTRA_FILE",
     "STATE_FILE",
     "T",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from ...op4ksr_core.flux.forward import set_rfr, token_pixels
 from ...op4ksr_core.flux.loader import load_flux_transformer
@@ -29,7 +28,17 @@ from ...op4ksr_core.vae import F16VAE
 from ...op4ksr_core.vae.loader import load_f16_vae
 from ...srkit.degradations import PRESETS as DEGRADATION_PRESETS
 from ...srkit.weights import load_state_dict
-from ..common import EMA, config_to_dict, register_trainable_only_state, resume_checkpoint, save_checkpoint
+from ..common import (
+    EMA,
+    add_terms,
+    config_to_dict,
+    data_loader,
+    optimizer_step,
+    register_trainable_only_state,
+    report_and_checkpoint,
+    resume_checkpoint,
+    start_run,
+)
 from .canvas import CanvasSpec
 from .config import OP4KSRTrainConfig, load_train_config
 from .data import DegradedCrops, PairedCrops, StreamSampler
@@ -206,18 +215,8 @@ def train(
         rank=accelerator.process_index,
         world=accelerator.num_processes,
     )
-    loader = DataLoader(
-        dataset,
-        batch_size=config.batch_size,
-        sampler=sampler,
-        num_workers=config.num_workers,
-        pin_memory=accelerator.device.type == "cuda",
-    )
-    if accelerator.is_main_process:
-        Path(config.output_dir).mkdir(parents=True, exist_ok=True)
-        (Path(config.output_dir) / "config.json").write_text(json.dumps(config_to_dict(config), indent=2))
-        if config.report_to:
-            accelerator.init_trackers("op4ksr", config={k: str(v) for k, v in config_to_dict(config).items()})
+    loader = data_loader(accelerator, dataset, config, sampler)
+    start_run(accelerator, config, "op4ksr")
     say = log.info if accelerator.is_main_process else log.debug  # one line per step, from the main process
     say(
         "OP4KSR LoRA: %d trainable params, %d processes, from step %d to %d",
@@ -238,41 +237,14 @@ def train(
                 x0 = model(z_lr, placement[0] if placement else None)
                 with accelerator.autocast():
                     terms = compute_losses(x0, z_hr, hr, vae, config, perceptual)
-                if not math.isfinite(terms["total"].item()):
-                    raise FloatingPointError(f"loss is {terms['total'].item()} at step {step}; lower lr")
-                accelerator.backward(terms["total"])
-                if accelerator.sync_gradients and config.grad_clip > 0:
-                    accelerator.clip_grad_norm_(params, config.grad_clip)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + v.item() / config.grad_accum
+                optimizer_step(accelerator, terms["total"], params, optimizer, config, step)
+            add_terms(sums, terms, config.grad_accum)
         scheduler.step()
         step += 1
         if ema:
             ema.update(named)
         result.history.append(sums)
-        if step % config.log_every == 0 or step == config.steps:
-            mean = {
-                k: accelerator.reduce(torch.tensor(v, device=accelerator.device), "mean").item()
-                for k, v in sums.items()
-            }
-            say(
-                "step %d/%d %s lr %.3g",
-                step,
-                config.steps,
-                " ".join(f"{k} {v:.5f}" for k, v in mean.items()),
-                scheduler.get_last_lr()[0],
-            )
-            accelerator.log({f"loss/{k}": v for k, v in mean.items()}, step=step)
-        if step % config.checkpoint_every == 0 or step == config.steps:
-            save_checkpoint(
-                accelerator,
-                config.output_dir,
-                step,
-                keep=config.keep_checkpoints,
-                extra=ema.state_dict() if ema else None,
-            )
+        report_and_checkpoint(accelerator, config, step, sums, scheduler.get_last_lr()[0], say, ema)
         if accelerator.is_main_process and config.export_every and step % config.export_every == 0:
             _export(
                 accelerator, model, ema, config, f"op4ksr_lora_step{step:08d}.safetensors", vae.decode_mode
