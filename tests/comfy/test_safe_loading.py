@@ -58,8 +58,9 @@ def test_a_booby_trapped_transformer_is_refused_even_where_comfyui_would_unpickl
 ) -> None:
     import comfy.utils
 
-    # ComfyUI on torch < 2.4 (no add_safe_globals) loads pickles without weights_only unless asked to.
-    monkeypatch.setattr(comfy.utils, "ALWAYS_SAFE_LOAD", False)
+    # ComfyUI on torch < 2.4 (no add_safe_globals) loads pickles without weights_only unless asked to (0.3.75's
+    # ALWAYS_SAFE_LOAD; newer ComfyUI has no such switch: raising=False sets it there, where nothing reads it).
+    monkeypatch.setattr(comfy.utils, "ALWAYS_SAFE_LOAD", False, raising=False)
     marker = tmp_path / "the_trap_ran"
     path = booby_trapped(tmp_path / "flux_finetune.ckpt", marker)
     with pytest.raises(
