@@ -58,7 +58,7 @@ __all__ = [
     "train",
 ]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 VAE_FILE = "f16_vae.safetensors"
 Perceptual = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -137,7 +137,7 @@ def _export(
         with torch.no_grad():
             for n, p in named:
                 p.copy_(backup[n])
-    logger.info("exported F16 VAE %s%s", path, " (EMA weights)" if ema else "")
+    log.info("exported F16 VAE %s%s", path, " (EMA weights)" if ema else "")
     return path
 
 
@@ -192,8 +192,8 @@ def train(
     )
     loader = data_loader(accelerator, dataset, config, sampler)
     start_run(accelerator, config, "f16vae")
-    log = logger.info if accelerator.is_main_process else logger.debug
-    log(
+    say = log.info if accelerator.is_main_process else log.debug  # one line per step, from the main process
+    say(
         "F16 decoder (%s): %d trainable params, %d processes, from step %d to %d",
         config.train_scope,
         sum(p.numel() for p in params),
@@ -221,7 +221,7 @@ def train(
         if ema:
             ema.update(named)
         result.history.append(sums)
-        report_and_checkpoint(accelerator, config, step, sums, scheduler.get_last_lr()[0], log, ema)
+        report_and_checkpoint(accelerator, config, step, sums, scheduler.get_last_lr()[0], say, ema)
         if accelerator.is_main_process and config.export_every and step % config.export_every == 0:
             _export(accelerator, model, ema, config, f"f16_vae_step{step:08d}.safetensors")
     result.step = step
@@ -247,5 +247,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(json.dumps(config_to_dict(config), indent=2) + "\n")
         return 0
     result = train(config)
-    logger.info("done at step %d; F16 VAE: %s", result.step, result.vae_path)
+    log.info("done at step %d; F16 VAE: %s", result.step, result.vae_path)
     return 0
