@@ -7,7 +7,7 @@ PNGs stay small (5-25 kB): a small landscape with hard, aliased edges (what an u
 x2 bicubic upscale with a warm colour cast (what SR4K Color Correct fixes), and that upscale with a
 brightness step per 64-px tile (what an unblended tiled upscaler leaves: SR4K Inspect Artifacts scores it
 about 22, the clean one about 1.5). The pack copies them into ComfyUI's input folder at start-up
-(``nodes/example_inputs.py``); ``tests/comfy/test_example_inputs.py`` checks that the shipped files equal what
+(``nodes/example_inputs.py``); ``tests/server/test_example_inputs.py`` checks that the shipped files equal what
 this script makes.
 """
 

@@ -1,6 +1,6 @@
 """GTASR to any size (x4 network passes, then an exact antialiased resize) with alpha, and the tile-preview
 canvas: the pure parts and the CLI, on the small-config GTASR. The node in the real server:
-``tests/comfy/test_node_gtasr_any_size.py``."""
+``tests/server/test_node_gtasr_any_size.py``."""
 
 from __future__ import annotations
 

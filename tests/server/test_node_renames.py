@@ -67,7 +67,7 @@ def test_without_a_node_replacement_api_registration_is_a_no_op() -> None:
 
     if hasattr(io, "NodeReplace"):
         pytest.skip(
-            "this ComfyUI has node replacement; tests/comfy/test_node_replace.py checks its real registry"
+            "this ComfyUI has node replacement; tests/server/test_node_replace.py checks its real registry"
         )
     rows = [Rename("SR4K_ColourCorrect", "SR4K_ColorCorrect", "0.2.0", inputs=(("image", "images"),))]
     assert asyncio.run(register_renames(rows, nodes)) == 0
