@@ -27,7 +27,16 @@ from .config_files import (
     parse_overrides,
 )
 from .ema import EMA
-from .loop import LoopConfig, add_terms, data_loader, optimizer_step, report_and_checkpoint, start_run
+from .loop import (
+    LoopConfig,
+    add_terms,
+    check_loop_settings,
+    data_loader,
+    optimizer_step,
+    report_and_checkpoint,
+    run_trainer_cli,
+    start_run,
+)
 from .seeds import derive_seed
 
 __all__ = [
@@ -35,9 +44,11 @@ __all__ = [
     "EMA",
     "LoopConfig",
     "add_terms",
+    "check_loop_settings",
     "data_loader",
     "optimizer_step",
     "report_and_checkpoint",
+    "run_trainer_cli",
     "start_run",
     "EXTRA_FILE",
     "STATE_FILE",

@@ -7,8 +7,11 @@ and the end-of-step logging and checkpointing.
 
 from __future__ import annotations
 
+import argparse
 import json
+import logging
 import math
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,7 +26,16 @@ from .ema import EMA
 if TYPE_CHECKING:  # accelerate is imported lazily (the train extra)
     from accelerate import Accelerator
 
-__all__ = ["LoopConfig", "add_terms", "data_loader", "optimizer_step", "report_and_checkpoint", "start_run"]
+__all__ = [
+    "LoopConfig",
+    "add_terms",
+    "check_loop_settings",
+    "run_trainer_cli",
+    "data_loader",
+    "optimizer_step",
+    "report_and_checkpoint",
+    "start_run",
+]
 
 
 class LoopConfig(Protocol):
@@ -39,6 +51,34 @@ class LoopConfig(Protocol):
     checkpoint_every: int
     keep_checkpoints: int
     grad_clip: float
+    warmup_steps: int
+    export_every: int
+    lr: float
+    weight_decay: float
+    adam_betas: tuple[float, float]
+    ema_decay: float
+
+
+def check_loop_settings(config: LoopConfig) -> None:
+    """Validate the step counts, intervals and optimiser settings every trainer shares (ValueError naming them)."""
+    positive = ("steps", "batch_size", "grad_accum", "log_every", "checkpoint_every")
+    bad = [f"{k}={getattr(config, k)}" for k in positive if getattr(config, k) < 1]
+    bad += [
+        f"{k}={getattr(config, k)}"
+        for k in ("warmup_steps", "export_every", "keep_checkpoints", "num_workers")
+        if getattr(config, k) < 0
+    ]
+    if bad:
+        raise ValueError(f"{', '.join(bad)}: counts must be >= 1 (steps, sizes, intervals) or >= 0 (others)")
+    if config.lr <= 0 or config.weight_decay < 0 or config.grad_clip < 0:
+        raise ValueError(
+            f"lr={config.lr}, weight_decay={config.weight_decay}, grad_clip={config.grad_clip}: need lr > 0, "
+            "weight_decay >= 0, grad_clip >= 0 (0 disables clipping)"
+        )
+    if not all(0 <= b < 1 for b in config.adam_betas):
+        raise ValueError(f"adam_betas={config.adam_betas}: both in [0, 1), e.g. (0.9, 0.999)")
+    if not 0 <= config.ema_decay < 1:
+        raise ValueError(f"ema_decay={config.ema_decay}: in [0, 1) (0 = no EMA, e.g. 0.999)")
 
 
 def data_loader(
@@ -121,3 +161,29 @@ def report_and_checkpoint(
             keep=config.keep_checkpoints,
             extra=ema.state_dict() if ema else None,
         )
+
+
+def run_trainer_cli(
+    argv: Sequence[str] | None,
+    *,
+    prog: str,
+    description: str,
+    load_config: Callable[[str | None, list[str]], Any],
+    train: Callable[[Any], Any],
+    done: Callable[[Any], None],
+) -> int:
+    """The ``--config FILE [--print-config] [--<field> VALUE ...]`` entry point of a trainer.
+
+    ``load_config(path, overrides)`` builds the frozen config; ``done(result)`` logs where the output went.
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--config", help="TOML or JSON file of settings")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    args, overrides = parser.parse_known_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = load_config(args.config, overrides)
+    if args.print_config:
+        sys.stdout.write(json.dumps(config_to_dict(config), indent=2) + "\n")
+        return 0
+    done(train(config))
+    return 0

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ...op4ksr_core.vae.config import DECODE_MODES
-from ..common import build_dataclass, load_config_file, merge_settings, parse_overrides
+from ..common import build_dataclass, check_loop_settings, load_config_file, merge_settings, parse_overrides
 
 __all__ = [
     "DTYPES",
@@ -101,24 +101,7 @@ class F16VAETrainConfig:
             raise ValueError("every loss is off; set l1_weight = 1.0")
         if self.perceptual_weight > 0 and self.perceptual == "none":
             raise ValueError("perceptual_weight > 0 needs perceptual = 'lpips_vgg' (or 'standin' for tests)")
-        positive = ("steps", "batch_size", "grad_accum", "log_every", "checkpoint_every")
-        bad = [f"{k}={getattr(self, k)}" for k in positive if getattr(self, k) < 1]
-        bad += [
-            f"{k}={getattr(self, k)}"
-            for k in ("warmup_steps", "export_every", "keep_checkpoints", "num_workers")
-            if getattr(self, k) < 0
-        ]
-        if bad:
-            raise ValueError(
-                f"{', '.join(bad)}: counts must be >= 1 (steps, sizes, intervals) or >= 0 (others)"
-            )
-        if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
-            raise ValueError(
-                f"lr={self.lr}, weight_decay={self.weight_decay}, grad_clip={self.grad_clip}: "
-                "need lr > 0, weight_decay >= 0, grad_clip >= 0 (0 disables clipping)"
-            )
-        if not all(0 <= b < 1 for b in self.adam_betas) or not 0 <= self.ema_decay < 1:
-            raise ValueError(f"adam_betas={self.adam_betas}, ema_decay={self.ema_decay}: each in [0, 1)")
+        check_loop_settings(self)
 
     @property
     def uses_perceptual(self) -> bool:

@@ -10,10 +10,7 @@ exported to ``<output_dir>/f16_vae.safetensors`` (export.py).
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +33,7 @@ from ..common import (
     register_trainable_only_state,
     report_and_checkpoint,
     resume_checkpoint,
+    run_trainer_cli,
     start_run,
 )
 from ..op4ksr.data import StreamSampler
@@ -233,19 +231,12 @@ def train(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    return run_trainer_cli(
+        argv,
         prog="python -m sr4k.training.f16vae",
         description="Fine-tune the F16 VAE decoder from FLUX VAE weights. Settings: F16VAETrainConfig fields, "
         "from --config and --key value overrides (e.g. --train_scope decoder --lr 1e-5).",
+        load_config=load_train_config,
+        train=train,
+        done=lambda result: log.info("done at step %d; F16 VAE: %s", result.step, result.vae_path),
     )
-    parser.add_argument("--config", help="TOML or JSON file of settings")
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    args, overrides = parser.parse_known_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = load_train_config(args.config, overrides)
-    if args.print_config:
-        sys.stdout.write(json.dumps(config_to_dict(config), indent=2) + "\n")
-        return 0
-    result = train(config)
-    log.info("done at step %d; F16 VAE: %s", result.step, result.vae_path)
-    return 0

@@ -26,7 +26,7 @@ from ...op4ksr_core.settings import AUTO, OP4KSRSettings
 from ...op4ksr_core.vae.config import DECODE_MODES
 from ...srkit.degradations import PRESETS as DEGRADATION_PRESETS
 from ...srkit.periodicity import PeriodicityConfig
-from ..common import build_dataclass, load_config_file, merge_settings, parse_overrides
+from ..common import build_dataclass, check_loop_settings, load_config_file, merge_settings, parse_overrides
 from .lora import DEFAULT_DOUBLE_TARGETS, DEFAULT_SINGLE_TARGETS, check_targets
 
 __all__ = [
@@ -162,26 +162,7 @@ class OP4KSRTrainConfig:
             )
 
     def _check_optimisation(self) -> None:
-        positive = ("steps", "batch_size", "grad_accum", "log_every", "checkpoint_every")
-        bad = [f"{k}={getattr(self, k)}" for k in positive if getattr(self, k) < 1]
-        bad += [
-            f"{k}={getattr(self, k)}"
-            for k in ("warmup_steps", "export_every", "keep_checkpoints", "num_workers")
-            if getattr(self, k) < 0
-        ]
-        if bad:
-            raise ValueError(
-                f"{', '.join(bad)}: counts must be >= 1 (steps, sizes, intervals) or >= 0 (others)"
-            )
-        if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
-            raise ValueError(
-                f"lr={self.lr}, weight_decay={self.weight_decay}, grad_clip={self.grad_clip}: need lr > 0, "
-                "weight_decay >= 0, grad_clip >= 0 (0 disables clipping)"
-            )
-        if not all(0 <= b < 1 for b in self.adam_betas):
-            raise ValueError(f"adam_betas={self.adam_betas}: both in [0, 1), e.g. (0.9, 0.999)")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay={self.ema_decay}: in [0, 1) (0 = no EMA, e.g. 0.999)")
+        check_loop_settings(self)
 
     @property
     def needs_decode(self) -> bool:

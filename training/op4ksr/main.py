@@ -9,10 +9,8 @@ for ComfyUI's ``LoraLoaderModelOnly`` to ``<output_dir>/op4ksr_lora.safetensors`
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +35,7 @@ from ..common import (
     register_trainable_only_state,
     report_and_checkpoint,
     resume_checkpoint,
+    run_trainer_cli,
     start_run,
 )
 from .canvas import CanvasSpec
@@ -258,22 +257,15 @@ def train(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    return run_trainer_cli(
+        argv,
         prog="python -m sr4k.training.op4ksr",
         description="Train an OP4KSR LoRA. Settings: OP4KSRTrainConfig fields, from --config and --key value "
         "overrides (nested: --rfr.mode ntk, --ap.domain residual).",
+        load_config=load_train_config,
+        train=train,
+        done=lambda result: log.info("done at step %d; LoRA: %s", result.step, result.lora_path),
     )
-    parser.add_argument("--config", help="TOML or JSON file of settings")
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    args, overrides = parser.parse_known_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = load_train_config(args.config, overrides)
-    if args.print_config:
-        sys.stdout.write(json.dumps(config_to_dict(config), indent=2) + "\n")
-        return 0
-    result = train(config)
-    log.info("done at step %d; LoRA: %s", result.step, result.lora_path)
-    return 0
 
 
 if __name__ == "__main__":
