@@ -6,6 +6,11 @@ activation row (x ≈ x8 · s_x) and multiplies in fp8 with fp32 accumulation; `
 dequantises the weights to the activation dtype and runs a bf16 GEMM (the same numbers on any device).
 Not exact: e4m3 keeps 3 mantissa bits, so each product carries ~2⁻⁴ relative rounding that averages out
 over the reduction; the measured output error against bf16 is in benchmarks/RESULTS.md.
+
+Under ``torch.compile`` (``flux.compile.compile_blocks`` after :func:`fp8_linears`) the forward traces into
+the block graphs with ``fullgraph=True``, so Inductor fuses the activation quantisation (row max, scale, cast)
+into the producers instead of the three extra eager passes that made eager row-wise slower than bf16 on the
+H200 (0.81 -> 0.98 s). Compiled row-wise is not yet measured on a GPU (``perf_toggles.py --parts compile2``).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["E4M3_MAX", "FP8Linear", "Mode", "fp8_linears", "quantize_rows"]
+__all__ = ["E4M3_MAX", "FP8Linear", "Mode", "fp8_linears", "quantize_rows", "use_scaled_mm"]
 
 E4M3_MAX = 448.0
 Mode = Literal["rowwise", "weight_only"]
@@ -30,6 +35,13 @@ def quantize_rows(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """w [N, K] -> (e4m3 [N, K], float32 scales [N, 1]) with w ≈ q · s, each row scaled to ±448."""
     scale = w.detach().abs().amax(dim=1, keepdim=True).float().clamp_min(1e-12) / E4M3_MAX
     return (w.float() / scale).to(torch.float8_e4m3fn), scale
+
+
+def use_scaled_mm(x: torch.Tensor) -> bool:
+    """Whether the row-wise mode multiplies ``x`` with ``torch._scaled_mm``: on CUDA only (recent CPU builds
+    have the kernel too, but it is slower there than the dequantised GEMM). A module-level function so that
+    the CPU tests can trace the ``_scaled_mm`` path under ``torch.compile``."""
+    return x.is_cuda
 
 
 class FP8Linear(nn.Module):
@@ -51,7 +63,7 @@ class FP8Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bias = None if self.bias is None else self.bias.to(x.dtype)
         rows = x.reshape(-1, x.shape[-1])
-        if self.mode == "weight_only" or not x.is_cuda or rows.shape[0] < 16:
+        if self.mode == "weight_only" or not use_scaled_mm(x) or rows.shape[0] < 16:
             return F.linear(x, self.dequantized_weight(x.dtype), bias)
         x_scale = rows.abs().amax(dim=1, keepdim=True).float().clamp_min(1e-12) / E4M3_MAX
         xq = (rows.float() / x_scale).to(torch.float8_e4m3fn)
