@@ -19,6 +19,7 @@ from torch._dynamo.utils import counters
 
 from gtasr_support import TINY, deterministic_init_
 from small_vae import SMALL
+from sr4k.cli.main import UPSCALERS, build_parser
 from sr4k.gtasr_core import build, upscale
 from sr4k.gtasr_core.compile import compile_gtasr
 from sr4k.gtasr_core.config import decoder_plan, encoder_plan
@@ -268,3 +269,15 @@ def test_compile_entry_points_reject_foreign_modules_and_raise_the_limit() -> No
         assert getattr(cfg, name) == 1000  # never lowered
     finally:
         setattr(cfg, name, old)
+
+
+def test_cli_compile_flag_compiles_the_gtasr_blocks(files: tuple) -> None:
+    """``sr4k upscale --model gtasr --compile`` compiles the network's UNet blocks when it loads them
+    (compilation itself happens on the first image; not run here)."""
+    pth, _, _ = files
+    args = build_parser().parse_args(["upscale", "--weights", str(pth), "--compile", "in.png", "out.png"])
+    net = UPSCALERS["gtasr"].load(args, CPU, torch.float32).net
+    blocks = [m for m in net.modules() if isinstance(m, UNetBlock)]
+    assert blocks and compiled_modules(net) == blocks
+    plain = build_parser().parse_args(["upscale", "--weights", str(pth), "in.png", "out.png"])
+    assert compiled_modules(UPSCALERS["gtasr"].load(plain, CPU, torch.float32).net) == []
