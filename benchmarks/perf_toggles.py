@@ -4,11 +4,13 @@ Parts: the F16 VAE at 4096² (mid-block GEMM attention, channels_last, chunked u
 defaults of ``srkit.perf`` and the lean layout); OP4KSR headless 1024² -> 4096² per stage (defaults, constant
 AdaLN modulation, fp8 row-wise, ``--low-vram`` = constant modulation + fp8 weight-only); GTASR 1024² -> 4096²
 patch-free (device input, native GroupNorm, head in slabs, lean channels_last layout, counter noise);
-optionally regional torch.compile. Every row gives the median time, the process peak (weights included), the
+optionally regional torch.compile (``compile``: the FLUX blocks; ``compile2``, opt-in: the F16 VAE and GTASR
+blocks in both layouts, OP4KSR with FLUX blocks + VAE compiled, + fp8 row-wise, + ``--low-vram``). Every row gives the median time, the process peak (weights included), the
 working memory and the relative L2 error against the baseline (``srkit.perf.BASELINE``) output.
 
     python benchmarks/perf_toggles.py --results OUT/RESULTS_perf.md --json OUT/perf.json   # H200: ~3-4 min
     python benchmarks/perf_toggles.py --smoke --no-write                                   # CPU, tiny sizes
+    python benchmarks/perf_toggles.py --parts compile2 --budget-s 240 --json OUT/c2.json   # H200: ~3-4 min
 
 On the lent H200 (diffusers is not in its image: carry its wheel, see shared/tools/gpu_probe.md):
     pip install --no-index --no-deps --target /tmp/site .whl/*.whl; mkdir /tmp/pk; ln -s $PWD /tmp/pk/sr4k
@@ -29,6 +31,7 @@ import torch
 from common import append_results, environment, markdown_table, matmul_ceiling
 from cost import SMOKE, SMOKE_GTASR
 from flops import FLUX_DEV
+from perf_compile2 import part_compile2
 from perf_parts import Ctx, free, part_compile, part_gtasr, part_op4ksr, part_vae
 
 from sr4k.gtasr_core import RELEASED
@@ -118,6 +121,20 @@ def main(argv: list[str] | None = None) -> Ctx:
         "op4ksr": (lambda: part_op4ksr(c, flux_cfg, lr_px, out_px, fp8=device.type == "cuda"), 60),
         "gtasr": (lambda: part_gtasr(c, gtasr_cfg, 64 if smoke else lr_px), 40),
         "compile": (lambda: part_compile(c, flux_cfg, lr_px, out_px), 120),
+        # opt-in (not in the default --parts): regional compile of the VAE and GTASR, OP4KSR all compiled
+        "compile2": (
+            lambda: part_compile2(
+                c,
+                flux_cfg,
+                gtasr_cfg,
+                vae_px=out_px,
+                gtasr_lr_px=64 if smoke else lr_px,
+                lr_px=lr_px,
+                out_px=out_px,
+                deadline=float("inf") if smoke else t0 + args.budget_s,
+            ),
+            60,
+        ),
     }
     for name in args.parts.split(","):
         fn, need = parts[name]
