@@ -122,6 +122,7 @@ def _op4ksr(c: Ctx, flux_cfg: dict[str, Any], lr_px: int, out_px: int, backend: 
     if not _due(c, deadline, "e2e"):
         return
     compile_blocks(flux, backend=backend)
+    # The VAE graphs of _vae (same block shapes, same layout) are reused: this first call compiles FLUX only.
     compile_vae(vae, backend=backend)
     _first_call(c, "e2e", run, OPT)
     with _warm(c):
@@ -150,6 +151,24 @@ def _op4ksr(c: Ctx, flux_cfg: dict[str, Any], lr_px: int, out_px: int, backend: 
         _e2e(c, "--low-vram + compiled (FLUX blocks + VAE)", flux, vae, lr, out_px, OPT, ref, bench=False)
 
 
+def _vae_static(c: Ctx, px: int, backend: str, deadline: float) -> None:
+    """Last: ``dynamic=False`` (one static graph per block shape) against the default ``dynamic=None``, whose
+    first forward already turns the blocks' sizes symbolic (the same block class sees several shapes)."""
+    if not _due(c, deadline, "vae_static"):
+        return
+    torch._dynamo.reset()
+    vae = build_vae(c.device, c.dtype)
+    image = torch.rand(1, 3, px, px, device=c.device, generator=torch.Generator(c.device).manual_seed(0))
+    image = (image * 2 - 1).to(c.dtype)
+    z = c.run("vae enc", f"{px}² defaults (eager, for static)", lambda: vae.encode(image), OPT)
+    ref = c.run("vae dec", f"{px}² defaults (eager, for static)", lambda: vae.decode(z), OPT)
+    compile_vae(vae, backend=backend, dynamic=False)
+    _first_call(c, "vae_static", lambda: vae.decode(vae.encode(image)), OPT)
+    with _warm(c):
+        c.run("vae enc", f"{px}² compiled, dynamic=False", lambda: vae.encode(image), OPT, z)
+        c.run("vae dec", f"{px}² compiled, dynamic=False", lambda: vae.decode(z), OPT, ref)
+
+
 def part_compile2(
     c: Ctx,
     flux_cfg: dict[str, Any],
@@ -162,7 +181,8 @@ def part_compile2(
     deadline: float,
 ) -> None:
     """VAE encode/decode at ``vae_px``, GTASR at LR ``gtasr_lr_px``, OP4KSR ``lr_px`` -> ``out_px``: eager
-    defaults, compiled, compiled + channels_last; OP4KSR all compiled, + fp8 row-wise, ``--low-vram``."""
+    defaults, compiled, compiled + channels_last; OP4KSR all compiled, + fp8 row-wise, ``--low-vram``; last,
+    the VAE compiled with static shapes."""
     backend = "inductor" if c.device.type == "cuda" else "aot_eager"
     c.extra["compile2_backend"] = backend
     torch._dynamo.reset()
@@ -173,3 +193,5 @@ def part_compile2(
         free()
     if _due(c, deadline, "op4ksr_part"):
         _op4ksr(c, flux_cfg, lr_px, out_px, backend, deadline)
+        free()
+    _vae_static(c, vae_px, backend, deadline)
