@@ -9,13 +9,15 @@ import pytest
 import torch
 from PIL import Image
 
-from sr4k.cli.main import main
+from sr4k.cli.main import UPSCALERS, build_parser, main
 from sr4k.op4ksr_core.flux.forward import set_rfr
 from sr4k.op4ksr_core.flux.loader import load_flux_transformer
 from sr4k.op4ksr_core.headless import upscale_image
 from sr4k.op4ksr_core.onestep import OneStepConfig
 from sr4k.op4ksr_core.rfr import RFR_PRESETS
+from sr4k.op4ksr_core.vae.compile import VAE_COMPILED_BLOCKS
 from sr4k.op4ksr_core.vae.loader import load_f16_vae
+from sr4k.srkit.regional_compile import compiled_modules
 from tiny_models import f16_vae_file, load, tiny_flux_bfl_file
 
 
@@ -80,3 +82,22 @@ def test_missing_weights_are_clear_errors(
         )
     assert status == 1
     assert message in caplog.text
+
+
+def test_compile_flag_compiles_flux_blocks_and_vae_blocks() -> None:
+    """``--compile`` compiles the FLUX blocks and the F16 VAE's resnets and downsamplers at load (the
+    compilation itself happens on the first image; compiled vs eager: tests/unit/test_perf_compile.py)."""
+    common = [
+        "upscale",
+        "--model",
+        "op4ksr",
+        "--flux",
+        str(tiny_flux_bfl_file()),
+        "--vae",
+        str(f16_vae_file("bfl")),
+    ]
+    args = build_parser().parse_args([*common, "--compile", "in.png", "out.png"])
+    up = UPSCALERS["op4ksr"].load(args, torch.device("cpu"), torch.float32)
+    vae_blocks = [m for m in up.vae.modules() if isinstance(m, VAE_COMPILED_BLOCKS)]
+    assert vae_blocks and compiled_modules(up.vae) == vae_blocks
+    assert len(compiled_modules(up.transformer)) == 2  # TINY_FLUX: one double and one single block
