@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -66,6 +67,18 @@ def _warm(c: Ctx) -> Iterator[None]:
         c.warmup = old
 
 
+def _attempt(c: Ctx, step: str, fn: Callable[[], Any]) -> bool:
+    """Run one step; an exception is recorded (``error_compile2_<step>``) and printed, and the part goes on
+    with its other steps (one GPU run has to bring back as much as it can)."""
+    try:
+        fn()
+    except Exception as e:
+        c.extra[f"error_compile2_{step}"] = f"{type(e).__name__}: {str(e)[:200]}"
+        traceback.print_exc()
+        return False
+    return True
+
+
 def _due(c: Ctx, deadline: float, step: str) -> bool:
     """False (and the skip recorded) once the part's deadline has passed."""
     if time.perf_counter() < deadline:
@@ -88,11 +101,15 @@ def _vae(c: Ctx, px: int, backend: str, deadline: float) -> None:
     ):
         if not _due(c, deadline, step):
             break
-        set_vae_layout(vae, opts.vae_channels_last)
-        _first_call(c, step, lambda: vae.decode(vae.encode(image)), opts)
-        with _warm(c):
-            c.run("vae enc", f"{px}² {label}", lambda: vae.encode(image), opts, z)
-            c.run("vae dec", f"{px}² {label}", lambda: vae.decode(z), opts, ref)
+
+        def measure(step: str = step, label: str = label, opts: perf.PerfOptions = opts) -> None:
+            set_vae_layout(vae, opts.vae_channels_last)
+            _first_call(c, step, lambda: vae.decode(vae.encode(image)), opts)
+            with _warm(c):
+                c.run("vae enc", f"{px}² {label}", lambda: vae.encode(image), opts, z)
+                c.run("vae dec", f"{px}² {label}", lambda: vae.decode(z), opts, ref)
+
+        _attempt(c, step, measure)
     set_vae_layout(vae, False)
 
 
@@ -108,9 +125,13 @@ def _gtasr(c: Ctx, cfg: Any, lr_px: int, backend: str, deadline: float) -> None:
     ):
         if not _due(c, deadline, step):
             break
-        _first_call(c, step, run, opts)
-        with _warm(c):
-            c.run("gtasr", label, run, opts, ref)
+
+        def measure(step: str = step, label: str = label, opts: perf.PerfOptions = opts) -> None:
+            _first_call(c, step, run, opts)
+            with _warm(c):
+                c.run("gtasr", label, run, opts, ref)
+
+        _attempt(c, step, measure)
         set_layout(net, False)
 
 
@@ -133,9 +154,13 @@ def _op4ksr(c: Ctx, flux_cfg: dict[str, Any], lr_px: int, out_px: int, backend: 
     c.extra["fp8_linears"] = fp8_linears(flux, "rowwise")  # inside the compiled blocks: they recompile
     free()
     c.extra["fp8_convert_s"] = time.perf_counter() - t
-    _first_call(c, "e2e_fp8_rowwise", run, OPT)
-    with _warm(c):
-        _e2e(c, "compiled + fp8 rowwise", flux, vae, lr, out_px, OPT, ref, bench=False)
+
+    def rowwise() -> None:
+        _first_call(c, "e2e_fp8_rowwise", run, OPT)
+        with _warm(c):
+            _e2e(c, "compiled + fp8 rowwise", flux, vae, lr, out_px, OPT, ref, bench=False)
+
+    _attempt(c, "e2e_fp8_rowwise", rowwise)  # on failure, --low-vram (weight-only) is still measured
     if not _due(c, deadline, "e2e_low_vram"):
         return
     # --low-vram: constant modulation (recorded from an eager small upscale, as the CLI does before it
@@ -186,12 +211,12 @@ def part_compile2(
     backend = "inductor" if c.device.type == "cuda" else "aot_eager"
     c.extra["compile2_backend"] = backend
     torch._dynamo.reset()
-    _vae(c, vae_px, backend, deadline)
+    _attempt(c, "vae_part", lambda: _vae(c, vae_px, backend, deadline))
     free()
     if _due(c, deadline, "gtasr_part"):
-        _gtasr(c, gtasr_cfg, gtasr_lr_px, backend, deadline)
+        _attempt(c, "gtasr_part", lambda: _gtasr(c, gtasr_cfg, gtasr_lr_px, backend, deadline))
         free()
     if _due(c, deadline, "op4ksr_part"):
-        _op4ksr(c, flux_cfg, lr_px, out_px, backend, deadline)
+        _attempt(c, "op4ksr_part", lambda: _op4ksr(c, flux_cfg, lr_px, out_px, backend, deadline))
         free()
-    _vae_static(c, vae_px, backend, deadline)
+    _attempt(c, "vae_static", lambda: _vae_static(c, vae_px, backend, deadline))
