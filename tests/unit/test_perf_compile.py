@@ -10,6 +10,7 @@ fast; one test runs Inductor (C++ code generation, ~10 s) on one VAE block in bo
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -39,7 +40,7 @@ CPU = torch.device("cpu")
 
 
 @pytest.fixture(autouse=True)
-def fresh_dynamo() -> None:
+def fresh_dynamo() -> Iterator[None]:
     dynamo.reset()
     counters.clear()
     yield
