@@ -19,7 +19,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
-import torch._dynamo
 from torch import nn
 
 __all__ = ["RECOMPILE_LIMIT", "compile_blocks_of", "compiled_modules", "raise_recompile_limit"]
@@ -37,7 +36,7 @@ def raise_recompile_limit(limit: int = RECOMPILE_LIMIT) -> int:
     The option is ``recompile_limit`` in torch >= 2.7 and ``cache_size_limit`` before (both exist as aliases in
     some versions; both are set where present).
     """
-    cfg = torch._dynamo.config
+    cfg = torch._dynamo.config  # torch imports _dynamo lazily, on first use (not at our import)
     for name in ("recompile_limit", "cache_size_limit"):
         if hasattr(cfg, name):
             setattr(cfg, name, max(int(getattr(cfg, name)), limit))
