@@ -118,6 +118,13 @@ def hold_card(run: Run, card_gib: float) -> None:
     run.extra["card"] = f"{card_gib:g} GiB of {total_b / GIB:.1f} (ballast {ballast / GIB:.1f} GiB held)"
 
 
+def check_unload_watch(run: Run, comfy: Comfy, model: Any, part: str) -> None:
+    """Unload everything under the watch: it must see ``model`` go (else a count of 0 above would mean nothing)."""
+    with watch_unloads(comfy, model) as unloads:
+        comfy.mm.unload_all_models()
+    run.extra[f"{part}_unload_watch_sees_unload_all"] = bool(unloads.events)
+
+
 def node_op4ksr(
     run: Run, comfy: Comfy, bfl: dict[str, torch.Tensor], vae: Any, lr: torch.Tensor, long_side: int, ref: Any
 ) -> None:
@@ -152,6 +159,7 @@ def node_op4ksr(
         run.time("op4ksr", "node", call, stages, ref)
     run.rows[-1]["unloads"] = len(unloads.events)
     run.rows[-1]["loaded_after"] = fully_loaded(comfy, model)
+    check_unload_watch(run, comfy, model, "op4ksr")
 
 
 def part_op4ksr(run: Run, comfy: Comfy, smoke: bool) -> None:
@@ -204,6 +212,7 @@ def part_gtasr(run: Run, comfy: Comfy, smoke: bool, scratch: Path) -> None:
         run.time("gtasr", "node", call, {"network": patcher.model}, ref)
     run.rows[-1]["unloads"] = len(unloads.events)
     run.rows[-1]["loaded_after"] = fully_loaded(comfy, patcher)
+    check_unload_watch(run, comfy, patcher, "gtasr")
 
 
 def section(run: Run, env: dict[str, str], comfy: Comfy, argv: list[str], rev: str) -> str:
@@ -281,7 +290,6 @@ def main(argv: list[str] | None = None) -> Run:
                 part_gtasr(run, comfy, smoke, Path(tmp))
             else:
                 raise SystemExit(f"--parts: unknown part {name!r} (op4ksr, gtasr)")
-            comfy.mm.unload_all_models()
             free()
     run.extra["total_s"] = time.perf_counter() - t0
     env = environment(device)

@@ -41,7 +41,8 @@ def test_node_path_smoke_run_matches_headless_and_keeps_models_loaded(tmp_path: 
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = json.loads(out.read_text())["rows"]
+    result = json.loads(out.read_text())
+    rows = result["rows"]
     assert [(r["part"], r["path"]) for r in rows] == [
         ("op4ksr", "headless"),
         ("op4ksr", "node"),
@@ -58,6 +59,9 @@ def test_node_path_smoke_run_matches_headless_and_keeps_models_loaded(tmp_path: 
     assert gt_node["rel_err"] < 1e-5, gt_node["rel_err"]
     for node in (op_node, gt_node):
         assert node["unloads"] == 0 and node["loaded_after"] is True
+    # the unload counter works: it saw each model go when the benchmark unloaded everything at the end
+    assert result["extra"]["op4ksr_unload_watch_sees_unload_all"] is True
+    assert result["extra"]["gtasr_unload_watch_sees_unload_all"] is True
     text = md.read_text()
     assert text.startswith("# Benchmark results\n\n## Earlier section\n\nkeep me\n")  # appended only
     assert "benchmarks/node_path.py" in text and "torch " + torch.__version__ in text
