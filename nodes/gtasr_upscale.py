@@ -21,6 +21,7 @@ from ..gtasr_core import (
 from ..gtasr_core.memory import upscale_memory
 from ..srkit.images import check_image
 from ..srkit.sizing import target_size
+from ..srkit.transfer import gather_images
 from .common import from_comfy_image, to_comfy_image
 from .gtasr_advice import oom_message
 from .gtasr_loader import GTASRModel
@@ -196,22 +197,26 @@ class Upscale(io.ComfyNode):
                 on_tile=preview.paste,
             )
 
-        outs, oom = [], False
+        outs, oom, done = [], False, False
         try:
             for i in range(batch):
                 state["image"] = i
                 check_cancel()  # before each image
                 out = upscale_to_size(lr[i : i + 1].float(), size, run_pass, net.scale)
                 outs.append(out.to(mm.intermediate_device()))
+            done = True
         except Exception as e:
             if not is_oom(e):
                 raise
             oom = True  # raised below, outside the except block, so the failed step's tensors are freed
         finally:
-            mm.soft_empty_cache()
+            # A failed or cancelled run hands its cached blocks back at once. After a success the allocator keeps
+            # them for the next image (ComfyUI counts them as free and empties the cache between prompts itself).
+            if not done:
+                mm.soft_empty_cache()
         if oom:
             msg = oom_message(
                 tiling, tile_size, net.lr_multiple, net.scale, state["lr_hw"], state["patch_free"]
             )
             raise RuntimeError(msg)
-        return io.NodeOutput(to_comfy_image(torch.cat(outs)))
+        return io.NodeOutput(to_comfy_image(gather_images(outs)))  # one image: no 200 MB concatenation copy
