@@ -22,8 +22,10 @@ from typing import Any
 
 import torch
 from common import RESULTS, append_results, environment, markdown_table
+from cost import SMOKE_GTASR
 from flops import FLUX_DEV, flux_flops
-from roofline_count import HBM_BYTES_S, PCIE_BYTES_S, PEAK_FLOPS, RIDGE, OpRecord, OpRecorder
+from roofline_count import HBM_BYTES_S, PCIE_BYTES_S, PEAK_FLOPS, RIDGE, OpRecord
+from roofline_record import OpRecorder
 from roofline_report import (
     GTASR_STAGES,
     OP4KSR_STAGES,
@@ -52,19 +54,8 @@ MEASURED: tuple[tuple[str, str, float, str], ...] = (
     ("GTASR", "total", 0.820, "gtasr | defaults (+ head in slabs)"),
 )
 TARGETS = {"OP4KSR": 1.0, "GTASR": 0.5}  # seconds, issue #11
-# Smoke: 2 + 2 FLUX blocks of 4 heads, GTASR of 2 levels at 32 channels (cost.py's SMOKE_GTASR).
+# Smoke: 2 + 2 FLUX blocks of 4 heads; GTASR: cost.py's 2-level config at 32 channels.
 SMOKE_FLUX = {**FLUX_DEV, "num_layers": 2, "num_single_layers": 2, "num_attention_heads": 4}
-SMOKE_GTASR = GTASRConfig(
-    model_channels=32,
-    channel_mult=(1, 2),
-    num_blocks=1,
-    train_resolution=16,
-    attn_resolutions=(16, 8),
-    channel_mult_emb=2,
-    swin_embed_dim=32,
-    swin_num_heads=2,
-    swin_window=4,
-)
 
 
 def count_op4ksr(flux_cfg: dict[str, Any], lr_px: int, out_px: int) -> list[OpRecord]:

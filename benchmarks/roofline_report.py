@@ -108,7 +108,15 @@ def signature(r: OpRecord) -> str:
     if r.op in ("addmm", "mm") and len(s) >= 3:
         a, b = s[-3], s[-2]
         return f"linear {b[0]}->{b[1]} ({a[0]} rows)"
-    return f"{r.op} {'x'.join(map(str, s[-1]))}"
+    largest = max(s, key=lambda shape: _numel(shape), default=())
+    return f"{r.op} {'x'.join(map(str, largest))}"
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
 
 
 def gemm_intensity(records: list[OpRecord]) -> dict[str, float]:

@@ -15,6 +15,7 @@ sys.path.insert(0, str(BENCH))
 import roofline  # noqa: E402  (a script folder, not a package)
 import roofline_count as rc  # noqa: E402
 from flops import FLUX_DEV, flux_flops  # noqa: E402
+from roofline_record import OpRecorder  # noqa: E402
 
 BF16 = 2  # bytes
 
@@ -24,7 +25,7 @@ def meta(*shape: int, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
 
 
 def run(fn, modules: dict | None = None) -> list[rc.OpRecord]:
-    rec = rc.OpRecorder(modules or {})
+    rec = OpRecorder(modules or {})
     with rec, torch.no_grad():
         fn()
     return rec.records
@@ -189,3 +190,29 @@ def test_smoke_run_prints_all_tables(tmp_path: Path) -> None:
         assert title in text
     assert "| OP4KSR | **total** |" in text and "| GTASR | **total** |" in text
     assert "not a GPU measurement" in text
+
+
+def test_timed_recorder_times_every_recorded_op_on_the_cpu() -> None:
+    conv = torch.nn.Conv2d(16, 16, 3, padding=1)
+    x = torch.randn(1, 16, 64, 64)
+    rec = OpRecorder({"conv": conv}, device="cpu", timed=True)
+    with rec, torch.no_grad():
+        y = F.silu(conv(x)) + x
+    times = rec.op_seconds()
+    assert [r.kind for r in rec.records] == ["conv", "elementwise", "elementwise"]
+    assert all(r.where == "device" for r in rec.records)  # device="cpu": the CPU is the device
+    assert len(times) == 3 and all(t > 0 for t in times)
+    assert rec.records[0].flops == 2 * 16 * 16 * 9 * 64 * 64 and y.shape == x.shape
+
+
+def test_gpu_script_smoke_on_the_cpu(tmp_path: Path) -> None:
+    import roofline_gpu
+
+    out = roofline_gpu.main(
+        ["--smoke", "--device", "cpu", "--parts", "gtasr", "--no-write", "--json", str(tmp_path / "r.json")]
+    )
+    ops = out["GTASR"]["ops"]
+    assert ops and all(o["seconds"] >= 0 for o in ops)
+    assert sum(o["kind"] == "conv" for o in ops) > 10
+    assert "| GTASR | network | conv |" in out["text"] and "lost ms" in out["text"]
+    assert (tmp_path / "r.json").stat().st_size > 1000
