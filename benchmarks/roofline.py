@@ -153,9 +153,11 @@ def conclusion(op4: list[OpRecord], gt: list[OpRecord]) -> str:
             f"{low['above_p10']:.0f}-{low['above_p90']:.0f}), i.e. compute-bound with little traffic; the "
             f"GEMM-like ops below the ridge hold {low['below_flops_share']:.1%} of the FLOPs and bound "
             f"{low['below_s'] * 1e3:.1f} ms. The whole run averages {gt_tf / (PEAK_FLOPS / 1e12):.0%} of the "
-            "matmul rate: the time is lost in kernel efficiency, not in FLOPs or bytes the network must "
-            "move. Candidates to measure per kernel against these per-op bounds: cuDNN's bf16 NCHW "
-            "convolutions, GroupNorm at batch 1, the elementwise passes (see the kinds table).",
+            f"matmul rate, and {sum(r.where == 'device' for r in gt)} device ops at ~10 us of launch each "
+            "cannot fill the gap either: the time is lost in kernel efficiency (or idle GPU time), not in "
+            "FLOPs or bytes the network must move. Candidates: cuDNN's bf16 NCHW convolutions, GroupNorm at "
+            "batch 1, the elementwise passes; `benchmarks/roofline_gpu.py` times every op on the GPU against "
+            "its bound to locate it.",
         ]
     )
 
