@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 from common import RESULTS, append_results, environment, markdown_table
-from cost import SMOKE_GTASR
+from cost_plans import SMOKE_GTASR
 from flops import FLUX_DEV, flux_flops
 from roofline_count import HBM_BYTES_S, PCIE_BYTES_S, PEAK_FLOPS, RIDGE, OpRecord
 from roofline_record import OpRecorder

@@ -8,7 +8,7 @@ two CUDA events, with its FLOPs, bytes and roofline bound. The recorder's Python
 empty between ops, so each op's time includes its launch latency (~10 us): the per-op sum exceeds the plain
 run by about that much per op, and the efficiency (bound / time) of the large ops is what they really reach.
 
-    python benchmarks/roofline_gpu.py --json OUT/roofline_gpu.json --results OUT/RESULTS_roofline_gpu.md
+    python benchmarks/roofline_gpu.py --json OUT/roofline_gpu.json --results OUT/RESULTS_roofline_gpu.md  # < 1 min
     python benchmarks/roofline_gpu.py --smoke --device cpu --no-write      # tests: tiny networks on the CPU
 """
 
@@ -24,7 +24,8 @@ from typing import Any
 
 import torch
 from common import RESULTS, append_results, environment, markdown_table, sync
-from cost import SMOKE_GTASR, build_flux, build_vae, random_init_
+from cost_models import build_flux, build_vae, random_init_
+from cost_plans import SMOKE_GTASR
 from flops import FLUX_DEV
 from roofline import SMOKE_FLUX, commit
 from roofline_count import OpRecord, summarize
@@ -131,6 +132,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--json", type=Path, help="write the per-op rows here")
     p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--no-write", action="store_true", help="print the section, do not append it")
+    p.add_argument("--commit", default=None, help="commit to report (default: git rev-parse HEAD here)")
     args = p.parse_args(argv)
     device = torch.device(args.device)
     dtype = torch.float32 if args.smoke else torch.bfloat16
@@ -151,7 +153,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     text = "\n".join(
         [
             f"## Per-op GPU time against the roofline bound (issue #11): benchmarks/roofline_gpu.py "
-            f"({env['date']}, commit {commit()})",
+            f"({env['date']}, commit {args.commit or commit()})",
             "",
             f"- Device: {env['device']}; torch {env['torch']} (CUDA {env['cuda']}); {str(dtype)[6:]}; "
             f"{lr_px}² -> {out_px}², random weights, perf defaults, cudnn.benchmark on",
