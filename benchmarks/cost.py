@@ -19,149 +19,44 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
-from common import GIB, StageTimer, append_results, environment, markdown_table, matmul_ceiling, measure
-from flops import FLUX_DEV, flux_flops, flux_flops_2pl, gtasr_flops, image_tokens, meta_flops
+from common import GIB, StageTimer, append_results, environment, matmul_ceiling, measure
+from cost_models import build_flux, build_vae, flux_inputs, random_init_
+from cost_plans import DTYPES, FULL, SLOW_TOKENS, SMOKE, SMOKE_GTASR, Plan
+from cost_report import section
+from flops import flux_flops, flux_flops_2pl, gtasr_flops, image_tokens, meta_flops
 
-from sr4k.gtasr_core import RELEASED, GTASRConfig, GTASRNet, plan_tiles, upscale
+from sr4k.gtasr_core import GTASRNet, plan_tiles, upscale
 from sr4k.op4ksr_core.headless import upscale_image
 from sr4k.op4ksr_core.onestep import OneStepConfig
 from sr4k.op4ksr_core.vae import F16VAE
 from sr4k.op4ksr_core.vae.config import FLUX_F16
 
-
-@dataclass(frozen=True)
-class Plan:
-    """What to measure. ``transformer``: (label, image px, VAE downscale); ``e2e``: (LR px, output px)."""
-
-    name: str
-    flux: dict[str, Any]
-    text_tokens: int
-    transformer: tuple[tuple[str, int, int], ...]
-    vae_px: tuple[int, ...]
-    e2e: tuple[tuple[int, int], ...]
-    gtasr_lr: int
-    gtasr_tile: int
-    repeats: int
-    slow_repeats: int
-    matmul_n: int
-    dtype: str
-    warmup: int = 1
-    gtasr: GTASRConfig = RELEASED
-    notes: list[str] = field(default_factory=list)
-
-
-FULL = Plan(
-    "full",
-    FLUX_DEV,
-    512,
-    (
-        ("F16 2048²", 2048, 16),
-        ("F16 4096² (OP4KSR)", 4096, 16),
-        ("F8 4096² (patch-free alternative)", 4096, 8),
-    ),
-    (2048, 4096),
-    ((512, 2048), (1024, 4096)),
-    1024,
-    512,
-    3,
-    1,
-    8192,
-    "bfloat16",
-)
-# CPU smoke plan: every code path at toy cost (CI); the VAE is real-size, the rest shrunk.
-SMOKE_GTASR = GTASRConfig(
-    model_channels=32,
-    channel_mult=(1, 2),
-    num_blocks=1,
-    train_resolution=16,
-    attn_resolutions=(16, 8),
-    channel_mult_emb=2,
-    swin_embed_dim=32,
-    swin_num_heads=2,
-    swin_window=4,
-)
-SMOKE = Plan(
-    "smoke",
-    {**FLUX_DEV, "num_layers": 1, "num_single_layers": 1, "num_attention_heads": 4},
-    32,
-    (("F16 256²", 256, 16), ("F8 256²", 256, 8)),
-    (128,),
-    ((32, 128),),
-    32,
-    24,
-    1,
-    1,
-    1024,
-    "float32",
-    warmup=0,
-    gtasr=SMOKE_GTASR,
-    notes=[
-        "reduced size: transformer depth 1+1 with 4 heads (hidden 512), 32 text tokens; real-size F16 "
-        "VAE at 128²; end to end 32² -> 128²; GTASR 2-level config (32 channels), LR 32, 24 px tiles"
-    ],
-)
-SLOW_TOKENS = 16_384  # more image tokens than OP4KSR's 4096^2 F16 case
-DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
-
-
-@torch.no_grad()
-def random_init_(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Fan-in scaled normal weights, unit norm scales, zero biases (finite activations at any depth)."""
-    g = torch.Generator(device=next(module.parameters()).device).manual_seed(seed)
-    for name, p in module.named_parameters():
-        if p.ndim >= 2:
-            p.normal_(0.0, 1.0 / math.sqrt(p[0].numel()), generator=g)
-        elif name.endswith("weight"):
-            p.fill_(1.0)
-        else:
-            p.zero_()
-    return module
-
-
-def build_flux(cfg: dict[str, Any], device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
-    """A diffusers FLUX transformer of ``cfg``: built on meta, materialised on ``device``, random weights."""
-    from diffusers import FluxTransformer2DModel
-
-    with torch.device("meta"):
-        model = FluxTransformer2DModel(**cfg)
-    # Cast on meta first: materialising in float32 would need 47.6 GB for FLUX.1-dev before the bf16 copy.
-    return random_init_(model.to(dtype).to_empty(device=device)).eval().requires_grad_(False)
-
-
-def build_vae(device: torch.device, dtype: torch.dtype) -> F16VAE:
-    """The real-size F16 VAE (FLUX.1 autoencoder, stride-2 input, partitioned decode), random weights."""
-    with torch.device("meta"):
-        vae = F16VAE(FLUX_F16, decode_mode="partitioned")
-    return random_init_(vae.to(dtype).to_empty(device=device)).eval().requires_grad_(False)
-
-
-def flux_inputs(
-    cfg: dict[str, Any], n_img: int, n_txt: int, device: torch.device, dtype: torch.dtype
-) -> dict[str, Any]:
-    g = None if device.type == "meta" else torch.Generator(device=device).manual_seed(0)
-    side = int(math.isqrt(n_img))
-    ids = torch.zeros(side, side, 3, device=device)
-    ids[..., 1], ids[..., 2] = torch.arange(side, device=device)[:, None], torch.arange(side, device=device)
-    return dict(
-        hidden_states=torch.randn(1, n_img, cfg["in_channels"], generator=g, device=device).to(dtype),
-        encoder_hidden_states=torch.randn(
-            1, n_txt, cfg["joint_attention_dim"], generator=g, device=device
-        ).to(dtype),
-        pooled_projections=torch.zeros(1, cfg["pooled_projection_dim"], device=device, dtype=dtype),
-        timestep=torch.full((1,), 0.5, device=device, dtype=dtype),
-        img_ids=ids.reshape(-1, 3),
-        txt_ids=torch.zeros(n_txt, 3, device=device),
-        guidance=torch.full((1,), 3.5, device=device, dtype=dtype),
-        return_dict=False,
-    )
+# The plans and model builders live in cost_plans / cost_models; other benchmark scripts import them from here
+# (``from cost import build_flux, SMOKE, ...``), so they stay names of this module.
+__all__ = [
+    "DTYPES",
+    "FULL",
+    "PARTS",
+    "SLOW_TOKENS",
+    "SMOKE",
+    "SMOKE_GTASR",
+    "Bench",
+    "Plan",
+    "build_flux",
+    "build_vae",
+    "flux_inputs",
+    "main",
+    "random_init_",
+    "run_e2e",
+    "section",
+]
 
 
 class Bench:
@@ -329,66 +224,6 @@ def bench_gtasr(b: Bench) -> list[dict]:
             tiles=n_tiles,
         ),
     ]
-
-
-def _fmt(v: float | None, spec: str) -> str:
-    return "-" if v is None else format(v, spec)
-
-
-def section(plan: Plan, env: dict[str, str], ceiling: float, rows: list[dict], argv: list[str]) -> str:
-    cpu = env["device"].startswith("CPU")  # a loaded CPU: process CPU time says more than wall time
-    table = markdown_table(
-        [
-            "stage",
-            "case",
-            "size",
-            "median s",
-            *(["CPU s"] if cpu else []),
-            "TFLOP",
-            "TFLOP/s",
-            "% ceiling",
-            "TFLOP/s (2PL)",
-            "peak GiB",
-        ],
-        [
-            [
-                r["stage"],
-                r["case"],
-                r["size"],
-                f"{r['median_s']:.3f}",
-                *([f"{statistics.median(r['cpu_s']):.2f}"] if cpu else []),
-                _fmt(r["tflop"], ".4g"),
-                _fmt(r["tflops_per_s"], ".4g"),
-                _fmt(r["pct_ceiling"], ".0f"),
-                _fmt(r.get("tflops_per_s_2PL"), ".4g"),
-                f"{r['peak_gib']:.2f}",
-            ]
-            for r in rows
-        ],
-    )
-    stages = [
-        f"- {r['case']}: "
-        + ", ".join(f"{k} {v:.3f} s ({r['stage_peak_gib'][k]:.2f} GiB)" for k, v in r["stage_s"].items())
-        + f", other {r['other_s']:.3f} s"
-        for r in rows
-        if "stage_s" in r
-    ]
-    mem = "process peak RSS (sampled)" if cpu else "torch.cuda.max_memory_allocated"
-    return "\n".join(
-        [
-            f"## Cost at real size, random weights: benchmarks/cost.py, plan `{plan.name}` ({env['date']})",
-            "",
-            f"- Device: {env['device']}; torch {env['torch']} (CUDA {env['cuda']}); dtype {plan.dtype}",
-            f"- Measured {plan.dtype} matmul ceiling ({plan.matmul_n}³): {ceiling:.4g} TFLOP/s; peak memory: {mem}",
-            "- TFLOP: analytical for the transformer (flux_flops), FlopCounterMode for VAE / GTASR; 2PL = "
-            "docs/op4ksr.md §10's 2 x params x tokens convention",
-            *[f"- {n}" for n in plan.notes],
-            f"- Command: `python benchmarks/cost.py {' '.join(argv)}`",
-            "",
-            table,
-            *(["End-to-end stages (median s, peak):", *stages, ""] if stages else []),
-        ]
-    )
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

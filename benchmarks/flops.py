@@ -2,7 +2,7 @@
 for the rest (no memory, exact op shapes, any size).
 
 :func:`flux_flops` charges every linear layer to the tokens it sees, joint attention 4 L^2 d per block and the
-per-sample modulation / embedders once; ``tests/test_bench_cost.py`` checks it equals torch's FLOP counter.
+per-sample modulation / embedders once; ``tests/unit/test_bench_cost.py`` checks it equals torch's FLOP counter.
 docs/op4ksr.md §10 counted 2 x parameters x tokens + attention (:func:`flux_flops_2pl`), which also
 charges the per-sample modulation weights (3.2 B of FLUX.1-dev's 11.9 B parameters) to every token.
 """

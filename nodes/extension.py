@@ -7,8 +7,8 @@ from comfy_api.latest import ComfyExtension, io
 from .color import ColorCorrect
 from .example_inputs import install_example_inputs
 from .folders import register_folders
-from .gtasr import LoadModel as GTASRLoadModel
-from .gtasr import Upscale as GTASRUpscale
+from .gtasr_loader import LoadModel as GTASRLoadModel
+from .gtasr_upscale import Upscale as GTASRUpscale
 from .inspect_artifacts import InspectArtifacts
 from .op4ksr_loaders import LoadF16VAE, LoadModel
 from .op4ksr_patch import ApplyRFR, EmptyConditioning

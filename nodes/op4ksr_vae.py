@@ -91,14 +91,18 @@ def encode_tiled(vae: comfy.sd.VAE, pixels: torch.Tensor) -> torch.Tensor:
 
 
 def decode_untiled(vae: comfy.sd.VAE, latent: torch.Tensor) -> torch.Tensor:
-    """Image [B, 3, H, W] in [0, 1] from a latent, whole image at once."""
+    """Image [B, 3, H, W] in [0, 1] from a latent, whole image at once, left on the VAE's device.
+
+    The node's next steps (crop, colour correction) run on the GPU: a trip through ComfyUI's intermediate
+    device here would move the 4K image to the CPU and back (two 200 MB copies) before its one pinned copy out.
+    """
     mm.load_models_gpu(
         [vae.patcher],
         memory_required=vae.memory_used_decode(latent.shape, vae.vae_dtype),
         force_full_load=vae.disable_offload,
     )
     out = vae.first_stage_model.decode(latent.to(vae.device, vae.vae_dtype))
-    return vae.process_output(out.to(vae.output_device).float())
+    return vae.process_output(out.float())
 
 
 def decode_tiled(vae: comfy.sd.VAE, latent: torch.Tensor) -> torch.Tensor:
@@ -135,5 +139,6 @@ def encode(vae: comfy.sd.VAE, pixels: torch.Tensor, policy: str) -> torch.Tensor
 
 
 def decode(vae: comfy.sd.VAE, latent: torch.Tensor, policy: str) -> torch.Tensor:
-    """The node's decode: latent -> [B, 3, H, W] in [0, 1], tiled only as ``policy`` allows."""
+    """The node's decode: latent -> [B, 3, H, W] in [0, 1], tiled only as ``policy`` allows (on the VAE's device
+    when untiled, on ComfyUI's intermediate device when tiled)."""
     return vae_step(lambda: decode_untiled(vae, latent), lambda: decode_tiled(vae, latent), policy, "decode")

@@ -9,7 +9,7 @@
 Both read the token grid from the ids at every call (largest row and column position + 1), so one
 patched model adapts to any resolution. Modes ``yarn``/``dype`` build their tables from per-band spectra
 (``rfr_spectra``); ``dype`` also reads ``self.sigma``, which the host sets per model call. With ``RFRConfig(mode="none")`` each is bitwise equal to its
-host's stock embedder (tests/test_op4ksr_rope_embedder.py).
+host's stock embedder (tests/unit/test_op4ksr_rope_embedder.py).
 
 Precision: frequencies, angles, cos and sin in float64, cast to float32 at the end, as both hosts do;
 angles reach ~127 rad at 4K, where float32 angle error is a plausible source of the periodic artefacts

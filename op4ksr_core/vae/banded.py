@@ -12,7 +12,7 @@ its 1-px offset. Here the tiling is done per layer instead:
 - The mid block (self-attention) runs on the whole map at latent resolution (1/16 per side), where it is small.
 - The decoder tail works in global coordinates: the ``partitioned`` 1-px shift moves the whole image once.
 
-The result equals :meth:`F16VAE.encode` / :meth:`F16VAE.decode` up to float rounding (tests/test_op4ksr_vae_banded.py).
+The result equals :meth:`F16VAE.encode` / :meth:`F16VAE.decode` up to float rounding (tests/unit/test_op4ksr_vae_banded.py).
 Peak compute-device memory is one band per layer (``band_values`` input values) plus the latent-size mid block.
 """
 

@@ -82,7 +82,7 @@ class NonFluxModel(io.ComfyNode):
         return io.NodeOutput(comfy.model_patcher.ModelPatcher(torch.nn.Linear(2, 2), cpu, cpu))
 
 
-# Renames registered through the pack's own code (tests/test_node_replace.py): an identity rename with one
+# Renames registered through the pack's own code (tests/server/test_node_replace.py): an identity rename with one
 # renamed widget input, and one across a seed widget whose saved workflows carry a control_after_generate value.
 TEST_RENAMES = (
     ("SR4K_ColourCorrect", "SR4K_ColorCorrect", (("strength", "amount"),)),

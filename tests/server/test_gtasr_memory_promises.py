@@ -16,6 +16,7 @@ from gtasr_node_fixtures import gtasr_patcher, nodes  # noqa: F401 - the in-proc
 from gtasr_support import TINY, deterministic_init_
 from memory_budget import memory_budget
 from sr4k.gtasr_core import GTASRNet, build, upscale
+from sr4k.gtasr_core.memory import upscale_memory
 
 # The tiny GTASR's largest activation is its HR head: 32 channels x 16 HR pixels per LR pixel, float32, i.e.
 # 2 kiB per LR pixel. A 16 x 32 LR image needs 1 MiB in one pass (and as one 32-px tile), 16-px tiles 512 kiB.
@@ -65,7 +66,7 @@ def test_auto_up_front_tiles_halve_on_out_of_memory(
 
     patcher = gtasr_patcher(nodes)
     lr = _image()
-    need = nodes.upscale_memory(patcher.model, H, W)
+    need = upscale_memory(patcher.model, H, W)
     # ComfyUI reports less free memory than the one-pass estimate, so auto picks 32-px tiles up front.
     monkeypatch.setattr(mm, "get_free_memory", lambda *a, **k: need // 2)
     with memory_budget(BUDGET):
@@ -89,7 +90,7 @@ def test_force_reserves_one_tile_not_the_whole_image(nodes, monkeypatch: pytest.
     image = _hwc(torch.rand(1, 3, 32, 48))
     nodes.Upscale.execute(patcher, image, 0, "force", 16, 2)
     nodes.Upscale.execute(patcher, image, 0, "off", 16, 2)
-    tile, whole = nodes.upscale_memory(patcher.model, 16, 16), nodes.upscale_memory(patcher.model, 32, 48)
+    tile, whole = upscale_memory(patcher.model, 16, 16), upscale_memory(patcher.model, 32, 48)
     assert asked == [tile, whole] and whole == 6 * tile
 
 

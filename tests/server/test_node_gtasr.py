@@ -11,7 +11,9 @@ from PIL import Image
 from comfy_harness import ComfyServer, PromptError, execution_error
 from gtasr_node_fixtures import SEAM_LR, gtasr_patcher, models, net, nodes  # noqa: F401 - fixtures
 from gtasr_support import border_ratio
+from memory_budget import memory_budget
 from sr4k.gtasr_core import GTASRNet, upscale
+from sr4k.gtasr_core.memory import upscale_memory
 from sr4k.srkit.seam import seam_score
 from workflow_files import api_workflow
 
@@ -183,32 +185,69 @@ def test_loader_precision_andgtasr_patcher(nodes) -> None:
     assert (full - half).abs().mean() < 0.02  # bf16 weights, same image
 
 
+# LR images wider than the 16-px tiles, so tiled and patch-free outputs differ and show which ran. One pass of
+# a 16 x 32 image needs a 1 MiB head (the tiny GTASR: 2 kiB per LR pixel), a 16-px tile 512 kiB.
+LR_HW, TILE, OVERLAP, SEED = (16, 32), 16, 4, 5
+BUDGET = 600 << 10
+
+
+def _batch() -> torch.Tensor:
+    """Two different LR images as ComfyUI passes them, [2, H, W, 3]."""
+    return torch.rand(2, *LR_HW, 3, generator=torch.Generator().manual_seed(7))
+
+
+def _core(net: GTASRNet, image: torch.Tensor, seed: int = SEED, **kw: object) -> list[torch.Tensor]:
+    """``gtasr_core.upscale`` of each image of a ComfyUI batch on its own, each [1, 4H, 4W, 3]."""
+    return [upscale(net, x[None].permute(0, 3, 1, 2), seed=seed, **kw).permute(0, 2, 3, 1) for x in image]
+
+
 @pytest.mark.parametrize(
-    ("tiling", "fits", "tile", "fallback"),
+    ("tiling", "free", "runs"),
     [
-        ("off", True, None, False),
-        ("off", False, None, False),
-        ("auto", True, None, True),
-        ("auto", False, 64, True),
-        ("force", True, 64, True),
+        ("off", "plenty", "whole"),
+        ("off", "little", "whole"),  # off never tiles, whatever ComfyUI reports free
+        ("auto", "plenty", "whole"),
+        ("auto", "little", "tiles"),
+        ("force", "plenty", "tiles"),
     ],
 )
-def test_tiling_modes_call_the_core_as_documented(
-    nodes, monkeypatch: pytest.MonkeyPatch, tiling: str, fits: bool, tile: int | None, fallback: bool
+def test_tiling_modes_give_the_cores_output(
+    nodes, monkeypatch: pytest.MonkeyPatch, tiling: str, free: str, runs: str
 ) -> None:
-    calls = []
+    """Each image of the batch is the core's upscale of that image with the node's seed, patch-free or in
+    tile_size tiles with the node's overlap as the tiling mode and ComfyUI's free memory decide."""
+    import comfy.model_management as mm
 
-    def fake(net: GTASRNet, lr: torch.Tensor, **kw: object) -> torch.Tensor:
-        calls.append(kw)
-        return torch.zeros(lr.shape[0], 3, 4 * lr.shape[-2], 4 * lr.shape[-1])
+    patcher = gtasr_patcher(nodes)
+    net = patcher.model
+    if free == "little":  # the environment, not the code under test: a card with less free than one pass
+        monkeypatch.setattr(mm, "get_free_memory", lambda *a, **k: upscale_memory(net, *LR_HW) // 2)
+    image = _batch()
+    out = nodes.Upscale.execute(patcher, image, SEED, tiling, TILE, OVERLAP).result[0]
+    assert out.shape == (2, 4 * LR_HW[0], 4 * LR_HW[1], 3)
+    whole, tiles = _core(net, image), _core(net, image, tile=TILE, overlap=OVERLAP)
+    for i, expected in enumerate(whole if runs == "whole" else tiles):
+        torch.testing.assert_close(out[i : i + 1], expected, rtol=0, atol=1e-6)
+        assert (whole[i] - tiles[i]).abs().max() > 0.02  # the two references tell the modes apart
+    # The seed reaches the core: another seed is another image (margin far above the tolerance above).
+    assert (out[:1] - _core(net, image[:1], seed=SEED + 1)[0]).abs().mean() > 0.02
 
-    monkeypatch.setattr(nodes, "upscale", fake)
-    monkeypatch.setattr(nodes, "fits_patch_free", lambda need, device: fits)
-    nodes.Upscale.execute(gtasr_patcher(nodes), torch.rand(2, 8, 8, 3), 5, tiling, 64, 16)
-    assert len(calls) == 2  # one core call per image, each with the node's seed
-    assert calls[0]["tile"] == tile and calls[0]["seed"] == 5 and calls[0]["overlap"] == 16
-    if tile is None:
-        assert calls[0]["allow_tile_fallback"] is fallback and calls[0]["fallback_tile"] == 64
+
+def test_auto_falls_back_to_tile_size_tiles_and_off_does_not(nodes) -> None:
+    """Under a real allocation budget the whole image does not fit: auto retries in tile_size tiles (overlap
+    capped at tile // 8, as the core documents), off reports the out-of-memory error."""
+    patcher = gtasr_patcher(nodes)
+    image = _batch()[:1]  # one image: the budget's per-op check is slow, and the batch is covered above
+    with memory_budget(BUDGET) as log:
+        out = nodes.Upscale.execute(patcher, image, SEED, "auto", TILE, OVERLAP).result[0]
+    assert log.refused  # the patch-free attempt was refused
+    expected = _core(patcher.model, image, tile=TILE, overlap=TILE // 8)
+    torch.testing.assert_close(out, expected[0], rtol=0, atol=1e-6)
+    assert (
+        out - _core(patcher.model, image, tile=TILE, overlap=OVERLAP)[0]
+    ).abs().max() > 0.02  # not overlap 4
+    with memory_budget(BUDGET), pytest.raises(RuntimeError, match=r"in one pass \(tiling=off\)"):
+        nodes.Upscale.execute(patcher, image, SEED, "off", TILE, OVERLAP)
 
 
 def test_cancel_propagates_and_frees_memory(nodes, monkeypatch: pytest.MonkeyPatch) -> None:

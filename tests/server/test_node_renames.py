@@ -92,7 +92,7 @@ def test_node_interface_lists_widgets_in_saved_order() -> None:
 def test_with_a_node_replacement_api_each_rename_is_registered_with_its_mapping() -> None:
     """What ``register_renames`` hands to ``io.NodeReplace`` and ``node_replacement.register``: stand-ins
     record the calls (the argument names are those of ComfyUI 0.33's ``io.NodeReplace``); the real registry
-    and frontend are exercised by tests/test_node_replace.py on a ComfyUI that has them."""
+    and frontend are exercised by tests/server/test_node_replace.py on a ComfyUI that has them."""
     nodes = _pack_nodes()
 
     class NodeReplace:

@@ -4,7 +4,7 @@ The test-only helper pack registers two renames through the pack's own ``registe
 ``on_load`` (``tests/helper_pack``): ``SR4K_ColourCorrect`` -> ``SR4K_ColorCorrect`` with the widget input
 ``amount`` renamed to ``strength``, and ``GTASR_UpscaleLegacy`` -> ``GTASR_Upscale`` across a seed widget
 (whose saved workflows carry an extra control_after_generate value). ComfyUI 0.3.75 has no node replacement:
-there these tests skip, and ``tests/test_node_renames.py`` checks that registration is a no-op.
+there these tests skip, and ``tests/server/test_node_renames.py`` checks that registration is a no-op.
 """
 
 from __future__ import annotations

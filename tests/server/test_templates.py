@@ -84,7 +84,7 @@ def test_every_loader_node_carries_the_models_it_loads(path: Path) -> None:
 def test_every_workflow_has_a_small_square_jpeg_thumbnail() -> None:
     for path in ui_workflows():
         thumb = path.with_suffix(".jpg")
-        assert thumb.is_file(), f"{thumb.name} missing; run tests/make_template_thumbnails.py"
+        assert thumb.is_file(), f"{thumb.name} missing; run tests/support/make_template_thumbnails.py"
         assert thumb.stat().st_size < 100_000, f"{thumb.name} is {thumb.stat().st_size} bytes; keep it small"
         with Image.open(thumb) as im:
             assert im.format == "JPEG" and im.size[0] == im.size[1] >= 256, (im.format, im.size)

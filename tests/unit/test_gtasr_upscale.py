@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gtasr_support import TINY, border_ratio, deterministic_init_
+from memory_budget import memory_budget
 from sr4k.gtasr_core import GTASRNet, build, plan_tiles, reflect_pad_to_multiple, upscale
 from sr4k.gtasr_core.tiling import TileRect, axis_starts, tile_weight
 from sr4k.gtasr_core.upscale import fallback_tiles
@@ -166,19 +167,6 @@ def test_progress_per_image_and_tile_and_cancel(net: GTASRNet) -> None:
         upscale(net, _image(16, 16), seed=0, tile=8, overlap=0, progress=cancel)
 
 
-class _SmallMemoryNet(GTASRNet):
-    """Raises torch.OutOfMemoryError for LR inputs wider than ``limit`` (a device with little memory)."""
-
-    limit = 16
-    calls: list[int]
-
-    def forward(self, x: Tensor, sigma: float | Tensor, lq: Tensor) -> Tensor:
-        self.calls.append(lq.shape[-1])
-        if lq.shape[-1] > self.limit:
-            raise torch.OutOfMemoryError("simulated: CUDA out of memory")
-        return super().forward(x, sigma, lq)
-
-
 def test_fallback_tile_sizes() -> None:
     assert fallback_tiles(512, 1024, 64) == [512, 256, 128, 64]
     assert fallback_tiles(512, 192, 64) == [192, 64]
@@ -186,21 +174,42 @@ def test_fallback_tile_sizes() -> None:
     assert fallback_tiles(32, 16, 64) == []
 
 
+def _lr_widths(net: GTASRNet) -> tuple[list[int], torch.utils.hooks.RemovableHandle]:
+    """The LR width of every network call, failed ones included (a pre-hook observes; nothing is replaced)."""
+    widths: list[int] = []
+    handle = net.register_forward_pre_hook(lambda module, args: widths.append(args[2].shape[-1]))
+    return widths, handle
+
+
+# The tiny GTASR's largest activation is its HR head, 2 kiB per LR pixel: an 8 x 32 LR image needs 512 kiB in one
+# pass (and as one 32-px tile), 16-px tiles 256 kiB, 8-px tiles 128 kiB.
+FITS_16PX_TILES, FITS_NOTHING = 384 << 10, 100 << 10
+
+
 def test_oom_falls_back_to_tiles(net: GTASRNet, caplog: pytest.LogCaptureFixture) -> None:
-    small = _SmallMemoryNet(TINY).eval()
-    small.load_state_dict(net.state_dict())
-    small.calls = []
+    """Out of memory at allocation level (``memory_budget``): patch-free, then the fallback tile, then
+    halved tiles until they fit; an error once even the smallest tile does not fit or fallback is off."""
     lr = _image(8, 32)
-    with caplog.at_level(logging.WARNING, logger="sr4k.gtasr_core.upscale"):
-        out = upscale(small, lr, seed=4, fallback_tile=32)
-    assert small.calls == [32, 32, 16, 16, 16]  # patch-free, one 32-px tile, then three 16-px tiles
-    assert "out of memory" in caplog.text and "16 px LR tiles (overlap 2)" in caplog.text
+    widths, handle = _lr_widths(net)
+    try:
+        with (
+            caplog.at_level(logging.WARNING, logger="sr4k.gtasr_core.upscale"),
+            memory_budget(FITS_16PX_TILES),
+        ):
+            out = upscale(net, lr, seed=4, fallback_tile=32)
+        assert widths == [32, 32, 16, 16, 16]  # patch-free, one 32-px tile, then three 16-px tiles
+        assert "out of memory" in caplog.text and "16 px LR tiles (overlap 2)" in caplog.text
+        widths.clear()
+        with pytest.raises(torch.OutOfMemoryError), memory_budget(FITS_NOTHING):
+            upscale(net, lr, seed=4, fallback_tile=32)
+        assert widths == [32, 32, 16, 8]  # each size down to the LR multiple failed on its first tile
+        widths.clear()
+        with pytest.raises(torch.OutOfMemoryError), memory_budget(FITS_16PX_TILES):
+            upscale(net, lr, seed=4, allow_tile_fallback=False)
+        assert widths == [32]
+    finally:
+        handle.remove()
     torch.testing.assert_close(out, upscale(net, lr, seed=4, tile=16, overlap=2), rtol=0, atol=1e-6)
-    small.limit = 4
-    with pytest.raises(torch.OutOfMemoryError):
-        upscale(small, lr, seed=4, fallback_tile=32)  # even the smallest tile does not fit
-    with pytest.raises(torch.OutOfMemoryError):
-        upscale(small, lr, seed=4, allow_tile_fallback=False)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import gc
 import pytest
 import torch
 
-from sr4k.srkit import periodicity
+from sr4k.srkit import autocorr, periodicity
 from sr4k.srkit.periodicity import PeriodicityConfig, autocorrelation, periodicity_loss
 
 H, W = 173, 167  # an unusual geometry, so any tensor of these sizes that survives is the module's
@@ -37,22 +37,23 @@ def test_no_window_or_filter_outlives_the_call(device: str) -> None:
     kept = [(tuple(t.shape), str(t.device)) for t in new if t.device.type != "cpu" or geometry_sized(t)]
     assert kept == [], f"tensors kept after the call: {kept}"
     # What is kept: one small CPU entry per geometry in a bounded cache, nothing else cached at module level.
-    caches = {name: v for name, v in vars(periodicity).items() if hasattr(v, "cache_info")}
+    assert [name for name, v in vars(periodicity).items() if hasattr(v, "cache_info")] == []
+    caches = {name: v for name, v in vars(autocorr).items() if hasattr(v, "cache_info")}
     assert list(caches) == ["_window_autocorrelation"]
     assert caches["_window_autocorrelation"].cache_info().maxsize == 32
-    entry = periodicity._window_autocorrelation(H, W, MAX_LAG, True)
+    entry = autocorr._window_autocorrelation(H, W, MAX_LAG, True)
     assert entry.device.type == "cpu" and tuple(entry.shape) == (2 * MAX_LAG + 1,) * 2
 
 
 def test_cache_is_bounded() -> None:
     for n in range(40):
-        periodicity._window_autocorrelation(160 + n, 160, MAX_LAG, True)
-    assert periodicity._window_autocorrelation.cache_info().currsize <= 32
+        autocorr._window_autocorrelation(160 + n, 160, MAX_LAG, True)
+    assert autocorr._window_autocorrelation.cache_info().currsize <= 32
 
 
 def test_window_autocorrelation_matches_the_closed_form_and_the_2d_fft() -> None:
     lags = torch.arange(-MAX_LAG, MAX_LAG + 1, dtype=torch.float64)
-    ones = periodicity._window_autocorrelation(H, W, MAX_LAG, False).double()
+    ones = autocorr._window_autocorrelation(H, W, MAX_LAG, False).double()
     torch.testing.assert_close(ones, torch.outer(H - lags.abs(), W - lags.abs()), rtol=1e-6, atol=0)
     # Hann window: the separable product equals the direct 2-D FFT autocorrelation of the 2-D window.
     win = torch.outer(
@@ -65,7 +66,7 @@ def test_window_autocorrelation_matches_the_closed_form_and_the_2d_fft() -> None
     direct = full[idx_h][:, idx_w]
     direct = direct.clamp(min=1e-6 * float(direct[MAX_LAG, MAX_LAG]))
     torch.testing.assert_close(
-        periodicity._window_autocorrelation(H, W, MAX_LAG, True).double(),
+        autocorr._window_autocorrelation(H, W, MAX_LAG, True).double(),
         direct,
         rtol=1e-5,
         atol=1e-9 * float(direct.max()),

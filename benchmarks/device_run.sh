@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The GPU benchmarks of issue #11 in one device call (prepare with benchmarks/device_bundle.sh first):
+#     run(command="bash benchmarks/device_run.sh", carry=[".devbundle"], timeout_s=560)
+#     run(command="bash benchmarks/device_run.sh node", ...)       # only some steps: node, compile2, toggles
+# Steps (each under its own time limit, so one that hangs cannot take the others' results with it):
+#   node      benchmarks/node_path.py: ComfyUI node path vs headless, on a simulated 80 GiB card (~2-3 min)
+#   compile2  benchmarks/perf_toggles.py --parts compile2: compiled VAE / GTASR / fp8 transformer (~3-4 min)
+#   toggles   benchmarks/perf_toggles.py --parts vae,op4ksr,gtasr: the eager toggles again (~2.5 min)
+# Results (Markdown sections for benchmarks/RESULTS.md, JSON, logs) are written to $OUT and come back.
+set -uo pipefail
+OUT=${OUT:-/tmp/sr4k-out}
+mkdir -p "$OUT"
+B=.devbundle
+[ -d "$B/whl" ] || { echo "no $B: run benchmarks/device_bundle.sh here and carry .devbundle" >&2; exit 2; }
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$B"/whl/*.whl ||
+    exit 3
+tar -C /tmp -xzf "$B/ComfyUI.tgz"
+mkdir -p /tmp/pk && ln -sfn "$PWD" /tmp/pk/sr4k # 'import sr4k' = this repository, as in the test venv
+export PYTHONPATH=/tmp/site:/tmp/pk PYTHONUNBUFFERED=1 SR4K_COMFY_TREE=/tmp/ComfyUI
+REV=$(head -1 "$B/commit")$(grep -q dirty "$B/commit" && echo "+dirty")
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/run.log"
+python3 -c "import torch, diffusers; print('torch', torch.__version__, 'diffusers', diffusers.__version__)" |
+    tee -a "$OUT/run.log"
+STEPS=${*:-node compile2}
+start=$SECONDS
+for step in $STEPS; do
+    echo "=== $step at $((SECONDS - start)) s" | tee -a "$OUT/run.log"
+    case $step in
+    node)
+        timeout 240 python3 benchmarks/node_path.py --comfy-dir /tmp/ComfyUI --card-gib 80 --commit "$REV" \
+            --json "$OUT/node.json" --results "$OUT/RESULTS_node.md" 2>&1 | tail -40 | tee -a "$OUT/run.log"
+        ;;
+    compile2)
+        timeout 300 python3 benchmarks/perf_toggles.py --parts compile2 --budget-s 280 --commit "$REV" \
+            --json "$OUT/compile2.json" --results "$OUT/RESULTS_compile2.md" 2>&1 | tail -60 | tee -a "$OUT/run.log"
+        ;;
+    toggles)
+        timeout 240 python3 benchmarks/perf_toggles.py --parts vae,op4ksr,gtasr --budget-s 220 --commit "$REV" \
+            --json "$OUT/toggles.json" --results "$OUT/RESULTS_toggles.md" 2>&1 | tail -60 | tee -a "$OUT/run.log"
+        ;;
+    *) echo "unknown step $step (node, compile2, toggles)" | tee -a "$OUT/run.log" ;;
+    esac
+done
+echo "=== done in $((SECONDS - start)) s" | tee -a "$OUT/run.log"
