@@ -50,6 +50,12 @@ def commit() -> str:
         return "unknown"
 
 
+def write_json(path: Path | None, c: Ctx) -> None:
+    """Rows and extras so far (after each part, and after each step of ``compile2``)."""
+    if path:
+        path.write_text(json.dumps({"rows": c.rows, "extra": c.extra}, indent=1, default=str))
+
+
 def section(env: dict[str, str], c: Ctx, argv: list[str], ceiling: float, rev: str) -> str:
     rows = []
     for r in c.rows:
@@ -132,6 +138,7 @@ def main(argv: list[str] | None = None) -> Ctx:
                 lr_px=lr_px,
                 out_px=out_px,
                 deadline=float("inf") if smoke else t0 + args.budget_s,
+                checkpoint=lambda: write_json(args.json, c),
             ),
             60,
         ),
@@ -148,8 +155,7 @@ def main(argv: list[str] | None = None) -> Ctx:
             c.extra[f"error_{name}"] = f"{type(e).__name__}: {str(e)[:200]}"
             traceback.print_exc()
         free()  # the part's models and tensors died with its frame
-        if args.json:
-            args.json.write_text(json.dumps({"rows": c.rows, "extra": c.extra}, indent=1, default=str))
+        write_json(args.json, c)
     c.extra["total_s"] = time.perf_counter() - t0
     env = environment(device)
     text = section(env, c, [a for a in argv if a != "--no-write"], ceiling, args.commit or commit())
