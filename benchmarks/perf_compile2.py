@@ -6,8 +6,9 @@ the same process, on the same weights and inputs; the first call of each compile
 included) is timed separately into ``c.extra`` (``<step>_first_call_s``), with the graphs Dynamo compiled for
 it (``<step>_graphs``).
 
-Steps run in order of interest: VAE compiled, GTASR compiled, OP4KSR compiled (+ fp8 row-wise, + --low-vram),
-then the channels_last variants, then the VAE with static shapes. A step starts only if its estimated GPU time
+Steps run in order of interest: VAE compiled, GTASR compiled, OP4KSR compiled, + --low-vram (fp8 weight-only
+and constant modulation), the same with fp8 row-wise, then GTASR and VAE with channels_last, then the VAE with
+static shapes. A step starts only if its estimated GPU time
 (:data:`NEED`, cold compile caches) fits before the deadline, else it is recorded as ``skipped_compile2_<step>``;
 a failing step is recorded as ``error_compile2_<step>`` and the others still run. After every step the caller's
 ``checkpoint`` runs (perf_toggles writes its JSON), so a run killed by an outer timeout keeps what it measured.
@@ -53,10 +54,10 @@ NEED = {
     "gtasr": 60,
     "op4ksr": 75,  # FLUX.1-dev build, eager reference rows, and the compiled row ("e2e") after them
     "e2e": 45,
-    "e2e_fp8_rowwise": 30,
     "e2e_low_vram": 35,
-    "vae_cl": 30,
+    "e2e_fp8_rowwise": 30,
     "gtasr_cl": 60,
+    "vae_cl": 30,
     "vae_static": 35,
 }
 
@@ -178,7 +179,7 @@ class GtasrBench:
 
 
 def _op4ksr(c: Ctx, steps: Steps, flux_cfg: dict[str, Any], lr_px: int, out_px: int, backend: str) -> None:
-    """Eager defaults, then FLUX blocks + VAE compiled, + fp8 row-wise, + --low-vram (all compiled)."""
+    """Eager defaults, then FLUX blocks + VAE compiled, + --low-vram, + fp8 row-wise instead of weight-only."""
     flux, vae = build_flux(flux_cfg, c.device, c.dtype), build_vae(c.device, c.dtype)
     lr = torch.rand(1, 3, lr_px, lr_px, generator=torch.Generator().manual_seed(0))
     run = lambda: upscale_image(flux, vae, lr, long_side=out_px)  # noqa: E731 - the measured call
@@ -195,30 +196,25 @@ def _op4ksr(c: Ctx, steps: Steps, flux_cfg: dict[str, Any], lr_px: int, out_px: 
         compile_vae(vae, backend=backend)
         row("e2e", "compiled: FLUX blocks + VAE")
 
-    def rowwise() -> None:
-        t = time.perf_counter()
-        c.extra["compile2_fp8_linears"] = fp8_linears(
-            flux, "rowwise"
-        )  # inside the compiled blocks: they recompile
-        free()
-        c.extra["compile2_fp8_convert_s"] = time.perf_counter() - t
-        row("e2e_fp8_rowwise", "compiled + fp8 rowwise")
-
     def low_vram() -> None:
-        if not any(isinstance(m, FP8Linear) for m in flux.modules()):
-            fp8_linears(flux, "weight_only")
+        t = time.perf_counter()
+        # Inside the compiled blocks: they recompile on the next call.
+        c.extra["compile2_fp8_linears"] = fp8_linears(flux, "weight_only")
         # Constant modulation recorded from an eager small upscale, as the CLI does before it compiles.
         with torch.compiler.set_stance("force_eager"):
             freeze_modulation(flux, lambda: upscale_image(flux, vae, lr[..., :64, :64], scale=4))
-        for m in flux.modules():
-            if isinstance(m, FP8Linear):
-                m.mode = "weight_only"
         free()
+        c.extra["compile2_low_vram_setup_s"] = time.perf_counter() - t
         row("e2e_low_vram", "--low-vram + compiled (FLUX blocks + VAE)")
 
-    if steps.run("e2e", compiled):
+    def rowwise() -> None:  # the same, with the activations quantised too (torch._scaled_mm)
+        for m in flux.modules():
+            if isinstance(m, FP8Linear):
+                m.mode = "rowwise"
+        row("e2e_fp8_rowwise", "--low-vram, fp8 rowwise + compiled")
+
+    if steps.run("e2e", compiled) and steps.run("e2e_low_vram", low_vram):
         steps.run("e2e_fp8_rowwise", rowwise)
-        steps.run("e2e_low_vram", low_vram)
 
 
 def part_compile2(
@@ -234,7 +230,7 @@ def part_compile2(
     checkpoint: Callable[[], None] = lambda: None,
 ) -> None:
     """VAE encode/decode at ``vae_px``, GTASR at LR ``gtasr_lr_px``, OP4KSR ``lr_px`` -> ``out_px``: eager
-    defaults, compiled, compiled + channels_last; OP4KSR all compiled, + fp8 row-wise, ``--low-vram``; last,
+    defaults, compiled, compiled + channels_last; OP4KSR all compiled, + ``--low-vram``, + fp8 row-wise; last,
     the VAE compiled with static shapes (``dynamic=False``) against the default ``dynamic=None``."""
     backend = "inductor" if c.device.type == "cuda" else "aot_eager"
     c.extra["compile2_backend"] = backend
@@ -262,11 +258,11 @@ def part_compile2(
     steps.run("gtasr", gtasr)
     steps.run("op4ksr", lambda: _op4ksr(c, steps, flux_cfg, lr_px, out_px, backend))
     free()  # the transformer (24 GiB in bf16) died with _op4ksr's frame
-    if "vae" in benches:
-        steps.run("vae_cl", lambda: benches["vae"].measure("vae_cl", "compiled + channels_last", VAE_CL))
     if "gtasr" in benches:
         steps.run(
             "gtasr_cl", lambda: benches["gtasr"].measure("gtasr_cl", "compiled + channels_last", GTASR_CL)
         )
+    if "vae" in benches:
+        steps.run("vae_cl", lambda: benches["vae"].measure("vae_cl", "compiled + channels_last", VAE_CL))
     if "vae" in benches:
         steps.run("vae_static", vae_static)

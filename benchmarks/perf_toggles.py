@@ -10,7 +10,7 @@ working memory and the relative L2 error against the baseline (``srkit.perf.BASE
 
     python benchmarks/perf_toggles.py --results OUT/RESULTS_perf.md --json OUT/perf.json   # H200: ~3-4 min
     python benchmarks/perf_toggles.py --smoke --no-write                                   # CPU, tiny sizes
-    python benchmarks/perf_toggles.py --parts compile2 --budget-s 240 --json OUT/c2.json   # H200: ~3-4 min
+    python benchmarks/perf_toggles.py --parts compile2 --budget-s 400 --json OUT/c2.json   # H200: ~4-6 min (est.)
 
 On the lent H200 (diffusers is not in its image: carry its wheel, see shared/tools/gpu_probe.md):
     pip install --no-index --no-deps --target /tmp/site .whl/*.whl; mkdir /tmp/pk; ln -s $PWD /tmp/pk/sr4k
