@@ -23,9 +23,9 @@ from torch import nn
 
 __all__ = ["RECOMPILE_LIMIT", "compile_blocks_of", "compiled_modules", "raise_recompile_limit"]
 
-# Cache entries per block-class forward. One image size needs one entry per distinct block shape (at most ~12
-# for the F16 VAE's ResnetBlock, ~20 for GTASR's UNetBlock); each memory layout doubles that and, with
-# dynamic=False, each new image size adds as many again. 64 leaves room for a few sizes and both layouts;
+# Cache entries per block-class forward. One image size needs one entry per distinct block shape (counted on
+# the CPU: 10-11 graphs for the whole F16 VAE, 15 for the released GTASR); each memory layout doubles that and,
+# with dynamic=False, each new image size adds as many again. 64 leaves room for a few sizes and both layouts;
 # Dynamo's global cap (accumulated_recompile_limit, 256 by default) still bounds the total.
 RECOMPILE_LIMIT = 64
 
