@@ -153,6 +153,10 @@ def test_compile_gtasr_matches_eager_in_both_layouts() -> None:
         out = upscale(net, lr, seed=3)
     first = graphs()
     assert 0 < first <= len(blocks) and graph_breaks() == 0 and rel(out, ref) < TOL
+    with torch.no_grad(), perf.options(perf.PerfOptions()):
+        upscale(net, lr, seed=3)
+    # The blocks read perf options (GroupNorm path): a new, equal options object must not recompile them.
+    assert graphs() == first
     try:
         with torch.no_grad(), perf.options(gtasr_channels_last=True):
             out_cl = upscale(net, lr, seed=3)
