@@ -36,6 +36,7 @@ from flops import FLUX_DEV
 from perf_toggles import commit
 
 from sr4k.gtasr_core import RELEASED, GTASRNet, upscale
+from sr4k.op4ksr_core.flux.compile import compile_blocks
 from sr4k.op4ksr_core.flux.forward import set_rfr
 from sr4k.op4ksr_core.flux.keys import diffusers_to_bfl
 from sr4k.op4ksr_core.headless import upscale_image
@@ -48,17 +49,28 @@ SMOKE_FLUX = {**SMOKE.flux, "num_attention_heads": 24, "joint_attention_dim": 64
 class Run:
     """Measurement settings and the rows measured so far."""
 
-    def __init__(self, device: torch.device, dtype: torch.dtype, repeats: int, warmup: int) -> None:
+    def __init__(
+        self, device: torch.device, dtype: torch.dtype, repeats: int, warmup: int, compile_backend: str | None
+    ) -> None:
         self.device, self.dtype, self.repeats, self.warmup = device, dtype, repeats, warmup
+        self.compile_backend = compile_backend  # also measure compiled paths (None: eager only)
         self.ballast: torch.Tensor | None = None  # holds the GPU memory beyond the simulated card
         self.ballast_bytes = 0
         self.rows: list[dict[str, Any]] = []
         self.extra: dict[str, Any] = {}
 
     def time(
-        self, part: str, path: str, fn: Any, stages: dict[str, torch.nn.Module], ref: torch.Tensor | None
+        self,
+        part: str,
+        path: str,
+        fn: Any,
+        stages: dict[str, torch.nn.Module],
+        ref: torch.Tensor | None,
+        versus: str | None = None,
     ) -> torch.Tensor:
-        """Measure ``fn`` (warm-ups, then the median of the repeats) with per-stage hooks; append a row."""
+        """Measure ``fn`` (warm-ups, then the median of the repeats) with per-stage hooks; append a row.
+
+        ``versus``: the path of the same part this row's time is compared with (e.g. a node row with headless)."""
         timer = StageTimer(stages, self.device)
         try:
             m = measure(fn, self.device, repeats=self.repeats, warmup=self.warmup)
@@ -79,10 +91,11 @@ class Run:
             "other_s": m.median - sum(per_stage.values()),
             "peak_gib": (m.peak_bytes - self.ballast_bytes) / GIB,
             "rel_err": None if ref is None else _rel_err(out, ref),
+            "versus": versus,
         }
         self.rows.append(row)
         print(
-            f"  {part:7s} {path:9s} {m.median:8.4f} s  stages {per_stage}  err {row['rel_err']}", flush=True
+            f"  {part:7s} {path:18s} {m.median:8.4f} s  stages {per_stage}  err {row['rel_err']}", flush=True
         )
         return out
 
@@ -91,6 +104,12 @@ def _nchw(image: torch.Tensor) -> torch.Tensor:
     """A node's IMAGE ``[B, H, W, C]`` or a headless ``[B, C, H, W]`` result as float ``[B, C, H, W]`` on the CPU."""
     image = image.float().cpu()
     return image.movedim(-1, 1) if image.shape[-1] in (3, 4) and image.shape[1] not in (3, 4) else image
+
+
+def _dynamo_graphs() -> int:
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
 
 
 def _rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
@@ -156,10 +175,53 @@ def node_op4ksr(
     sync(run.device)
     run.extra["op4ksr_node_first_call_s"] = time.perf_counter() - t
     with watch_unloads(comfy, model) as unloads:
-        run.time("op4ksr", "node", call, stages, ref)
+        run.time("op4ksr", "node", call, stages, ref, versus="headless")
     run.rows[-1]["unloads"] = len(unloads.events)
     run.rows[-1]["loaded_after"] = fully_loaded(comfy, model)
+    if run.compile_backend:
+        node_op4ksr_compiled(run, comfy, model, comfy_vae, image, long_side, ref)
     check_unload_watch(run, comfy, model, "op4ksr")
+
+
+def node_op4ksr_compiled(
+    run: Run, comfy: Comfy, model: Any, comfy_vae: Any, image: torch.Tensor, long_side: int, ref: Any
+) -> None:
+    """The same through core's TorchCompileModel (the whole diffusion model, ComfyUI's compile wrapper)."""
+    from comfy_api.torch_helpers import set_torch_compile_wrapper
+    from comfy_extras.nodes_torch_compile import TorchCompileModel
+
+    backend = run.compile_backend
+    if backend in ("inductor", "cudagraphs"):  # the node's options
+        compiled = TorchCompileModel.execute(model, backend).result[0]
+    else:  # e.g. aot_eager in the CPU test: the node's own body with another backend
+        compiled = model.clone()
+        set_torch_compile_wrapper(model=compiled, backend=backend)
+    upscale_node = comfy.node("OP4KSR_Upscale")
+
+    def call() -> torch.Tensor:
+        with torch.inference_mode():
+            return upscale_node.execute(
+                compiled, comfy_vae, image, "long_side", long_side, 4.0, 0.0, "auto", "wavelet", None, "never"
+            ).result[0]
+
+    t = time.perf_counter()
+    call()
+    sync(run.device)
+    run.extra["op4ksr_node_compile_first_call_s"] = time.perf_counter() - t
+    run.extra["dynamo_unique_graphs"] = _dynamo_graphs()  # both compiled paths so far: 0 = nothing compiled
+    vae = comfy_vae.first_stage_model.vae
+    # No hook inside the compiled transformer: its time is the row's remainder ("other").
+    with watch_unloads(comfy, model) as unloads:
+        run.time(
+            "op4ksr",
+            "node, compiled",
+            call,
+            {"encode": vae.encoder, "decode": vae.decoder},
+            ref,
+            versus="headless, compiled",
+        )
+    run.rows[-1]["unloads"] = len(unloads.events)
+    run.rows[-1]["loaded_after"] = fully_loaded(comfy, model)
 
 
 def part_op4ksr(run: Run, comfy: Comfy, smoke: bool) -> None:
@@ -174,6 +236,19 @@ def part_op4ksr(run: Run, comfy: Comfy, smoke: bool) -> None:
     ref = run.time(
         "op4ksr", "headless", partial(upscale_image, flux, vae, lr, long_side=out_px), stages, None
     )
+    if run.compile_backend:  # the CLI's --compile for the transformer: its repeated blocks (regional)
+        compile_blocks(flux, backend=run.compile_backend)
+        t = time.perf_counter()
+        upscale_image(flux, vae, lr, long_side=out_px)
+        sync(run.device)
+        run.extra["op4ksr_headless_compile_first_call_s"] = time.perf_counter() - t
+        run.time(
+            "op4ksr",
+            "headless, compiled",
+            partial(upscale_image, flux, vae, lr, long_side=out_px),
+            {"encode": vae.encoder, "decode": vae.decoder},
+            ref,
+        )
     t = time.perf_counter()
     # ComfyUI loads the BFL layout; it keeps its own copy, so the diffusers model leaves the device first.
     bfl = {k: v.to("cpu") for k, v in diffusers_to_bfl(flux.state_dict()).items()}
@@ -209,18 +284,18 @@ def part_gtasr(run: Run, comfy: Comfy, smoke: bool, scratch: Path) -> None:
 
     call()  # loads the network onto the device
     with watch_unloads(comfy, patcher) as unloads:
-        run.time("gtasr", "node", call, {"network": patcher.model}, ref)
+        run.time("gtasr", "node", call, {"network": patcher.model}, ref, versus="headless")
     run.rows[-1]["unloads"] = len(unloads.events)
     run.rows[-1]["loaded_after"] = fully_loaded(comfy, patcher)
     check_unload_watch(run, comfy, patcher, "gtasr")
 
 
 def section(run: Run, env: dict[str, str], comfy: Comfy, argv: list[str], rev: str) -> str:
-    heads = {r["part"]: r for r in run.rows if r["path"] == "headless"}
+    by_path = {(r["part"], r["path"]): r for r in run.rows}
     rows = []
     for r in run.rows:
-        head = heads.get(r["part"])
-        ratio = "-" if r["path"] == "headless" or head is None else f"{r['median_s'] / head['median_s']:.3f}"
+        head = by_path.get((r["part"], r["versus"]))
+        ratio = "-" if head is None else f"{r['median_s'] / head['median_s']:.3f} ({r['versus']})"
         stages = " / ".join(f"{k} {v:.3f}" for k, v in r["stages_s"].items()) + f" / other {r['other_s']:.3f}"
         err = "-" if r["rel_err"] is None else f"{r['rel_err']:.2e}"
         unl = (
@@ -241,13 +316,13 @@ def section(run: Run, env: dict[str, str], comfy: Comfy, argv: list[str], rev: s
             f"- Device: {env['device']}; torch {env['torch']} (CUDA {env['cuda']}); dtype {run.dtype}; "
             f"ComfyUI {comfy.version} in-process, pack loaded by `nodes.load_custom_node`",
             f"- Random weights of the real architectures; median of {run.repeats} after {run.warmup} warm-up and a "
-            "first (loading) call; peak = max allocated minus the ballast; err = ||node - headless|| / ||headless||; "
+            "first (loading) call; peak = max allocated minus the ballast; err = ||out - headless|| / ||headless|| (the eager headless output); time ratio = this row / the row named; "
             "unloads = ComfyUI unloading the model during the timed calls (and whether it is fully loaded after)",
             f"- {extra}",
             f"- Command: `python benchmarks/node_path.py {' '.join(argv)}`",
             "",
             markdown_table(
-                ["part", "path", "median s", "stages s", "peak GiB", "node / headless", "err", "unloads"],
+                ["part", "path", "median s", "stages s", "peak GiB", "time ratio", "err", "unloads"],
                 rows,
             ),
         ]
@@ -268,6 +343,14 @@ def main(argv: list[str] | None = None) -> Run:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--smoke", action="store_true", help="tiny sizes (default on CPU)")
     p.add_argument("--parts", default="op4ksr,gtasr")
+    p.add_argument(
+        "--compile",
+        nargs="?",
+        const="inductor",
+        default=None,
+        metavar="BACKEND",
+        help="also OP4KSR compiled: headless regional (the CLI's --compile) vs node + core TorchCompileModel",
+    )
     p.add_argument("--card-gib", type=float, default=80.0, help="simulate a card of this size (0: whole GPU)")
     p.add_argument("--json", type=Path)
     p.add_argument("--results", type=Path)
@@ -276,7 +359,9 @@ def main(argv: list[str] | None = None) -> Run:
     args = p.parse_args(argv)
     device = torch.device(args.device)
     smoke = args.smoke or device.type != "cuda"
-    run = Run(device, torch.float32 if smoke else torch.bfloat16, 1 if smoke else 3, 0 if smoke else 1)
+    run = Run(
+        device, torch.float32 if smoke else torch.bfloat16, 1 if smoke else 3, 0 if smoke else 1, args.compile
+    )
     hold_card(run, args.card_gib)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sr4k_node_path_") as tmp:

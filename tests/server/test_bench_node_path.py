@@ -34,6 +34,8 @@ def test_node_path_smoke_run_matches_headless_and_keeps_models_loaded(tmp_path: 
             str(out),
             "--results",
             str(md),
+            "--compile",
+            "aot_eager",  # the compiled paths' plumbing (headless regional, core TorchCompileModel), fast on CPU
         ],
         capture_output=True,
         text=True,
@@ -45,19 +47,25 @@ def test_node_path_smoke_run_matches_headless_and_keeps_models_loaded(tmp_path: 
     rows = result["rows"]
     assert [(r["part"], r["path"]) for r in rows] == [
         ("op4ksr", "headless"),
+        ("op4ksr", "headless, compiled"),
         ("op4ksr", "node"),
+        ("op4ksr", "node, compiled"),
         ("gtasr", "headless"),
         ("gtasr", "node"),
     ]
     for r in rows:
         assert r["median_s"] > 0 and r["peak_gib"] > 0
-    op_head, op_node, gt_head, gt_node = rows
+    op_head, op_head_c, op_node, op_node_c, gt_head, gt_node = rows
     assert set(op_head["stages_s"]) == set(op_node["stages_s"]) == {"encode", "transformer", "decode"}
     assert all(v > 0 for v in op_node["stages_s"].values())  # the hooks saw ComfyUI's FLUX and our VAE run
     # fp32 on the CPU: ComfyUI's FLUX + sampler + our VAE wrapper reproduce the headless output.
     assert op_node["rel_err"] < 1e-4, op_node["rel_err"]
     assert gt_node["rel_err"] < 1e-5, gt_node["rel_err"]
-    for node in (op_node, gt_node):
+    # compiled: the same outputs, and Dynamo really captured graphs (core's wrapper composes with our RFR patch)
+    assert op_head_c["rel_err"] < 1e-5 and op_node_c["rel_err"] < 1e-4
+    assert result["extra"]["dynamo_unique_graphs"] > 0
+    assert (op_node["versus"], op_node_c["versus"]) == ("headless", "headless, compiled")
+    for node in (op_node, op_node_c, gt_node):
         assert node["unloads"] == 0 and node["loaded_after"] is True
     # the unload counter works: it saw each model go when the benchmark unloaded everything at the end
     assert result["extra"]["op4ksr_unload_watch_sees_unload_all"] is True
