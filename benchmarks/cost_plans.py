@@ -12,6 +12,7 @@ import torch
 from flops import FLUX_DEV
 
 from sr4k.gtasr_core import RELEASED, GTASRConfig
+from sr4k.gtasr_core.config import TINY
 
 __all__ = ["DTYPES", "FULL", "SLOW_TOKENS", "SMOKE", "SMOKE_GTASR", "Plan"]
 
@@ -56,17 +57,7 @@ FULL = Plan(
     "bfloat16",
 )
 # CPU smoke plan: every code path at toy cost (CI); the VAE is real-size, the rest shrunk.
-SMOKE_GTASR = GTASRConfig(
-    model_channels=32,
-    channel_mult=(1, 2),
-    num_blocks=1,
-    train_resolution=16,
-    attn_resolutions=(16, 8),
-    channel_mult_emb=2,
-    swin_embed_dim=32,
-    swin_num_heads=2,
-    swin_window=4,
-)
+SMOKE_GTASR = TINY  # the architecture at toy size (two levels, one block)
 SMOKE = Plan(
     "smoke",
     {**FLUX_DEV, "num_layers": 1, "num_single_layers": 1, "num_attention_heads": 4},

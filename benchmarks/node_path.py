@@ -144,6 +144,20 @@ def check_unload_watch(run: Run, comfy: Comfy, model: Any, part: str) -> None:
     run.extra[f"{part}_unload_watch_sees_unload_all"] = bool(unloads.events)
 
 
+def upscale_call(comfy: Comfy, model: Any, vae: Any, image: torch.Tensor, long_side: int) -> Any:
+    """``OP4KSR_Upscale`` with its widget defaults (auto settings, wavelet colour, untiled VAE) as ComfyUI's
+    executor runs it (under ``torch.inference_mode``); returns the output IMAGE."""
+    node = comfy.node("OP4KSR_Upscale")
+
+    def call() -> torch.Tensor:
+        with torch.inference_mode():
+            return node.execute(
+                model, vae, image, "long_side", long_side, 4.0, 0.0, "auto", "wavelet", None, "never"
+            ).result[0]
+
+    return call
+
+
 def node_op4ksr(
     run: Run, comfy: Comfy, bfl: dict[str, torch.Tensor], vae: Any, lr: torch.Tensor, long_side: int, ref: Any
 ) -> None:
@@ -157,14 +171,7 @@ def node_op4ksr(
     comfy_vae = comfy.pack_module("nodes.f16_vae").make_comfy_vae(vae)
     run.extra["op4ksr_node_build_s"] = time.perf_counter() - t
     image = lr.movedim(1, -1).contiguous()  # ComfyUI IMAGE [B, H, W, C]
-    upscale_node = comfy.node("OP4KSR_Upscale")
-
-    def call() -> torch.Tensor:
-        with torch.inference_mode():
-            return upscale_node.execute(
-                model, comfy_vae, image, "long_side", long_side, 4.0, 0.0, "auto", "wavelet", None, "never"
-            ).result[0]
-
+    call = upscale_call(comfy, model, comfy_vae, image, long_side)
     stages = {
         "encode": vae.encoder,
         "transformer": model.model.diffusion_model,
@@ -196,14 +203,7 @@ def node_op4ksr_compiled(
     else:  # e.g. aot_eager in the CPU test: the node's own body with another backend
         compiled = model.clone()
         set_torch_compile_wrapper(model=compiled, backend=backend)
-    upscale_node = comfy.node("OP4KSR_Upscale")
-
-    def call() -> torch.Tensor:
-        with torch.inference_mode():
-            return upscale_node.execute(
-                compiled, comfy_vae, image, "long_side", long_side, 4.0, 0.0, "auto", "wavelet", None, "never"
-            ).result[0]
-
+    call = upscale_call(comfy, compiled, comfy_vae, image, long_side)
     t = time.perf_counter()
     call()
     sync(run.device)

@@ -10,7 +10,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["GTASRConfig", "BlockSpec", "RELEASED", "PRESETS", "group_count", "encoder_plan", "decoder_plan"]
+__all__ = [
+    "GTASRConfig",
+    "BlockSpec",
+    "RELEASED",
+    "TINY",
+    "PRESETS",
+    "group_count",
+    "encoder_plan",
+    "decoder_plan",
+]
 
 
 def group_count(channels: int, max_groups: int = 32, min_channels_per_group: int = 4) -> int:
@@ -248,5 +257,19 @@ def decoder_plan(cfg: GTASRConfig) -> list[BlockSpec]:
 
 RELEASED = GTASRConfig()
 """The released GTASR / CTMSR network (171,518,529 parameters)."""
+
+TINY = GTASRConfig(
+    model_channels=32,
+    channel_mult=(1, 2),
+    num_blocks=1,
+    train_resolution=16,
+    attn_resolutions=(16, 8),
+    channel_mult_emb=2,
+    swin_embed_dim=32,
+    swin_num_heads=2,
+    swin_window=4,
+)
+"""A two-level, one-block network of the same architecture (~0.9 M parameters, LR multiple 8): no trained
+weights exist; it is the size of CPU tests, benchmark smoke runs and the trainer's ``tiny`` network."""
 
 PRESETS: dict[str, GTASRConfig] = {"released": RELEASED}

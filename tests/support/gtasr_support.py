@@ -12,21 +12,9 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from sr4k.gtasr_core import GTASRConfig, GTASRNet, build, passes_for, upscale
+from sr4k.gtasr_core import GTASRNet, build, passes_for, upscale
+from sr4k.gtasr_core.config import TINY
 from sr4k.srkit.sizing import resize_exact
-
-# Two levels, one block each, Swin everywhere: LR multiple 8, ~0.9 M parameters, fast on CPU.
-TINY = GTASRConfig(
-    model_channels=32,
-    channel_mult=(1, 2),
-    num_blocks=1,
-    train_resolution=16,
-    attn_resolutions=(16, 8),
-    channel_mult_emb=2,
-    swin_embed_dim=32,
-    swin_num_heads=2,
-    swin_window=4,
-)
 
 
 @torch.no_grad()

@@ -14,6 +14,7 @@ from typing import Any
 
 from ...gtasr_core import PRESETS as NET_PRESETS
 from ...gtasr_core import GTASRConfig
+from ...gtasr_core.config import TINY
 from ...srkit.degradations import PRESETS as DEGRADATION_PRESETS
 from ..common import build_dataclass, load_config_file, merge_settings
 from .losses import DTM_WEIGHTINGS
@@ -32,18 +33,7 @@ __all__ = [
     "resolve_config",
 ]
 
-# A two-level, one-block network (~0.9 M parameters, LR multiple 8) for CPU tests and smoke runs.
-TINY_NET = GTASRConfig(
-    model_channels=32,
-    channel_mult=(1, 2),
-    num_blocks=1,
-    train_resolution=16,
-    attn_resolutions=(16, 8),
-    channel_mult_emb=2,
-    swin_embed_dim=32,
-    swin_num_heads=2,
-    swin_window=4,
-)
+TINY_NET = TINY  # the architecture at toy size, for CPU tests and smoke runs
 NETWORKS: dict[str, GTASRConfig] = {**NET_PRESETS, "tiny": TINY_NET}
 RECT_MODES = ("released", "figure")
 DEGRADATIONS = (*DEGRADATION_PRESETS, "bicubic")
