@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The GPU benchmarks of issue #11 on the lent machine (prepare with benchmarks/device_bundle.sh first):
-#     run(command="bash benchmarks/device_run.sh node roofline", carry=[".devbundle"], timeout_s=560)  # ~4-5 min
+#     run(command="bash benchmarks/device_run.sh node roofline gtasr", carry=[".devbundle"], timeout_s=560)  # ~5 min
 #     run(command="bash benchmarks/device_run.sh compile2", carry=[".devbundle"], timeout_s=560)       # ~5-7 min
 # Two calls because one command may run 10 minutes at most; make the second while the machine is warm.
 # Steps (each under its own time limit, so one that hangs cannot take the others' results with it):
 #   node      benchmarks/node_path.py: ComfyUI node path vs headless, on a simulated 80 GiB card (~2-3 min)
 #   node-compile  the same plus the compiled paths (headless regional vs core TorchCompileModel; ~4-6 min)
 #   compile2  benchmarks/perf_toggles.py --parts compile2: compiled VAE / GTASR / fp8 transformer (~5-7 min)
+#   gtasr     benchmarks/perf_toggles.py --parts gtasr: the GTASR toggles (box resample among them; ~1 min)
 #   roofline  benchmarks/roofline_gpu.py: every op's GPU time against its roofline bound (< 1 min)
 #   toggles   benchmarks/perf_toggles.py --parts vae,op4ksr,gtasr: the eager toggles again (~2.5 min)
 # Results (Markdown sections for benchmarks/RESULTS.md, JSON, logs) are written to $OUT and come back.
@@ -24,7 +25,7 @@ REV=$(head -1 "$B/commit")$(grep -q dirty "$B/commit" && echo "+dirty")
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/run.log"
 python3 -c "import torch, diffusers; print('torch', torch.__version__, 'diffusers', diffusers.__version__)" |
     tee -a "$OUT/run.log"
-STEPS=${*:-node roofline}
+STEPS=${*:-node roofline gtasr}
 start=$SECONDS
 for step in $STEPS; do
     echo "=== $step at $((SECONDS - start)) s" | tee -a "$OUT/run.log"
@@ -46,11 +47,15 @@ for step in $STEPS; do
         timeout 150 python3 benchmarks/roofline_gpu.py --commit "$REV" --json "$OUT/roofline_gpu.json" \
             --results "$OUT/RESULTS_roofline_gpu.md" 2>&1 | tail -60 | tee -a "$OUT/run.log"
         ;;
+    gtasr)
+        timeout 150 python3 benchmarks/perf_toggles.py --parts gtasr --budget-s 140 --commit "$REV" \
+            --json "$OUT/gtasr.json" --results "$OUT/RESULTS_gtasr.md" 2>&1 | tail -30 | tee -a "$OUT/run.log"
+        ;;
     toggles)
         timeout 240 python3 benchmarks/perf_toggles.py --parts vae,op4ksr,gtasr --budget-s 220 --commit "$REV" \
             --json "$OUT/toggles.json" --results "$OUT/RESULTS_toggles.md" 2>&1 | tail -60 | tee -a "$OUT/run.log"
         ;;
-    *) echo "unknown step $step (node, node-compile, compile2, roofline, toggles)" | tee -a "$OUT/run.log" ;;
+    *) echo "unknown step $step (node, node-compile, compile2, roofline, gtasr, toggles)" | tee -a "$OUT/run.log" ;;
     esac
 done
 echo "=== done in $((SECONDS - start)) s" | tee -a "$OUT/run.log"

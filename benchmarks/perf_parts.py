@@ -197,6 +197,7 @@ def part_gtasr(c: Ctx, cfg: Any, lr_px: int) -> None:
     steps = [
         ("+device input (noise cached)", dataclasses.replace(B, **on)),
         ("+native GroupNorm", dataclasses.replace(B, **on, gtasr_native_groupnorm=True)),
+        ("+box resample (pooling)", dataclasses.replace(B, **on, gtasr_box_resample=True)),
         ("defaults (+ head in slabs)", OPT),
         ("defaults, fp32 GroupNorm", dataclasses.replace(OPT, gtasr_native_groupnorm=False)),
         ("lean (defaults + channels_last)", LEAN),

@@ -3,7 +3,7 @@
 Parts: the F16 VAE at 4096² (mid-block GEMM attention, channels_last, chunked upsample, cudnn.benchmark, the
 defaults of ``srkit.perf`` and the lean layout); OP4KSR headless 1024² -> 4096² per stage (defaults, constant
 AdaLN modulation, fp8 row-wise, ``--low-vram`` = constant modulation + fp8 weight-only); GTASR 1024² -> 4096²
-patch-free (device input, native GroupNorm, head in slabs, lean channels_last layout, counter noise);
+patch-free (device input, native GroupNorm, box resample, head in slabs, lean channels_last layout, counter noise);
 optionally regional torch.compile (``compile``: the FLUX blocks; ``compile2``, opt-in: the F16 VAE and GTASR
 blocks in both layouts, OP4KSR with FLUX blocks + VAE compiled, + fp8 row-wise, + ``--low-vram``). Every row gives the median time, the process peak (weights included), the
 working memory and the relative L2 error against the baseline (``srkit.perf.BASELINE``) output.

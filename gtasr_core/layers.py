@@ -60,7 +60,8 @@ class ResampleConv2d(nn.Module):
     """EDM conv with optional x2 up/down resampling before it: depthwise filter, then the conv.
 
     With the [1, 1] filter, down is 2x2 average pooling and up is nearest x2 (the filter is scaled by 4
-    and applied transposed with stride 2).
+    and applied transposed with stride 2); ``perf.gtasr_box_resample`` then runs them as exactly that
+    (``avg_pool2d``, ``interpolate(nearest)``) instead of depthwise (transposed) convolutions.
     """
 
     def __init__(
@@ -81,9 +82,16 @@ class ResampleConv2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels))
         nn.init.xavier_uniform_(self.weight)
         self.register_buffer("resample_filter", resample_filter_2d(resample_taps) if up or down else None)
+        # Two equal taps: the 2x2 box (every weight 1/4). The buffer always follows the config (the loaders
+        # rebuild it from the taps, gtasr_core/checkpoint.py), so this is fixed at construction.
+        self.box = len(resample_taps) == 2 and resample_taps[0] == resample_taps[1]
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.resample_filter is not None:
+        if self.resample_filter is not None and self.box and perf.current().gtasr_box_resample:
+            # Pooling kernels run at memory bandwidth; a depthwise transposed convolution of a 768 x 1024²
+            # map is far slower on CUDA. Up is bit-exact; down sums in another order (fp32 rounding).
+            x = F.avg_pool2d(x, 2) if self.down else F.interpolate(x, scale_factor=2, mode="nearest")
+        elif self.resample_filter is not None:
             f = self.resample_filter.to(x.dtype)
             pad = (f.shape[-1] - 1) // 2
             if self.up:

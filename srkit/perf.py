@@ -46,6 +46,11 @@ class PerfOptions:
     gtasr_head_rows: int = 128
     # GTASR GroupNorm in the activation dtype (CUDA's kernel accumulates in fp32) instead of an fp32 copy.
     gtasr_native_groupnorm: bool = True
+    # GTASR x2 down/up resampling with the released [1, 1] filter as avg_pool2d / nearest interpolation instead
+    # of depthwise (transposed) convolutions with a 2x2 box kernel. Exact (up bit-identical, down to fp32
+    # rounding). Not yet measured on a GPU: chosen because grouped convolutions, transposed ones above all, run
+    # far below memory bandwidth on CUDA, while these maps (up to 768 x 1024² at LR 1024) are pure memory traffic.
+    gtasr_box_resample: bool = True
 
 
 _CURRENT = PerfOptions()
@@ -59,6 +64,7 @@ BASELINE = PerfOptions(
     gtasr_channels_last=False,
     gtasr_head_rows=0,
     gtasr_native_groupnorm=False,
+    gtasr_box_resample=False,
 )
 
 

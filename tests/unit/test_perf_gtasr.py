@@ -37,6 +37,7 @@ def _lr(h: int = 24, w: int = 32) -> torch.Tensor:
         dict(gtasr_channels_last=True),
         dict(gtasr_head_rows=5),
         dict(gtasr_head_rows=1),
+        dict(gtasr_box_resample=True),
         "all",
     ],
 )
