@@ -4,7 +4,9 @@
 - :mod:`.seeds`: deterministic seeds;
 - :mod:`.checkpoints`: trainable-only accelerate checkpoints and resume;
 - :mod:`.ema`: the EMA of trainable parameters;
-- :mod:`.loop`: the shared parts of a training step (data stream, update, logging and checkpoints).
+- :mod:`.loop`: the shared parts of a training step (data loader, update, logging and checkpoints);
+- :mod:`.sampler`: the resumable stream of (image, seed) keys;
+- :mod:`.setup`: the start of a run (accelerator, optimizer and warm-up, prepare + resume + EMA, data stream).
 """
 
 from .checkpoints import (
@@ -37,12 +39,21 @@ from .loop import (
     run_trainer_cli,
     start_run,
 )
+from .sampler import Key, StreamSampler
 from .seeds import derive_seed
+from .setup import PreparedRun, RunConfig, data_stream, make_accelerator, prepare_run
 
 __all__ = [
     "CHECKPOINT_PREFIX",
     "EMA",
+    "Key",
     "LoopConfig",
+    "PreparedRun",
+    "RunConfig",
+    "StreamSampler",
+    "data_stream",
+    "make_accelerator",
+    "prepare_run",
     "add_terms",
     "check_loop_settings",
     "data_loader",

@@ -27,16 +27,13 @@ from ..common import (
     EMA,
     add_terms,
     config_to_dict,
-    data_loader,
     derive_seed,
     optimizer_step,
-    register_trainable_only_state,
     report_and_checkpoint,
-    resume_checkpoint,
     run_trainer_cli,
     start_run,
 )
-from ..op4ksr.data import StreamSampler
+from ..common.setup import data_stream, make_accelerator, prepare_run
 from .config import F16VAETrainConfig, load_train_config
 from .data import HRCrops
 from .export import export_f16_vae
@@ -147,17 +144,7 @@ def train(
     perceptual: Perceptual | None = None,
 ) -> TrainResult:
     """Run (or resume) a decoder fine-tune; the VAE, dataset and perceptual may be passed in (tests)."""
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-
-    accelerator = Accelerator(
-        mixed_precision=config.mixed_precision,
-        gradient_accumulation_steps=config.grad_accum,
-        log_with=config.report_to or None,
-        project_dir=config.output_dir,
-        step_scheduler_with_optimizer=False,
-    )
-    set_seed(config.seed)
+    accelerator = make_accelerator(config)
     vae = vae if vae is not None else load_vae(config)
     dataset = dataset if dataset is not None else HRCrops(config.data_dir, config.crop_size, config.hflip)
     module = DecoderFinetune(
@@ -167,28 +154,10 @@ def train(
     params = [p for p in module.parameters() if p.requires_grad]
     perceptual = perceptual or make_perceptual(config, accelerator.device)
 
-    optimizer = torch.optim.AdamW(
-        params, lr=config.lr, betas=config.adam_betas, weight_decay=config.weight_decay
+    model, optimizer, scheduler, step, named, ema = prepare_run(
+        accelerator, module, params, config, trained=lambda m: m.vae
     )
-    warmup = config.warmup_steps
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)))
-    model, optimizer, scheduler = accelerator.prepare(module, optimizer, scheduler)
-    register_trainable_only_state(accelerator)
-    step, extra = resume_checkpoint(accelerator, config.output_dir, config.resume)
-    named = [(n, p) for n, p in accelerator.unwrap_model(model).vae.named_parameters() if p.requires_grad]
-    ema = EMA(named, config.ema_decay) if config.ema_decay > 0 else None
-    if ema and extra:
-        ema.load_state_dict(extra)
-
-    sampler = StreamSampler(
-        len(dataset),
-        config.batch_size,
-        config.seed,
-        start=step * config.grad_accum * config.batch_size,
-        rank=accelerator.process_index,
-        world=accelerator.num_processes,
-    )
-    loader = data_loader(accelerator, dataset, config, sampler)
+    batches = data_stream(accelerator, dataset, config, step)
     start_run(accelerator, config, "f16vae")
     say = log.info if accelerator.is_main_process else log.debug  # one line per step, from the main process
     say(
@@ -201,7 +170,6 @@ def train(
     )
 
     result = TrainResult(step=step)
-    batches = iter(loader)
     while step < config.steps:
         sums: dict[str, float] = {}
         for micro in range(config.grad_accum):

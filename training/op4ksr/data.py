@@ -10,15 +10,18 @@ yields ``(image_index, sample_seed)`` for the positions of one process; the data
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from ...srkit.degradations import DegradationConfig, degrade
 from ...srkit.image_io import IMAGE_SUFFIXES, read_image
 from ..common import derive_seed
+from ..common.sampler import (  # re-exported: the trainers' stream, here since the first trainer
+    Key,
+    StreamSampler,
+)
 from .canvas import CanvasSpec, crop_step, place_crop
 
 __all__ = [
@@ -31,7 +34,6 @@ __all__ = [
 ]
 
 
-Key = tuple[int, int]  # (image index, sample seed)
 Sample = tuple[torch.Tensor, ...]  # (lr, hr) or (lr, hr, placement)
 
 
@@ -57,47 +59,6 @@ def crop_origin(height: int, width: int, size: int, step: int, generator: torch.
     top = int(torch.randint(rows, (1,), generator=generator)) * step
     left = int(torch.randint(cols, (1,), generator=generator)) * step
     return top, left
-
-
-class StreamSampler(Sampler[Key]):
-    """Endless ``(image_index, sample_seed)`` keys of one process, starting at its ``start``-th sample.
-
-    Global position of this process's i-th sample: micro-batch m = i // batch, slot j = i % batch,
-    ``pos = (m * world + rank) * batch + j``; epoch ``pos // n`` shuffles the n images with its own seed.
-    """
-
-    def __init__(
-        self, n_images: int, batch_size: int, seed: int, *, start: int = 0, rank: int = 0, world: int = 1
-    ) -> None:
-        if n_images < 1 or batch_size < 1 or not 0 <= rank < world:
-            raise ValueError(
-                f"StreamSampler: n_images={n_images}, batch_size={batch_size}, rank={rank}/{world}"
-            )
-        self.n, self.batch, self.seed, self.start, self.rank, self.world = (
-            n_images,
-            batch_size,
-            seed,
-            start,
-            rank,
-            world,
-        )
-
-    def position(self, i: int) -> int:
-        micro, slot = divmod(i, self.batch)
-        return (micro * self.world + self.rank) * self.batch + slot
-
-    def __iter__(self) -> Iterator[Key]:
-        epoch, order = -1, torch.empty(0, dtype=torch.long)
-        i = self.start
-        while True:
-            pos = self.position(i)
-            if pos // self.n != epoch:
-                epoch = pos // self.n
-                order = torch.randperm(
-                    self.n, generator=torch.Generator().manual_seed(derive_seed(self.seed, epoch))
-                )
-            yield int(order[pos % self.n]), derive_seed(self.seed, epoch, pos)
-            i += 1
 
 
 class DegradedCrops(Dataset):

@@ -30,17 +30,15 @@ from ..common import (
     EMA,
     add_terms,
     config_to_dict,
-    data_loader,
     optimizer_step,
-    register_trainable_only_state,
     report_and_checkpoint,
-    resume_checkpoint,
     run_trainer_cli,
     start_run,
 )
+from ..common.setup import data_stream, make_accelerator, prepare_run
 from .canvas import CanvasSpec
 from .config import OP4KSRTrainConfig, load_train_config
-from .data import DegradedCrops, PairedCrops, StreamSampler
+from .data import DegradedCrops, PairedCrops
 from .lora import add_lora, save_comfy_lora
 from .step import OneStepSR, Perceptual, compute_losses, encode_pair, make_perceptual
 
@@ -152,17 +150,7 @@ def train(
     perceptual: Perceptual | None = None,
 ) -> TrainResult:
     """Run (or resume) a LoRA training; models/dataset/perceptual may be passed in (tests, notebooks)."""
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-
-    accelerator = Accelerator(
-        mixed_precision=config.mixed_precision,
-        gradient_accumulation_steps=config.grad_accum,
-        log_with=config.report_to or None,
-        project_dir=config.output_dir,
-        step_scheduler_with_optimizer=False,
-    )
-    set_seed(config.seed)
+    accelerator = make_accelerator(config)
     transformer = transformer if transformer is not None else load_transformer(config)
     vae = vae if vae is not None else load_vae(config)
     vae = vae.to(accelerator.device).eval().requires_grad_(False)
@@ -189,32 +177,11 @@ def train(
     transformer.train()
     perceptual = perceptual or make_perceptual(config, accelerator.device)
 
-    optimizer = torch.optim.AdamW(
-        params, lr=config.lr, betas=config.adam_betas, weight_decay=config.weight_decay
+    module = OneStepSR(transformer, config.one_step())
+    model, optimizer, scheduler, step, named, ema = prepare_run(
+        accelerator, module, params, config, trained=lambda m: m.transformer
     )
-    warmup = config.warmup_steps
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)))
-    model, optimizer, scheduler = accelerator.prepare(
-        OneStepSR(transformer, config.one_step()), optimizer, scheduler
-    )
-    register_trainable_only_state(accelerator)
-    step, extra = resume_checkpoint(accelerator, config.output_dir, config.resume)
-    named = [
-        (n, p) for n, p in accelerator.unwrap_model(model).transformer.named_parameters() if p.requires_grad
-    ]
-    ema = EMA(named, config.ema_decay) if config.ema_decay > 0 else None
-    if ema and extra:
-        ema.load_state_dict(extra)
-
-    sampler = StreamSampler(
-        len(dataset),
-        config.batch_size,
-        config.seed,
-        start=step * config.grad_accum * config.batch_size,
-        rank=accelerator.process_index,
-        world=accelerator.num_processes,
-    )
-    loader = data_loader(accelerator, dataset, config, sampler)
+    batches = data_stream(accelerator, dataset, config, step)
     start_run(accelerator, config, "op4ksr")
     say = log.info if accelerator.is_main_process else log.debug  # one line per step, from the main process
     say(
@@ -226,7 +193,6 @@ def train(
     )
 
     result = TrainResult(step=step)
-    batches = iter(loader)
     while step < config.steps:
         sums: dict[str, float] = {}
         for _ in range(config.grad_accum):
