@@ -69,6 +69,23 @@ def _ct(config: GTASRTrainConfig, pred: Tensor, target: Tensor, perceptual: Perc
     )
 
 
+def _consistency(
+    student: Denoiser,
+    target_net: nn.Module,
+    batch: PairBatch,
+    config: GTASRTrainConfig,
+    schedule: Tensor,
+    perceptual: PerceptualLoss,
+    generator: torch.Generator,
+) -> tuple[Tensor, int, Tensor]:
+    """The consistency term both stages start with: (student prediction, level index n, mean L_CT)."""
+    cap = config.ct_index_cap or None
+    pred, target, n = consistency_pair(
+        student, target_net, batch, schedule, ct_index_bound(len(schedule), cap), generator
+    )
+    return pred, n, _ct(config, pred, target, perceptual).mean()
+
+
 def stage1_losses(
     student: Denoiser,
     target_net: nn.Module,
@@ -80,11 +97,7 @@ def stage1_losses(
 ) -> dict[str, Tensor]:
     """Stage I (CT + TA): {'total', 'ct', 'ta'} scalar means and 'ct_index' (n) for logging."""
     schedule = schedule_at(config, step)
-    cap = config.ct_index_cap or None
-    pred, target, n = consistency_pair(
-        student, target_net, batch, schedule, ct_index_bound(len(schedule), cap), generator
-    )
-    l_ct = _ct(config, pred, target, perceptual).mean()
+    pred, n, l_ct = _consistency(student, target_net, batch, config, schedule, perceptual, generator)
     levels = schedule[1:-1].to(torch.float32)  # interior levels t = 1..N-2
     noises = [randn(batch.gt, generator) for _ in range(levels.numel())]
     l_ta = ta_loss(
@@ -114,11 +127,7 @@ def stage2_losses(
 ) -> dict[str, Tensor]:
     """Stage II (CT + DTM/Stab + Rect): {'total', 'ct', 'dtm_stab', 'rect'} scalar means."""
     schedule = schedule_at(config, step)
-    cap = config.ct_index_cap or None
-    pred, target, _ = consistency_pair(
-        student, target_net, batch, schedule, ct_index_bound(len(schedule), cap), generator
-    )
-    l_ct = _ct(config, pred, target, perceptual).mean()
+    pred, _, l_ct = _consistency(student, target_net, batch, config, schedule, perceptual, generator)
 
     # DTM level t per sample (released: t = 1 always, s_1 = 1/3), one eps shared by real and fake points.
     low, high = dtm_index_range(len(schedule), config.dtm_t_min, config.dtm_t_max)
