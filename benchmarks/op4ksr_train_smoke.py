@@ -27,25 +27,10 @@ from common import RESULTS, append_results, device_name, markdown_table
 from PIL import Image
 
 from sr4k.op4ksr_core.vae import F16VAE
-from sr4k.op4ksr_core.vae.config import FLUX_F16
 from sr4k.training.op4ksr import train
 from sr4k.training.op4ksr.config import OP4KSRTrainConfig
+from sr4k.training.op4ksr.toy import TOY_F16_VAE, TOY_FLUX
 
-SMALL_FLUX = dict(
-    patch_size=1,
-    in_channels=64,
-    num_layers=1,
-    num_single_layers=1,
-    attention_head_dim=16,
-    num_attention_heads=2,
-    joint_attention_dim=32,
-    pooled_projection_dim=16,
-    guidance_embeds=True,
-    axes_dims_rope=(4, 6, 6),
-)
-SMALL_VAE = dataclasses.replace(
-    FLUX_F16, block_out_channels=(16, 16, 16, 16), layers_per_block=1, norm_num_groups=8
-)
 SIDE, SCALE = 160, 4
 
 
@@ -68,7 +53,7 @@ def models(seed: int = 0) -> tuple[torch.nn.Module, F16VAE]:
     from diffusers import FluxTransformer2DModel
 
     torch.manual_seed(seed)
-    return FluxTransformer2DModel(**SMALL_FLUX), F16VAE(SMALL_VAE, decode_mode="aligned")
+    return FluxTransformer2DModel(**TOY_FLUX), F16VAE(TOY_F16_VAE, decode_mode="aligned")
 
 
 def recipe(name: str, data: tuple[Path, Path], out: Path, steps: int, vgg16: str) -> OP4KSRTrainConfig:

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from sr4k.op4ksr_core.vae import F16VAE
-from sr4k.op4ksr_core.vae.config import FLUX_F16
 from sr4k.training.op4ksr.config import OP4KSRTrainConfig
+from sr4k.training.op4ksr.toy import TOY_F16_VAE, TOY_FLUX
 from tiny_models import deterministic_state_dict
 
 __all__ = [
@@ -28,23 +28,7 @@ __all__ = [
     "small_vae",
 ]
 
-# A FLUX of the real family small enough to train on CPU in seconds (hidden 32, one block of each kind).
-SMALL_FLUX = dict(
-    patch_size=1,
-    in_channels=64,
-    num_layers=1,
-    num_single_layers=1,
-    attention_head_dim=16,
-    num_attention_heads=2,
-    joint_attention_dim=32,
-    pooled_projection_dim=16,
-    guidance_embeds=True,
-    axes_dims_rope=(4, 6, 6),
-)
-# F16 geometry (4 levels, stride-2 input: 16 px per latent, 32 px per token) with 16 channels.
-SMALL_VAE = dataclasses.replace(
-    FLUX_F16, block_out_channels=(16, 16, 16, 16), layers_per_block=1, norm_num_groups=8
-)
+SMALL_FLUX, SMALL_VAE = TOY_FLUX, TOY_F16_VAE  # toy sizes of the real families (training/op4ksr/toy.py)
 HR_SIDE, SCALE, CROP = 160, 4, 128
 
 
