@@ -18,7 +18,6 @@ headless output, and how often ComfyUI unloaded the model during the timed calls
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import sys
@@ -33,6 +32,7 @@ from comfy_inprocess import REPO, Comfy, add_model_folder, fully_loaded, start_c
 from common import GIB, StageTimer, append_results, environment, markdown_table, measure, sync
 from cost import SMOKE, SMOKE_GTASR, build_flux, build_vae, random_init_
 from flops import FLUX_DEV
+from perf_parts import free, rel_err
 from perf_toggles import commit
 
 from sr4k.gtasr_core import RELEASED, GTASRNet, upscale
@@ -90,7 +90,7 @@ class Run:
             "stages_s": per_stage,
             "other_s": m.median - sum(per_stage.values()),
             "peak_gib": (m.peak_bytes - self.ballast_bytes) / GIB,
-            "rel_err": None if ref is None else _rel_err(out, ref),
+            "rel_err": None if ref is None else rel_err(out, ref),
             "versus": versus,
         }
         self.rows.append(row)
@@ -110,17 +110,6 @@ def _dynamo_graphs() -> int:
     from torch._dynamo.utils import counters
 
     return int(counters["stats"]["unique_graphs"])
-
-
-def _rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
-    return float((out - ref).norm() / ref.norm().clamp_min(1e-30))
-
-
-def free() -> None:
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-        torch.cuda.empty_cache()
 
 
 def hold_card(run: Run, card_gib: float) -> None:
