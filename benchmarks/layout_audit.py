@@ -195,6 +195,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--commit", default=None, help="commit to report (default: git rev-parse HEAD here)")
     args = p.parse_args(argv)
     device = torch.device(args.device)
+    if device.type == "meta":  # checked: meta convolutions return NCHW for NHWC input and weight (torch 2.13)
+        p.error("--device meta: meta kernels do not reproduce CUDA's output layouts; use cuda (or cpu)")
     dtype = DTYPES[args.dtype or ("bf16" if device.type == "cuda" else "fp32")]
     layouts = args.layouts.split(",")
     if unknown := [x for x in layouts if x not in LAYOUTS]:

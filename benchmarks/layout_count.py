@@ -10,7 +10,8 @@ next cuDNN convolution (NHWC weights) transposes the map back. Recorded, for eve
 - ``conv fed NCHW``: a convolution whose input is NCHW while its weight is NHWC (cuDNN then transposes the
   input inside the call: the usual second half of a break). A 1x1 weight is both (``contiguous(channels_last)``
   keeps its strides), so a 1x1 conv runs in its input's layout: no break there, but its output stays NCHW;
-- ``conv weight NCHW``: an NHWC input with an NCHW weight (a weight the layout switch did not convert).
+- ``conv weight NCHW``: an NHWC input with an NCHW weight (a weight the layout switch did not convert);
+  a convolution with an NHWC input and an NCHW output counts as ``nhwc->nchw``.
 
 The layout of a 4-D tensor [N, C, H, W] is read from the order of the strides of C, H and W, ignoring dims of
 size 1 or stride 0 (so slices and channel chunks of an NHWC map are still NHWC): ``both`` when that order fits
@@ -80,7 +81,10 @@ def find_breaks(op: str, inputs: list[object], outputs: list[object]) -> list[tu
             return [("conv fed NCHW", x)]
         if lx == "nhwc" and lw == "nchw":
             return [("conv weight NCHW", w)]
-        # A conv's output takes cuDNN's suggested layout (NHWC if input or weight is): no other break.
+        lo = _layout(outs[0]) if outs else "both"
+        if lx == "nhwc" and lo in ("nchw", "other"):  # a kernel that dropped the layout
+            return [(f"nhwc->{lo}", outs[0])]
+        # Otherwise the output takes cuDNN's suggested layout (NHWC if input or weight is): no break.
         return []
     in_layouts = {_layout(t) for t in ins}
     # new_zeros & co. take the input only for dtype and device: an allocation in the other layout (its cost

@@ -116,6 +116,30 @@ def test_conv_with_a_weight_left_nchw_and_explicit_conversions() -> None:
     assert rec.ops == 5 and rec.nhwc_ops == 1
 
 
+def test_find_breaks_rules_on_hand_made_layouts() -> None:
+    nchw, nhwc = torch.empty(1, 8, 4, 6), torch.empty(1, 8, 4, 6, memory_format=CL)
+    w, w_cl = torch.empty(8, 8, 3, 3), torch.empty(8, 8, 3, 3, memory_format=CL)
+    other = torch.empty(1, 4, 6, 8).permute(0, 2, 1, 3)
+    assert lc.find_breaks("native_group_norm", [nhwc], [nchw]) == [("nhwc->nchw", nchw)]
+    assert lc.find_breaks("cat", [nhwc, nhwc], [other]) == [("nhwc->other", other)]
+    assert lc.find_breaks("add", [nhwc, nchw], [nhwc]) == [("nchw->nhwc", nhwc)]  # mixed layouts
+    assert lc.find_breaks("new_zeros", [nhwc], [nchw]) == [("alloc nchw", nchw)]
+    assert lc.find_breaks("convolution", [nhwc, w_cl], [nchw]) == [("nhwc->nchw", nchw)]  # layout dropped
+    assert lc.find_breaks("convolution", [nchw, w_cl], [nhwc]) == [("conv fed NCHW", nchw)]
+    assert lc.find_breaks("convolution", [nhwc, w], [nhwc]) == [("conv weight NCHW", w)]
+    for op, ins, outs in (
+        ("convolution", [nhwc, w_cl], [nhwc]),
+        ("convolution", [nchw, w], [nchw]),
+        ("add", [nhwc, nhwc], [nhwc]),
+        ("add", [nchw, nchw], [nchw]),
+        ("clone", [other], [nchw]),  # not an image layout change (e.g. window partition)
+        ("silu", [torch.empty(1, 1, 4, 6)], [torch.empty(1, 1, 4, 6)]),  # C == 1: both layouts
+        ("mm", [torch.empty(4, 6)], [torch.empty(4, 6)]),  # no 4-D map
+        ("add", [nhwc.int()], [torch.empty(1, 8, 4, 6, dtype=torch.int32)]),  # not floating point
+    ):
+        assert lc.find_breaks(op, ins, outs) == [], op
+
+
 def test_all_nchw_runs_have_no_breaks() -> None:
     net = Planted().eval()
     rec = audit(net, torch.randn(1, 4, 6, 10))
@@ -151,3 +175,5 @@ def test_script_rejects_bad_arguments() -> None:
         layout_audit.main(["--device", "cpu", "--tiny", "--layouts", "nhwc", "--no-write"])
     with pytest.raises(SystemExit):
         layout_audit.main(["--device", "cpu", "--tiny", "--vae-px", "40", "--no-write"])
+    with pytest.raises(SystemExit):
+        layout_audit.main(["--device", "meta", "--tiny", "--no-write"])
