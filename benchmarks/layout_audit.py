@@ -1,8 +1,10 @@
 """Layout audit (issue #11): which aten ops break the channels_last (NHWC) layout in GTASR and the F16 VAE.
 
-Runs, with random weights and this version's perf defaults, each target in channels_last and (for comparison)
-in NCHW under :class:`layout_count.LayoutAudit`, and lists the ops that convert a map between the layouts:
-op, kind, count, GB a standalone transpose of the converted maps moves, and an example module. Targets:
+Runs each target once per ``--layouts`` entry under :class:`layout_count.LayoutAudit` (random weights, this
+version's perf defaults): channels_last; channels_last with torch's own GroupNorm (``nhwc_group_norm="off"``,
+which on CUDA returns NCHW: what srkit/group_norm.py removes); NCHW for comparison. It lists the ops that convert
+a map between the layouts: op, kind, count, GB a standalone transpose of the converted maps moves, and the
+modules they ran in. Targets:
 
 - GTASR: ``gtasr_core.upscale(net, lr, seed=0, allow_tile_fallback=False)`` under
   ``perf.options(gtasr_channels_last=...)`` (``upscale`` puts the weights and the input in that layout);
@@ -42,10 +44,17 @@ from sr4k.gtasr_core.noise import set_layout
 from sr4k.op4ksr_core.vae import F16VAE
 from sr4k.op4ksr_core.vae.model import set_vae_layout
 from sr4k.srkit import perf
+from sr4k.srkit.group_norm import native_keeps_channels_last
 from sr4k.training.op4ksr.toy import TOY_F16_VAE
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-LAYOUTS = {"channels_last": True, "nchw": False}
+# name: (channels_last, other perf option changes); channels_last_native_gn: torch's own GroupNorm kernel (on CUDA
+# it returns NCHW) instead of srkit/group_norm.py's layout-keeping one, to see what that one removes.
+LAYOUTS: dict[str, tuple[bool, dict[str, Any]]] = {
+    "channels_last": (True, {}),
+    "channels_last_native_gn": (True, {"nhwc_group_norm": "off"}),
+    "nchw": (False, {}),
+}
 TOP_MODULES = 10  # (op, kind, module) rows per run in the Markdown (all of them in the JSON)
 
 
@@ -57,18 +66,20 @@ def audit(fn: Callable[[], Any], modules: dict[str, torch.nn.Module]) -> tuple[L
     return rec, out
 
 
-def audit_gtasr(net: GTASRNet, lr: torch.Tensor, channels_last: bool) -> LayoutAudit:
-    """The patch-free GTASR upscale of ``lr`` [1, 3, h, w] in the given layout."""
+def audit_gtasr(net: GTASRNet, lr: torch.Tensor, channels_last: bool, **changes: Any) -> LayoutAudit:
+    """The patch-free GTASR upscale of ``lr`` [1, 3, h, w] in the given layout (``changes``: perf options)."""
     set_layout(net, channels_last)  # as upscale does; here, so the one-off weight conversion is not counted
-    with perf.options(gtasr_channels_last=channels_last):
+    with perf.options(gtasr_channels_last=channels_last, **changes):
         rec, _ = audit(lambda: upscale(net, lr, seed=0, allow_tile_fallback=False), {"gtasr": net})
     return rec
 
 
-def audit_vae(vae: F16VAE, image: torch.Tensor, channels_last: bool) -> dict[str, LayoutAudit]:
+def audit_vae(
+    vae: F16VAE, image: torch.Tensor, channels_last: bool, **changes: Any
+) -> dict[str, LayoutAudit]:
     """``{"vae encode": ..., "vae decode": ...}`` of ``image`` [1, 3, H, W] in [-1, 1] in the given layout."""
     set_vae_layout(vae, channels_last)
-    with perf.options(vae_channels_last=channels_last):
+    with perf.options(vae_channels_last=channels_last, **changes):
         enc, z = audit(lambda: vae.encode(image), {"vae": vae})
         dec, _ = audit(lambda: vae.decode(z), {"vae": vae})
     return {"vae encode": enc, "vae decode": dec}
@@ -111,15 +122,15 @@ def run_all(
         recs: dict[str, tuple[LayoutAudit, float]] = {}
         if net is not None:
             t0 = time.perf_counter()
-            rec = audit_gtasr(net, lr, LAYOUTS[layout])
+            rec = audit_gtasr(net, lr, LAYOUTS[layout][0], **LAYOUTS[layout][1])
             recs["gtasr"] = rec, time.perf_counter() - t0
         if vae is not None:
             t0 = time.perf_counter()
-            both = audit_vae(vae, image, LAYOUTS[layout])
+            both = audit_vae(vae, image, LAYOUTS[layout][0], **LAYOUTS[layout][1])
             recs.update({k: (v, (time.perf_counter() - t0) / 2) for k, v in both.items()})
         for target, (rec, seconds) in recs.items():
             results.append(result(target, layout, rec, seconds))
-            print(f"  {target:10s} {layout:13s} {len(rec.breaks):5d} breaks", flush=True)
+            print(f"  {target:10s} {layout:23s} {len(rec.breaks):5d} breaks", flush=True)
     return results
 
 
@@ -188,7 +199,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--gtasr-lr", type=int, default=256, help="GTASR LR side in px (0: skip GTASR)")
     p.add_argument("--vae-px", type=int, default=1024, help="VAE image side in px (0: skip the VAE)")
     p.add_argument("--tiny", action="store_true", help="toy networks (gtasr_core TINY, TOY_F16_VAE)")
-    p.add_argument("--layouts", default="channels_last,nchw", help="comma list of channels_last, nchw")
+    p.add_argument("--layouts", default=",".join(LAYOUTS), help=f"comma list of {', '.join(LAYOUTS)}")
     p.add_argument("--json", type=Path)
     p.add_argument("--results", type=Path)
     p.add_argument("--no-write", action="store_true")
@@ -212,12 +223,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             )
         else:
             vae = build_vae(device, dtype)
+    # Probe the native GroupNorm's layout (srkit/group_norm.py caches it) outside the audits: not a network op.
+    native_gn_keeps = native_keeps_channels_last(device)
     t0 = time.perf_counter()
     results = run_all(device, dtype, gtasr_cfg, args.gtasr_lr, vae, args.vae_px, layouts)
     what = (
         f"{'toy' if args.tiny else 'real-size'} networks, random weights, {str(dtype).removeprefix('torch.')}, "
         f"GTASR LR {args.gtasr_lr}² (patch-free upscale), VAE {args.vae_px}² (encode; decode of its latent); "
-        f"audit took {time.perf_counter() - t0:.1f} s"
+        f"audit took {time.perf_counter() - t0:.1f} s; torch's GroupNorm keeps channels_last here: {native_gn_keeps}"
     )
     env = environment(device)
     text = section(env, results, [a for a in argv if a != "--no-write"], args.commit or commit(), what)
