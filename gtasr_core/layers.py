@@ -14,7 +14,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ..srkit import perf
-from ..srkit.group_norm import group_norm_nhwc, wants_nhwc
+from ..srkit.group_norm import group_norm_nhwc, is_channels_last, wants_nhwc
 from ..srkit.upsample_conv import upsample2x_conv
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "relative_position_index",
     "window_partition",
     "window_reverse",
+    "roll_hw",
     "shifted_window_mask",
 ]
 
@@ -130,11 +131,25 @@ def window_partition(x: Tensor, window: int) -> Tensor:
     return rearrange(x, "b c (nh wh) (nw ww) -> (b nh nw) (wh ww) c", wh=window, ww=window)
 
 
-def window_reverse(windows: Tensor, window: int, h: int, w: int) -> Tensor:
-    """Inverse of :func:`window_partition`: [B * nW, w*w, C] -> [B, C, H, W]."""
+def window_reverse(windows: Tensor, window: int, h: int, w: int, channels_last: bool = False) -> Tensor:
+    """Inverse of :func:`window_partition`: [B * nW, w*w, C] -> [B, C, H, W], stored NCHW or, with
+    ``channels_last``, NHWC (a channels_last network's residual add then reads both operands in one layout)."""
+    if channels_last:
+        nhwc = rearrange(
+            windows, "(b nh nw) (wh ww) c -> b (nh wh) (nw ww) c", nh=h // window, nw=w // window, wh=window
+        )
+        return nhwc.permute(0, 3, 1, 2)
     return rearrange(
         windows, "(b nh nw) (wh ww) c -> b c (nh wh) (nw ww)", nh=h // window, nw=w // window, wh=window
     )
+
+
+def roll_hw(x: Tensor, shift: int) -> Tensor:
+    """``torch.roll`` of a [B, C, H, W] map by ``shift`` along H and W, keeping a channels_last map NHWC
+    (CUDA's roll returns a contiguous copy: rolled here on the NHWC view instead)."""
+    if is_channels_last(x):
+        return torch.roll(x.permute(0, 2, 3, 1), shifts=(shift, shift), dims=(1, 2)).permute(0, 3, 1, 2)
+    return torch.roll(x, shifts=(shift, shift), dims=(2, 3))
 
 
 def shifted_window_mask(
@@ -207,11 +222,12 @@ class SwinBlock(nn.Module):
         y = self.norm1(x)
         mask = None
         if self.shift:
-            y = torch.roll(y, shifts=(-self.shift, -self.shift), dims=(2, 3))
+            y = roll_hw(y, -self.shift)
             mask = shifted_window_mask(h, w, self.window, self.shift, device=x.device)
-        y = window_reverse(self.attn(window_partition(y, self.window), mask), self.window, h, w)
+        y = self.attn(window_partition(y, self.window), mask)
+        y = window_reverse(y, self.window, h, w, channels_last=is_channels_last(x))
         if self.shift:
-            y = torch.roll(y, shifts=(self.shift, self.shift), dims=(2, 3))
+            y = roll_hw(y, self.shift)
         x = x + y
         return x + self.mlp(self.norm2(x))
 

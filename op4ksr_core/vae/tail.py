@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ...srkit.group_norm import is_channels_last
+
 __all__ = [
     "DECODE_SHIFT",
     "kernel_halo",
@@ -64,10 +66,19 @@ def upsample_conv_rows(
     in_lo, in_hi = max(lo, 0), min(hi, up_h)
     # Columns: `halo + shift` zeros on the left, `halo - shift` on the right, so valid conv output c is
     # centred on up-sampled column c - shift.
-    buf = features.new_zeros(batch, channels, hi - lo, up_w + 2 * halo)
+    nhwc = is_channels_last(features)  # then every map here stays NHWC, for the conv that reads it
+    buf = torch.empty(
+        (batch, channels, hi - lo, up_w + 2 * halo),
+        dtype=features.dtype,
+        device=features.device,
+        memory_format=torch.channels_last if nhwc else torch.contiguous_format,
+    ).zero_()
     if in_hi > in_lo:
         src_rows = torch.arange(in_lo, in_hi, device=features.device) // upscale  # nearest: row i <- i // s
-        src = features.index_select(2, src_rows)  # [B, C, in_hi - in_lo, w]
+        if nhwc:  # index_select returns NCHW; on the NHWC view it gathers whole rows and stays NHWC
+            src = features.permute(0, 2, 3, 1).index_select(1, src_rows).permute(0, 3, 1, 2)
+        else:
+            src = features.index_select(2, src_rows)  # [B, C, in_hi - in_lo, w]
         # Nearest along columns without a full-width temporary: write each source column into its s copies.
         dst = buf[:, :, in_lo - lo : in_hi - lo, halo + shift : halo + shift + up_w]
         dst.unflatten(-1, (width, upscale)).copy_(src.unsqueeze(-1).expand(-1, -1, -1, -1, upscale))
@@ -95,13 +106,7 @@ def upsample_conv_tail(
     batch, _, height, width = features.shape
     up_h, up_w = height * upscale, width * upscale
     # Keep a channels_last input's layout (the conv after the VAE's chunked Upsample reads it as NHWC).
-    layout = (
-        torch.channels_last
-        if features.ndim == 4
-        and not features.is_contiguous()
-        and features.is_contiguous(memory_format=torch.channels_last)
-        else torch.contiguous_format
-    )
+    layout = torch.channels_last if is_channels_last(features) else torch.contiguous_format
     out = torch.empty(
         batch, weight.shape[0], up_h, up_w, dtype=features.dtype, device=features.device, memory_format=layout
     )

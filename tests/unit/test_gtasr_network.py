@@ -16,6 +16,7 @@ from sr4k.gtasr_core import RELEASED, GTASRConfig, build, build_released, c_nois
 from sr4k.gtasr_core.layers import (
     SwinBlock,
     relative_position_index,
+    roll_hw,
     shifted_window_mask,
     window_partition,
     window_reverse,
@@ -119,6 +120,21 @@ def test_window_partition_round_trip_and_order() -> None:
     assert win.shape == (2 * 2 * 3, 16, 3)
     assert torch.equal(win[1, :, 0], x[0, 0, 0:4, 4:8].flatten())  # second window of row 0
     assert torch.equal(window_reverse(win, 4, 8, 12), x)
+    nhwc = window_reverse(win, 4, 8, 12, channels_last=True)  # same values, stored NHWC (no copy back)
+    assert torch.equal(nhwc, x) and nhwc.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_roll_hw_keeps_the_layout() -> None:
+    x = torch.arange(2 * 5 * 8 * 12, dtype=torch.float32).view(2, 5, 8, 12)
+    for shift in (-2, 3):
+        ref = torch.roll(x, shifts=(shift, shift), dims=(2, 3))
+        assert torch.equal(roll_hw(x, shift), ref)
+        out = roll_hw(x.contiguous(memory_format=torch.channels_last), shift)
+        assert (
+            torch.equal(out, ref)
+            and out.is_contiguous(memory_format=torch.channels_last)
+            and not out.is_contiguous()
+        )
 
 
 @pytest.mark.parametrize(("h", "w"), [(8, 8), (8, 12), (16, 8)])
