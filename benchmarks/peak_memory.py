@@ -6,9 +6,9 @@ with the H200 measurements of benchmarks/perf_toggles.py (RESULTS.md, "Perf togg
 What the meta device cannot run as CUDA does, and how it is handled:
 - cuDNN scratch: modelled (:func:`cudnn_nchw_workspace`, fitted to the H200 rows), reported apart.
 - SDPA backend: meta decomposes into the math path (q, k, v upcast to fp32, [windows, heads, 64, 64] fp32
-  scores). That reproduces the measured GTASR working set (11.58 vs 11.55 GiB at LR 1024, 2.92 vs 2.89 at
-  LR 512); the memory-efficient kernel would give 7.8, so the H200 evidently ran the math fallback for the
-  Swin window attention. ``--sdpa efficient`` counts the what-if.
+  scores). That reproduces the measured GTASR working sets (11.55 at LR 1024, 2.89 at LR 512, to 0.01 GiB);
+  the memory-efficient kernel would give 7.4, so the H200 evidently ran the math fallback for the Swin window
+  attention. A what-if row counts the efficient kernel.
 - The result's host copy (pinned CPU memory) is skipped.
 As in perf_toggles, the timed calls follow a warm-up (the device noise field is cached: "allocated before")
 and the previous call's result is alive during the next.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime
 import importlib
 import json
@@ -41,7 +42,8 @@ from sr4k.op4ksr_core.vae.model import F16VAE
 from sr4k.srkit import perf
 
 GIB = 2**30
-MEASURED = {"gtasr": 11.55, "vae_dec": 8.09}  # work GiB on the H200, RESULTS.md perf toggles 2026-11-30
+# Work GiB on the H200 at LR 1024 (gtasr_half: LR 512), RESULTS.md perf toggles 2026-11-30.
+MEASURED = {"gtasr": 11.55, "gtasr_half": 2.89, "gtasr_whole_head": 25.80, "vae_dec": 8.09}
 _SDPA = F.scaled_dot_product_attention
 # The module (the package exports a function of the same name).
 upscale_mod = importlib.import_module("sr4k.gtasr_core.upscale")
@@ -76,16 +78,14 @@ def _host_copy(image: torch.Tensor, pinned: bool = True) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def cuda_like(sdpa: str = "math") -> Iterator[None]:
-    """Skip the host copy of meta results; ``sdpa="efficient"``: count the memory-efficient SDPA kernel."""
-    old_host = upscale_mod.to_host
+def cuda_like() -> Iterator[None]:
+    """Skip the host copy of meta results (the only device-type branch of gtasr_core.upscale on this path)."""
+    old = upscale_mod.to_host
     upscale_mod.to_host = _host_copy
-    if sdpa == "efficient":
-        F.scaled_dot_product_attention = _efficient_sdpa
     try:
         yield
     finally:
-        F.scaled_dot_product_attention, upscale_mod.to_host = _SDPA, old_host
+        upscale_mod.to_host = old
 
 
 @contextlib.contextmanager
@@ -202,7 +202,8 @@ def _commit() -> str:
         return "unknown"
 
 
-def _row(part: str, variant: str, t: PeakTracker, measured: float | str) -> str:
+def _row(part: str, variant: str, t: PeakTracker, measured: object) -> str:
+    measured = f"{measured:.2f}" if isinstance(measured, float) else measured
     return (
         f"| {part} | {variant} | {t.peak_bytes / GIB:.2f} | {t.peak_total / GIB:.2f} | {measured} | "
         f"{t.peak_total_path or '-'} |"
@@ -210,54 +211,74 @@ def _row(part: str, variant: str, t: PeakTracker, measured: float | str) -> str:
 
 
 def run(lr_px: int, top: int) -> tuple[dict[str, Any], list[str]]:
-    """Count GTASR (before and after this branch's reductions, and with the efficient SDPA kernel) and the VAE
-    decode under the default perf options; returns numbers and the Markdown section."""
-    dtype, opts, hr = torch.bfloat16, perf.PerfOptions(), 4 * lr_px
+    """Count GTASR (before and after this branch's reduction, at lr_px and lr_px / 2, with the whole head, and
+    with the efficient SDPA kernel) and the VAE decode; returns the numbers and the Markdown section."""
+    dtype, opts, hr, half = torch.bfloat16, perf.PerfOptions(), 4 * lr_px, lr_px // 2
     net = gtasr_net(RELEASED, "meta", dtype)
+    whole = dataclasses.replace(opts, gtasr_head_rows=0)
+    m = {k: v for k, v in MEASURED.items() if lr_px == 1024}  # the H200 rows are at LR 1024 (and 512)
+    rows: list[tuple[str, str, str, Callable[[], PeakTracker], object]] = [
+        ("gtasr before", f"gtasr {lr_px}² -> {hr}²", "before (conv1 output held through the Swin layer)",
+         lambda: _held(net, lr_px, opts), m.get("gtasr", "-")),
+        ("gtasr after", f"gtasr {lr_px}² -> {hr}²", "after (this branch)", lambda: gtasr_peak(net, lr_px, opts), "-"),
+        ("gtasr before half", f"gtasr {half}² -> {2 * lr_px}²", "before", lambda: _held(net, half, opts),
+         m.get("gtasr_half", "-")),
+        ("gtasr after half", f"gtasr {half}² -> {2 * lr_px}²", "after", lambda: gtasr_peak(net, half, opts), "-"),
+        ("gtasr whole head", f"gtasr {lr_px}² -> {hr}²", "head whole (gtasr_head_rows=0)",
+         lambda: gtasr_peak(net, lr_px, whole), m.get("gtasr_whole_head", "-")),
+        ("gtasr efficient sdpa", f"gtasr {lr_px}² -> {hr}²", "what-if: memory-efficient SDPA kernel",
+         lambda: _efficient(net, lr_px, opts), "-"),
+        ("vae dec", f"vae dec {hr}²", "defaults",
+         lambda: vae_decode_peak(vae_model(FLUX_F16, "meta", dtype), hr, opts), m.get("vae_dec", "-")),
+    ]  # fmt: skip
     runs: dict[str, PeakTracker] = {}
+    table = [
+        "| part | variant | storages GiB | work GiB | measured GiB | peak in |",
+        "|---|---|---|---|---|---|",
+    ]
     with cuda_like():
-        with hold_swin_block_h(net):
-            runs["gtasr before (93d28f9 liveness)"] = gtasr_peak(net, lr_px, opts)
-        runs["gtasr defaults"] = gtasr_peak(net, lr_px, opts)
-        runs["vae dec defaults"] = vae_decode_peak(vae_model(FLUX_F16, "meta", dtype), hr, opts)
-    with cuda_like(sdpa="efficient"):
-        runs["gtasr what-if: efficient SDPA"] = gtasr_peak(net, lr_px, opts)
+        for key, part, variant, fn, measured in rows:
+            runs[key] = t = fn()
+            table.append(_row(part, variant, t, measured))
     res: dict[str, Any] = {"lr_px": lr_px, "torch": torch.__version__, "commit": _commit()}
     res |= {k: {"storages_gib": t.peak_bytes / GIB, "work_gib": t.peak_total / GIB} for k, t in runs.items()}
-    gpart, vpart = f"gtasr {lr_px}² -> {hr}²", f"vae dec {hr}²"
     lines = [
         f"## Peak memory, meta-device count (issue #11): benchmarks/peak_memory.py ({datetime.date.today()}, "
         f"commit {res['commit']})",
         "",
         f"- meta-device count, not a GPU measurement; torch {torch.__version__}; bf16; real architectures, "
-        "uninitialised weights; default perf options; storages rounded to 512 B",
+        "uninitialised weights; default perf options unless said; storages rounded to 512 B",
         "- storages = peak of the tensors made by the timed calls (one warm-up, then two calls, the previous "
         "result alive: as perf_toggles measures); work = storages + modelled cuDNN scratch of half-precision NCHW "
         "convolutions (input + output bytes); other scratch and fragmentation are invisible",
-        "- measured = H200 work GiB, RESULTS.md perf toggles 2026-11-30 (base of this branch)",
+        "- measured = H200 work GiB of RESULTS.md perf toggles 2026-11-30, i.e. of the code before this branch "
+        "(whole head: the '+native GroupNorm' row)",
         f"- Command: `python benchmarks/peak_memory.py --lr {lr_px} --results OUT.md`",
         "",
-        "| part | variant | storages GiB | work GiB | measured GiB | peak in |",
-        "|---|---|---|---|---|---|",
-        _row(
-            gpart,
-            "before (conv1 output held through the Swin layer)",
-            runs["gtasr before (93d28f9 liveness)"],
-            MEASURED["gtasr"],
-        ),
-        _row(gpart, "after (this branch)", runs["gtasr defaults"], "-"),
-        _row(gpart, "what-if: memory-efficient SDPA kernel", runs["gtasr what-if: efficient SDPA"], "-"),
-        _row(vpart, "defaults", runs["vae dec defaults"], MEASURED["vae_dec"]),
+        *table,
     ]
-    for name, t in runs.items():
+    for key in ("gtasr before", "gtasr after", "vae dec"):
         lines += [
             "",
-            f"Largest storages alive at the peak, {name}:",
+            f"Largest storages alive at the peak, {key}:",
             "",
             "| GiB | shape | dtype | op | made in |",
         ]
-        lines += ["|---|---|---|---|---|", *_top_rows(t, top)]
+        lines += ["|---|---|---|---|---|", *_top_rows(runs[key], top)]
     return res, lines
+
+
+def _held(net: GTASRNet, lr_px: int, opts: perf.PerfOptions) -> PeakTracker:
+    with hold_swin_block_h(net):
+        return gtasr_peak(net, lr_px, opts)
+
+
+def _efficient(net: GTASRNet, lr_px: int, opts: perf.PerfOptions) -> PeakTracker:
+    old, F.scaled_dot_product_attention = F.scaled_dot_product_attention, _efficient_sdpa
+    try:
+        return gtasr_peak(net, lr_px, opts)
+    finally:
+        F.scaled_dot_product_attention = old
 
 
 def main() -> None:

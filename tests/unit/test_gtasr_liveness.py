@@ -71,3 +71,16 @@ def test_tiny_upscale_peak_drops_by_the_freed_map() -> None:
     assert ".swin_layer." in after.peak_path and after.peak_path == before.peak_path
     block = net.get_submodule(after.peak_path.split(".swin_layer.")[0])
     assert before.peak_bytes - after.peak_bytes == block.out_channels * 64 * 64 * 2  # one bf16 map at LR size
+
+
+def test_memory_model_covers_the_meta_count() -> None:
+    """gtasr_core.memory must not underestimate: the released network's count (with the modelled cuDNN scratch)
+    at LR 512, where the peak is the same Swin attention as at LR 1024 (the working set is linear in pixels)."""
+    from sr4k.gtasr_core.config import RELEASED
+    from sr4k.gtasr_core.memory import upscale_memory
+
+    net = pm.gtasr_net(RELEASED, "meta", torch.bfloat16)
+    with pm.cuda_like():
+        t = pm.gtasr_peak(net, 512, perf.PerfOptions())
+    assert ".swin_layer." in t.peak_total_path
+    assert t.peak_total <= upscale_memory(net, 512, 512, slabbed_head=True)
