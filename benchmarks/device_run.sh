@@ -10,6 +10,9 @@
 #   gtasr     benchmarks/perf_toggles.py --parts gtasr: the GTASR toggles (box resample among them; ~1 min)
 #   roofline  benchmarks/roofline_gpu.py: every op's GPU time against its roofline bound (< 1 min)
 #   toggles   benchmarks/perf_toggles.py --parts vae,op4ksr,gtasr: the eager toggles again (~2.5 min)
+#   vae       benchmarks/perf_toggles.py --parts vae: the F16 VAE toggles (channels_last +- NHWC GroupNorm; ~1 min)
+#   kernels   benchmarks/kernel_profile.py: CUDA kernel time by class, NCHW vs channels_last (< 1 min)
+#   layout    benchmarks/layout_audit.py: the ops breaking channels_last in GTASR (LR 256) and the VAE (1024²; < 1 min)
 # Results (Markdown sections for benchmarks/RESULTS.md, JSON, logs) are written to $OUT and come back.
 set -uo pipefail
 OUT=${OUT:-/tmp/sr4k-out}
@@ -51,11 +54,23 @@ for step in $STEPS; do
         timeout 150 python3 benchmarks/perf_toggles.py --parts gtasr --budget-s 140 --commit "$REV" \
             --json "$OUT/gtasr.json" --results "$OUT/RESULTS_gtasr.md" 2>&1 | tail -30 | tee -a "$OUT/run.log"
         ;;
+    vae)
+        timeout 150 python3 benchmarks/perf_toggles.py --parts vae --budget-s 140 --commit "$REV" \
+            --json "$OUT/vae.json" --results "$OUT/RESULTS_vae.md" 2>&1 | tail -30 | tee -a "$OUT/run.log"
+        ;;
+    kernels)
+        timeout 120 python3 benchmarks/kernel_profile.py --commit "$REV" --json "$OUT/kernels.json" \
+            --results "$OUT/RESULTS_kernels.md" 2>&1 | tail -60 | tee -a "$OUT/run.log"
+        ;;
     toggles)
         timeout 240 python3 benchmarks/perf_toggles.py --parts vae,op4ksr,gtasr --budget-s 220 --commit "$REV" \
             --json "$OUT/toggles.json" --results "$OUT/RESULTS_toggles.md" 2>&1 | tail -60 | tee -a "$OUT/run.log"
         ;;
-    *) echo "unknown step $step (node, node-compile, compile2, roofline, gtasr, toggles)" | tee -a "$OUT/run.log" ;;
+    layout)
+        timeout 90 python3 benchmarks/layout_audit.py --commit "$REV" --json "$OUT/layout.json" \
+            --results "$OUT/RESULTS_layout.md" 2>&1 | tail -80 | tee -a "$OUT/run.log"
+        ;;
+    *) echo "unknown step $step (node, node-compile, compile2, roofline, gtasr, vae, kernels, toggles, layout)" | tee -a "$OUT/run.log" ;;
     esac
 done
 echo "=== done in $((SECONDS - start)) s" | tee -a "$OUT/run.log"

@@ -26,7 +26,8 @@ from sr4k.srkit import perf
 from sr4k.srkit.counter_normal import counter_normal
 
 OPT = perf.PerfOptions()  # this version's defaults
-LEAN = dataclasses.replace(OPT, vae_channels_last=True, gtasr_channels_last=True)  # least memory
+# least memory; its GroupNorms keep NHWC (perf.nhwc_group_norm "auto") unless a row says "native GroupNorm"
+LEAN = dataclasses.replace(OPT, vae_channels_last=True, gtasr_channels_last=True)
 
 
 def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
@@ -89,11 +90,21 @@ def part_vae(c: Ctx, px: int, small_px: int) -> None:
     variants = [
         ("baseline", perf.BASELINE, False),
         ("+gemm attention", dataclasses.replace(perf.BASELINE, vae_gemm_attention=True), False),
-        ("+channels_last", dataclasses.replace(perf.BASELINE, vae_channels_last=True), False),
+        (
+            "+channels_last (native GroupNorm)",
+            dataclasses.replace(perf.BASELINE, vae_channels_last=True),
+            False,
+        ),
+        (
+            "+channels_last + NHWC GroupNorm",
+            dataclasses.replace(perf.BASELINE, vae_channels_last=True, nhwc_group_norm="auto"),
+            False,
+        ),
         ("+chunked upsample", dataclasses.replace(perf.BASELINE, vae_chunked_upsample=True), False),
         ("defaults", OPT, False),
         ("defaults + cudnn.benchmark", OPT, True),
         ("lean (defaults + channels_last)", LEAN, False),
+        ("lean, native GroupNorm", dataclasses.replace(LEAN, nhwc_group_norm="off"), False),
     ]
     ref_z = ref_img = None
     for label, opts, bench in variants:
@@ -201,6 +212,7 @@ def part_gtasr(c: Ctx, cfg: Any, lr_px: int) -> None:
         ("defaults (+ head in slabs)", OPT),
         ("defaults, fp32 GroupNorm", dataclasses.replace(OPT, gtasr_native_groupnorm=False)),
         ("lean (defaults + channels_last)", LEAN),
+        ("lean, native GroupNorm", dataclasses.replace(LEAN, nhwc_group_norm="off")),
     ]
     for label, opts in steps:
         c.run("gtasr", label, lambda: upscale(net, lr, **up), opts, ref, bench=True)

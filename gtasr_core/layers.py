@@ -14,6 +14,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ..srkit import perf
+from ..srkit.group_norm import group_norm_nhwc, wants_nhwc
 
 __all__ = [
     "FP32GroupNorm",
@@ -31,6 +32,10 @@ class FP32GroupNorm(nn.GroupNorm):
     """GroupNorm computed in float32 and cast back (statistics over large maps are precision-sensitive)."""
 
     def forward(self, x: Tensor) -> Tensor:
+        if wants_nhwc(x):
+            # channels_last map on a device whose kernel would return NCHW: the same fp32 maths (one rounding of
+            # the output, as the fp32 path below) without leaving channels_last (srkit/group_norm.py).
+            return group_norm_nhwc(x, self.num_groups, self.weight, self.bias, self.eps)
         if x.dtype in (torch.bfloat16, torch.float16) and perf.current().gtasr_native_groupnorm:
             # The native kernels accumulate the statistics in fp32 already; only the normalised output is
             # rounded to x's dtype (error vs this class's fp32 path: tests/unit/test_perf_gtasr.py).

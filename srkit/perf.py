@@ -51,6 +51,11 @@ class PerfOptions:
     # rounding). Not yet measured on a GPU: chosen because grouped convolutions, transposed ones above all, run
     # far below memory bandwidth on CUDA, while these maps (up to 768 x 1024² at LR 1024) are pure memory traffic.
     gtasr_box_resample: bool = True
+    # GroupNorm of a channels_last map keeps channels_last (srkit/group_norm.py): "auto" where the device's own kernel
+    # would return NCHW (CUDA in torch 2.11), "on" for every channels_last map (the CPU tests), "off" never. Saves the
+    # NHWC<->NCHW transposes around every norm; exact to fp32 rounding. Only in effect with vae_channels_last /
+    # gtasr_channels_last (both off until a GPU run measures this).
+    nhwc_group_norm: str = "auto"
 
 
 _CURRENT = PerfOptions()
@@ -65,6 +70,7 @@ BASELINE = PerfOptions(
     gtasr_head_rows=0,
     gtasr_native_groupnorm=False,
     gtasr_box_resample=False,
+    nhwc_group_norm="off",
 )
 
 

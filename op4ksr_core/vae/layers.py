@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...srkit import perf
+from ...srkit.group_norm import LayoutGroupNorm
 from .attention import gemm_single_head_attention
 from .tail import upsample_conv_tail
 
@@ -43,8 +44,9 @@ UPSAMPLE_CHUNK_ELEMENTS = 2**28
 
 
 def group_norm(channels: int, groups: int, eps: float) -> nn.GroupNorm:
-    """GroupNorm with affine scale and shift, as every norm in the FLUX VAE."""
-    return nn.GroupNorm(num_groups=groups, num_channels=channels, eps=eps, affine=True)
+    """GroupNorm with affine scale and shift, as every norm in the FLUX VAE; a channels_last map stays
+    channels_last (``srkit.group_norm.LayoutGroupNorm``: same parameters and keys)."""
+    return LayoutGroupNorm(num_groups=groups, num_channels=channels, eps=eps, affine=True)
 
 
 def norm_silu(norm: nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
