@@ -148,9 +148,7 @@ class PeakTracker(TorchDispatchMode):
             # The scratch exists while the op runs, i.e. with its inputs and outputs alive.
             self.peak_total = self.live_bytes + extra
             self.peak_total_path = self.path()
-            scratch = Alloc(
-                round_block(extra, self.block), (), torch.uint8, self.path(), f"{op} workspace (model)"
-            )
+            scratch = Alloc(extra, (), torch.uint8, self.path(), f"{op} workspace (model)")
             self.peak_total_snapshot = [*self._live.values(), *([scratch] if extra else [])]
         return out
 
