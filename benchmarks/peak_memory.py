@@ -10,6 +10,9 @@ What the meta device cannot run as CUDA does, and how it is handled:
   the memory-efficient kernel would give 7.4, so the H200 evidently ran the math fallback for the Swin window
   attention. A what-if row counts the efficient kernel.
 - The result's host copy (pinned CPU memory) is skipped.
+Device-type branches that need nothing: the noise field takes the non-CPU (cached) branch on meta as on CUDA
+(its pinned staging copy is host memory); the VAE's fp32 scores are one baddbmm on CUDA, bmm + in-place mul
+elsewhere (the same storages); upscale's empty_cache runs only after an OOM.
 As in perf_toggles, the timed calls follow a warm-up (the device noise field is cached: "allocated before")
 and the previous call's result is alive during the next.
 
