@@ -213,6 +213,8 @@ def part_gtasr(c: Ctx, cfg: Any, lr_px: int) -> None:
         ("defaults, fp32 GroupNorm", dataclasses.replace(OPT, gtasr_native_groupnorm=False)),
         ("lean (defaults + channels_last)", LEAN),
         ("lean, native GroupNorm", dataclasses.replace(LEAN, nhwc_group_norm="off")),
+        ("defaults + fused upsample conv", dataclasses.replace(OPT, fused_upsample_conv=True)),
+        ("lean + fused upsample conv", dataclasses.replace(LEAN, fused_upsample_conv=True)),
     ]
     for label, opts in steps:
         c.run("gtasr", label, lambda: upscale(net, lr, **up), opts, ref, bench=True)

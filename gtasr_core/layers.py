@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from ..srkit import perf
 from ..srkit.group_norm import group_norm_nhwc, wants_nhwc
+from ..srkit.upsample_conv import upsample2x_conv
 
 __all__ = [
     "FP32GroupNorm",
@@ -92,6 +93,9 @@ class ResampleConv2d(nn.Module):
         self.box = len(resample_taps) == 2 and resample_taps[0] == resample_taps[1]
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.up and self.box and self.weight.shape[-1] in (1, 3) and perf.current().fused_upsample_conv:
+            # nearest x2 then the conv, without the x2 map (srkit/upsample_conv.py)
+            return upsample2x_conv(x, self.weight.to(x.dtype), self.bias.to(x.dtype))
         if self.resample_filter is not None and self.box and perf.current().gtasr_box_resample:
             # Pooling kernels run at memory bandwidth; a depthwise transposed convolution of a 768 x 1024²
             # map is far slower on CUDA. Up is bit-exact; down sums in another order (fp32 rounding).

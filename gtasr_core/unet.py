@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from ..srkit import perf
 from ..srkit.group_norm import is_channels_last
+from ..srkit.upsample_conv import upsample2x_conv
 from .config import BlockSpec, GTASRConfig, decoder_plan, encoder_plan, group_count
 from .layers import FP32GroupNorm, ResampleConv2d, SwinLayer
 
@@ -91,6 +92,14 @@ class UNetBlock(nn.Module):
         return x
 
 
+def up_conv(conv: nn.Conv2d, h: Tensor) -> Tensor:
+    """``conv(nearest_up2(h))`` of the upsampler head; with ``perf.fused_upsample_conv`` as one transposed
+    convolution (srkit/upsample_conv.py). The same maths on a slab, so :meth:`SongUNet.head_chunked` stays exact."""
+    if perf.current().fused_upsample_conv:
+        return upsample2x_conv(h, conv.weight, conv.bias)
+    return conv(F.interpolate(h, scale_factor=2, mode="nearest"))
+
+
 class SongUNet(nn.Module):
     """F(x, c_noise, lq): x [B, 3, 4h, 4w], c_noise [B], lq [B, 3, h, w] -> [B, 3, 4h, 4w].
 
@@ -147,8 +156,8 @@ class SongUNet(nn.Module):
             return self.head_chunked(h, rows)
         # In-place activations (as the reference's LeakyReLU(inplace=True)): at 4K each 192-channel HR
         # map is 12.9 GB in fp32.
-        h = F.leaky_relu(self.conv_up1(F.interpolate(h, scale_factor=2, mode="nearest")), 0.2, inplace=True)
-        h = F.leaky_relu(self.conv_up2(F.interpolate(h, scale_factor=2, mode="nearest")), 0.2, inplace=True)
+        h = F.leaky_relu(up_conv(self.conv_up1, h), 0.2, inplace=True)
+        h = F.leaky_relu(up_conv(self.conv_up2, h), 0.2, inplace=True)
         return self.conv_last(h)
 
     def head_chunked(self, h: Tensor, rows: int, halo: int = 2) -> Tensor:
@@ -176,14 +185,8 @@ class SongUNet(nn.Module):
         for a in range(0, height, rows):
             z = min(a + rows, height)
             lo, hi = max(a - halo, 0), min(z + halo, height)
-            y = F.leaky_relu(
-                self.conv_up1(F.interpolate(h[:, :, lo:hi], scale_factor=2, mode="nearest")),
-                0.2,
-                inplace=True,
-            )
-            y = F.leaky_relu(
-                self.conv_up2(F.interpolate(y, scale_factor=2, mode="nearest")), 0.2, inplace=True
-            )
+            y = F.leaky_relu(up_conv(self.conv_up1, h[:, :, lo:hi]), 0.2, inplace=True)
+            y = F.leaky_relu(up_conv(self.conv_up2, y), 0.2, inplace=True)
             out[:, :, a * s : z * s] = self.conv_last(y)[:, :, (a - lo) * s : (z - lo) * s]
             del y
         return out

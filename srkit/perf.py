@@ -56,6 +56,11 @@ class PerfOptions:
     # NHWC<->NCHW transposes around every norm; exact to fp32 rounding. Only in effect with vae_channels_last /
     # gtasr_channels_last (both off until a GPU run measures this).
     nhwc_group_norm: str = "auto"
+    # GTASR nearest x2 + 3x3 conv (up blocks, head) as one stride-2 transposed conv with a 4x4 kernel (4 instead of 9
+    # multiply-adds per output, no 4x map), and x2 + 1x1 conv as conv then x2 (srkit/upsample_conv.py): 10.1 of the
+    # 78.8 TFLOP at LR 1024. Exact maths; the summed taps are rounded once to the weight dtype. Off until a GPU run
+    # shows cuDNN's transposed convolution is faster than the plain one on 4x the pixels.
+    fused_upsample_conv: bool = False
 
 
 _CURRENT = PerfOptions()
@@ -71,6 +76,7 @@ BASELINE = PerfOptions(
     gtasr_native_groupnorm=False,
     gtasr_box_resample=False,
     nhwc_group_norm="off",
+    fused_upsample_conv=False,
 )
 
 
