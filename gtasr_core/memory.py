@@ -1,9 +1,9 @@
 """Memory estimate of a patch-free GTASR upscale (pure arithmetic; the node compares it with free memory).
 
-The peak of a GTASR forward is its nearest-upsampling head: ``model_channels``-wide maps at the HR size
-(input and output of ``conv_up2`` and its activation) dwarf the UNet body, which runs at LR size. So the
-working memory grows with the padded LR pixel count times ``model_channels * scale**2`` feature values,
-counted here in "HR maps" of ``model_channels`` values per HR pixel.
+Both places where a GTASR forward can peak grow with the padded LR pixel count: the nearest-upsampling head
+(``model_channels``-wide maps at the HR size) and, with the head in row slabs, the level-0 Swin window
+attention (SDPA's math fallback: q, k, v and the scores upcast to fp32, ``benchmarks/peak_memory.py``). So the
+working memory is counted in "HR maps" of ``model_channels`` values per HR pixel.
 
 Measured on an NVIDIA H200 (torch 2.11, bf16, released network, ``benchmarks/perf_toggles.py``, 2026-11-29
 and -30; working memory = peak allocated minus allocated before the call, weights excluded):
@@ -11,7 +11,9 @@ and -30; working memory = peak allocated minus allocated before the call, weight
 - whole-image head (``perf`` option ``gtasr_head_rows`` = 0): 25.80 GiB at LR 1024² = 4.2 HR maps ->
   ``HEAD_MAPS`` 5 (+19 %);
 - head in 128-row slabs (the default): 11.55 GiB at LR 1024², 2.89 GiB at LR 512² (linear in the pixel
-  count; the same in NCHW and channels_last) = 1.8 HR maps -> ``SLAB_HEAD_MAPS`` 2 (+10 %).
+  count; the same in NCHW and channels_last) = 1.8 HR maps -> ``SLAB_HEAD_MAPS`` 2 (+10 %). The meta-device
+  count reproduces 11.55 and puts that peak in the Swin attention; freeing conv1's output before the Swin layer
+  (gtasr_core/unet.py) brings it to 11.17 (count, not yet measured), so the constant errs on the safe side.
 
 Earlier CPU measurements (torch 2.13, fp32, peak RSS, whole head): 3.1-3.5 maps. E.g. 1024x1024 -> 4096x4096
 in bf16: 12.8 GiB with the default slabs (30.8 GiB with the whole head).

@@ -84,6 +84,9 @@ class UNetBlock(nn.Module):
         h = F.silu(self.norm1(h + self.affine(emb)[:, :, None, None].to(h.dtype)))
         h = self.conv1(F.dropout(h, p=self.dropout, training=self.training))
         x = (h + (self.skip(x) if self.skip is not None else x)) * skip_scale
+        # Free conv1's output before the Swin layer: at LR 1024 it is a 0.375 GiB map that would otherwise
+        # stay alive through the window attention, where the network peaks (benchmarks/peak_memory.py).
+        del h
         if self.swin_layer is not None:
             x = self.swin_layer(x) * skip_scale
         return x
