@@ -75,7 +75,7 @@ for step in $STEPS; do
         timeout 90 python3 benchmarks/layout_audit.py --commit "$REV" --json "$OUT/layout.json" \
             --results "$OUT/RESULTS_layout.md" 2>&1 | tail -80 | tee -a "$OUT/run.log"
         ;;
-    *) echo "unknown step $step (node, node-compile, compile2, roofline, gtasr, vae, kernels, toggles, layout)" | tee -a "$OUT/run.log" ;;
+    *) echo "unknown step $step (node, node-compile, compile2, roofline, gtasr, vae, kernels, sdpa, layout, toggles)" | tee -a "$OUT/run.log" ;;
     esac
 done
 echo "=== done in $((SECONDS - start)) s" | tee -a "$OUT/run.log"
