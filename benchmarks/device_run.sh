@@ -33,7 +33,7 @@ REV=$(head -1 "$B/commit")$(grep -q dirty "$B/commit" && echo "+dirty")
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/run.log"
 python3 -c "import torch, diffusers; print('torch', torch.__version__, 'diffusers', diffusers.__version__)" |
     tee -a "$OUT/run.log"
-STEPS=${*:-node roofline gtasr}
+STEPS=${*:-sdpa gtasr vae kernels}
 start=$SECONDS
 for step in $STEPS; do
     echo "=== $step at $((SECONDS - start)) s" | tee -a "$OUT/run.log"
