@@ -185,15 +185,33 @@ class WindowAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """x: [B*nW, N, C]; mask: [nW, N, N] additive or None -> [B*nW, N, C]."""
+        """x: [B*nW, N, C]; mask: [nW, N, N] additive or None -> [B*nW, N, C].
+
+        Windows are independent, so they run ``perf.gtasr_attn_windows`` at a time (0: all at once): exact, and the
+        per-chunk q, k, v, bias and (on SDPA's math path) the fp32 scores stay bounded; at LR 1024 the level-0
+        blocks have 16,384 windows, where the network peaked (benchmarks/peak_memory.py).
+        """
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+        n = x.shape[1]
+        bias = bias.view(n, n, self.num_heads).permute(2, 0, 1)  # [heads, N, N]
+        chunk = perf.current().gtasr_attn_windows
+        if not chunk or x.shape[0] <= chunk:
+            return self._attend(x, bias, mask, 0)
+        out = torch.empty_like(x)
+        for a in range(0, x.shape[0], chunk):
+            out[a : a + chunk] = self._attend(x[a : a + chunk], bias, mask, a)
+        return out
+
+    def _attend(self, x: Tensor, bias: Tensor, mask: Tensor | None, first: int) -> Tensor:
+        """Windows ``first .. first + len(x)`` of the batch: x [W, N, C], bias [heads, N, N] -> [W, N, C]."""
         bw, n, c = x.shape
         q, k, v = self.qkv(x).view(bw, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
-        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
-        bias = bias.view(n, n, self.num_heads).permute(2, 0, 1).to(q.dtype)  # [heads, N, N]
+        attn_mask = bias.to(q.dtype)[None]  # [1, heads, N, N], broadcast over the windows
         if mask is not None:
-            nw = mask.shape[0]
-            bias = (bias[None] + mask[:, None].to(q.dtype)).repeat(bw // nw, 1, 1, 1)  # [B*nW, heads, N, N]
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # scale = head_dim ** -0.5
+            # window j of the batch is window j % nW of its image
+            idx = torch.arange(first, first + bw, device=mask.device) % mask.shape[0]
+            attn_mask = attn_mask + mask[idx][:, None].to(q.dtype)  # [W, heads, N, N]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # scale = head_dim ** -0.5
         return self.proj(out.transpose(1, 2).reshape(bw, n, c))
 
 
@@ -224,7 +242,10 @@ class SwinBlock(nn.Module):
         if self.shift:
             y = roll_hw(y, -self.shift)
             mask = shifted_window_mask(h, w, self.window, self.shift, device=x.device)
-        y = self.attn(window_partition(y, self.window), mask)
+        windows = window_partition(y, self.window)
+        del y  # the norm's output is not needed during the attention (benchmarks/peak_memory.py)
+        y = self.attn(windows, mask)
+        del windows
         y = window_reverse(y, self.window, h, w, channels_last=is_channels_last(x))
         if self.shift:
             y = roll_hw(y, self.shift)

@@ -12,8 +12,10 @@ and -30; working memory = peak allocated minus allocated before the call, weight
   ``HEAD_MAPS`` 5 (+19 %);
 - head in 128-row slabs (the default): 11.55 GiB at LR 1024², 2.89 GiB at LR 512² (linear in the pixel
   count; the same in NCHW and channels_last) = 1.8 HR maps -> ``SLAB_HEAD_MAPS`` 2 (+10 %). The meta-device
-  count reproduces 11.55 and puts that peak in the Swin attention; freeing conv1's output before the Swin layer
-  (gtasr_core/unet.py) brings it to 11.17 (count, not yet measured), so the constant errs on the safe side.
+  count reproduces 11.55, 2.89 and the whole head's 25.80 and puts the slab peak in the level-0 Swin attention;
+  freeing conv1's and norm1's outputs before it and attending 2048 windows at a time (``perf`` option
+  ``gtasr_attn_windows``) bring it to 7.42 GiB at LR 1024² (1.2 maps; count, not yet measured on a GPU), so the
+  constant errs on the safe side until a GPU run confirms the count.
 
 Earlier CPU measurements (torch 2.13, fp32, peak RSS, whole head): 3.1-3.5 maps. E.g. 1024x1024 -> 4096x4096
 in bf16: 12.8 GiB with the default slabs (30.8 GiB with the whole head).

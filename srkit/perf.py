@@ -44,6 +44,10 @@ class PerfOptions:
     gtasr_channels_last: bool = False
     # GTASR nearest-upsampler head in slabs of this many LR rows (0: whole image). Exact.
     gtasr_head_rows: int = 128
+    # GTASR Swin window attention this many windows at a time (0: all). Exact; bounds q, k, v, the bias and, on SDPA's
+    # math path, the fp32 scores: the level-0 window attention is where the 4K upscale peaks (meta-device count,
+    # benchmarks/peak_memory.py). Time not yet measured on a GPU (8 chunks at LR 1024).
+    gtasr_attn_windows: int = 2048
     # GTASR GroupNorm in the activation dtype (CUDA's kernel accumulates in fp32) instead of an fp32 copy.
     gtasr_native_groupnorm: bool = True
     # GTASR x2 down/up resampling with the released [1, 1] filter as avg_pool2d / nearest interpolation instead
@@ -73,6 +77,7 @@ BASELINE = PerfOptions(
     gtasr_device_input=False,
     gtasr_channels_last=False,
     gtasr_head_rows=0,
+    gtasr_attn_windows=0,
     gtasr_native_groupnorm=False,
     gtasr_box_resample=False,
     nhwc_group_norm="off",

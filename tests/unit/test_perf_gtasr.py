@@ -38,6 +38,7 @@ def _lr(h: int = 24, w: int = 32) -> torch.Tensor:
         dict(gtasr_head_rows=5),
         dict(gtasr_head_rows=1),
         dict(gtasr_box_resample=True),
+        dict(gtasr_attn_windows=5),  # 48 level-0 windows of 4x4 at LR 24x32, shifted and not
         "all",
     ],
 )
