@@ -109,8 +109,9 @@ def upsample2x_conv_rows(
 
     Maths (per axis; rows and columns combine the same way). Let y = ``conv_transpose2d(x, V, stride=2,
     padding=0)``: y[m] = Σ_{2i + a = m} v[a]·x[i] with v = (w2, w1 + w2, w0 + w1, w0), m = 0 .. 2h + 1. Writing
-    u = nearest_up2(x) (zero outside [0, 2h)), y[2i + 1] = w0·u[2i] + w1·u[2i + 1] + w2·u[2i + 2] and
-    y[2i] = w0·u[2i - 1] + w1·u[2i] + w2·u[2i + 1]: y[m] is the zero-padded 3×3 conv centred on u[m - 1].
+    u = nearest_up2(x) (zero outside [0, 2h)): y[2i + 1] = (w1 + w2)·x[i] + w0·x[i - 1] = w0·u[2i - 1] +
+    w1·u[2i] + w2·u[2i + 1] and y[2i] = w2·x[i] + (w0 + w1)·x[i - 1] = w0·u[2i - 2] + w1·u[2i - 1] + w2·u[2i],
+    so y[m] is the zero-padded 3×3 conv centred on u[m - 1].
     The shifted result centres output r on u[r - shift], so out[r] = y[r + 1 - shift]. Output row r therefore
     needs source rows i with 2i + a = r + 1 - shift, a ∈ [0, 3]: ceil((m - 3)/2) <= i <= floor(m/2). Rows
     outside [0, h) are zeros, as in the full transposed convolution, so a slab of source rows is exact.
