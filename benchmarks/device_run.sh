@@ -12,6 +12,7 @@
 #   toggles   benchmarks/perf_toggles.py --parts vae,op4ksr,gtasr: the eager toggles again (~2.5 min)
 #   vae       benchmarks/perf_toggles.py --parts vae: the F16 VAE toggles (channels_last +- NHWC GroupNorm; ~1 min)
 #   kernels   benchmarks/kernel_profile.py: CUDA kernel time by class, NCHW vs channels_last (< 1 min)
+#   sdpa      benchmarks/sdpa_backends.py: which SDPA backend the GTASR window attention takes, and each one's time
 #   layout    benchmarks/layout_audit.py: the ops breaking channels_last in GTASR (LR 256) and the VAE (1024²; < 1 min)
 # Results (Markdown sections for benchmarks/RESULTS.md, JSON, logs) are written to $OUT and come back.
 set -uo pipefail
@@ -62,6 +63,10 @@ for step in $STEPS; do
         timeout 120 python3 benchmarks/kernel_profile.py --commit "$REV" --json "$OUT/kernels.json" \
             --results "$OUT/RESULTS_kernels.md" 2>&1 | tail -60 | tee -a "$OUT/run.log"
         ;;
+    sdpa)
+        timeout 90 python3 benchmarks/sdpa_backends.py --commit "$REV" --json "$OUT/sdpa.json" \
+            --results "$OUT/RESULTS_sdpa.md" 2>&1 | tail -40 | tee -a "$OUT/run.log"
+        ;;
     toggles)
         timeout 240 python3 benchmarks/perf_toggles.py --parts vae,op4ksr,gtasr --budget-s 220 --commit "$REV" \
             --json "$OUT/toggles.json" --results "$OUT/RESULTS_toggles.md" 2>&1 | tail -60 | tee -a "$OUT/run.log"
@@ -70,7 +75,7 @@ for step in $STEPS; do
         timeout 90 python3 benchmarks/layout_audit.py --commit "$REV" --json "$OUT/layout.json" \
             --results "$OUT/RESULTS_layout.md" 2>&1 | tail -80 | tee -a "$OUT/run.log"
         ;;
-    *) echo "unknown step $step (node, node-compile, compile2, roofline, gtasr, vae, kernels, toggles, layout)" | tee -a "$OUT/run.log" ;;
+    *) echo "unknown step $step (node, node-compile, compile2, roofline, gtasr, vae, kernels, sdpa, layout, toggles)" | tee -a "$OUT/run.log" ;;
     esac
 done
 echo "=== done in $((SECONDS - start)) s" | tee -a "$OUT/run.log"
