@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# The GPU benchmarks of issue #11 on the lent machine (prepare with benchmarks/device_bundle.sh first):
-#     run(command="bash benchmarks/device_run.sh node roofline gtasr", carry=[".devbundle"], timeout_s=560)  # ~5 min
-#     run(command="bash benchmarks/device_run.sh compile2", carry=[".devbundle"], timeout_s=560)       # ~5-7 min
-# Two calls because one command may run 10 minutes at most; make the second while the machine is warm.
+# The GPU benchmarks of issue #11 on the lent machine (prepare with benchmarks/device_bundle.sh first). A session
+# has 15 device-minutes in all, start-up included, and one command may run 10 minutes; so, in this order:
+#     run(command="bash benchmarks/device_run.sh sdpa gtasr vae kernels", carry=[".devbundle"], timeout_s=540)  # ~5 min
+#     run(command="bash benchmarks/device_run.sh compile2", carry=[".devbundle"], timeout_s=480)  # if >= 8 min are left
+#     run(command="bash benchmarks/device_run.sh node roofline layout", carry=[".devbundle"], timeout_s=...)  # else
+# The first call measures what decides the eager defaults (SDPA backend of the GTASR window attention, the GTASR
+# and VAE toggles with channels_last +- NHWC GroupNorm and the fused upsample conv, kernel classes); the second the
+# compiled paths. Make the second call while the machine is warm.
 # Steps (each under its own time limit, so one that hangs cannot take the others' results with it):
 #   node      benchmarks/node_path.py: ComfyUI node path vs headless, on a simulated 80 GiB card (~2-3 min)
 #   node-compile  the same plus the compiled paths (headless regional vs core TorchCompileModel; ~4-6 min)
@@ -29,7 +33,7 @@ REV=$(head -1 "$B/commit")$(grep -q dirty "$B/commit" && echo "+dirty")
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/run.log"
 python3 -c "import torch, diffusers; print('torch', torch.__version__, 'diffusers', diffusers.__version__)" |
     tee -a "$OUT/run.log"
-STEPS=${*:-node roofline gtasr}
+STEPS=${*:-sdpa gtasr vae kernels}
 start=$SECONDS
 for step in $STEPS; do
     echo "=== $step at $((SECONDS - start)) s" | tee -a "$OUT/run.log"
