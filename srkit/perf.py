@@ -63,7 +63,8 @@ class PerfOptions:
     # GTASR nearest x2 + 3x3 conv (up blocks, head) as one stride-2 transposed conv with a 4x4 kernel (4 instead of 9
     # multiply-adds per output, no 4x map), and x2 + 1x1 conv as conv then x2 (srkit/upsample_conv.py): 10.1 of the
     # 78.8 TFLOP at LR 1024. Exact maths; the summed taps are rounded once to the weight dtype. Off until a GPU run
-    # shows cuDNN's transposed convolution is faster than the plain one on 4x the pixels.
+    # shows cuDNN's transposed convolution is faster than the plain one on 4x the pixels. Also the F16 VAE decoder's
+    # x2 upsamplers and tail (op4ksr_core/vae/tail.py, per row chunk): conv 39.6 -> 33.4 TFLOP at a 4096² decode.
     fused_upsample_conv: bool = False
 
 

@@ -13,6 +13,7 @@ from torch import nn
 
 from ...srkit import perf
 from ...srkit.group_norm import LayoutGroupNorm
+from ...srkit.upsample_conv import upsample2x_conv
 from .attention import gemm_single_head_attention
 from .tail import upsample_conv_tail
 
@@ -104,7 +105,12 @@ class Downsample(nn.Module):
 
 
 class Upsample(nn.Module):
-    """×2 by nearest-neighbour interpolation then a 3×3 conv."""
+    """×2 by nearest-neighbour interpolation then a 3×3 conv.
+
+    With ``perf.fused_upsample_conv`` both branches run it as a stride-2 transposed conv with the 4×4 kernel of
+    ``srkit.upsample_conv.transposed_kernel`` (4/9 of the multiply-adds, no 2× input map): chunked through
+    ``upsample_conv_tail``, whole through ``upsample2x_conv``.
+    """
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -117,6 +123,8 @@ class Upsample(nn.Module):
             return upsample_conv_tail(
                 x, self.conv.weight, self.conv.bias, upscale=2, shift=0, chunk_rows=rows
             )
+        if perf.current().fused_upsample_conv:
+            return upsample2x_conv(x, self.conv.weight, self.conv.bias)
         return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 

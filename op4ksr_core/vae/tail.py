@@ -9,6 +9,10 @@ Decode modes (docs/op4ksr.md §9.3): ``aligned`` is ``conv_out(nearest_up(x))`` 
 ``partitioned`` decode equals the aligned one shifted one output pixel down and right, with the vacated first row
 and column computed from zero padding: ``partitioned[..., r, c] = conv(zero-extended up(x))[..., r - 1, c - 1]``.
 Both are expressed here by a ``shift`` in output pixels (0 or 1).
+
+With ``perf.fused_upsample_conv``, upscale 2 and a 3×3 kernel, each chunk is one stride-2 transposed convolution
+of the source rows it needs (:func:`upsample2x_conv_rows`, srkit/upsample_conv.py): 4 multiply-adds per output
+pixel and channel pair instead of 9, and no up-sampled rows at all.
 """
 
 from __future__ import annotations
@@ -16,14 +20,18 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ...srkit import perf
 from ...srkit.group_norm import is_channels_last
+from ...srkit.upsample_conv import transposed_kernel
 
 __all__ = [
     "DECODE_SHIFT",
+    "fuses_upsample_conv",
     "kernel_halo",
     "upsample_conv_reference",
     "upsample_conv_rows",
     "upsample_conv_tail",
+    "upsample2x_conv_rows",
 ]
 
 
@@ -85,6 +93,52 @@ def upsample_conv_rows(
     return F.conv2d(buf, weight, bias)
 
 
+def upsample2x_conv_rows(
+    features: torch.Tensor,
+    kernel: torch.Tensor,
+    bias: torch.Tensor | None,
+    *,
+    shift: int,
+    row_start: int,
+    row_stop: int,
+) -> torch.Tensor:
+    """:func:`upsample_conv_rows` for upscale 2 and a 3×3 conv ``W``, as a transposed convolution of source rows.
+
+    features: [B, C, h, w]; kernel: ``transposed_kernel(W)``, [C, C_out, 4, 4]; returns
+    [B, C_out, row_stop - row_start, 2w] (a view of a slightly taller result, in ``features``' layout).
+
+    Maths (per axis; rows and columns combine the same way). Let y = ``conv_transpose2d(x, V, stride=2,
+    padding=0)``: y[m] = Σ_{2i + a = m} v[a]·x[i] with v = (w2, w1 + w2, w0 + w1, w0), m = 0 .. 2h + 1. Writing
+    u = nearest_up2(x) (zero outside [0, 2h)): y[2i + 1] = (w1 + w2)·x[i] + w0·x[i - 1] = w0·u[2i - 1] +
+    w1·u[2i] + w2·u[2i + 1] and y[2i] = w2·x[i] + (w0 + w1)·x[i - 1] = w0·u[2i - 2] + w1·u[2i - 1] + w2·u[2i],
+    so y[m] is the zero-padded 3×3 conv centred on u[m - 1].
+    The shifted result centres output r on u[r - shift], so out[r] = y[r + 1 - shift]. Output row r therefore
+    needs source rows i with 2i + a = r + 1 - shift, a ∈ [0, 3]: ceil((m - 3)/2) <= i <= floor(m/2). Rows
+    outside [0, h) are zeros, as in the full transposed convolution, so a slab of source rows is exact.
+    Columns: padding 1 - shift crops 1 - shift columns on each side of y's 2w + 2; for shift 1 the last two
+    are dropped by slicing.
+    """
+    if tuple(kernel.shape[-2:]) != (4, 4):
+        raise ValueError(f"kernel {tuple(kernel.shape)}: needs transposed_kernel(W), [C_in, C_out, 4, 4]")
+    if shift not in (0, 1):
+        raise ValueError(f"shift={shift}: must be 0 (aligned) or 1 (partitioned) for a 3x3 kernel")
+    height, width = features.shape[-2:]
+    if not 0 <= row_start < row_stop <= 2 * height:
+        raise ValueError(f"rows [{row_start}, {row_stop}): must lie in [0, {2 * height}) and be non-empty")
+    m_lo, m_hi = row_start + 1 - shift, row_stop + 1 - shift  # rows [m_lo, m_hi) of y
+    i_lo, i_hi = max(0, (m_lo - 2) // 2), min(height, (m_hi - 1) // 2 + 1)  # (m - 2) // 2 = ceil((m - 3) / 2)
+    layout = torch.channels_last if is_channels_last(features) else torch.contiguous_format
+    # A row slice of a batched map is not contiguous in either layout; the copy is slab-sized.
+    slab = features[:, :, i_lo:i_hi].contiguous(memory_format=layout)
+    y = F.conv_transpose2d(slab, kernel, bias, stride=2, padding=(0, 1 - shift))
+    return y[:, :, m_lo - 2 * i_lo : m_hi - 2 * i_lo, : 2 * width]
+
+
+def fuses_upsample_conv(upscale: int, weight: torch.Tensor) -> bool:
+    """Whether the tail runs as :func:`upsample2x_conv_rows`: ``perf.fused_upsample_conv``, ×2 and a 3×3 kernel."""
+    return perf.current().fused_upsample_conv and upscale == 2 and tuple(weight.shape[-2:]) == (3, 3)
+
+
 def upsample_conv_tail(
     features: torch.Tensor,
     weight: torch.Tensor,
@@ -97,7 +151,8 @@ def upsample_conv_tail(
     """``conv(nearest_up(features))`` (shifted by ``shift``) for the whole image, ``chunk_rows`` output rows at a time.
 
     features [B, C, h, w] -> [B, C_out, h*upscale, w*upscale]. Peak extra memory is one chunk of
-    ``C × (chunk_rows + 2·halo) × (w·upscale + 2·halo)`` instead of the whole up-sampled map.
+    ``C × (chunk_rows + 2·halo) × (w·upscale + 2·halo)`` instead of the whole up-sampled map; fused
+    (:func:`fuses_upsample_conv`), a slab of ``C × (chunk_rows / 2 + 2) × w`` source rows and the chunk's output.
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows={chunk_rows}: must be >= 1 (output rows computed per chunk)")
@@ -110,6 +165,14 @@ def upsample_conv_tail(
     out = torch.empty(
         batch, weight.shape[0], up_h, up_w, dtype=features.dtype, device=features.device, memory_format=layout
     )
+    if fuses_upsample_conv(upscale, weight):
+        kernel = transposed_kernel(weight).contiguous(memory_format=layout)  # once, not per chunk
+        for start in range(0, up_h, chunk_rows):
+            stop = min(start + chunk_rows, up_h)
+            out[:, :, start:stop] = upsample2x_conv_rows(
+                features, kernel, bias, shift=shift, row_start=start, row_stop=stop
+            )
+        return out
     for start in range(0, up_h, chunk_rows):
         stop = min(start + chunk_rows, up_h)
         out[:, :, start:stop] = upsample_conv_rows(
