@@ -68,9 +68,16 @@ def _maps(tensors: Iterable[object]) -> list[torch.Tensor]:
     return [t for t in tensors if isinstance(t, torch.Tensor) and t.dim() == 4 and t.is_floating_point()]
 
 
+def is_attention(op: str) -> bool:
+    """SDPA's ops: their 4-D tensors are [batch, heads, tokens, dim], not image maps (no layout applies)."""
+    return "scaled_dot_product" in op
+
+
 def find_breaks(op: str, inputs: list[object], outputs: list[object]) -> list[tuple[str, torch.Tensor]]:
     """(kind, converted map) of each layout break of one op (``op``: aten name without overload; ``inputs`` in
     argument order, the input map first for convolutions). At most one break per op."""
+    if is_attention(op):
+        return []
     ins, outs = _maps(inputs), _maps(outputs)
     if op in CONV_OPS:
         if len(ins) < 2:
@@ -195,13 +202,15 @@ class LayoutAudit(TorchDispatchMode):
         if alias is not None and not alias.is_write:
             return out  # a view: no data moves
         self.ops += 1
+        op = func._overloadpacket.__name__
+        if is_attention(op):
+            return out
         ins = _maps(tree_flatten((args, kwargs))[0])
         outs = _maps(tree_flatten(out)[0])
         if not ins and not outs:
             return out
         self.map_ops += 1
         self.nhwc_ops += any(_layout(t) == "nhwc" for t in ins)
-        op = func._overloadpacket.__name__
         for kind, t in find_breaks(op, ins, outs):
             where = self._stack[-1] if self._stack else "-"
             nbytes = 0 if kind.startswith("alloc") else 2 * t.numel() * t.element_size()
