@@ -193,7 +193,8 @@ class WindowAttention(nn.Module):
         """
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
         n = x.shape[1]
-        bias = bias.view(n, n, self.num_heads).permute(2, 0, 1)  # [heads, N, N]
+        # contiguous: the fused kernels want the mask's last dim dense (the permuted view has stride heads)
+        bias = bias.view(n, n, self.num_heads).permute(2, 0, 1).contiguous()  # [heads, N, N]
         chunk = perf.current().gtasr_attn_windows
         if not chunk or x.shape[0] <= chunk:
             return self._attend(x, bias, mask, 0)
