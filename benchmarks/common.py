@@ -225,3 +225,16 @@ def append_results(text: str, path: Path = RESULTS) -> None:
     exists = path.exists()
     with path.open("a", encoding="utf-8") as f:
         f.write(("\n" if exists else "# Benchmark results\n\n") + text.rstrip("\n") + "\n")
+
+
+def publish(text: str, data: Any, *, results: Path | None, no_write: bool, json_path: Path | None) -> None:
+    """Print a results section, append it to ``results`` unless ``no_write``, and write ``data`` to
+    ``json_path`` as JSON when one is given."""
+    import json
+
+    print(text)
+    if results is not None and not no_write:
+        append_results(text, results)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(data), encoding="utf-8")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import re
 import time
 from collections import defaultdict
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from common import RESULTS, append_results, environment, markdown_table, sync
+from common import RESULTS, environment, markdown_table, publish, sync
 from cost_models import build_vae, random_init_
 from cost_plans import SMOKE_GTASR
 from roofline import commit
@@ -202,15 +201,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             markdown_table(*top_table(runs, args.top)),
         ]
     )
-    print(text)
-    if not args.no_write:
-        append_results(text, args.results)
     out = {
         key: {"wall_s": p.wall_s, "kernels": p.kernels, "classes": p.by_class()} for key, p in runs.items()
     }
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out), encoding="utf-8")
+    publish(text, out, results=args.results, no_write=args.no_write, json_path=args.json)
     return {"text": text, "runs": out}
 
 

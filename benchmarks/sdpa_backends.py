@@ -18,7 +18,6 @@ Mask forms: ``3-D`` [heads, N, N] (what the code passed before this version), ``
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import warnings
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from common import RESULTS, append_results, environment, markdown_table, sync
+from common import RESULTS, environment, markdown_table, publish, sync
 from roofline import commit
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -203,12 +202,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ),
         ]
     )
-    print(text)
-    if not args.no_write:
-        append_results(text, args.results)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows), encoding="utf-8")
+    publish(text, rows, results=args.results, no_write=args.no_write, json_path=args.json)
     return {"text": text, "rows": rows}
 
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from comfy_harness import ComfyServer, PromptError, execution_error
 from gtasr_node_fixtures import SEAM_LR, gtasr_patcher, models, net, nodes  # noqa: F401 - fixtures
-from gtasr_support import border_ratio
+from gtasr_support import SAVED_8BIT_ATOL, border_ratio
 from memory_budget import memory_budget
 from sr4k.gtasr_core import GTASRNet, upscale
 from sr4k.gtasr_core.memory import upscale_memory
@@ -73,7 +73,7 @@ def test_forced_tiles_have_no_seam(models: ComfyServer, net: GTASRNet) -> None:
     assert tiled.shape == whole.shape == (4 * SEAM_LR, 4 * SEAM_LR, 3)
     lr = _lr(models, "sr4k_gtasr_seam.png")
     np.testing.assert_allclose(
-        tiled, _hwc(upscale(net, lr, seed=0, tile=64, overlap=16)), atol=1 / 255 + 1e-6
+        tiled, _hwc(upscale(net, lr, seed=0, tile=64, overlap=16)), atol=SAVED_8BIT_ATOL
     )
     # Tiles [0, 64) and [32, 96) in LR px: their inner edges are HR columns/rows 128 and 256.
     edges = [4 * 32, 4 * 64]

@@ -16,7 +16,7 @@ from PIL import Image, ImageOps
 
 from comfy_harness import ComfyServer, PromptError, execution_error
 from gtasr_node_fixtures import SEAM_LR, models, net  # noqa: F401 - server with the tiny GTASR installed
-from gtasr_support import any_size_reference
+from gtasr_support import SAVED_8BIT_ATOL, any_size_reference
 from sr4k.gtasr_core import GTASRNet
 from sr4k.srkit.sizing import target_size
 from workflow_files import api_workflow
@@ -61,7 +61,7 @@ def test_node_sizes_equal_theany_size_reference(models: ComfyServer, net: GTASRN
     out = _run(models, _prompt(**inputs))
     assert out.shape == (*size, 3)
     expected = any_size_reference(net, lr, size, 0)[0].permute(1, 2, 0).numpy()
-    assert np.abs(out - expected).max() <= 1 / 255 + 1e-6  # SaveImage truncates to 8 bits
+    assert np.abs(out - expected).max() <= SAVED_8BIT_ATOL
 
 
 def test_old_workflows_without_the_new_inputs_still_run_x4(models: ComfyServer) -> None:
@@ -83,7 +83,7 @@ def test_rgba_keeps_alpha_at_any_size(models: ComfyServer, net: GTASRNet) -> Non
     lr = _lr(models)
     rgba = torch.cat([lr, 1 - lr[:, :1]], 1)  # JoinImageWithAlpha stores 1 - mask
     expected = any_size_reference(net, rgba, (50, 70), 0)[0].permute(1, 2, 0).numpy()
-    assert out.shape == (50, 70, 4) and np.abs(out - expected).max() <= 1 / 255 + 1e-6
+    assert out.shape == (50, 70, 4) and np.abs(out - expected).max() <= SAVED_8BIT_ATOL
 
 
 def test_too_large_a_target_is_a_clear_error(models: ComfyServer) -> None:

@@ -24,3 +24,14 @@ def small_f16_vae(decode_mode: str = "partitioned") -> F16VAE:
                 + (1.0 if key.endswith("norm.weight") else 0)
             )
     return model
+
+
+def perturbed_vae(config: VaeConfig, seed: int = 0, scale: float = 0.05) -> F16VAE:
+    """An F16VAE of ``config`` in eval mode whose default init is perturbed by ``scale``·N(0, 1) (seeded), so
+    norm scales and shifts and biases are non-trivial: what the optimised-vs-reference tests compare on."""
+    torch.manual_seed(seed)
+    vae = F16VAE(config).eval()
+    with torch.no_grad():
+        for p in vae.parameters():
+            p.add_(scale * torch.randn_like(p))
+    return vae

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from comfy_harness import ComfyServer
+from gtasr_support import SAVED_8BIT_ATOL
 from gtasr_train_support import one_thread, tiny_config, write_images
 from sr4k.gtasr_core import load_gtasr, upscale
 from sr4k.training.gtasr import train
@@ -39,4 +40,4 @@ def test_trained_checkpoint_upscales_in_comfyui(comfy_server: ComfyServer, tmp_p
         prompt["2"]["inputs"]["model_name"] = name
         out = comfy_server.images(comfy_server.run(prompt), "4")[0]
         assert out.shape == (80, 112, 3)
-        np.testing.assert_allclose(out / 255.0, expected, atol=1 / 255 + 1e-6)  # SaveImage keeps 8 bits
+        np.testing.assert_allclose(out / 255.0, expected, atol=SAVED_8BIT_ATOL)

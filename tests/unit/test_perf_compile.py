@@ -19,7 +19,7 @@ from torch import nn
 from torch._dynamo.utils import counters
 
 from gtasr_support import TINY, deterministic_init_
-from small_vae import SMALL
+from small_vae import SMALL, perturbed_vae
 from sr4k.cli.main import UPSCALERS, build_parser
 from sr4k.gtasr_core import build, upscale
 from sr4k.gtasr_core.compile import compile_gtasr
@@ -62,13 +62,7 @@ def graph_breaks() -> int:
 def _two_level_vae() -> F16VAE:
     """The F16 VAE's blocks at two levels (32 and 64 channels, one resnet per encoder level): every compiled
     block kind (resnet with and without shortcut, downsampler, mid-block resnets) in a few graphs."""
-    torch.manual_seed(0)
-    cfg = dataclasses.replace(SMALL, block_out_channels=(32, 64), layers_per_block=1)
-    vae = F16VAE(cfg).eval()
-    with torch.no_grad():
-        for p in vae.parameters():  # non-trivial norms and biases
-            p.add_(0.05 * torch.randn_like(p))
-    return vae
+    return perturbed_vae(dataclasses.replace(SMALL, block_out_channels=(32, 64), layers_per_block=1))
 
 
 def test_compile_vae_matches_eager_in_both_layouts(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from small_vae import perturbed_vae
 from sr4k.op4ksr_core.flux.const_modulation import ConstantModulation, freeze_modulation, modulation_names
 from sr4k.op4ksr_core.flux.fp8_linear import FP8Linear, fp8_linears
 from sr4k.op4ksr_core.vae import layers as vae_layers
@@ -41,13 +42,9 @@ def test_gemm_attention_equals_sdpa(n: int, chunk: int) -> None:
 
 @pytest.fixture(scope="module")
 def small_vae() -> F16VAE:
-    cfg = dataclasses.replace(FLUX_F16, block_out_channels=(32, 32, 64, 64), layers_per_block=1)
-    torch.manual_seed(0)
-    vae = F16VAE(cfg).eval()
-    with torch.no_grad():
-        for p in vae.parameters():  # non-trivial norms and biases
-            p.add_(0.05 * torch.randn_like(p))
-    return vae
+    return perturbed_vae(
+        dataclasses.replace(FLUX_F16, block_out_channels=(32, 32, 64, 64), layers_per_block=1)
+    )
 
 
 @pytest.mark.parametrize("option", ["vae_gemm_attention", "vae_channels_last", "vae_chunked_upsample", "all"])

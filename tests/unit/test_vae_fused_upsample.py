@@ -15,6 +15,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from small_vae import perturbed_vae
 from sr4k.op4ksr_core.vae import layers as vae_layers
 from sr4k.op4ksr_core.vae.model import F16VAE, set_vae_layout
 from sr4k.op4ksr_core.vae.tail import (
@@ -122,12 +123,7 @@ def test_upsample_layer(chunked: bool, layout: torch.memory_format, monkeypatch:
 
 @pytest.fixture(scope="module")
 def toy_vae() -> F16VAE:
-    torch.manual_seed(0)
-    vae = F16VAE(TOY_F16_VAE).eval()
-    with torch.no_grad():
-        for p in vae.parameters():  # non-trivial norms and biases
-            p.add_(0.05 * torch.randn_like(p))
-    return vae
+    return perturbed_vae(TOY_F16_VAE)
 
 
 @pytest.mark.parametrize("mode", ["aligned", "partitioned"])
