@@ -38,8 +38,8 @@ from peak_tracker import PeakTracker, Workspace
 
 from sr4k.gtasr_core import GTASRNet, upscale
 from sr4k.gtasr_core.config import RELEASED, GTASRConfig
-from sr4k.gtasr_core.layers import SwinBlock
 from sr4k.gtasr_core.noise import clear_noise_cache
+from sr4k.gtasr_core.swin import SwinBlock
 from sr4k.gtasr_core.unet import UNetBlock
 from sr4k.op4ksr_core.vae.config import FLUX_F16, VaeConfig
 from sr4k.op4ksr_core.vae.model import F16VAE

@@ -2,7 +2,7 @@
 
 The meta-device memory count (benchmarks/peak_memory.py) reproduces the H200's GTASR working sets only if the
 level-0 window attention ran on SDPA's math fallback (q, k, v upcast to fp32, fp32 scores), not on a fused
-kernel. This script runs the attention exactly as ``gtasr_core.layers.WindowAttention`` calls it (released
+kernel. This script runs the attention exactly as ``gtasr_core.swin.WindowAttention`` calls it (released
 network: 6 heads of 32, 8x8 windows = 64 tokens, an additive relative-position bias, plus the shift mask in
 shifted blocks) for the level-0 window count at LR 1024 (16,384) and one chunk of ``perf.gtasr_attn_windows``,
 under each backend alone and under the default choice, and reports which backend the default picked (the aten
@@ -32,7 +32,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from sr4k.gtasr_core.config import RELEASED
-from sr4k.gtasr_core.layers import shifted_window_mask
+from sr4k.gtasr_core.swin import shifted_window_mask
 
 BACKENDS: dict[str, SDPBackend | None] = {
     "default": None,

@@ -22,8 +22,9 @@ from torch import Tensor
 from ..srkit.weights import extract_state_dict, load_checkpoint, save_safetensors
 from .config import GTASRConfig
 from .detect import GTASRCheckpointError, infer_config, normalize_keys
-from .layers import relative_position_index, resample_filter_2d
+from .layers import resample_filter_2d
 from .model import GTASRNet
+from .swin import relative_position_index
 
 __all__ = [
     "BASICSR_KEYS",

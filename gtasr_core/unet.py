@@ -17,7 +17,8 @@ from ..srkit import perf
 from ..srkit.group_norm import is_channels_last
 from ..srkit.upsample_conv import upsample2x_conv
 from .config import BlockSpec, GTASRConfig, decoder_plan, encoder_plan, group_count
-from .layers import FP32GroupNorm, ResampleConv2d, SwinLayer
+from .layers import FP32GroupNorm, ResampleConv2d
+from .swin import SwinLayer
 
 __all__ = ["SongUNet", "UNetBlock", "positional_embedding"]
 

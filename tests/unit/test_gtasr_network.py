@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from gtasr_support import TINY, deterministic_init_
 from sr4k.gtasr_core import RELEASED, GTASRConfig, build, build_released, c_noise, c_out, c_skip
-from sr4k.gtasr_core.layers import (
+from sr4k.gtasr_core.swin import (
     SwinBlock,
     relative_position_index,
     roll_hw,

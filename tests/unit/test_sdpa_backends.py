@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from sr4k.gtasr_core.layers import WindowAttention, shifted_window_mask, window_partition
+from sr4k.gtasr_core.swin import WindowAttention, shifted_window_mask, window_partition
 from sr4k.srkit import perf
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
