@@ -227,6 +227,9 @@ def part_gtasr(c: Ctx, cfg: Any, lr_px: int) -> None:
     for label, opts in steps:
         c.run("gtasr", label, lambda: upscale(net, lr, **up), opts, ref, bench=True)
         set_layout(net, False)
+    # The rows above run with cudnn.benchmark on; the CLI and the nodes leave it as they find it (off in ComfyUI
+    # unless started with --fast autotune): this row is what they get.
+    c.run("gtasr", "defaults, cudnn.benchmark off", lambda: upscale(net, lr, **up), OPT, ref, bench=False)
     clear_noise_cache()
     t = time.perf_counter()
     with perf.options(OPT), torch.no_grad():
