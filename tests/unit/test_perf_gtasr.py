@@ -154,3 +154,17 @@ def test_memory_estimates_cover_the_h200_measurement() -> None:
         assert upscale_memory(released, 1024, 1024) == upscale_memory(
             released, 1024, 1024, slabbed_head=False
         )
+
+
+def test_tiled_upscale_with_every_candidate_matches_baseline(net: GTASRNet) -> None:
+    """The tiled path (tile 16, overlap 8) with every unmeasured candidate on at once: channels_last with the
+    layout-keeping GroupNorm forced, fused upsample convs, windows attended 3 at a time."""
+    lr = torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(0))
+    with perf.options(perf.BASELINE):
+        ref = upscale(net, lr, seed=3, tile=16, overlap=8)
+    on = dict(gtasr_channels_last=True, nhwc_group_norm="on", fused_upsample_conv=True, gtasr_attn_windows=3)
+    with perf.options(perf.PerfOptions(), **on):
+        out = upscale(net, lr, seed=3, tile=16, overlap=8)
+    with perf.options(perf.BASELINE):
+        upscale(net, lr[..., :8, :8], seed=0)  # puts the weights back in the default layout
+    assert out.shape == ref.shape and rel(out, ref) < 1e-5  # measured 4.5e-7
