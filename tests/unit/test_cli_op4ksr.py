@@ -101,3 +101,23 @@ def test_compile_flag_compiles_flux_blocks_and_vae_blocks() -> None:
     vae_blocks = [m for m in up.vae.modules() if isinstance(m, VAE_COMPILED_BLOCKS)]
     assert vae_blocks and compiled_modules(up.vae) == vae_blocks
     assert len(compiled_modules(up.transformer)) == 2  # TINY_FLUX: one double and one single block
+
+
+@pytest.mark.parametrize("decode_mode", ["aligned", "partitioned"])
+def test_headless_with_every_unmeasured_candidate_matches_baseline(decode_mode: str) -> None:
+    """The whole OP4KSR pipeline (real-size F16 VAE) with the candidates the next GPU run measures all on:
+    channels_last VAE with the layout-keeping GroupNorm forced, fused upsample convs in the decoder."""
+    from sr4k.op4ksr_core.vae.model import set_vae_layout
+    from sr4k.srkit import perf
+
+    transformer = set_rfr(load_flux_transformer(load(tiny_flux_bfl_file())), RFR_PRESETS["scale_2x"])
+    f16 = load_f16_vae(load(f16_vae_file("bfl")), decode_mode, dtype=torch.float32)
+    x = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(5))
+    cfg = OneStepConfig(t_star=0.25)
+    with perf.options(perf.BASELINE):
+        ref = upscale_image(transformer, f16, x, long_side=128, config=cfg)
+    on = dict(vae_channels_last=True, nhwc_group_norm="on", fused_upsample_conv=True)
+    with perf.options(perf.PerfOptions(), **on):
+        out = upscale_image(transformer, f16, x, long_side=128, config=cfg)
+    set_vae_layout(f16, False)
+    assert out.shape == ref.shape and float((out - ref).norm() / ref.norm()) < 1e-5
