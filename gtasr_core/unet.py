@@ -169,11 +169,7 @@ class SongUNet(nn.Module):
         """
         b, _, height, width = h.shape
         s = 4  # two x2 nearest stages
-        layout = (
-            torch.channels_last
-            if h.is_contiguous(memory_format=torch.channels_last) and not h.is_contiguous()
-            else torch.contiguous_format
-        )
+        layout = torch.channels_last if is_channels_last(h) else torch.contiguous_format
         out = torch.empty(
             b,
             self.conv_last.out_channels,
