@@ -29,7 +29,8 @@ class PerfOptions:
     # and fp32 softmax, instead of SDPA's memory-efficient fallback.
     vae_gemm_attention: bool = True
     # Run the VAE's convolutions in channels_last (NHWC) layout. Off: on the H200 it cut the decode's working
-    # memory by 1.5 GiB but made encode 0.27 -> 0.39 s and decode 0.44 -> 0.69 s (RESULTS.md, 2026-11-29).
+    # memory by 1.5 GiB but made encode 0.27 -> 0.39 s and decode 0.44 -> 0.69 s (RESULTS.md, 2026-11-29), measured
+    # before the layout-keeping GroupNorm (nhwc_group_norm) and the NHWC upsample rows: to be measured again.
     vae_channels_last: bool = False
     # ×2 upsamplers of the decoder as row chunks of nearest-up + conv: the 2× map never exists whole.
     vae_chunked_upsample: bool = True
@@ -40,7 +41,8 @@ class PerfOptions:
     # GTASR: bicubic and noise on the model's device (the noise field stays bit-identical to the CPU's).
     gtasr_device_input: bool = True
     # GTASR network in channels_last layout. Off: on the H200 it made the upscale 0.82 -> 1.16 s, and with the head
-    # in slabs it saves no memory (11.55 GiB working set either way; RESULTS.md, 2026-11-30).
+    # in slabs it saves no memory (11.55 GiB working set either way; RESULTS.md, 2026-11-30), measured before the
+    # layout-keeping GroupNorm (nhwc_group_norm) and the NHWC Swin window reverse and rolls: to be measured again.
     gtasr_channels_last: bool = False
     # GTASR nearest-upsampler head in slabs of this many LR rows (0: whole image). Exact.
     gtasr_head_rows: int = 128
