@@ -184,6 +184,8 @@ def part_op4ksr(c: Ctx, flux_cfg: dict[str, Any], lr_px: int, out_px: int, fp8: 
     lr = torch.rand(1, 3, lr_px, lr_px, generator=torch.Generator().manual_seed(0))
     ref = _e2e(c, "baseline", flux, vae, lr, out_px, perf.BASELINE, None, bench=False)
     _e2e(c, "defaults", flux, vae, lr, out_px, OPT, ref, bench=False)
+    no_pin = dataclasses.replace(OPT, cudnn_attention_first=False)
+    _e2e(c, "defaults, SDPA's own priority (no cuDNN pin)", flux, vae, lr, out_px, no_pin, ref, bench=False)
     _e2e(c, "defaults + cudnn.benchmark", flux, vae, lr, out_px, OPT, ref)
     t = time.perf_counter()
     # One small upscale at the same t*, guidance and (empty) pooled vector records the modulation.

@@ -22,6 +22,7 @@ from ..op4ksr_core.onestep import (
 )
 from ..op4ksr_core.settings import AUTO, from_widgets, resolve
 from ..srkit import perf
+from ..srkit.attention_priority import attention_priority
 from ..srkit.color import METHODS, color_correct
 from ..srkit.images import check_image
 from ..srkit.sizing import resize_exact
@@ -73,7 +74,8 @@ def upscale_one(
     _stage_done(pbar)
     latent = encode(vae, padded.movedim(1, -1), vae_tiling)
     _stage_done(pbar)
-    latent = one_step_sample(model, latent, cond, cfg)
+    with attention_priority(mm.get_torch_device()):
+        latent = one_step_sample(model, latent, cond, cfg)
     _stage_done(pbar)
     image = decode(vae, latent, vae_tiling)[..., :h, :w]
     _stage_done(pbar)

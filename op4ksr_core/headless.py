@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from ..srkit import perf
+from ..srkit.attention_priority import attention_priority
 from ..srkit.color import color_correct
 from ..srkit.images import Progress, check_image
 from ..srkit.transfer import gather_images, to_host
@@ -104,7 +105,9 @@ def upscale_image(
         padded, (h, w) = pad_for_crop(upsample_bicubic(lr_i, size), multiple)
         z = vae.to_model_latent(vae.encode((padded * 2 - 1).to(vae.device)).float())
         x_t = one_step_input(z, config.t_star, config.input_mode).to(device)
-        x0 = one_step_x0(x_t, velocity(transformer, x_t, config.t_star, config), config.t_star)
+        with attention_priority(device):
+            v = velocity(transformer, x_t, config.t_star, config)
+        x0 = one_step_x0(x_t, v, config.t_star)
         image = vae.decode(vae.from_model_latent(x0).to(vae.device)).float()
         image = ((image + 1) / 2).clamp(0, 1)[..., :h, :w].to(device)
         outs.append(to_host(color_correct(image, lr_i, color), pinned=perf.current().pinned_output))

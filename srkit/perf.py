@@ -68,6 +68,10 @@ class PerfOptions:
     # shows cuDNN's transposed convolution is faster than the plain one on 4x the pixels. Also the F16 VAE decoder's
     # x2 upsamplers and tail (op4ksr_core/vae/tail.py, per row chunk): conv 39.6 -> 33.4 TFLOP at a 4096² decode.
     fused_upsample_conv: bool = False
+    # OP4KSR's transformer call with SDPA's priority pinned to cuDNN attention first on sm90+ (srkit/attention_priority.py):
+    # 0.880 s vs flash's 1.140 s for the transformer on an H100 (../shared/tools/gpu_probe.md); torch 2.11 already
+    # picks cuDNN there, releases that put flash first would not. Same maths (both are exact attention kernels).
+    cudnn_attention_first: bool = True
 
 
 _CURRENT = PerfOptions()
@@ -85,6 +89,7 @@ BASELINE = PerfOptions(
     gtasr_box_resample=False,
     nhwc_group_norm="off",
     fused_upsample_conv=False,
+    cudnn_attention_first=False,
 )
 
 
