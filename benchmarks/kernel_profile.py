@@ -29,6 +29,7 @@ import torch
 from common import RESULTS, environment, markdown_table, publish, sync
 from cost_models import build_vae, random_init_
 from cost_plans import SMOKE_GTASR
+from perf_parts import LEAN, OPT
 from roofline import commit
 
 from sr4k.gtasr_core import RELEASED, GTASRNet, upscale
@@ -111,9 +112,8 @@ def profile_call(fn: Callable[[], Any], device: torch.device) -> Profile:
     return Profile(wall, {k: (int(n), s) for k, (n, s) in acc.items()})
 
 
-LEAN = dataclasses.replace(perf.PerfOptions(), vae_channels_last=True, gtasr_channels_last=True)
 VARIANTS: dict[str, perf.PerfOptions] = {
-    "defaults (NCHW)": perf.PerfOptions(),
+    "defaults (NCHW)": OPT,
     "channels_last + NHWC GroupNorm": LEAN,
     "channels_last, native GroupNorm": dataclasses.replace(LEAN, nhwc_group_norm="off"),
 }

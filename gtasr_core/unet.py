@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ..srkit import perf
 from ..srkit.group_norm import is_channels_last
-from ..srkit.upsample_conv import upsample2x_conv
+from ..srkit.upsample_conv import transposed_kernel, upsample2x_conv
 from .config import BlockSpec, GTASRConfig, decoder_plan, encoder_plan, group_count
 from .layers import FP32GroupNorm, ResampleConv2d
 from .swin import SwinLayer
@@ -93,11 +93,12 @@ class UNetBlock(nn.Module):
         return x
 
 
-def up_conv(conv: nn.Conv2d, h: Tensor) -> Tensor:
+def up_conv(conv: nn.Conv2d, h: Tensor, kernel: Tensor | None = None) -> Tensor:
     """``conv(nearest_up2(h))`` of the upsampler head; with ``perf.fused_upsample_conv`` as one transposed
-    convolution (srkit/upsample_conv.py). The same maths on a slab, so :meth:`SongUNet.head_chunked` stays exact."""
+    convolution (srkit/upsample_conv.py; ``kernel``: its 4x4 kernel if already made). The same maths on a slab,
+    so :meth:`SongUNet.head_chunked` stays exact."""
     if perf.current().fused_upsample_conv:
-        return upsample2x_conv(h, conv.weight, conv.bias)
+        return upsample2x_conv(h, conv.weight, conv.bias, kernel)
     return conv(F.interpolate(h, scale_factor=2, mode="nearest"))
 
 
@@ -179,11 +180,17 @@ class SongUNet(nn.Module):
             device=h.device,
             memory_format=layout,
         )
+        # the fused path's 4x4 kernels, made once for all slabs
+        k1, k2 = (
+            (transposed_kernel(self.conv_up1.weight), transposed_kernel(self.conv_up2.weight))
+            if perf.current().fused_upsample_conv
+            else (None, None)
+        )
         for a in range(0, height, rows):
             z = min(a + rows, height)
             lo, hi = max(a - halo, 0), min(z + halo, height)
-            y = F.leaky_relu(up_conv(self.conv_up1, h[:, :, lo:hi]), 0.2, inplace=True)
-            y = F.leaky_relu(up_conv(self.conv_up2, y), 0.2, inplace=True)
+            y = F.leaky_relu(up_conv(self.conv_up1, h[:, :, lo:hi], k1), 0.2, inplace=True)
+            y = F.leaky_relu(up_conv(self.conv_up2, y, k2), 0.2, inplace=True)
             out[:, :, a * s : z * s] = self.conv_last(y)[:, :, (a - lo) * s : (z - lo) * s]
             del y
         return out

@@ -44,14 +44,16 @@ def nearest2x_then_conv(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tenso
     )
 
 
-def upsample2x_conv(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+def upsample2x_conv(x: Tensor, weight: Tensor, bias: Tensor | None, kernel: Tensor | None = None) -> Tensor:
     """:func:`nearest2x_then_conv` without the upsampled map. x: [B, C_in, H, W] -> [B, C_out, 2H, 2W].
 
     weight: [C_out, C_in, k, k] with k = 3 (transposed convolution) or 1 (convolution, then nearest ×2).
+    ``kernel``: ``transposed_kernel(weight)`` when the caller already has it (a loop over slabs makes it once).
     """
     k = weight.shape[-1]
     if k == 1:
         return F.interpolate(F.conv2d(x, weight, bias), scale_factor=2, mode="nearest")
     if k == 3:
-        return F.conv_transpose2d(x, transposed_kernel(weight), bias, stride=2, padding=1)
+        kernel = transposed_kernel(weight) if kernel is None else kernel
+        return F.conv_transpose2d(x, kernel, bias, stride=2, padding=1)
     raise ValueError(f"upsample2x_conv: kernel {k}x{k} is not handled (1x1 or 3x3)")

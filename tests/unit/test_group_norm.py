@@ -64,6 +64,21 @@ def test_bf16_output_is_the_fp32_result_rounded_once() -> None:
     assert (out == ref.to(torch.bfloat16)).double().mean() > 0.999
 
 
+def test_gradients_match_native_group_norm() -> None:
+    """With autograd on (the F16 decoder trainer in channels_last) the out-of-place branch runs; its gradients
+    with respect to the input, the scale and the shift equal F.group_norm's."""
+    x = _map((2, 16, 6, 10), 6, mean=0.2).requires_grad_()
+    w, b = (torch.rand(16) + 0.5).requires_grad_(), torch.randn(16).requires_grad_()
+    g = torch.randn(2, 16, 6, 10, generator=torch.Generator().manual_seed(7))
+    grads = []
+    for fn in (group_norm_nhwc, F.group_norm):
+        out = fn(x, 4, w, b, 1e-6)
+        grads.append(torch.autograd.grad((out * g).sum(), (x, w, b)))
+    assert is_channels_last(group_norm_nhwc(x, 4, w, b, 1e-6))
+    for mine, ref in zip(*grads, strict=True):
+        assert (mine - ref).abs().max() < 1e-5
+
+
 def test_large_mean_keeps_float32_precision() -> None:
     # E[x²] - mean² is the form that loses precision when |mean| >> std; at mean = 30 std it must stay ~1e-5.
     x = _map((1, 32, 64, 64), 4, mean=30.0)
