@@ -1,0 +1,162 @@
+"""Folder throughput of ``sr4k upscale`` with the file I/O in turn or in threads (``cli/folder.py``, ``--io-workers``).
+
+What this measures is the CPU side of a folder run on this machine: reading the 1024² input PNGs, quantising and
+PNG-encoding the 4096² outputs, the CLI's atomic rename, and how much of that the threads hide behind the model.
+The model is a stand-in for the GPU: it waits ``--gpu-s`` seconds (the H200's measured time per image, which
+releases the CPU as a CUDA synchronisation does) and returns an output prepared beforehand (a bicubic x4 of the
+input plus fine texture, so it compresses like a real upscale, not like a flat image). So the figures are
+per-image seconds for this CPU with a GPU of the given speed; the GPU's own time is the floor.
+
+    python benchmarks/folder_io.py                           # 6 images, GPU 0.82 s (GTASR) and 1.45 s (OP4KSR)
+    python benchmarks/folder_io.py --smoke --no-write        # tests: 3 tiny images
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from common import RESULTS, environment, markdown_table, publish
+from PIL import Image
+from roofline import commit
+
+from sr4k.cli.folder import Job, run_folder
+from sr4k.cli.images import load_image, save_image
+from sr4k.cli.shard import write_atomically
+
+# H200 seconds per 1024² -> 4096² image (benchmarks/RESULTS.md, perf toggles 2026-11-30): GTASR, OP4KSR defaults.
+GPU_S = (0.82, 1.45)
+
+
+def make_inputs(folder: Path, n: int, side: int, seed: int = 0) -> list[Path]:
+    """``n`` smooth-plus-texture RGB PNGs of ``side``² (compress like photographs, not like noise)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        small = torch.from_numpy(rng.random((1, 3, max(2, side // 16), max(2, side // 16)), dtype=np.float32))
+        img = F.interpolate(small, size=(side, side), mode="bicubic", align_corners=False)
+        img = (img + torch.from_numpy(rng.normal(0, 0.02, img.shape).astype(np.float32))).clamp(0, 1)
+        a = (img[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        path = folder / f"in{i:03d}.png"
+        Image.fromarray(a).save(path)
+        paths.append(path)
+    return paths
+
+
+def prepared_outputs(paths: list[Path], scale: int, seed: int = 1) -> dict[Path, torch.Tensor]:
+    """What the stand-in model returns for each input: bicubic x``scale`` plus fine texture, [1, 3, H, W] float32."""
+    gen = torch.Generator().manual_seed(seed)
+    outs = {}
+    for p in paths:
+        up = F.interpolate(load_image(p), scale_factor=scale, mode="bicubic", align_corners=False)
+        outs[p] = (up + 0.01 * torch.randn(up.shape, generator=gen)).clamp(0, 1)
+    return outs
+
+
+def run_case(
+    paths: list[Path], outs: dict[Path, torch.Tensor], out_dir: Path, gpu_s: float, workers: int
+) -> dict[str, Any]:
+    """One folder run; returns its seconds per image and the mean write time of one output."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.iterdir():
+        old.unlink()
+    jobs = [Job(k, p, out_dir / p.name) for k, p in enumerate(paths, 1)]
+    write_s: list[float] = []
+    current: list[Path] = []
+
+    def load(path: Path) -> torch.Tensor:
+        image = load_image(path)
+        current.append(path)  # the reader runs in order, one file at a time
+        return image
+
+    def model(image: torch.Tensor) -> torch.Tensor:
+        src = current.pop(0)
+        time.sleep(gpu_s)  # the GPU at work: this thread waits and leaves the CPU to the others
+        return outs[src]
+
+    def save(job: Job, image: torch.Tensor, out: torch.Tensor) -> None:
+        t0 = time.perf_counter()
+        write_atomically(job.dst, lambda path: save_image(out, path))
+        write_s.append(time.perf_counter() - t0)
+
+    run = run_folder(jobs, load, model, save, io_workers=workers)
+    return {
+        "gpu_s": gpu_s,
+        "workers": workers,
+        "images": run.images,
+        "s_per_image": run.seconds_per_image,
+        "write_s": sum(write_s) / len(write_s),
+        "mib_per_output": outs[paths[0]].numel() * 4 / 2**20,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--images", type=int, default=6, help="images per run (default 6)")
+    p.add_argument(
+        "--side", type=int, default=1024, help="input side in pixels; outputs are x4 (default 1024)"
+    )
+    p.add_argument("--gpu-s", type=float, nargs="+", default=list(GPU_S), help="GPU seconds per image")
+    p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2, 4], help="--io-workers values")
+    p.add_argument(
+        "--smoke", action="store_true", help="3 images of 32², GPU 0.01 s, workers 0 and 2 (tests)"
+    )
+    p.add_argument("--json", type=Path)
+    p.add_argument("--results", type=Path, default=RESULTS)
+    p.add_argument("--no-write", action="store_true")
+    p.add_argument("--commit", default=None)
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.images, args.side, args.gpu_s, args.workers = 3, 32, [0.01], [0, 2]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="sr4k-folder-io-") as tmp:
+        paths = make_inputs(Path(tmp) / "in", args.images, args.side)
+        outs = prepared_outputs(paths, 4)
+        for gpu_s in args.gpu_s:
+            for workers in args.workers:
+                rows.append(run_case(paths, outs, Path(tmp) / "out", gpu_s, workers))
+                print(rows[-1], flush=True)
+    serial = {r["gpu_s"]: r["s_per_image"] for r in rows if r["workers"] == 0}
+    env = environment(torch.device("cpu"))
+    table = [
+        [
+            f"{r['gpu_s']:.2f}",
+            str(r["workers"]),
+            f"{r['s_per_image']:.2f}",
+            f"{serial[r['gpu_s']] / r['s_per_image']:.2f}x" if r["gpu_s"] in serial else "-",
+            f"{r['write_s']:.2f}",
+        ]
+        for r in rows
+    ]
+    side = args.side
+    text = "\n".join(
+        [
+            f"## Folder I/O of `sr4k upscale` (issue #11): benchmarks/folder_io.py ({env['date']}, "
+            f"commit {args.commit or commit()})",
+            "",
+            f"- Machine: {env['device']}, {os.cpu_count()} cores; torch {env['torch']}; Pillow {Image.__version__}",
+            f"- {args.images} RGB inputs of {side}² -> outputs {4 * side}² 8-bit PNG (zlib level 1, "
+            f"{rows[0]['mib_per_output']:.0f} MiB float32 each in memory), written atomically as the CLI does. "
+            "The model is a stand-in for the GPU: it waits the GPU's seconds per image (H200: GTASR 0.82 s, "
+            "OP4KSR 1.45 s) and returns a prepared output, so the GPU's own time is the floor",
+            "- s/image = wall time of the whole folder run / images; speed-up against `--io-workers 0` (read, "
+            "upscale, write in turn) at the same GPU time; write s = mean time to quantise, encode and rename one "
+            "output (in a writer thread, concurrent writes share the cores)",
+            "",
+            markdown_table(["GPU s/image", "--io-workers", "s/image", "speed-up", "write s"], table),
+        ]
+    )
+    publish(text, rows, results=args.results, no_write=args.no_write, json_path=args.json)
+    return {"text": text, "rows": rows}
+
+
+if __name__ == "__main__":
+    main()

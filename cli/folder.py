@@ -1,0 +1,135 @@
+"""The folder loop of ``sr4k upscale``: read, upscale, write every (input, output) pair, with the file I/O off the
+model's path.
+
+Writing a 4096² output is slower than upscaling it on a GPU: quantising, PNG-encoding (zlib level 1) and renaming
+one 4096² RGB output takes 2.1 s of one core of a 2-core EPYC (``benchmarks/folder_io.py``), against 0.82 s for
+GTASR and 1.45 s for OP4KSR on an H200 (benchmarks/RESULTS.md). Done in turn, the GPU would wait for the disk most of the time. So with
+``io_workers`` > 0 (the CLI's ``--io-workers``, default one per core up to 4):
+
+- the next input is read by a reader thread while the model works on the current one;
+- outputs are written by ``io_workers`` writer threads. Pillow's PNG encoder, zlib and torch's quantisation release
+  the GIL, so the writers run in parallel with each other and with the model.
+
+At most ``io_workers`` outputs wait for or are being written, plus the one the model is working on, which bounds
+the host memory (one 4096² float32 RGB output is 192 MiB). A failed read stops the run at that file, as the serial
+loop does. A failed write stops it too: the writes already under way are finished (they are good files) and the
+first error is raised. Outputs are the same files, byte for byte, as with ``io_workers=0`` (everything in turn).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import Tensor
+
+__all__ = ["DEFAULT_IO_WORKERS", "FolderRun", "Job", "run_folder"]
+
+# Writer threads by default: one per core, at most 4. On 2 cores, 2 writers take a folder of 4096² PNG outputs from
+# 2.99 to 1.46 s per image at GTASR's H200 speed (0.82 s), and from 3.62 to 1.84 s at OP4KSR's (1.45 s); 4 writers
+# hold at most 5 outputs (about 1 GiB of host memory at 4096²). benchmarks/RESULTS.md, "Folder I/O".
+DEFAULT_IO_WORKERS = min(4, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One file of a folder run: its 1-based place in this process's list, input and output paths."""
+
+    index: int
+    src: Path
+    dst: Path
+
+
+@dataclass(frozen=True)
+class FolderRun:
+    """What a folder run did: images written and the wall time from the first read to the last write (s)."""
+
+    images: int
+    seconds: float
+
+    @property
+    def seconds_per_image(self) -> float:
+        return self.seconds / max(self.images, 1)
+
+
+Load = Callable[[Path], Tensor]
+Model = Callable[[Tensor], Tensor]
+Save = Callable[[Job, Tensor, Tensor], None]  # (job, input image, output image): writes job.dst
+
+
+def run_folder(
+    jobs: Sequence[Job],
+    load: Load,
+    model: Model,
+    save: Save,
+    *,
+    io_workers: int = DEFAULT_IO_WORKERS,
+    done: Callable[[Job, Tensor, Tensor, float, float], None] | None = None,
+) -> FolderRun:
+    """Upscale ``jobs`` in order: ``load(src)`` -> ``model(image)`` -> ``save(job, image, out)``.
+
+    ``io_workers`` = 0 runs the three in turn in this thread; N > 0 reads one file ahead in a reader thread and
+    writes in N writer threads (module docstring). ``done(job, image, out, model_s, save_s)`` is called after each
+    write (from a writer thread when N > 0). The model always runs in the calling thread, one image at a time.
+    Raises the first error of a read, the model or a write, after the writes under way have finished.
+    """
+    if io_workers < 0:
+        raise ValueError(
+            f"io_workers={io_workers}; use 0 (read, upscale, write in turn) or more writer threads"
+        )
+    start = time.perf_counter()
+
+    def write(job: Job, image: Tensor, out: Tensor, model_s: float) -> None:
+        t0 = time.perf_counter()
+        save(job, image, out)
+        if done is not None:
+            done(job, image, out, model_s, time.perf_counter() - t0)
+
+    def upscale(image: Tensor) -> tuple[Tensor, float]:
+        t0 = time.perf_counter()
+        out = model(image)
+        return out, time.perf_counter() - t0
+
+    if io_workers == 0:
+        for job in jobs:
+            image = load(job.src)
+            out, model_s = upscale(image)
+            write(job, image, out, model_s)
+        return FolderRun(len(jobs), time.perf_counter() - start)
+
+    pending: deque[Future[None]] = deque()
+    ahead: Future[Tensor] | None = None
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="sr4k-read") as reader,
+        ThreadPoolExecutor(io_workers, thread_name_prefix="sr4k-write") as writers,
+    ):
+        try:
+            ahead = reader.submit(load, jobs[0].src) if jobs else None
+            for k, job in enumerate(jobs):
+                assert ahead is not None
+                image = ahead.result()  # a failed read raises here, naming its file
+                ahead = reader.submit(load, jobs[k + 1].src) if k + 1 < len(jobs) else None
+                out, model_s = upscale(image)
+                while len(pending) >= io_workers:  # bound the outputs held in memory
+                    _collect(pending, wait(pending, return_when=FIRST_COMPLETED).done)
+                _collect(pending, [f for f in pending if f.done()])  # a failed write stops the run early
+                pending.append(writers.submit(write, job, image, out, model_s))
+                del image, out
+            _collect(pending, wait(pending).done)
+        except BaseException:
+            if ahead is not None:
+                ahead.cancel()
+            raise  # leaving the `with` waits for the writes under way: they are good files
+    return FolderRun(len(jobs), time.perf_counter() - start)
+
+
+def _collect(pending: deque[Future[None]], finished: Iterable[Future[None]]) -> None:
+    """Drop finished writes from ``pending``, raising the first one's error."""
+    for f in list(finished):
+        pending.remove(f)
+        f.result()
