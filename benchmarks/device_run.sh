@@ -3,7 +3,7 @@
 # has 15 device-minutes in all, start-up included, and one command may run 10 minutes; so, in this order:
 #     run(command="bash benchmarks/device_run.sh sdpa gtasr vae kernels", carry=[".devbundle"], timeout_s=540)  # ~5 min
 #     run(command="bash benchmarks/device_run.sh compile2", carry=[".devbundle"], timeout_s=480)  # if >= 8 min are left
-#     run(command="bash benchmarks/device_run.sh node roofline layout", carry=[".devbundle"], timeout_s=...)  # else
+#     run(command="bash benchmarks/device_run.sh node roofline layout folder", carry=[".devbundle"], timeout_s=...)  # else
 # The first call measures what decides the eager defaults (SDPA backend of the GTASR window attention, the GTASR
 # and VAE toggles with channels_last +- NHWC GroupNorm and the fused upsample conv, kernel classes); the second the
 # compiled paths. Make the second call while the machine is warm.
@@ -17,6 +17,7 @@
 #   vae       benchmarks/perf_toggles.py --parts vae: the F16 VAE toggles (channels_last +- NHWC GroupNorm; ~1 min)
 #   kernels   benchmarks/kernel_profile.py: CUDA kernel time by class, NCHW vs channels_last (< 1 min)
 #   sdpa      benchmarks/sdpa_backends.py: which SDPA backend the GTASR window attention takes, and each one's time
+#   folder    benchmarks/folder_io.py --model gtasr: a folder of 1024² PNGs to 4096² with --io-workers 0/1/2/4 (~1 min)
 #   layout    benchmarks/layout_audit.py: the ops breaking channels_last in GTASR (LR 256) and the VAE (1024²; < 1 min)
 # Results (Markdown sections for benchmarks/RESULTS.md, JSON, logs) are written to $OUT and come back.
 set -uo pipefail
@@ -66,6 +67,10 @@ for step in $STEPS; do
     kernels)
         timeout 120 python3 benchmarks/kernel_profile.py --commit "$REV" --json "$OUT/kernels.json" \
             --results "$OUT/RESULTS_kernels.md" 2>&1 | tail -60 | tee -a "$OUT/run.log"
+        ;;
+    folder)
+        timeout 150 python3 benchmarks/folder_io.py --model gtasr --commit "$REV" --json "$OUT/folder.json" \
+            --results "$OUT/RESULTS_folder.md" 2>&1 | tail -20 | tee -a "$OUT/run.log"
         ;;
     sdpa)
         timeout 90 python3 benchmarks/sdpa_backends.py --commit "$REV" --json "$OUT/sdpa.json" \

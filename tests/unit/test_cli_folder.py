@@ -229,3 +229,6 @@ def test_folder_io_benchmark_smoke() -> None:
     rows = folder_io.main(["--smoke", "--no-write"])["rows"]
     assert [(r["workers"], r["images"]) for r in rows] == [(0, 3), (2, 3)]
     assert all(r["s_per_image"] >= 0.01 and r["write_s"] > 0 for r in rows)  # the GPU wait is the floor
+    rows = folder_io.main(["--smoke", "--no-write", "--model", "gtasr", "--device", "cpu"])["rows"]
+    assert [(r["model"], r["workers"], r["images"]) for r in rows] == [("GTASR", 0, 3), ("GTASR", 2, 3)]
+    assert rows[0]["mib_per_output"] == 3 * 128 * 128 * 4 / 2**20  # the network's x4 output, float32
