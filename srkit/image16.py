@@ -86,6 +86,12 @@ def write_rgb16(path: str | os.PathLike[str], a: np.ndarray) -> None:
         raise ValueError(f"write_rgb16 needs [H, W, 3|4] uint16, got {a.dtype} {a.shape}")
     cv2 = _cv2()
     bgr = np.ascontiguousarray(np.concatenate([a[..., 2::-1], a[..., 3:]], axis=-1))
-    params = [cv2.IMWRITE_PNG_COMPRESSION, 1] if path.suffix.lower() == ".png" else []
+    # zlib level 1, run-length strategy (as srkit.image_io.PNG_OPTIONS): 3.9 -> 2.6 s for a 4096² RGB output, smaller
+    # files (benchmarks/png_encode.py)
+    params = (
+        [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+        if path.suffix.lower() == ".png"
+        else []
+    )
     if not cv2.imwrite(str(path), bgr, params):
         raise OSError(f"could not write {path}")
