@@ -2,7 +2,7 @@
 model's path.
 
 Writing a 4096² output is slower than upscaling it on a GPU: quantising, PNG-encoding (zlib level 1) and renaming
-one 4096² RGB output takes 1.9 s of one core of a 2-core EPYC (``benchmarks/folder_io.py``), against 0.82 s for
+one 4096² RGB output takes 1.7 s of one core of a 2-core EPYC (``benchmarks/folder_io.py``), against 0.82 s for
 GTASR and 1.45 s for OP4KSR on an H200 (benchmarks/RESULTS.md). Done in turn, the GPU would wait for the disk most of the time. So with
 ``io_workers`` > 0 (the CLI's ``--io-workers``, default one per core up to 4):
 
@@ -31,7 +31,7 @@ from torch import Tensor
 __all__ = ["DEFAULT_IO_WORKERS", "FolderRun", "Job", "run_folder"]
 
 # Writer threads by default: one per core, at most 4. On 2 cores, 2 writers take a folder of 4096² PNG outputs from
-# 2.79 to 1.32 s per image at GTASR's H200 speed (0.82 s), and from 3.42 to 1.79 s at OP4KSR's (1.45 s); 4 writers
+# 2.56 to 1.21 s per image at GTASR's H200 speed (0.82 s), and from 3.19 to 1.76 s at OP4KSR's (1.45 s); 4 writers
 # hold at most 5 outputs (about 1 GiB of host memory at 4096²). benchmarks/RESULTS.md, "Folder I/O".
 DEFAULT_IO_WORKERS = min(4, os.cpu_count() or 1)
 
