@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_IO_WORKERS,
         metavar="N",
         help="threads writing the outputs while the model works on the next image; the next input is read "
-        "ahead too (a 4096² PNG takes 1.5-1.9 s of CPU to write, more than the GPU needs to upscale it). "
+        "ahead too (a 4096² PNG takes about 1.7 s of CPU to write, more than the GPU needs to upscale it). "
         f"0: read, upscale and write one after another (default: one per core, at most 4; here {DEFAULT_IO_WORKERS})",
     )
     up.add_argument(
