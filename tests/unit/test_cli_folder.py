@@ -8,6 +8,8 @@ that the other side sets, so the overlap is shown by the order of calls, not by 
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -19,6 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from gtasr_support import lowres, tiny_gtasr_files
+from sr4k.cli import folder
 from sr4k.cli.folder import Job, run_folder
 from sr4k.cli.images import load_image, save_image
 from sr4k.cli.main import main
@@ -232,3 +235,14 @@ def test_folder_io_benchmark_smoke() -> None:
     rows = folder_io.main(["--smoke", "--no-write", "--model", "gtasr", "--device", "cpu"])["rows"]
     assert [(r["model"], r["workers"], r["images"]) for r in rows] == [("GTASR", 0, 3), ("GTASR", 2, 3)]
     assert rows[0]["mib_per_output"] == 3 * 128 * 128 * 4 / 2**20  # the network's x4 output, float32
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is a Linux feature")
+def test_default_writers_follow_the_cores_this_process_may_use() -> None:
+    code = (
+        "import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]}); "
+        "from sr4k.cli.folder import DEFAULT_IO_WORKERS; print(DEFAULT_IO_WORKERS)"
+    )
+    one_core = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert one_core.stdout.strip() == "1"
+    assert folder.DEFAULT_IO_WORKERS == min(4, len(os.sched_getaffinity(0)))
