@@ -178,6 +178,11 @@ def _e2e(
     return out
 
 
+def nhwc_view(x: torch.Tensor) -> torch.Tensor:
+    """``x`` [B, C, H, W] as an NHWC tensor seen through ``movedim`` (ComfyUI's IMAGE in a node, read_image)."""
+    return x.movedim(1, -1).contiguous().movedim(-1, 1)
+
+
 def part_op4ksr(c: Ctx, flux_cfg: dict[str, Any], lr_px: int, out_px: int, fp8: bool) -> None:
     """Headless upscale: baseline, all optimisations, + constant modulation, + fp8 (row-wise, weight-only)."""
     flux, vae = build_flux(flux_cfg, c.device, c.dtype), build_vae(c.device, c.dtype)
@@ -187,6 +192,8 @@ def part_op4ksr(c: Ctx, flux_cfg: dict[str, Any], lr_px: int, out_px: int, fp8: 
     no_pin = dataclasses.replace(OPT, cudnn_attention_first=False)
     _e2e(c, "defaults, SDPA's own priority (no cuDNN pin)", flux, vae, lr, out_px, no_pin, ref, bench=False)
     _e2e(c, "defaults + cudnn.benchmark", flux, vae, lr, out_px, OPT, ref)
+    # As the nodes and the CLI hand the image (see part_gtasr): must match the row above.
+    _e2e(c, "defaults, NHWC-view input (nodes, CLI)", flux, vae, nhwc_view(lr), out_px, OPT, ref)
     t = time.perf_counter()
     # One small upscale at the same t*, guidance and (empty) pooled vector records the modulation.
     frozen = freeze_modulation(flux, lambda: upscale_image(flux, vae, lr[..., :64, :64], scale=4))
@@ -232,6 +239,17 @@ def part_gtasr(c: Ctx, cfg: Any, lr_px: int) -> None:
     # The rows above run with cudnn.benchmark on; the CLI and the nodes leave it as they find it (off in ComfyUI
     # unless started with --fast autotune): this row is what they get.
     c.run("gtasr", "defaults, cudnn.benchmark off", lambda: upscale(net, lr, **up), OPT, ref, bench=False)
+    # The input as the nodes (ComfyUI IMAGE through movedim) and the CLI (read_image) hand it: an NHWC view. Before
+    # srkit/layout.py it ran the whole UNet in channels_last; now it must match the "defaults" row.
+    nhwc = nhwc_view(lr)
+    c.run(
+        "gtasr",
+        "defaults, NHWC-view input (nodes, CLI)",
+        lambda: upscale(net, nhwc, **up),
+        OPT,
+        ref,
+        bench=True,
+    )
     clear_noise_cache()
     t = time.perf_counter()
     with perf.options(OPT), torch.no_grad():

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from ..srkit import perf
 from ..srkit.group_norm import is_channels_last
+from ..srkit.layout import in_layout_of
 from ..srkit.upsample_conv import transposed_kernel, upsample2x_conv
 from .config import BlockSpec, GTASRConfig, decoder_plan, encoder_plan, group_count
 from .layers import FP32GroupNorm, ResampleConv2d
@@ -136,11 +137,11 @@ class SongUNet(nn.Module):
 
     def forward(self, x: Tensor, c_noise: Tensor, lq: Tensor) -> Tensor:
         emb = self.embed_noise(c_noise)
-        h = torch.cat([F.pixel_unshuffle(x, self.config.scale), lq], dim=1)
-        if is_channels_last(self.conv_last.weight):
-            # pixel_unshuffle returns NCHW: a channels_last network (perf.gtasr_channels_last) takes its input in
-            # its own layout here, at LR size, rather than leaving it to the first convolution's backend.
-            h = h.contiguous(memory_format=torch.channels_last)
+        # In the network's own layout, at LR size (srkit/layout.py): pixel_unshuffle returns NCHW, and lq may be an
+        # NHWC view (ComfyUI's IMAGE, read_image), which would put every convolution of an NCHW network in NHWC.
+        h = in_layout_of(
+            torch.cat([F.pixel_unshuffle(x, self.config.scale), lq], dim=1), self.conv_last.weight
+        )
         blocks = list(self.enc.values())
         h = blocks[0](h)
         skips = [h]

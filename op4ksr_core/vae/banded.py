@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...srkit.layout import in_layout_of
 from .config import check_decode_mode
 from .layers import Downsample, ResnetBlock, Upsample, norm_silu
 from .model import F16VAE
@@ -180,7 +181,8 @@ def encode_banded(vae: F16VAE, image: torch.Tensor, bands: Bands) -> torch.Tenso
     """Posterior mean [B, latent, H/down, W/down] of ``image`` [B, 3, H, W] in [-1, 1], as ``vae.encode``."""
     vae._check_image(image)
     enc = vae.encoder
-    h = conv_bands(image.to(bands.store, vae.dtype), enc.conv_in, bands, pad=_same_pad(enc.conv_in))
+    image = in_layout_of(image.to(bands.store, vae.dtype), enc.conv_in.weight)  # srkit/layout.py
+    h = conv_bands(image, enc.conv_in, bands, pad=_same_pad(enc.conv_in))
     for block in enc.down_blocks:
         for layer in block.layers():
             h = layer_bands(layer, h, bands)
@@ -197,7 +199,8 @@ def decode_banded(
     vae._check_latent(latent)
     shift = DECODE_SHIFT[check_decode_mode(decode_mode or vae.decode_mode, vae.config)]
     dec = vae.decoder
-    h = dec.mid_block(dec.conv_in(latent.to(bands.compute, vae.dtype))).to(bands.store)
+    h = dec.mid_block(dec.conv_in(in_layout_of(latent.to(bands.compute, vae.dtype), dec.conv_in.weight)))
+    h = h.to(bands.store)
     for block in dec.up_blocks:
         for layer in block.layers():
             h = layer_bands(layer, h, bands)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ...srkit.images import check_image
+from ...srkit.layout import in_layout_of
 from .config import FLUX_F16, DecodeMode, VaeConfig, check_decode_mode
 from .latent_format import LatentFormat, latent_format_for
 from .layers import DownBlock, MidBlock, UpBlock, group_norm, norm_silu, run_layers
@@ -189,7 +190,9 @@ class F16VAE(nn.Module):
     def encode_moments(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior (mean, logvar), each [B, latent, H/downscale, W/downscale], of images [B, 3, H, W] in [-1, 1]."""
         self._check_image(image)
-        moments = self.encoder(image.to(self.dtype))
+        moments = self.encoder(
+            in_layout_of(image.to(self.dtype), self.encoder.conv_in.weight)
+        )  # srkit/layout.py
         mean, logvar = moments.chunk(2, dim=1)
         return mean, logvar.clamp(*LOGVAR_RANGE)
 
@@ -211,7 +214,8 @@ class F16VAE(nn.Module):
         self._check_latent(latent)
         mode = check_decode_mode(decode_mode or self.decode_mode, self.config)
         rows = check_chunk_rows(self.chunk_rows if chunk_rows is None else chunk_rows)
-        return self.decoder(latent.to(self.dtype), DECODE_SHIFT[mode], rows)
+        latent = in_layout_of(latent.to(self.dtype), self.decoder.conv_in.weight)  # srkit/layout.py
+        return self.decoder(latent, DECODE_SHIFT[mode], rows)
 
     def forward(
         self, image: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None

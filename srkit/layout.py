@@ -1,0 +1,31 @@
+"""A network's input in the network's own memory layout.
+
+Why: a convolution's output takes the channels_last layout when its input *or* its weight is channels_last. Images
+often arrive as channels_last views without anyone asking: ComfyUI's ``IMAGE`` is ``[B, H, W, C]``, so
+``image.movedim(-1, 1)`` is an NHWC-strided ``[B, C, H, W]``, and ``srkit.image_io.read_image`` permutes an
+``[H, W, C]`` array the same way. Fed as they are, such inputs put every convolution of an NCHW network
+(``perf.gtasr_channels_last`` / ``perf.vae_channels_last`` off) in channels_last, the layout the H200 measured
+slower (GTASR 0.82 -> 1.16 s, F16 encode 0.27 -> 0.39 s; benchmarks/RESULTS.md, "Perf toggles"), and made the
+ComfyUI nodes and the CLI run another layout than the benchmarks. :func:`in_layout_of` gives the input the layout
+of the network's weights instead: a no-op when it has it, one copy of the input (not of any activation) otherwise.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .group_norm import is_channels_last
+
+__all__ = ["in_layout_of", "layout_of"]
+
+
+def layout_of(weight: Tensor) -> torch.memory_format:
+    """``torch.channels_last`` for a 4-D weight stored NHWC, else ``torch.contiguous_format``."""
+    return torch.channels_last if is_channels_last(weight) else torch.contiguous_format
+
+
+def in_layout_of(x: Tensor, weight: Tensor) -> Tensor:
+    """``x`` (4-D) in the memory layout of ``weight`` (a 4-D convolution weight with more than one input channel
+    or a kernel larger than 1x1, so that its layout is not ambiguous); same values."""
+    return x.contiguous(memory_format=layout_of(weight))

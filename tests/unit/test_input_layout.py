@@ -1,0 +1,142 @@
+"""Networks take their input in their own memory layout (srkit/layout.py).
+
+ComfyUI's IMAGE ``[B, H, W, C]`` becomes ``[B, C, H, W]`` by ``movedim`` (an NHWC-strided view), and
+``read_image`` permutes the same way. Fed as they were, such inputs ran every convolution of the NCHW GTASR UNet
+and F16 VAE encoder in channels_last, the layout the H200 measured slower, so the nodes and the CLI ran another
+layout than the benchmarks. Each convolution's input layout is recorded by a forward pre-hook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from gtasr_support import lowres
+from small_vae import small_f16_vae
+from sr4k.gtasr_core import GTASRNet, upscale
+from sr4k.gtasr_core.config import TINY
+from sr4k.op4ksr_core.vae.banded import Bands, decode_banded, encode_banded
+from sr4k.srkit import perf
+from sr4k.srkit.group_norm import is_channels_last
+from sr4k.srkit.image_io import read_image
+from sr4k.srkit.layout import in_layout_of, layout_of
+
+CPU = torch.device("cpu")
+
+
+def _nhwc_view(x: torch.Tensor) -> torch.Tensor:
+    """``x`` [B, C, H, W] as ComfyUI hands an IMAGE to a node: an NHWC tensor seen through ``movedim``."""
+    return x.movedim(1, -1).contiguous().movedim(-1, 1)
+
+
+@contextmanager
+def conv_layouts(module: nn.Module) -> Iterator[list[bool]]:
+    """Whether each convolution call of ``module`` got a channels_last input (in call order)."""
+    seen: list[bool] = []
+
+    def hook(_: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        seen.append(is_channels_last(args[0]))
+
+    handles = [m.register_forward_pre_hook(hook) for m in module.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        yield seen
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def test_layout_helpers() -> None:
+    w = torch.randn(8, 3, 3, 3)
+    assert layout_of(w) == torch.contiguous_format
+    assert layout_of(w.contiguous(memory_format=torch.channels_last)) == torch.channels_last
+    x = _nhwc_view(torch.randn(1, 3, 5, 7))
+    assert is_channels_last(x)
+    y = in_layout_of(x, w)
+    assert y.is_contiguous() and torch.equal(y, x)
+    cl = x.contiguous(memory_format=torch.channels_last)
+    assert in_layout_of(cl, w.contiguous(memory_format=torch.channels_last)) is cl  # no copy when already so
+
+
+def test_read_image_gives_an_nhwc_view(tmp_path: Path) -> None:
+    """Why the CLI was affected: the reader's tensor is NHWC-strided (the fix is in the networks, not here)."""
+    Image.fromarray(lowres(0, 16, 24)).save(tmp_path / "a.png")
+    assert is_channels_last(read_image(tmp_path / "a.png")[None])
+
+
+@pytest.fixture(scope="module")
+def gtasr() -> GTASRNet:
+    return GTASRNet(TINY).eval()
+
+
+@pytest.mark.parametrize("make", [_nhwc_view, lambda x: x], ids=["nhwc view", "contiguous"])
+def test_gtasr_runs_nchw_whatever_the_input_layout(gtasr: GTASRNet, make: Callable) -> None:
+    lr = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad(), conv_layouts(gtasr) as seen:
+        out = upscale(gtasr, make(lr), seed=3)
+        ref = upscale(gtasr, lr.contiguous(), seed=3)
+    assert len(seen) > 20 and not any(seen)
+    assert torch.equal(out, ref)  # same layout, same kernels: the same bits
+
+
+def test_gtasr_channels_last_option_still_runs_channels_last(gtasr: GTASRNet) -> None:
+    lr = _nhwc_view(torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(0)))
+    try:
+        with perf.options(gtasr_channels_last=True), torch.no_grad(), conv_layouts(gtasr) as seen:
+            upscale(gtasr, lr.contiguous(), seed=3)  # an NCHW input: the network's layout wins
+    finally:
+        upscale(
+            gtasr, lr[..., :8, :8], seed=0
+        )  # back to NCHW weights for the other tests (upscale sets them)
+    assert seen[0] and sum(seen) >= 0.9 * len(seen)
+
+
+@pytest.fixture(scope="module")
+def vae() -> torch.nn.Module:
+    return small_f16_vae()
+
+
+def _image() -> torch.Tensor:
+    return torch.rand(1, 3, 48, 80, generator=torch.Generator().manual_seed(1)) * 2 - 1
+
+
+def test_vae_encode_and_decode_run_nchw_for_nhwc_inputs(vae: torch.nn.Module) -> None:
+    image = _image()
+    latent = torch.randn(1, 16, 3, 5, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ref_z, ref_x = vae.encode(image), vae.decode(latent)
+        with conv_layouts(vae) as seen:
+            z = vae.encode(_nhwc_view(image))
+            x = vae.decode(_nhwc_view(latent))
+    assert len(seen) > 10 and not any(seen)
+    assert torch.equal(z, ref_z) and torch.equal(x, ref_x)
+
+
+def test_banded_vae_runs_nchw_for_nhwc_inputs(vae: torch.nn.Module) -> None:
+    image = _image()
+    latent = torch.randn(1, 16, 3, 5, generator=torch.Generator().manual_seed(2))
+    bands = Bands(CPU, CPU, 1 << 12)
+    with torch.no_grad():
+        ref_z, ref_x = encode_banded(vae, image, bands), decode_banded(vae, latent, bands)
+        with conv_layouts(vae) as seen:
+            z = encode_banded(vae, _nhwc_view(image), bands)
+            x = decode_banded(vae, _nhwc_view(latent), bands)
+    assert len(seen) > 10 and not any(seen)
+    assert torch.equal(z, ref_z) and torch.equal(x, ref_x)
+
+
+def test_comfy_image_through_the_op4ksr_input_chain_reaches_the_encoder_nchw(vae: torch.nn.Module) -> None:
+    """The node's chain (IMAGE -> movedim view -> bicubic -> pad -> VAE) kept NHWC until the encoder."""
+    from sr4k.op4ksr_core.headless import pad_for_crop, upsample_bicubic
+
+    comfy_image = torch.rand(1, 12, 20, 3, generator=torch.Generator().manual_seed(4))  # IMAGE [B, H, W, C]
+    padded, _ = pad_for_crop(upsample_bicubic(comfy_image.movedim(-1, 1), (48, 80)), 16)
+    assert is_channels_last(padded)  # what arrives at the VAE
+    with torch.no_grad(), conv_layouts(vae.encoder) as seen:
+        vae.encode((padded * 2 - 1).clamp(-1, 1))
+    assert len(seen) > 5 and not any(seen)
