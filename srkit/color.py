@@ -224,8 +224,10 @@ def color_correct(
     if method == "none" or strength == 0.0:
         return upscaled.clone()
     alpha = upscaled[:, 3:]
-    rgb = upscaled[:, :3].float()
-    ref = _match_batch(reference[:, :3].float().to(rgb.device), rgb.shape[0])
+    # Both in NCHW (an image from ComfyUI or read_image is an NHWC view; srkit/layout.py): the blurs and the
+    # full-size elementwise passes below then run on one dense layout.
+    rgb = upscaled[:, :3].float().contiguous()
+    ref = _match_batch(reference[:, :3].float().to(rgb.device).contiguous(), rgb.shape[0])
     if ref.shape[-2:] != rgb.shape[-2:]:
         ref = F.interpolate(ref, size=rgb.shape[-2:], mode="bicubic", align_corners=False, antialias=True)
     if method == "wavelet":

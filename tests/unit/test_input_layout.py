@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from PIL import Image
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from gtasr_support import lowres
 from small_vae import small_f16_vae
@@ -23,6 +25,7 @@ from sr4k.gtasr_core import GTASRNet, upscale
 from sr4k.gtasr_core.config import TINY
 from sr4k.op4ksr_core.vae.banded import Bands, decode_banded, encode_banded
 from sr4k.srkit import perf
+from sr4k.srkit.color import color_correct
 from sr4k.srkit.group_norm import is_channels_last
 from sr4k.srkit.image_io import read_image
 from sr4k.srkit.layout import in_layout_of, layout_of
@@ -140,3 +143,28 @@ def test_comfy_image_through_the_op4ksr_input_chain_reaches_the_encoder_nchw(vae
     with torch.no_grad(), conv_layouts(vae.encoder) as seen:
         vae.encode((padded * 2 - 1).clamp(-1, 1))
     assert len(seen) > 5 and not any(seen)
+
+
+class _ConvInputs(TorchDispatchMode):
+    """Whether each aten convolution (functional ones too) got a channels_last input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.channels_last: list[bool] = []
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if func.overloadpacket is torch.ops.aten.convolution:
+            self.channels_last.append(is_channels_last(args[0]))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("method", ["wavelet", "adain", "lab"])
+def test_color_correction_of_nhwc_views_runs_nchw(method: str) -> None:
+    gen = torch.Generator().manual_seed(5)
+    upscaled, reference = torch.rand(1, 3, 64, 96, generator=gen), torch.rand(1, 3, 16, 24, generator=gen)
+    ref_out = color_correct(upscaled, reference, method)
+    with _ConvInputs() as convs:
+        out = color_correct(_nhwc_view(upscaled), _nhwc_view(reference), method)
+    assert not any(convs.channels_last)
+    assert method != "wavelet" or len(convs.channels_last) > 4  # the wavelet's blurs were seen
+    assert torch.equal(out, ref_out)
