@@ -66,7 +66,9 @@ def read_image(path: str | os.PathLike[str], *, keep_alpha: bool = False) -> Ten
         raise ValueError(
             f"{path} is not a readable image ({err}); use one of {', '.join(IMAGE_SUFFIXES)}"
         ) from err
-    return torch.from_numpy(a.copy()).permute(2, 0, 1).float() / 255.0
+    # NCHW-contiguous (permuting the uint8 copy, the cheapest place): a permuted view would be an NHWC-strided tensor,
+    # whose layout convolutions downstream would follow (srkit/layout.py).
+    return torch.from_numpy(a.copy()).permute(2, 0, 1).contiguous().float() / 255.0
 
 
 def write_image(path: str | os.PathLike[str], image: Tensor, *, bits: int = 8) -> Path:

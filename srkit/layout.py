@@ -2,8 +2,8 @@
 
 Why: a convolution's output takes the channels_last layout when its input *or* its weight is channels_last. Images
 often arrive as channels_last views without anyone asking: ComfyUI's ``IMAGE`` is ``[B, H, W, C]``, so
-``image.movedim(-1, 1)`` is an NHWC-strided ``[B, C, H, W]``, and ``srkit.image_io.read_image`` permutes an
-``[H, W, C]`` array the same way. Fed as they are, such inputs put every convolution of an NCHW network
+``image.movedim(-1, 1)`` is an NHWC-strided ``[B, C, H, W]`` (``srkit.image_io.read_image`` returned the same
+until it was made to copy into NCHW). Fed as they are, such inputs put every convolution of an NCHW network
 (``perf.gtasr_channels_last`` / ``perf.vae_channels_last`` off) in channels_last, the layout the H200 measured
 slower (GTASR 0.82 -> 1.16 s, F16 encode 0.27 -> 0.39 s; benchmarks/RESULTS.md, "Perf toggles"), and made the
 ComfyUI nodes and the CLI run another layout than the benchmarks. :func:`in_layout_of` gives the input the layout

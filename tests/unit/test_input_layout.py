@@ -1,7 +1,7 @@
 """Networks take their input in their own memory layout (srkit/layout.py).
 
 ComfyUI's IMAGE ``[B, H, W, C]`` becomes ``[B, C, H, W]`` by ``movedim`` (an NHWC-strided view), and
-``read_image`` permutes the same way. Fed as they were, such inputs ran every convolution of the NCHW GTASR UNet
+``read_image`` permuted the same way (now it returns NCHW-contiguous tensors). Fed as they were, such inputs ran every convolution of the NCHW GTASR UNet
 and F16 VAE encoder in channels_last, the layout the H200 measured slower, so the nodes and the CLI ran another
 layout than the benchmarks. Each convolution's input layout is recorded by a forward pre-hook.
 """
@@ -66,10 +66,12 @@ def test_layout_helpers() -> None:
     assert in_layout_of(cl, w.contiguous(memory_format=torch.channels_last)) is cl  # no copy when already so
 
 
-def test_read_image_gives_an_nhwc_view(tmp_path: Path) -> None:
-    """Why the CLI was affected: the reader's tensor is NHWC-strided (the fix is in the networks, not here)."""
-    Image.fromarray(lowres(0, 16, 24)).save(tmp_path / "a.png")
-    assert is_channels_last(read_image(tmp_path / "a.png")[None])
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L"])
+def test_read_image_gives_nchw_contiguous_tensors(tmp_path: Path, mode: str) -> None:
+    """The CLI's and the trainers' reader: it used to return a permuted (NHWC-strided) view."""
+    Image.fromarray(lowres(0, 16, 24)).convert(mode).save(tmp_path / "a.png")
+    x = read_image(tmp_path / "a.png", keep_alpha=True)
+    assert x.is_contiguous() and x.shape == (4 if mode == "RGBA" else 3, 16, 24)
 
 
 @pytest.fixture(scope="module")
