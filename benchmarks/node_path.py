@@ -341,6 +341,10 @@ def main(argv: list[str] | None = None) -> Run:
         help="also OP4KSR compiled: headless regional (the CLI's --compile) vs node + core TorchCompileModel",
     )
     p.add_argument("--card-gib", type=float, default=80.0, help="simulate a card of this size (0: whole GPU)")
+    p.add_argument("--repeats", type=int, default=None, help="timed calls per row (default: smoke 1, GPU 3)")
+    p.add_argument(
+        "--warmup", type=int, default=None, help="untimed calls before them (default: smoke 0, GPU 1)"
+    )
     p.add_argument("--json", type=Path)
     p.add_argument("--results", type=Path)
     p.add_argument("--no-write", action="store_true")
@@ -348,9 +352,9 @@ def main(argv: list[str] | None = None) -> Run:
     args = p.parse_args(argv)
     device = torch.device(args.device)
     smoke = args.smoke or device.type != "cuda"
-    run = Run(
-        device, torch.float32 if smoke else torch.bfloat16, 1 if smoke else 3, 0 if smoke else 1, args.compile
-    )
+    repeats = args.repeats if args.repeats is not None else 1 if smoke else 3
+    warmup = args.warmup if args.warmup is not None else 0 if smoke else 1
+    run = Run(device, torch.float32 if smoke else torch.bfloat16, repeats, warmup, args.compile)
     hold_card(run, args.card_gib)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sr4k_node_path_") as tmp:
