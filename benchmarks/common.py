@@ -227,6 +227,15 @@ def append_results(text: str, path: Path = RESULTS) -> None:
         f.write(("\n" if exists else "# Benchmark results\n\n") + text.rstrip("\n") + "\n")
 
 
+def add_output_arguments(parser: Any) -> None:
+    """``--json``, ``--results`` (default RESULTS.md), ``--no-write`` and ``--commit``: where a benchmark's section and
+    data go (see :func:`publish`) and the commit it names."""
+    parser.add_argument("--json", type=Path, help="also write the measured data here (JSON)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="append the Markdown section here")
+    parser.add_argument("--no-write", action="store_true", help="print the section, do not append it")
+    parser.add_argument("--commit", default=None, help="commit to report (default: git rev-parse HEAD here)")
+
+
 def publish(text: str, data: Any, *, results: Path | None, no_write: bool, json_path: Path | None) -> None:
     """Print a results section, append it to ``results`` unless ``no_write``, and write ``data`` to
     ``json_path`` as JSON when one is given."""

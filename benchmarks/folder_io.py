@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common import RESULTS, environment, markdown_table, publish
+from common import add_output_arguments, environment, markdown_table, publish
 from cost import SMOKE_GTASR, random_init_
 from PIL import Image
 from roofline import commit
@@ -136,10 +136,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument(
         "--smoke", action="store_true", help="3 images of 32², GPU 0.01 s, workers 0 and 2 (tests)"
     )
-    p.add_argument("--json", type=Path)
-    p.add_argument("--results", type=Path, default=RESULTS)
-    p.add_argument("--no-write", action="store_true")
-    p.add_argument("--commit", default=None)
+    add_output_arguments(p)
     args = p.parse_args(argv)
     if args.smoke:
         args.images, args.side, args.gpu_s, args.workers = 3, 32, [0.01], [0, 2]

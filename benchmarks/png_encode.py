@@ -18,13 +18,12 @@ import io
 import time
 import zlib
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common import RESULTS, environment, markdown_table, publish
+from common import add_output_arguments, environment, markdown_table, publish
 from PIL import Image
 from roofline import commit
 
@@ -129,10 +128,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--side", type=int, default=4096)
     p.add_argument("--repeats", type=int, default=2, help="encodes per case; the fastest is reported")
     p.add_argument("--smoke", action="store_true", help="64², one repeat (tests)")
-    p.add_argument("--json", type=Path)
-    p.add_argument("--results", type=Path, default=RESULTS)
-    p.add_argument("--no-write", action="store_true")
-    p.add_argument("--commit", default=None)
+    add_output_arguments(p)
     args = p.parse_args(argv)
     if args.smoke:
         args.side, args.repeats = 64, 1
