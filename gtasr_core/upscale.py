@@ -164,8 +164,11 @@ def upscale(
     if opts.gtasr_device_input:
         lq = lq.to(device)  # bicubic x4, noise, blending and clamping then run on the model's device
     set_layout(net, opts.gtasr_channels_last)
-    if opts.gtasr_channels_last:
-        lq = lq.contiguous(memory_format=torch.channels_last)
+    # The LR in the network's layout before the HR-size noisy input is made from it: an NHWC view (a node's IMAGE)
+    # would otherwise make the 4K input and the preconditioning around the network NHWC too (srkit/layout.py).
+    lq = lq.contiguous(
+        memory_format=torch.channels_last if opts.gtasr_channels_last else torch.contiguous_format
+    )
     x_t = _noisy_input(lq, sigma, seed, net.scale, noise)
     longest = max(lq.shape[-2:])
     tiles: list[int | None] = [tile]

@@ -190,9 +190,8 @@ class F16VAE(nn.Module):
     def encode_moments(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior (mean, logvar), each [B, latent, H/downscale, W/downscale], of images [B, 3, H, W] in [-1, 1]."""
         self._check_image(image)
-        moments = self.encoder(
-            in_layout_of(image.to(self.dtype), self.encoder.conv_in.weight)
-        )  # srkit/layout.py
+        image = in_layout_of(image.to(self.dtype), self.encoder.conv_in.weight)  # srkit/layout.py
+        moments = self.encoder(image)
         mean, logvar = moments.chunk(2, dim=1)
         return mean, logvar.clamp(*LOGVAR_RANGE)
 

@@ -82,10 +82,18 @@ def gtasr() -> GTASRNet:
 @pytest.mark.parametrize("make", [_nhwc_view, lambda x: x], ids=["nhwc view", "contiguous"])
 def test_gtasr_runs_nchw_whatever_the_input_layout(gtasr: GTASRNet, make: Callable) -> None:
     lr = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad(), conv_layouts(gtasr) as seen:
-        out = upscale(gtasr, make(lr), seed=3)
-        ref = upscale(gtasr, lr.contiguous(), seed=3)
+    inputs: list[bool] = []  # the network's own inputs (the HR noisy image and the LR), NHWC or not
+    hook = gtasr.register_forward_pre_hook(
+        lambda _, a: inputs.extend([is_channels_last(a[0]), is_channels_last(a[2])])
+    )
+    try:
+        with torch.no_grad(), conv_layouts(gtasr) as seen:
+            out = upscale(gtasr, make(lr), seed=3)
+            ref = upscale(gtasr, lr.contiguous(), seed=3)
+    finally:
+        hook.remove()
     assert len(seen) > 20 and not any(seen)
+    assert len(inputs) == 4 and not any(inputs)
     assert torch.equal(out, ref)  # same layout, same kernels: the same bits
 
 
