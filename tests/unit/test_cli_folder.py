@@ -179,16 +179,20 @@ def test_unreadable_input_stops_the_run_with_its_name(tmp_path: Path) -> None:
 
 def test_interrupt_during_the_model_finishes_the_writes_under_way(tmp_path: Path) -> None:
     jobs = _folder(tmp_path, 4)
-    writing = threading.Event()
+    calls: list[int] = []
+    writing, interrupted = threading.Event(), threading.Event()
 
     def model(image: torch.Tensor) -> torch.Tensor:
-        if writing.is_set():
-            raise KeyboardInterrupt  # Ctrl-C while image 2 is upscaled and image 1 is being written
+        calls.append(1)
+        if len(calls) == 2:  # Ctrl-C while image 2 is upscaled and image 1 is being written
+            assert writing.wait(WAIT_S)
+            interrupted.set()
+            raise KeyboardInterrupt
         return _x2(image)
 
     def save(job: Job, image: torch.Tensor, out: torch.Tensor) -> None:
         writing.set()
-        threading.Event().wait(0.2)  # a slow disk: the write is still under way when Ctrl-C comes
+        interrupted.wait(WAIT_S)  # a slow disk: the write is still under way when Ctrl-C comes
         _save(job, image, out)
 
     with pytest.raises(KeyboardInterrupt):
