@@ -22,11 +22,10 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
-from common import RESULTS, environment, markdown_table, publish, sync
+from common import add_output_arguments, environment, markdown_table, publish, sync
 from cost_models import build_vae, random_init_
 from cost_plans import SMOKE_GTASR
 from perf_parts import LEAN, OPT
@@ -178,10 +177,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--smoke", action="store_true", help="tiny GTASR at LR 32 and the VAE at 128², float32")
     p.add_argument("--parts", default="gtasr,vae", help="comma-separated: gtasr, vae")
     p.add_argument("--top", type=int, default=8, help="kernels listed per pipeline and variant")
-    p.add_argument("--json", type=Path)
-    p.add_argument("--results", type=Path, default=RESULTS)
-    p.add_argument("--no-write", action="store_true", help="print the section, do not append it")
-    p.add_argument("--commit", default=None, help="commit to report (default: git rev-parse HEAD here)")
+    add_output_arguments(p)
     args = p.parse_args(argv)
     device = torch.device(args.device)
     runs = run_all(args.smoke, device, args.parts)

@@ -29,11 +29,10 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
-from common import append_results, environment, markdown_table
+from common import add_output_arguments, append_results, environment, markdown_table
 from cost_models import build_vae, random_init_
 from layout_count import LayoutAudit
 from roofline import commit
@@ -200,10 +199,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--vae-px", type=int, default=1024, help="VAE image side in px (0: skip the VAE)")
     p.add_argument("--tiny", action="store_true", help="toy networks (gtasr_core TINY, TOY_F16_VAE)")
     p.add_argument("--layouts", default=",".join(LAYOUTS), help=f"comma list of {', '.join(LAYOUTS)}")
-    p.add_argument("--json", type=Path)
-    p.add_argument("--results", type=Path)
-    p.add_argument("--no-write", action="store_true")
-    p.add_argument("--commit", default=None, help="commit to report (default: git rev-parse HEAD here)")
+    add_output_arguments(p)
     args = p.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "meta":  # checked: meta convolutions return NCHW for NHWC input and weight (torch 2.13)
@@ -238,7 +234,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if args.json:
         args.json.write_text(json.dumps({"env": env, "what": what, "results": results}, indent=1))
     if not args.no_write:
-        append_results(text, *([args.results] if args.results else []))
+        append_results(text, args.results)
     return results
 
 

@@ -29,7 +29,16 @@ from typing import Any
 
 import torch
 from comfy_inprocess import REPO, Comfy, add_model_folder, fully_loaded, start_comfy, watch_unloads
-from common import GIB, StageTimer, append_results, environment, markdown_table, measure, sync
+from common import (
+    GIB,
+    StageTimer,
+    add_output_arguments,
+    append_results,
+    environment,
+    markdown_table,
+    measure,
+    sync,
+)
 from cost import SMOKE, SMOKE_GTASR, build_flux, build_vae, random_init_
 from flops import FLUX_DEV
 from perf_parts import free, rel_err
@@ -345,10 +354,7 @@ def main(argv: list[str] | None = None) -> Run:
     p.add_argument(
         "--warmup", type=int, default=None, help="untimed calls before them (default: smoke 0, GPU 1)"
     )
-    p.add_argument("--json", type=Path)
-    p.add_argument("--results", type=Path)
-    p.add_argument("--no-write", action="store_true")
-    p.add_argument("--commit", default=None)
+    add_output_arguments(p)
     args = p.parse_args(argv)
     device = torch.device(args.device)
     smoke = args.smoke or device.type != "cuda"
@@ -378,7 +384,7 @@ def main(argv: list[str] | None = None) -> Run:
             json.dumps({"env": env, "rows": run.rows, "extra": run.extra}, indent=1, default=str)
         )
     if not args.no_write:
-        append_results(text, *([args.results] if args.results else []))
+        append_results(text, args.results)
     return run
 
 

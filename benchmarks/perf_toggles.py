@@ -28,7 +28,7 @@ import traceback
 from pathlib import Path
 
 import torch
-from common import append_results, environment, markdown_table, matmul_ceiling
+from common import add_output_arguments, append_results, environment, markdown_table, matmul_ceiling
 from cost import SMOKE, SMOKE_GTASR
 from flops import FLUX_DEV
 from perf_compile2 import part_compile2
@@ -105,10 +105,7 @@ def main(argv: list[str] | None = None) -> Ctx:
     p.add_argument("--smoke", action="store_true", help="tiny sizes (default on CPU)")
     p.add_argument("--parts", default="vae,op4ksr,gtasr,compile")
     p.add_argument("--budget-s", type=float, default=270.0, help="skip later parts past this wall time")
-    p.add_argument("--json", type=Path)
-    p.add_argument("--results", type=Path)
-    p.add_argument("--no-write", action="store_true")
-    p.add_argument("--commit", default=None, help="commit to report (default: git rev-parse HEAD here)")
+    add_output_arguments(p)
     args = p.parse_args(argv)
     device = torch.device(args.device)
     smoke = args.smoke or device.type != "cuda"
@@ -165,7 +162,7 @@ def main(argv: list[str] | None = None) -> Ctx:
             json.dumps({"env": env, "rows": c.rows, "extra": c.extra}, indent=1, default=str)
         )
     if not args.no_write:
-        append_results(text, *([args.results] if args.results else []))
+        append_results(text, args.results)
     return c
 
 

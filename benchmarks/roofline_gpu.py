@@ -19,11 +19,10 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
-from common import RESULTS, append_results, environment, markdown_table, sync
+from common import add_output_arguments, append_results, environment, markdown_table, sync
 from cost_models import build_flux, build_vae, random_init_
 from cost_plans import SMOKE_GTASR
 from flops import FLUX_DEV
@@ -129,10 +128,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--smoke", action="store_true", help="tiny FLUX and GTASR, 32² -> 128², float32")
     p.add_argument("--parts", default="op4ksr,gtasr", help="comma-separated: op4ksr, gtasr")
     p.add_argument("--top", type=int, default=10, help="op classes listed per network")
-    p.add_argument("--json", type=Path, help="write the per-op rows here")
-    p.add_argument("--results", type=Path, default=RESULTS)
-    p.add_argument("--no-write", action="store_true", help="print the section, do not append it")
-    p.add_argument("--commit", default=None, help="commit to report (default: git rev-parse HEAD here)")
+    add_output_arguments(p)
     args = p.parse_args(argv)
     device = torch.device(args.device)
     dtype = torch.float32 if args.smoke else torch.bfloat16

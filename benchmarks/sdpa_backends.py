@@ -21,12 +21,11 @@ import argparse
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from common import RESULTS, environment, markdown_table, publish, sync
+from common import add_output_arguments, environment, markdown_table, publish, sync
 from roofline import commit
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -159,10 +158,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--smoke", action="store_true", help="64 and 16 windows, float32 (tests)")
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--json", type=Path)
-    p.add_argument("--results", type=Path, default=RESULTS)
-    p.add_argument("--no-write", action="store_true")
-    p.add_argument("--commit", default=None)
+    add_output_arguments(p)
     args = p.parse_args(argv)
     device = torch.device(args.device)
     dtype = torch.float32 if args.smoke else torch.bfloat16
