@@ -100,10 +100,26 @@ def test_counter_normal_matches_reference_semantics(monkeypatch: pytest.MonkeyPa
     flat = z.flatten()
     for i in (0, 1, 2, 100, 977, flat.numel() - 1):
         assert flat[i].item() == _reference_value(seed, i)  # bit for bit
-    monkeypatch.setattr(cn, "CHUNK", 101)  # chunk boundaries do not change a single bit
+    # Indices past 2^32 (the hash's second word) and every one of a random sample.
+    index = torch.cat(
+        [torch.tensor([2**32 - 1, 2**32, 2**33 + 5, 2**40 + 3]), torch.randint(0, 2**34, (300,))]
+    )
+    values = cn._values(index, *cn.seed_keys(seed), *cn._segments_cpu())
+    assert [v.item() for v in values] == [_reference_value(seed, int(i)) for i in index]
+    monkeypatch.setattr(cn, "CPU_CHUNK", 101)  # chunk boundaries do not change a single bit
     assert torch.equal(cn.counter_normal(shape, seed), z)
     assert torch.equal(cn.counter_normal(shape, seed), z) and not torch.equal(cn.counter_normal(shape, 1), z)
     assert cn.counter_normal(shape, -1).shape == shape
+
+
+def test_counter_normal_compute_device() -> None:
+    """CPU and CUDA compute in place; devices without float64 (Apple MPS) or with uneven op support compute on
+    the CPU, whose bits then travel unchanged."""
+    for name in ("cpu", "cuda", "cuda:1"):
+        assert cn._compute_device(torch.device(name)) == torch.device(name)
+    for name in ("mps", "xpu", "meta"):
+        assert cn._compute_device(torch.device(name)) == torch.device("cpu")
+    assert cn._chunk(torch.device("cpu")) == cn.CPU_CHUNK and cn._chunk(torch.device("cuda")) == cn.CHUNK
 
 
 def test_counter_normal_is_standard_normal() -> None:
