@@ -9,7 +9,9 @@ manager decides as on a card of that size (default 80: "FLUX never unloaded betw
 
 Rows: median time (warm), per-stage times (forward hooks on the VAE encoder/decoder and the transformer; the
 rest is "other"), peak memory (ballast excluded), node/headless time ratio, error of the node output against the
-headless output, and how often ComfyUI unloaded the model during the timed calls.
+headless output, and how often ComfyUI unloaded the model during the timed calls. GTASR also runs the node with a
+new seed every call, as ComfyUI's default "randomize" does, with the default counter noise and with the earlier
+CPU stream (whose field is cached only for a repeated seed).
 
     python benchmarks/node_path.py --comfy-dir /tmp/ComfyUI --results OUT/RESULTS_node.md   # H200: ~2 min
     python benchmarks/node_path.py --smoke --no-write                                     # CPU, tiny sizes
@@ -285,6 +287,16 @@ def part_gtasr(run: Run, comfy: Comfy, smoke: bool, scratch: Path) -> None:
         run.time("gtasr", "node", call, {"network": patcher.model}, ref, versus="headless")
     run.rows[-1]["unloads"] = len(unloads.events)
     run.rows[-1]["loaded_after"] = fully_loaded(comfy, patcher)
+    # ComfyUI's seed widget defaults to "randomize": a new seed, so a new noise field, every run; the default
+    # counter stream draws it on the device, the earlier CPU stream on one CPU core.
+    seeds = iter(range(1, 1 << 30))
+    for noise, path in (("counter", "node, new seed"), ("torch", "node, new seed, torch noise")):
+
+        def call_new_seed(noise: str = noise) -> torch.Tensor:
+            with torch.inference_mode():
+                return node.execute(patcher, image, next(seeds), "auto", 512, 64, noise=noise).result[0]
+
+        run.time("gtasr", path, call_new_seed, {"network": patcher.model}, None, versus="headless")
     check_unload_watch(run, comfy, patcher, "gtasr")
 
 

@@ -1,8 +1,8 @@
 """GTASR one-step inference: x_T = bicubic_x4(lr) + sigma * eps, x0 = D(x_T; sigma, lr) (docs/gtasr.md §8).
 
 Conventions: images go in and out as float BCHW in [0, 1]; the network works in [-1, 1]. The noise
-eps is drawn once for the whole padded HR image from ``seed`` with a CPU ``torch.Generator``, so the
-output does not depend on the device, and the tiled and patch-free paths see the same noise field.
+eps is drawn once for the whole padded HR image from ``seed`` by a generator whose bits do not depend on the
+device (``noise.py``), so neither does the output, and the tiled and patch-free paths see the same noise field.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ..srkit.images import check_image as _check_image
 from ..srkit.oom import is_oom
 from ..srkit.transfer import to_host
 from .model import GTASRNet
-from .noise import NoiseKind, noise_field, set_layout
+from .noise import DEFAULT_NOISE, NoiseKind, noise_field, set_layout
 from .tiling import plan_tiles, reflect_pad_to_multiple, tile_weight
 
 __all__ = ["DEFAULT_OVERLAP", "DEFAULT_TILE", "check_image", "fallback_tiles", "upscale"]
@@ -45,7 +45,7 @@ def check_image(lr: object, channels: int = 3) -> Tensor:
     return _check_image(lr, name="lr", channels=channels, check_values=True)
 
 
-def _noisy_input(lq: Tensor, sigma: float, seed: int, scale: int, noise: NoiseKind = "torch") -> Tensor:
+def _noisy_input(lq: Tensor, sigma: float, seed: int, scale: int, noise: NoiseKind = DEFAULT_NOISE) -> Tensor:
     """x_T = bicubic_x{scale}(lq) + sigma * eps on lq's device; eps from :func:`noise_field` (float32)."""
     y = F.interpolate(lq, scale_factor=scale, mode="bicubic", align_corners=False)
     return y + sigma * noise_field(tuple(y.shape), seed, noise, y.device)
@@ -135,7 +135,7 @@ def upscale(
     allow_tile_fallback: bool = True,
     fallback_tile: int = DEFAULT_TILE,
     on_tile: TileDone | None = None,
-    noise: NoiseKind = "torch",
+    noise: NoiseKind = DEFAULT_NOISE,
 ) -> Tensor:
     """Super-resolve ``lr`` [B, 3, h, w] (float, [0, 1]) to [B, 3, 4h, 4w] (lr's dtype and device, [0, 1]).
 
@@ -147,8 +147,9 @@ def upscale(
     ``fallback_tile`` (halved on further OOM, down to the LR multiple) with a logged warning; when ``tile``
     runs out of memory and ``allow_tile_fallback``, it is halved likewise (overlap capped at tile // 8).
     ``on_tile`` receives each finished tile of a tiled run (e.g. for a progress preview).
-    ``noise``: "torch" (the CPU ``torch.Generator`` stream of earlier releases, kept on the device per seed
-    and size) or "counter" (drawn on the device; a different stream, also identical on every device).
+    ``noise``: "counter" (default; drawn on the GPU, identical on every device) or "torch" (the CPU
+    ``torch.Generator`` stream that was the default before, kept on the device per seed and size; it
+    reproduces those images).
     """
     check_image(lr, net.config.in_channels)
     if net.training:

@@ -100,9 +100,10 @@ def _values(index: torch.Tensor, k0: int, k1: int, z0: torch.Tensor, dz: torch.T
 
 
 def _compute_device(device: torch.device) -> torch.device:
-    """Where the values are computed: the CPU and CUDA (also ROCm) devices themselves; other accelerators
-    (Apple MPS has no float64, others vary) on the CPU, then copied, which keeps the bits."""
-    return device if device.type in ("cpu", "cuda") else torch.device("cpu")
+    """Where the values are computed: the CPU and CUDA (also ROCm) devices themselves (and "meta", which only
+    counts memory); other accelerators (Apple MPS has no float64, others vary) on the CPU, then copied, which
+    keeps the bits."""
+    return device if device.type in ("cpu", "cuda", "meta") else torch.device("cpu")
 
 
 def _chunk(device: torch.device) -> int:

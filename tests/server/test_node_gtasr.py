@@ -233,6 +233,24 @@ def test_tiling_modes_give_the_cores_output(
     assert (out[:1] - _core(net, image[:1], seed=SEED + 1)[0]).abs().mean() > 0.02
 
 
+def test_noise_option_reaches_the_core(nodes) -> None:
+    """``noise`` picks the core's stream: counter when the input is missing (workflows saved before it existed
+    and API prompts without it) or set, the earlier CPU stream when torch; the two give different images."""
+    patcher = gtasr_patcher(nodes)
+    net, image = patcher.model, _batch()[:1]
+    missing = nodes.Upscale.execute(patcher, image, SEED, "off", TILE, OVERLAP).result[0]
+    by_kind = {
+        kind: nodes.Upscale.execute(patcher, image, SEED, "off", TILE, OVERLAP, noise=kind).result[0]
+        for kind in ("counter", "torch")
+    }
+    for kind, out in by_kind.items():
+        torch.testing.assert_close(out, _core(net, image, noise=kind)[0], rtol=0, atol=1e-6)
+    assert torch.equal(missing, by_kind["counter"])
+    assert (by_kind["counter"] - by_kind["torch"]).abs().mean() > 0.02  # another noise field, another image
+    with pytest.raises(ValueError, match="noise='gpu'; choose one of counter, torch"):
+        nodes.Upscale.execute(patcher, image, SEED, "off", TILE, OVERLAP, noise="gpu")
+
+
 def test_auto_falls_back_to_tile_size_tiles_and_off_does_not(nodes) -> None:
     """Under a real allocation budget the whole image does not fit: auto retries in tile_size tiles (overlap
     capped at tile // 8, as the core documents), off reports the out-of-memory error."""

@@ -115,9 +115,9 @@ def test_counter_normal_matches_reference_semantics(monkeypatch: pytest.MonkeyPa
 def test_counter_normal_compute_device() -> None:
     """CPU and CUDA compute in place; devices without float64 (Apple MPS) or with uneven op support compute on
     the CPU, whose bits then travel unchanged."""
-    for name in ("cpu", "cuda", "cuda:1"):
+    for name in ("cpu", "cuda", "cuda:1", "meta"):
         assert cn._compute_device(torch.device(name)) == torch.device(name)
-    for name in ("mps", "xpu", "meta"):
+    for name in ("mps", "xpu", "privateuseone"):
         assert cn._compute_device(torch.device(name)) == torch.device("cpu")
     assert cn._chunk(torch.device("cpu")) == cn.CPU_CHUNK and cn._chunk(torch.device("cuda")) == cn.CHUNK
 
@@ -149,9 +149,10 @@ def test_noise_kinds(net: GTASRNet) -> None:
     assert torch.equal(noise_field(shape, 9, "counter"), cn.counter_normal(shape, 9))
     with pytest.raises(ValueError, match="noise="):
         noise_field(shape, 9, "gpu")  # type: ignore[arg-type]
+    assert torch.equal(noise_field(shape, 9), cn.counter_normal(shape, 9))  # the default stream
     lr = _lr(16, 16)
-    a, b = upscale(net, lr, seed=1, noise="counter"), upscale(net, lr, seed=1, noise="counter")
-    assert torch.equal(a, b) and not torch.equal(a, upscale(net, lr, seed=1))
+    a, b = upscale(net, lr, seed=1, noise="counter"), upscale(net, lr, seed=1)
+    assert torch.equal(a, b) and not torch.equal(a, upscale(net, lr, seed=1, noise="torch"))
 
 
 def test_memory_estimates_cover_the_h200_measurement() -> None:
