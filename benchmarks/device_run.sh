@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU benchmarks of issue #11 on the lent machine (prepare with benchmarks/device_bundle.sh first). A session
 # has 15 device-minutes in all, start-up included, and one command may run 10 minutes; so, in this order:
-#     run(command="bash benchmarks/device_run.sh sdpa gtasr vae kernels", carry=[".devbundle"], timeout_s=540)  # ~5 min
+#     run(command="bash benchmarks/device_run.sh sdpa gtasr vae kernels noise", carry=[".devbundle"], timeout_s=540)  # ~5 min
 #     run(command="bash benchmarks/device_run.sh compile2", carry=[".devbundle"], timeout_s=480)  # if >= 8 min are left
 #     run(command="bash benchmarks/device_run.sh node roofline layout folder", carry=[".devbundle"], timeout_s=...)  # else
 # The first call measures what decides the eager defaults (SDPA backend of the GTASR window attention, the GTASR
@@ -19,6 +19,7 @@
 #   sdpa      benchmarks/sdpa_backends.py: which SDPA backend the GTASR window attention takes, and each one's time
 #   folder    benchmarks/folder_io.py --model gtasr: a folder of 1024² PNGs to 4096² with --io-workers 0/1/2/4 (~1 min)
 #   layout    benchmarks/layout_audit.py: the ops breaking channels_last in GTASR (LR 256) and the VAE (1024²; < 1 min)
+#   noise     benchmarks/noise_field.py: a new seed's 4K noise field, counter vs CPU stream, CPU and GPU (< 1 min)
 # Results (Markdown sections for benchmarks/RESULTS.md, JSON, logs) are written to $OUT and come back.
 set -uo pipefail
 OUT=${OUT:-/tmp/sr4k-out}
@@ -34,7 +35,7 @@ REV=$(head -1 "$B/commit")$(grep -q dirty "$B/commit" && echo "+dirty")
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/run.log"
 python3 -c "import torch, diffusers; print('torch', torch.__version__, 'diffusers', diffusers.__version__)" |
     tee -a "$OUT/run.log"
-STEPS=${*:-sdpa gtasr vae kernels}
+STEPS=${*:-sdpa gtasr vae kernels noise}
 start=$SECONDS
 for step in $STEPS; do
     echo "=== $step at $((SECONDS - start)) s" | tee -a "$OUT/run.log"
@@ -84,7 +85,11 @@ for step in $STEPS; do
         timeout 90 python3 benchmarks/layout_audit.py --commit "$REV" --json "$OUT/layout.json" \
             --results "$OUT/RESULTS_layout.md" 2>&1 | tail -80 | tee -a "$OUT/run.log"
         ;;
-    *) echo "unknown step $step (node, node-compile, compile2, roofline, gtasr, vae, kernels, sdpa, layout, toggles)" | tee -a "$OUT/run.log" ;;
+    noise)
+        timeout 90 python3 benchmarks/noise_field.py --commit "$REV" --json "$OUT/noise.json" \
+            --results "$OUT/RESULTS_noise.md" 2>&1 | tail -20 | tee -a "$OUT/run.log"
+        ;;
+    *) echo "unknown step $step (node, node-compile, compile2, roofline, gtasr, vae, kernels, sdpa, layout, toggles, noise)" | tee -a "$OUT/run.log" ;;
     esac
 done
 echo "=== done in $((SECONDS - start)) s" | tee -a "$OUT/run.log"

@@ -29,7 +29,7 @@ __all__ = ["CHUNK", "CPU_CHUNK", "OCTAVES", "SEGMENTS", "counter_normal", "seed_
 SEGMENTS = 256  # table steps per octave of v
 OCTAVES = 32  # v >= 2^-32
 _M32 = 0xFFFFFFFF
-CHUNK = 1 << 24  # elements per pass on a GPU (bounds the int64 / float64 temporaries to 128 MiB each)
+CHUNK = 1 << 22  # elements per pass on a GPU: 32 MiB per int64 / float64 temporary, about 200 MiB in all
 # On the CPU every pass streams its temporaries through memory; passes of 1 MiB per temporary stay in the
 # cache: 11 s -> 1.0 s for a 4K RGB field on 2 cores (torch.randn's CPU stream: 0.3 s).
 CPU_CHUNK = 1 << 17
@@ -84,19 +84,29 @@ def _segments_cpu() -> tuple[torch.Tensor, torch.Tensor]:
 
 def _values(index: torch.Tensor, k0: int, k1: int, z0: torch.Tensor, dz: torch.Tensor) -> torch.Tensor:
     """Normal values (float32) for int64 element indices; ``z0``, ``dz`` from :func:`_segments_cpu` on
-    index's device. In-place steps on fresh temporaries (half the memory traffic of out-of-place ones)."""
+    index's device. In-place steps on fresh temporaries, each dropped when spent: about 40 bytes per value
+    live at once besides ``index``, and half the memory traffic of out-of-place steps."""
     r = _mix_((index & _M32).bitwise_xor_(k0))
     r = _mix_(r.bitwise_xor_(index >> 32).bitwise_xor_(k1))
     sign = (r >> 31).to(torch.float32).mul_(-2.0).add_(1.0)  # +1 or -1: the top bit
-    m = r.bitwise_and_(0x7FFFFFFF).to(torch.float64)
-    v = m.mul_(2.0).add_(1.0).mul_(2.0**-32)  # exact: 2m + 1 < 2^32 fits float64's 53 bits
-    mant, exp = torch.frexp(v)  # v = mant * 2^exp, mant in [0.5, 1), exp in [-31, 0]
-    pos = mant.sub_(0.5).mul_(2 * SEGMENTS)  # exact; in [0, SEGMENTS)
-    seg = pos.floor()
-    frac = pos.sub_(seg)
-    step = exp.neg_().to(torch.int64).mul_(SEGMENTS).add_(seg.to(torch.int64))
+    v = r.bitwise_and_(0x7FFFFFFF).to(torch.float64)
+    del r
+    v.mul_(2.0).add_(1.0).mul_(2.0**-32)  # exact: 2m + 1 < 2^32 fits float64's 53 bits
+    frac, exp = torch.frexp(v)  # v = mant * 2^exp, mant in [0.5, 1), exp in [-31, 0]
+    del v
+    frac.sub_(0.5).mul_(2 * SEGMENTS)  # the position in the octave, exact; in [0, SEGMENTS)
+    seg = frac.floor()
+    frac.sub_(seg)
+    step = exp.neg_().to(torch.int64)
+    del exp
+    step.mul_(SEGMENTS).add_(seg.to(torch.int64))
+    del seg
     # z0 + dz * frac as a separate mul and add: no fused multiply-add, the same rounding everywhere
-    return dz[step].mul_(frac).add_(z0[step]).to(torch.float32).mul_(sign)
+    z = dz[step].mul_(frac)
+    del frac
+    z.add_(z0[step])
+    del step
+    return z.to(torch.float32).mul_(sign)
 
 
 def _compute_device(device: torch.device) -> torch.device:

@@ -14,6 +14,7 @@ from memory_budget import memory_budget
 from sr4k.gtasr_core import GTASRNet, build, plan_tiles, reflect_pad_to_multiple, upscale
 from sr4k.gtasr_core.tiling import TileRect, axis_starts, tile_weight
 from sr4k.gtasr_core.upscale import fallback_tiles
+from sr4k.srkit.counter_normal import counter_normal
 
 
 @pytest.fixture(scope="module")
@@ -25,13 +26,22 @@ def _image(h: int, w: int, seed: int = 0, batch: int = 1) -> Tensor:
     return torch.rand(batch, 3, h, w, generator=torch.Generator().manual_seed(seed))
 
 
-def test_patch_free_matches_released_recipe(net: GTASRNet) -> None:
-    """x_T = bicubic_x4(2*lr - 1) + eps (CPU generator), one call at sigma 1, (x0 + 1) / 2 clamped."""
+def _eps(shape: torch.Size, seed: int, noise: str) -> Tensor:
+    """The noise field of each stream, from its definition: the counter stream's function of (seed, index),
+    or the CPU generator's randn."""
+    if noise == "counter":
+        return counter_normal(tuple(shape), seed)
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("noise", [None, "counter", "torch"])  # None: the default, counter
+def test_patch_free_matches_released_recipe(net: GTASRNet, noise: str | None) -> None:
+    """x_T = bicubic_x4(2*lr - 1) + eps, one call at sigma 1, (x0 + 1) / 2 clamped."""
     lr = _image(16, 24)
-    out = upscale(net, lr, seed=123)
+    out = upscale(net, lr, seed=123, **({} if noise is None else {"noise": noise}))
     lq = lr * 2 - 1
     y = F.interpolate(lq, scale_factor=4, mode="bicubic", align_corners=False)
-    eps = torch.randn(y.shape, generator=torch.Generator().manual_seed(123))
+    eps = _eps(y.shape, 123, noise or "counter")
     with torch.no_grad():
         ref = ((net(y + eps, torch.tensor([1.0]), lq) + 1) / 2).clamp(0, 1)
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)
@@ -60,7 +70,7 @@ def test_odd_size_is_padded_and_cropped(net: GTASRNet) -> None:
     assert lq.shape[-2:] == (16, 24)
     assert torch.equal(lq[..., 13:, :21], (lr * 2 - 1)[..., [11, 10, 9], :])  # reflected rows
     y = F.interpolate(lq, scale_factor=4, mode="bicubic", align_corners=False)
-    eps = torch.randn(y.shape, generator=torch.Generator().manual_seed(5))
+    eps = _eps(y.shape, 5, "counter")  # the default stream
     with torch.no_grad():
         ref = ((net(y + eps, 1.0, lq) + 1) / 2).clamp(0, 1)[..., :52, :84]
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)
