@@ -156,7 +156,7 @@ def gtasr_peak(
 
     ``noise``: "torch" by default, the stream of the H200 rows in ``MEASURED`` (perf_parts' network rows keep
     it): its field, cached on the device, stays alive through the network; the default "counter" field does
-    not, and its temporaries (about 200 MiB on a GPU) are gone before the network starts."""
+    not, and its temporaries (176 MiB at most) are gone before the network starts."""
     device = next(net.parameters()).device.type
     lr = torch.rand(1, 3, lr_px, lr_px, generator=torch.Generator().manual_seed(0)).to(lr_device)
     clear_noise_cache()

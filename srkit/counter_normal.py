@@ -29,7 +29,7 @@ __all__ = ["CHUNK", "CPU_CHUNK", "OCTAVES", "SEGMENTS", "counter_normal", "seed_
 SEGMENTS = 256  # table steps per octave of v
 OCTAVES = 32  # v >= 2^-32
 _M32 = 0xFFFFFFFF
-CHUNK = 1 << 22  # elements per pass on a GPU: 32 MiB per int64 / float64 temporary, about 200 MiB in all
+CHUNK = 1 << 22  # elements per pass on a GPU: 32 MiB per int64 / float64 temporary, 176 MiB at most in all
 # On the CPU every pass streams its temporaries through memory; passes of 1 MiB per temporary stay in the
 # cache: 11 s -> 1.0 s for a 4K RGB field on 2 cores (torch.randn's CPU stream: 0.3 s).
 CPU_CHUNK = 1 << 17
