@@ -220,6 +220,11 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 
 
+def results_section(heading: str, notes: list[str], headers: list[str], rows: list[list[str]]) -> str:
+    """A RESULTS.md section: the ``## heading``, one bullet per note, then the table."""
+    return "\n".join([f"## {heading}", "", *(f"- {n}" for n in notes), "", markdown_table(headers, rows)])
+
+
 def append_results(text: str, path: Path = RESULTS) -> None:
     """Append a section to RESULTS.md (created with a title if missing); other sections are never touched."""
     exists = path.exists()

@@ -28,7 +28,7 @@ from types import ModuleType
 from typing import Any
 
 import torch
-from common import add_output_arguments, environment, markdown_table, publish, sync
+from common import add_output_arguments, environment, publish, results_section, sync
 from roofline import commit
 
 from sr4k.gtasr_core.noise import clear_noise_cache, noise_field
@@ -126,20 +126,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for r in rows
     ]
     env = {d.type: environment(d) for d in devices}
-    text = "\n".join(
+    text = results_section(
+        "GTASR noise field for a new seed: counter vs CPU stream (issue #11): benchmarks/noise_field.py "
+        f"({env['cpu']['date']}, commit {args.commit or commit()})",
         [
-            f"## GTASR noise field for a new seed: counter vs CPU stream (issue #11): benchmarks/noise_field.py "
-            f"({env['cpu']['date']}, commit {args.commit or commit()})",
-            "",
-            "- Devices: "
+            "Devices: "
             + "; ".join(f"{k}: {v['device']}" for k, v in env.items())
             + f"; torch {torch.__version__}, {torch.get_num_threads()} CPU threads",
-            f"- One 1×3×{args.side}² float32 field per draw, fastest of {args.repeats} (a new seed each); bits = "
+            f"One 1×3×{args.side}² float32 field per draw, fastest of {args.repeats} (a new seed each); bits = "
             "the device's counter field equals the CPU's, bit for bit; / torch = this row's time over the torch "
             "stream's on the same device",
-            "",
-            markdown_table(["device", "stream", "s", "/ torch", "M values/s", "bits = CPU"], table),
-        ]
+        ],
+        ["device", "stream", "s", "/ torch", "M values/s", "bits = CPU"],
+        table,
     )
     publish(text, rows, results=args.results, no_write=args.no_write, json_path=args.json)
     return {"text": text, "rows": rows}

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common import add_output_arguments, environment, markdown_table, publish
+from common import add_output_arguments, environment, publish, results_section
 from PIL import Image
 from roofline import commit
 
@@ -146,17 +146,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for r in rows
     ]
     env = environment(torch.device("cpu"))
-    text = "\n".join(
+    text = results_section(
+        "PNG encoding, zlib level 1: default vs run-length strategy (issue #11): benchmarks/png_encode.py "
+        f"({env['date']}, commit {args.commit or commit()})",
         [
-            f"## PNG encoding, zlib level 1: default vs run-length strategy (issue #11): benchmarks/png_encode.py "
-            f"({env['date']}, commit {args.commit or commit()})",
-            "",
-            f"- Machine: {env['device']}; Pillow {Image.__version__}; one {args.side}² RGB image per row, encoded in "
+            f"Machine: {env['device']}; Pillow {Image.__version__}; one {args.side}² RGB image per row, encoded in "
             f"memory, fastest of {args.repeats}; every file decodes to the same pixels (checked)",
-            "- speed = default strategy's time / this row's, same image and encoder",
-            "",
-            markdown_table(["image", "encoder", "strategy", "s", "MiB", "speed"], table),
-        ]
+            "speed = default strategy's time / this row's, same image and encoder",
+        ],
+        ["image", "encoder", "strategy", "s", "MiB", "speed"],
+        table,
     )
     publish(text, rows, results=args.results, no_write=args.no_write, json_path=args.json)
     return {"text": text, "rows": rows}
