@@ -93,3 +93,18 @@ def test_a_workflow_with_a_missing_node_is_caught(page: Any) -> None:
     assert [n["type"] for n in broken_nodes(nodes)] == ["SR4K_NodeThatDoesNotExist"]
     assert "SR4K_NodeThatDoesNotExist" in notices(page)
     page.keyboard.press("Escape")
+
+
+def test_a_gtasr_workflow_saved_before_the_noise_input_loads_with_the_default(page: Any) -> None:
+    """A UI workflow saved before GTASR Upscale had ``noise`` (one widget value fewer) loads in the real frontend
+    with every earlier value in its place and ``noise`` at its default, counter."""
+    path = next(p for p in ui_workflows() if p.stem == "gtasr_upscale")
+    ui = json.loads(path.read_text())
+    node = next(n for n in ui["nodes"] if n["type"] == "GTASR_Upscale")
+    assert node["widgets_values"][-1] == "counter"
+    node["widgets_values"] = node["widgets_values"][:-1]  # as saved before the input existed
+    load_ui_workflow(page, ui)
+    page.wait_for_timeout(300)
+    api = _normalise(graph_to_api(page))
+    assert api == _normalise(api_workflow("gtasr_upscale"))
+    assert next(n for n in api.values() if n["class_type"] == "GTASR_Upscale")["inputs"]["noise"] == "counter"
