@@ -23,18 +23,23 @@ _CACHE: dict[tuple[int, tuple[int, ...], str], Tensor] = {}
 
 
 def noise_field(
-    shape: tuple[int, ...], seed: int, kind: NoiseKind = DEFAULT_NOISE, device: torch.device | str = "cpu"
+    shape: tuple[int, ...],
+    seed: int,
+    kind: NoiseKind = DEFAULT_NOISE,
+    device: torch.device | str = "cpu",
+    compute: torch.device | str | None = None,
 ) -> Tensor:
     """Standard normal float32 field of ``shape`` on ``device`` for ``seed``, the same bits on every device.
 
-    "counter" (default): :func:`srkit.counter_normal.counter_normal`, computed on the GPU itself (on the CPU
-    for the CPU and for accelerators without float64). "torch": ``torch.randn`` from a CPU ``torch.Generator``
-    (the default stream before "counter", kept to reproduce those images), copied to the device (the last
-    field per device is cached there).
+    "counter" (default): :func:`srkit.counter_normal.counter_normal`, computed on ``compute`` (default
+    ``device``; a GPU, or the CPU for the CPU and for accelerators without float64), e.g. on the GPU for a field
+    that stays on the host. "torch": ``torch.randn`` from a CPU ``torch.Generator`` (the default stream before
+    "counter", kept to reproduce those images), copied to the device (the last field per device is cached
+    there); ``compute`` does not apply.
     """
     device = torch.device(device)
     if kind == "counter":
-        return counter_normal(shape, seed, device)
+        return counter_normal(shape, seed, device, compute=compute)
     if kind != "torch":
         raise ValueError(f"noise={kind!r}: choose one of {', '.join(NOISE_KINDS)}")
     if device.type == "cpu":

@@ -45,10 +45,18 @@ def check_image(lr: object, channels: int = 3) -> Tensor:
     return _check_image(lr, name="lr", channels=channels, check_values=True)
 
 
-def _noisy_input(lq: Tensor, sigma: float, seed: int, scale: int, noise: NoiseKind = DEFAULT_NOISE) -> Tensor:
-    """x_T = bicubic_x{scale}(lq) + sigma * eps on lq's device; eps from :func:`noise_field` (float32)."""
+def _noisy_input(
+    lq: Tensor,
+    sigma: float,
+    seed: int,
+    scale: int,
+    noise: NoiseKind = DEFAULT_NOISE,
+    compute: torch.device | None = None,
+) -> Tensor:
+    """x_T = bicubic_x{scale}(lq) + sigma * eps on lq's device; eps from :func:`noise_field` (float32), the
+    counter field computed on ``compute`` (default lq's device)."""
     y = F.interpolate(lq, scale_factor=scale, mode="bicubic", align_corners=False)
-    return y + sigma * noise_field(tuple(y.shape), seed, noise, y.device)
+    return y + sigma * noise_field(tuple(y.shape), seed, noise, y.device, compute=compute)
 
 
 def _run(net: GTASRNet, x: Tensor, sigma: float, lq: Tensor, device: torch.device) -> Tensor:
@@ -162,15 +170,19 @@ def upscale(
     h, w = lr.shape[-2:]
     opts = perf.current()
     lq = reflect_pad_to_multiple(lr.float() * 2 - 1, net.lr_multiple)
-    if opts.gtasr_device_input:
-        lq = lq.to(device)  # bicubic x4, noise, blending and clamping then run on the model's device
+    host = lq.device
+    # Patch-free: bicubic x4, noise, clamping then run on the model's device. Tiled: the whole-image buffers (x_T,
+    # the blend and its weights, 4 HR float32 images: 0.8 GB at 4096², 13 GB at 16384²) stay where lr is and only
+    # tiles travel, so a tiled run needs one tile's memory on the device, as the callers reserve.
+    if opts.gtasr_device_input and tile is None:
+        lq = lq.to(device)
     set_layout(net, opts.gtasr_channels_last)
     # The LR in the network's layout before the HR-size noisy input is made from it: an NHWC view (a node's IMAGE)
     # would otherwise make the 4K input and the preconditioning around the network NHWC too (srkit/layout.py).
     lq = lq.contiguous(
         memory_format=torch.channels_last if opts.gtasr_channels_last else torch.contiguous_format
     )
-    x_t = _noisy_input(lq, sigma, seed, net.scale, noise)
+    x_t = _noisy_input(lq, sigma, seed, net.scale, noise, compute=device)
     longest = max(lq.shape[-2:])
     tiles: list[int | None] = [tile]
     if (
@@ -180,6 +192,9 @@ def upscale(
         tiles += fallback_tiles(first, longest, net.lr_multiple)
     for i, t in enumerate(tiles):
         ov = overlap if i == 0 else min(overlap, (t or 0) // 8)
+        if t is not None and x_t.device != host:  # falling back to tiles: the whole image goes to the host
+            x_t, lq = x_t.to(host), lq.to(host)
+            _free_memory(device)
         try:
             if t is None:
                 out = _patch_free(net, x_t, lq, sigma, device, progress)

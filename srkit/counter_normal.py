@@ -125,20 +125,24 @@ def counter_normal(
     seed: int,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
+    compute: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """Standard normal field of ``shape``: element at flat (row-major) index i is a function of (seed, i)
-    only, bit-identical on every device. Computed on ``device`` when it is the CPU or a CUDA/ROCm GPU (a 4K
-    RGB field: milliseconds on a GPU, about 1 s on 2 CPU cores), on the CPU and copied otherwise."""
-    device = torch.device(device)
+    """Standard normal field of ``shape`` on ``device``: element at flat (row-major) index i is a function of
+    (seed, i) only, bit-identical on every device.
+
+    Computed on ``compute`` (default: ``device``) when that is the CPU or a CUDA/ROCm GPU (a 4K RGB field:
+    milliseconds on a GPU, about 1 s on 2 CPU cores), on the CPU otherwise. A field for the CPU computed on a GPU
+    comes over pass by pass, so the GPU holds one pass's temporaries (176 MiB at most), never the field."""
+    target = torch.device(device)
     n = 1
     for d in shape:
         n *= int(d)
     k0, k1 = seed_keys(seed)
-    where = _compute_device(device)
+    where = _compute_device(target if compute is None else torch.device(compute))
     z0, dz = (t.to(where) for t in _segments_cpu())
-    out = torch.empty(n, dtype=torch.float32, device=where)
+    out = torch.empty(n, dtype=torch.float32, device=target if target.type == "cpu" else where)
     chunk = _chunk(where)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         out[start:stop] = _values(torch.arange(start, stop, device=where, dtype=torch.int64), k0, k1, z0, dz)
-    return out.reshape(tuple(shape)).to(device=device, dtype=dtype)
+    return out.reshape(tuple(shape)).to(device=target, dtype=dtype)
