@@ -254,6 +254,19 @@ def part_gtasr(c: Ctx, cfg: Any, lr_px: int) -> None:
         ref,
         bench=True,
     )
+    # Tiles (the released 512 / 64; half the image in smoke runs), as auto falls back to on a card without room for
+    # the whole image: the whole-image buffers stay on the host and only tiles travel, so the working memory is
+    # about one tile's (gtasr_core.memory.upscale_memory at the tile size).
+    tile = 512 if lr_px >= 1024 else max(net.lr_multiple, lr_px // 2)
+    c.run(
+        "gtasr",
+        f"defaults, tiles {tile}/{tile // 8} (whole image on the host)",
+        lambda: upscale(net, lr, tile=tile, overlap=tile // 8, **up),
+        OPT,
+        None,
+        bench=True,
+    )
+    set_layout(net, False)
     clear_noise_cache()
     t = time.perf_counter()
     with perf.options(OPT), torch.no_grad():
