@@ -38,7 +38,8 @@ class PerfOptions:
     separable_color: bool = True
     # Output images leave the GPU through pinned memory; single images are not copied by torch.cat.
     pinned_output: bool = True
-    # GTASR: bicubic and noise on the model's device (the noise field stays bit-identical to the CPU's).
+    # GTASR: bicubic, noise and the output of patch-free runs on the model's device (the noise field stays bit-identical
+    # to the CPU's); tiled runs keep the whole image where the input is and move only tiles.
     gtasr_device_input: bool = True
     # GTASR network in channels_last layout. Off: on the H200 it made the upscale 0.82 -> 1.16 s, and with the head
     # in slabs it saves no memory (11.55 GiB working set either way; RESULTS.md, 2026-11-30), measured before the
