@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from torch import Tensor, nn
 
 from ..srkit.counter_normal import counter_normal
 
-__all__ = ["DEFAULT_NOISE", "NOISE_KINDS", "NoiseKind", "clear_noise_cache", "noise_field", "set_layout"]
+__all__ = [
+    "DEFAULT_NOISE",
+    "NOISE_KINDS",
+    "NoiseKind",
+    "clear_noise_cache",
+    "noise_field",
+    "noise_kind",
+    "set_layout",
+]
 
 NoiseKind = Literal["counter", "torch"]
 NOISE_KINDS: tuple[str, ...] = ("counter", "torch")
@@ -20,6 +28,13 @@ DEFAULT_NOISE: NoiseKind = "counter"
 # The last "torch" field moved to a device, keyed by (seed, shape, device): a folder of same-size images or
 # a ComfyUI queue with a fixed seed draws the 50 M CPU values of a 4K field (~0.6 s, single-threaded) once.
 _CACHE: dict[tuple[int, tuple[int, ...], str], Tensor] = {}
+
+
+def noise_kind(value: str) -> NoiseKind:
+    """``value`` as a :data:`NoiseKind`, or a ValueError naming the choices (for callers that take it as text)."""
+    if value in NOISE_KINDS:
+        return cast(NoiseKind, value)
+    raise ValueError(f"noise={value!r}: choose one of {', '.join(NOISE_KINDS)}")
 
 
 def noise_field(
@@ -38,10 +53,8 @@ def noise_field(
     there); ``compute`` does not apply.
     """
     device = torch.device(device)
-    if kind == "counter":
+    if noise_kind(kind) == "counter":
         return counter_normal(shape, seed, device, compute=compute)
-    if kind != "torch":
-        raise ValueError(f"noise={kind!r}: choose one of {', '.join(NOISE_KINDS)}")
     if device.type == "cpu":
         return torch.randn(shape, generator=torch.Generator().manual_seed(int(seed)), dtype=torch.float32)
     key = (int(seed), tuple(shape), str(device))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import comfy.model_management as mm
 import comfy.utils
@@ -19,7 +19,7 @@ from ..gtasr_core import (
     upscale_to_size,
 )
 from ..gtasr_core.memory import upscale_memory
-from ..gtasr_core.noise import DEFAULT_NOISE, NOISE_KINDS, NoiseKind
+from ..gtasr_core.noise import DEFAULT_NOISE, NOISE_KINDS, noise_kind
 from ..srkit.images import check_image
 from ..srkit.sizing import target_size
 from ..srkit.transfer import gather_images
@@ -164,8 +164,7 @@ class Upscale(io.ComfyNode):
             raise ValueError(f"tiling={tiling!r}; choose one of {', '.join(TILING)}")
         if target not in TARGETS:
             raise ValueError(f"target={target!r}; choose one of {', '.join(TARGETS)}")
-        if noise not in NOISE_KINDS:
-            raise ValueError(f"noise={noise!r}; choose one of {', '.join(NOISE_KINDS)}")
+        kind = noise_kind(noise)  # a clear error before any work
         h, w = lr.shape[-2:]
         size = target_size(h, w, scale=scale) if target == "scale" else target_size(h, w, long_side=long_side)
         passes = passes_for(h, w, size, net.scale)  # a clear error before any work if the target is too large
@@ -208,7 +207,7 @@ class Upscale(io.ComfyNode):
                 allow_tile_fallback=tiling == "auto",
                 fallback_tile=tile_size,
                 on_tile=preview.paste,
-                noise=cast(NoiseKind, noise),  # checked against NOISE_KINDS above
+                noise=kind,
             )
 
         outs, oom, done = [], False, False

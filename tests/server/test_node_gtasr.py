@@ -247,7 +247,7 @@ def test_noise_option_reaches_the_core(nodes) -> None:
         torch.testing.assert_close(out, _core(net, image, noise=kind)[0], rtol=0, atol=1e-6)
     assert torch.equal(missing, by_kind["counter"])
     assert (by_kind["counter"] - by_kind["torch"]).abs().mean() > 0.02  # another noise field, another image
-    with pytest.raises(ValueError, match="noise='gpu'; choose one of counter, torch"):
+    with pytest.raises(ValueError, match="noise='gpu': choose one of counter, torch"):
         nodes.Upscale.execute(patcher, image, SEED, "off", TILE, OVERLAP, noise="gpu")
 
 
