@@ -31,9 +31,6 @@ from torch import Tensor
 __all__ = ["DEFAULT_IO_WORKERS", "FolderRun", "Job", "run_folder"]
 
 
-# Writer threads by default: one per core, at most 4. On 2 cores, 2 writers take a folder of 4096² PNG outputs from
-# 2.56 to 1.21 s per image at GTASR's H200 speed (0.82 s), and from 3.19 to 1.76 s at OP4KSR's (1.45 s); 4 writers
-# hold at most 5 outputs (about 1 GiB of host memory at 4096²). benchmarks/RESULTS.md, "Folder I/O".
 def usable_cores() -> int:
     """Cores this process may run on (its CPU affinity where the OS reports it, else the machine's count)."""
     try:
@@ -42,6 +39,9 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+# Writer threads by default: one per core, at most 4. On 2 cores, 2 writers take a folder of 4096² PNG outputs from
+# 2.56 to 1.21 s per image at GTASR's H200 speed (0.82 s), and from 3.19 to 1.76 s at OP4KSR's (1.45 s); 4 writers
+# hold at most 5 outputs (about 1 GiB of host memory at 4096²). benchmarks/RESULTS.md, "Folder I/O".
 DEFAULT_IO_WORKERS = min(4, usable_cores())
 
 
