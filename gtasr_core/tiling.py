@@ -1,4 +1,5 @@
-"""Tiling geometry for GTASR inference (pure functions): padding, tile plans and feathered blend weights.
+"""Tiling geometry for GTASR inference: padding, tile plans and feathered blend weights (pure functions and one
+weight table).
 
 The released test code (``EdmUNetRealModel.test``) reflect-pads the LR image to a multiple of 64 and,
 above 512 px, runs 512x512 LR tiles at stride 448 whose outputs are averaged. We keep the plan and blend
@@ -8,6 +9,7 @@ the HR tiles with smooth ramps over the overlaps instead of a flat average, so n
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -16,7 +18,16 @@ from torch import Tensor
 
 from ..srkit.sizing import padded_size
 
-__all__ = ["TileRect", "axis_starts", "feather_ramp", "plan_tiles", "reflect_pad_to_multiple", "tile_weight"]
+__all__ = [
+    "TileBlend",
+    "TileRect",
+    "axis_blend_weights",
+    "axis_starts",
+    "axis_weight",
+    "feather_ramp",
+    "plan_tiles",
+    "reflect_pad_to_multiple",
+]
 
 
 class TileRect(NamedTuple):
@@ -94,7 +105,12 @@ def feather_ramp(width: int, *, device: torch.device | None = None) -> Tensor:
     return 0.5 - 0.5 * torch.cos(math.pi * t)
 
 
-def _axis_weight(start: int, size: int, length: int, ramp: int, device: torch.device | None) -> Tensor:
+def axis_weight(start: int, size: int, length: int, ramp: int, device: torch.device | None = None) -> Tensor:
+    """Feathered 1-D weight [size] (float32) of a tile covering ``[start, start + size)`` of an axis of ``length``.
+
+    Raised-cosine ramps of ``ramp`` samples (at most ``size // 2``) on the ends that lie inside the axis; 1 on
+    the axis ends and in the interior.
+    """
     weight = torch.ones(size, dtype=torch.float32, device=device)
     ramp = min(ramp, size // 2)
     if ramp > 0 and start > 0:  # an edge inside the image: fade in
@@ -104,14 +120,67 @@ def _axis_weight(start: int, size: int, length: int, ramp: int, device: torch.de
     return weight
 
 
-def tile_weight(
-    rect: TileRect, h: int, w: int, ramp: int, scale: int = 1, device: torch.device | None = None
-) -> Tensor:
-    """Blend weight [1, 1, rect.h*scale, rect.w*scale] of a tile of an h x w (LR) image.
+def axis_blend_weights(
+    starts: Sequence[int], size: int, length: int, ramp: int, device: torch.device | None = None
+) -> list[Tensor]:
+    """Per start, a [length] float32 weight: the tile's :func:`axis_weight` (zero outside the tile) divided by the
+    sum of all of them, so the list adds up to 1 wherever a tile covers the axis."""
+    raw = torch.zeros(len(starts), length, dtype=torch.float32, device=device)
+    for row, start in zip(raw, starts, strict=True):
+        row[start : start + size] = axis_weight(start, size, length, ramp, device)
+    return list(raw / raw.sum(0).clamp_min(torch.finfo(torch.float32).tiny))
 
-    Ramps of ``ramp * scale`` pixels on the edges that lie inside the image; 1 on image borders and
-    in the interior. Outputs are combined as sum(w_i * y_i) / sum(w_i).
+
+class TileBlend:
+    """Normalised blend weights of a :func:`plan_tiles` plan at ``scale`` times its size (the HR output).
+
+    Tiles are combined as sum(w_i * y_i) / sum(w_i) with w_i the outer product of the tile's two
+    :func:`axis_weight`s (ramps of ``ramp * scale`` px over the overlaps). A plan is a grid (every row start with
+    every column start), and a grid's sum of outer products is the outer product of the per-axis sums; so
+    w_i / sum(w) is the outer product of the two :func:`axis_blend_weights`. Each tile can therefore be weighted
+    on its own, where it is computed, and the blend is a plain sum: no whole-image weight map, no division pass.
     """
-    wy = _axis_weight(rect.y * scale, rect.h * scale, h * scale, ramp * scale, device)
-    wx = _axis_weight(rect.x * scale, rect.w * scale, w * scale, ramp * scale, device)
-    return (wy[:, None] * wx[None, :])[None, None]
+
+    def __init__(
+        self,
+        rects: Sequence[TileRect],
+        h: int,
+        w: int,
+        ramp: int,
+        scale: int = 1,
+        device: torch.device | None = None,
+    ) -> None:
+        self.rects, self.scale = list(rects), scale
+        self.ys = sorted({r.y for r in rects})
+        self.xs = sorted({r.x for r in rects})
+        th, tw = rects[0].h, rects[0].w
+        if any((r.h, r.w) != (th, tw) for r in rects) or len(rects) != len(self.ys) * len(self.xs):
+            raise ValueError("TileBlend needs a grid of equal tiles, as plan_tiles makes")
+        s = scale
+        self._wy = axis_blend_weights([y * s for y in self.ys], th * s, h * s, ramp * s, device)
+        self._wx = axis_blend_weights([x * s for x in self.xs], tw * s, w * s, ramp * s, device)
+
+    def _rows(self, r: TileRect) -> slice:
+        return slice(r.y * self.scale, (r.y + r.h) * self.scale)
+
+    def _cols(self, r: TileRect) -> slice:
+        return slice(r.x * self.scale, (r.x + r.w) * self.scale)
+
+    def weights(self, r: TileRect) -> tuple[Tensor, Tensor]:
+        """The tile's normalised weight as two factors, [h*scale, 1] and [1, w*scale]: w_i / sum(w) = product."""
+        iy, ix = self.ys.index(r.y), self.xs.index(r.x)
+        return self._wy[iy][self._rows(r), None], self._wx[ix][None, self._cols(r)]
+
+    def coverage(self, r: TileRect) -> Tensor:
+        """[h*scale, w*scale]: over tile ``r``'s area, the sum of the normalised weights of the tiles up to and
+        including ``r`` in plan (row-major) order. The blend accumulated so far divided by this is the blend of
+        those tiles; it is 1 where no later tile reaches.
+
+        Tiles before ``r`` are the rows above (all columns: their column weights sum to 1) and the tiles to the
+        left in ``r``'s row, so the sum is rows_above(y) + w_row(y) * cols_so_far(x).
+        """
+        iy, ix = self.ys.index(r.y), self.xs.index(r.x)
+        rows, cols = self._rows(r), self._cols(r)
+        above = sum((v[rows] for v in self._wy[:iy]), torch.zeros_like(self._wy[iy][rows]))
+        left = sum((v[cols] for v in self._wx[: ix + 1]), torch.zeros_like(self._wx[ix][cols]))
+        return torch.addcmul(above[:, None], self._wy[iy][rows, None], left[None, :])

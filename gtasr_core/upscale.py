@@ -19,10 +19,10 @@ from ..srkit import perf
 from ..srkit.images import Progress
 from ..srkit.images import check_image as _check_image
 from ..srkit.oom import is_oom
-from ..srkit.transfer import to_host
+from ..srkit.transfer import gather_images, to_host
 from .model import GTASRNet
 from .noise import DEFAULT_NOISE, NoiseKind, noise_field, set_layout
-from .tiling import plan_tiles, reflect_pad_to_multiple, tile_weight
+from .tiling import TileBlend, plan_tiles, reflect_pad_to_multiple
 
 __all__ = ["DEFAULT_OVERLAP", "DEFAULT_TILE", "check_image", "fallback_tiles", "upscale"]
 
@@ -33,7 +33,7 @@ DEFAULT_OVERLAP = 64  # released chop_size - chop_stride (512 - 448)
 
 TileDone = Callable[[int, tuple[int, int, int, int], Tensor], None]
 """``on_tile(image_index, (y, x, h, w) in padded HR px, region [1, 3, h, w] in [0, 1])`` after each tile: the
-tile's region as blended so far (exact for image 0, whose pass accumulates the blending weights)."""
+tile's region as blended from the tiles so far (final where no later tile reaches). On the host, fresh each call."""
 
 
 def check_image(lr: object, channels: int = 3) -> Tensor:
@@ -60,8 +60,9 @@ def _noisy_input(
 
 
 def _run(net: GTASRNet, x: Tensor, sigma: float, lq: Tensor, device: torch.device) -> Tensor:
+    """x0 mapped to [0, 1] (not clamped), on ``device``."""
     with torch.no_grad():
-        return net(x.to(device), sigma, lq.to(device)).to(x.device)
+        return net(x.to(device), sigma, lq.to(device)).add_(1).mul_(0.5)
 
 
 def _patch_free(
@@ -69,10 +70,10 @@ def _patch_free(
 ) -> Tensor:
     outs = []
     for i in range(lq.shape[0]):
-        outs.append(_run(net, x_t[i : i + 1], sigma, lq[i : i + 1], device))
+        outs.append(_run(net, x_t[i : i + 1], sigma, lq[i : i + 1], device).to(x_t.device))
         if progress is not None:
             progress(i + 1, lq.shape[0])
-    return torch.cat(outs)
+    return gather_images(outs)
 
 
 def _tiled(
@@ -86,33 +87,32 @@ def _tiled(
     progress: Progress | None,
     on_tile: TileDone | None = None,
 ) -> Tensor:
-    """Run LR tiles and blend their HR outputs with feathered weights (sum w*y / sum w)."""
+    """Run LR tiles and blend their HR outputs with feathered weights (sum w*y / sum w), on x_t's device.
+
+    Each tile is weighted by its normalised weight (``TileBlend``) on the model's device, so the whole image only
+    takes one in-place add per tile: no weight map, no division and no copies of the whole image on the host.
+    """
     s, (h, w) = net.scale, lq.shape[-2:]
     rects = plan_tiles(h, w, tile, overlap, net.lr_multiple)
     total, done = lq.shape[0] * len(rects), 0
     out = torch.zeros(x_t.shape, dtype=torch.float32, device=x_t.device)
-    norm = torch.zeros((1, 1, *x_t.shape[-2:]), dtype=torch.float32, device=x_t.device)
+    blend = TileBlend(rects, h, w, overlap, s, device=out.device)
     for i in range(lq.shape[0]):
         for r in rects:
             hr = (slice(None), slice(None), slice(r.y * s, (r.y + r.h) * s), slice(r.x * s, (r.x + r.w) * s))
             y = _run(
                 net, x_t[i : i + 1][hr], sigma, lq[i : i + 1, :, r.y : r.y + r.h, r.x : r.x + r.w], device
             )
-            wgt = tile_weight(r, h, w, overlap, s, device=x_t.device)
-            out[i : i + 1][hr] += wgt * y
-            if i == 0:
-                norm[hr] += wgt
+            wy, wx = blend.weights(r)
+            region = out[i : i + 1][hr]
+            region.add_(y.mul_(wy.to(device)).mul_(wx.to(device)).to(region.device))
+            del y  # the device copy, before the next tile's network call
             done += 1
             if on_tile is not None:  # before progress: a progress report may carry the tile as a preview
-                # The tile's region as blended so far (final once no later tile overlaps it).
-                on_tile(
-                    i,
-                    (r.y * s, r.x * s, r.h * s, r.w * s),
-                    ((out[i : i + 1][hr] / norm[hr] + 1) / 2).clamp(0, 1),
-                )
+                on_tile(i, (r.y * s, r.x * s, r.h * s, r.w * s), region.div(blend.coverage(r)).clamp_(0, 1))
             if progress is not None:
                 progress(done, total)
-    return out / norm
+    return out
 
 
 def fallback_tiles(first: int, longest_side: int, multiple: int) -> list[int]:
@@ -171,9 +171,9 @@ def upscale(
     opts = perf.current()
     lq = reflect_pad_to_multiple(lr.float() * 2 - 1, net.lr_multiple)
     host = lq.device
-    # Patch-free: bicubic x4, noise, clamping then run on the model's device. Tiled: the whole-image buffers (x_T,
-    # the blend and its weights, 4 HR float32 images: 0.8 GB at 4096², 13 GB at 16384²) stay where lr is and only
-    # tiles travel, so a tiled run needs one tile's memory on the device, as the callers reserve.
+    # Patch-free: bicubic x4, noise, clamping then run on the model's device. Tiled: the whole-image buffers (x_T
+    # and the blend, 2 HR float32 images: 0.4 GB at 4096², 6.4 GB at 16384²) stay where lr is and only tiles
+    # travel, so a tiled run needs one tile's memory on the device, as the callers reserve.
     if opts.gtasr_device_input and tile is None:
         lq = lq.to(device)
     set_layout(net, opts.gtasr_channels_last)
@@ -212,5 +212,6 @@ def upscale(
             tiles[i + 1],
             min(overlap, tiles[i + 1] // 8),
         )
-    out = ((out[..., : h * net.scale, : w * net.scale] + 1) / 2).clamp_(0, 1).to(lr.dtype)
+    # The passes return x0 in [0, 1] (the blend is linear and its weights sum to 1), clamped once here.
+    out = out[..., : h * net.scale, : w * net.scale].clamp_(0, 1).to(lr.dtype).contiguous()
     return to_host(out, pinned=opts.pinned_output) if lr.device.type == "cpu" else out.to(lr.device)

@@ -2,9 +2,9 @@
 
 The meta device stands in for the GPU (``PeakTracker`` counts its allocations); results copied back to the host
 become zeros on the CPU (``_MetaToHost``), since values do not matter for a memory count. Only the whole-image
-buffers (x_T, the blend and its weights: four float32 HR images, 13 GB at 16384²) could make the device's memory
-grow with the image: each tile must start with the same bytes live on the device, whatever the image size, whether
-the caller asked for tiles or the whole image ran out of memory first.
+buffers (x_T and the blend: two float32 HR images, 6.4 GB at 16384²) could make the device's memory grow with the
+image, or a tile's output kept past its blend: each tile must start with the same bytes live on the device,
+whatever the image size, whether the caller asked for tiles or the whole image ran out of memory first.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from torch import Tensor
 from gtasr_support import TINY, border_ratio, deterministic_init_
 from memory_budget import memory_budget
 from sr4k.gtasr_core import GTASRNet, build, plan_tiles, reflect_pad_to_multiple, upscale
-from sr4k.gtasr_core.tiling import TileRect, axis_starts, tile_weight
+from sr4k.gtasr_core.tiling import TileBlend, TileRect, axis_starts, axis_weight
 from sr4k.gtasr_core.upscale import fallback_tiles
 from sr4k.srkit.counter_normal import counter_normal
 
@@ -147,16 +147,96 @@ def test_plan_tiles_errors(args: tuple[int, ...], match: str) -> None:
         plan_tiles(*args)
 
 
+def _raw_weight(r: TileRect, h: int, w: int, ramp: int, s: int) -> Tensor:
+    """The feathered weight of one tile, [h*s, w*s], from its definition (outer product of the axis ramps)."""
+    wy = axis_weight(r.y * s, r.h * s, h * s, ramp * s)
+    wx = axis_weight(r.x * s, r.w * s, w * s, ramp * s)
+    return wy[:, None] * wx[None, :]
+
+
+def _hr(r: TileRect, s: int) -> tuple[slice, slice]:
+    return slice(r.y * s, (r.y + r.h) * s), slice(r.x * s, (r.x + r.w) * s)
+
+
 def test_tile_weights_partition_of_unity_shape() -> None:
     """Weights are 1 on image borders and interiors, ramp smoothly inside, and never vanish."""
     rects = plan_tiles(64, 64, 32, 16, 8)
-    total = torch.zeros(1, 1, 256, 256)
+    total = torch.zeros(256, 256)
     for r in rects:
-        wgt = tile_weight(r, 64, 64, 16, 4)
-        total[..., r.y * 4 : (r.y + r.h) * 4, r.x * 4 : (r.x + r.w) * 4] += wgt
+        wgt = _raw_weight(r, 64, 64, 16, 4)
+        total[_hr(r, 4)] += wgt
         assert wgt.min() > 0 and wgt.max() <= 1
-    assert tile_weight(rects[0], 64, 64, 16, 4)[0, 0, 0, 0] == 1  # image corner: no ramp
+    assert _raw_weight(rects[0], 64, 64, 16, 4)[0, 0] == 1  # image corner: no ramp
     assert total.min() >= 1 - 1e-6
+
+
+@pytest.mark.parametrize(("h", "w", "tile", "overlap"), [(64, 64, 32, 16), (64, 96, 32, 8), (40, 72, 24, 16)])
+def test_tile_blend_is_the_normalised_feathered_weight(h: int, w: int, tile: int, overlap: int) -> None:
+    """Each tile's separable weight = its feathered weight / the sum of all tiles' (on an uneven grid too, where
+    the last tile sits flush with the border), they sum to 1 everywhere, and coverage is the running sum."""
+    s, rects = 4, plan_tiles(h, w, tile, overlap, 8)
+    blend = TileBlend(rects, h, w, overlap, s)
+    raw_sum, norm_sum, running = (
+        torch.zeros(h * s, w * s),
+        torch.zeros(h * s, w * s),
+        torch.zeros(h * s, w * s),
+    )
+    for r in rects:
+        raw_sum[_hr(r, s)] += _raw_weight(r, h, w, overlap, s)
+    for r in rects:
+        wy, wx = blend.weights(r)
+        assert wy.shape == (r.h * s, 1) and wx.shape == (1, r.w * s)
+        torch.testing.assert_close(
+            wy * wx, _raw_weight(r, h, w, overlap, s) / raw_sum[_hr(r, s)], rtol=1e-6, atol=0
+        )
+        norm_sum[_hr(r, s)] += wy * wx
+        running[_hr(r, s)] += wy * wx
+        torch.testing.assert_close(blend.coverage(r), running[_hr(r, s)], rtol=0, atol=1e-6)
+    torch.testing.assert_close(norm_sum, torch.ones_like(norm_sum), rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        blend.coverage(rects[-1]), torch.ones(rects[-1].h * s, rects[-1].w * s), rtol=0, atol=1e-6
+    )
+
+
+def test_tile_blend_needs_a_grid_of_equal_tiles() -> None:
+    rects = plan_tiles(64, 64, 32, 16, 8)
+    with pytest.raises(ValueError, match="grid of equal tiles"):
+        TileBlend(rects[:-1], 64, 64, 16, 4)
+    with pytest.raises(ValueError, match="grid of equal tiles"):
+        TileBlend([*rects[:-1], rects[-1]._replace(h=16)], 64, 64, 16, 4)
+
+
+def test_tiled_output_is_the_feathered_blend_of_the_tile_calls(net: GTASRNet) -> None:
+    """The tiled path against its definition: sum(w_i * y_i) / sum(w_i) over explicit network calls on the tiles
+    of the one x_T, then (x0 + 1) / 2 clamped; and every preview region is the blend of the tiles so far."""
+    h, w, tile, overlap, s = 40, 80, 24, 8, net.scale  # columns 0, 16, 32, 48, 56: the last one uneven
+    lr = _image(h, w, seed=4, batch=2)
+    regions: list[tuple[int, tuple[int, int, int, int], Tensor]] = []
+    out = upscale(
+        net, lr, seed=9, tile=tile, overlap=overlap, on_tile=lambda i, r, t: regions.append((i, r, t))
+    )
+    lq = lr * 2 - 1
+    x_t = F.interpolate(lq, scale_factor=s, mode="bicubic", align_corners=False) + _eps(
+        (2, 3, h * s, w * s), 9, "counter"
+    )
+    rects = plan_tiles(h, w, tile, overlap, 8)
+    k = 0
+    for i in range(2):
+        acc, wsum = torch.zeros(3, h * s, w * s), torch.zeros(h * s, w * s)
+        for r in rects:
+            ys, xs = _hr(r, s)
+            with torch.no_grad():
+                y = net(x_t[i : i + 1, :, ys, xs], 1.0, lq[i : i + 1, :, r.y : r.y + r.h, r.x : r.x + r.w])[0]
+            wgt = _raw_weight(r, h, w, overlap, s)
+            acc[:, ys, xs] += wgt * y
+            wsum[ys, xs] += wgt
+            index, rect, region = regions[k]
+            assert (index, rect) == (i, (r.y * s, r.x * s, r.h * s, r.w * s))
+            expected = ((acc[:, ys, xs] / wsum[ys, xs] + 1) / 2).clamp(0, 1)
+            torch.testing.assert_close(region[0], expected, rtol=0, atol=2e-6)
+            k += 1
+        torch.testing.assert_close(out[i], ((acc / wsum + 1) / 2).clamp(0, 1), rtol=0, atol=2e-6)
+    assert k == len(regions) == 2 * len(rects) == 2 * 10
 
 
 def test_progress_per_image_and_tile_and_cancel(net: GTASRNet) -> None:

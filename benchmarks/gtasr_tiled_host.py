@@ -1,0 +1,169 @@
+"""What tiling costs a GTASR upscale beyond the network (issue #11): the host's work, timed on the CPU.
+
+A tiled run (a card with less free memory than a patch-free run needs, or the node's ``tiling`` = force) keeps the
+whole image on the host and blends each tile's output into it there, in series with the GPU: at 1024² → 4096²
+with the released 512 / 64 plan that is 9 tiles of 2048² HR pixels. This script times ``gtasr_core.upscale`` with a
+stand-in network (a ``GTASRNet`` whose forward only writes a zero HR tile, timed apart), so what is left is the
+work around the network: bicubic, noise, the tile loop, the blend, the preview regions and the final crop.
+
+Rows, per version of the package:
+
+- ``patch-free``: one call on the whole image (bicubic, noise, one output, clamp);
+- ``tiled``: the released tile plan;
+- ``tiled + preview``: the same with the *GTASR Upscale* node's progress preview (``TilePreview.paste``);
+
+and ``extra`` = the row's host time minus the patch-free one's: what tiling itself costs. ``--baseline-rev REV``
+runs the same rows against the package as it was at git revision ``REV`` (``git archive`` into a temporary folder,
+imported in a subprocess), for a before/after ratio in one run. Noise: the ``torch`` stream, whose CPU cost is the
+same in every version (the default counter stream is computed on the GPU where there is one).
+
+    python benchmarks/gtasr_tiled_host.py --baseline-rev 7e90593   # 1024² -> 4096², this version and 7e90593
+    python benchmarks/gtasr_tiled_host.py --smoke --no-write         # tests: 128² -> 512², tiles 64 / 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from common import add_output_arguments, environment, publish, results_section
+
+REPO = Path(__file__).resolve().parent.parent
+VARIANTS = ("patch-free", "tiled", "tiled + preview")
+
+
+def measure(lr_px: int, tile: int, overlap: int, repeats: int) -> list[dict[str, Any]]:
+    """Median wall and stand-in network seconds of each variant, with the ``sr4k`` package importable now."""
+    from sr4k.gtasr_core import GTASRNet, upscale
+    from sr4k.gtasr_core.config import TINY
+    from sr4k.nodes.gtasr_preview import TilePreview
+
+    class StandIn(GTASRNet):
+        """The real class (scale, LR multiple, checks) with a forward that only writes its HR-size output."""
+
+        network_s = 0.0
+
+        def forward(self, x: torch.Tensor, sigma: object, lq: torch.Tensor) -> torch.Tensor:
+            t0 = time.perf_counter()
+            out = torch.zeros_like(x)
+            StandIn.network_s += time.perf_counter() - t0
+            return out
+
+    net = StandIn(TINY).eval()
+    lr = torch.rand(1, 3, lr_px, lr_px, generator=torch.Generator().manual_seed(0))
+    preview = TilePreview()
+    kwargs: dict[str, dict[str, Any]] = {
+        "patch-free": {"tile": None, "allow_tile_fallback": False},
+        "tiled": {"tile": tile, "overlap": overlap},
+        "tiled + preview": {"tile": tile, "overlap": overlap, "on_tile": preview.paste},
+    }
+    rows = []
+    for variant in VARIANTS:
+        walls, nets = [], []
+        for i in range(repeats + 1):  # the first call warms the allocator up and is not counted
+            preview.start(lr, net.scale)
+            StandIn.network_s = 0.0
+            t0 = time.perf_counter()
+            upscale(net, lr, seed=i, noise="torch", **kwargs[variant])
+            if i:
+                walls.append(time.perf_counter() - t0)
+                nets.append(StandIn.network_s)
+        wall, network = statistics.median(walls), statistics.median(nets)
+        rows.append({"variant": variant, "wall_s": wall, "network_s": network, "host_s": wall - network})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def measure_at(rev: str, lr_px: int, tile: int, overlap: int, repeats: int) -> list[dict[str, Any]]:
+    """:func:`measure` against the package at git revision ``rev``, in a subprocess that imports it from a copy."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "sr4k"
+        tree.mkdir()
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", rev], capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+        out = Path(tmp) / "rows.json"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([tmp, os.environ.get("PYTHONPATH", "")])}
+        worker = [sys.executable, __file__, "--worker", str(out), "--lr", str(lr_px), "--tile", str(tile)]
+        worker += ["--overlap", str(overlap), "--repeats", str(repeats)]
+        subprocess.run(worker, env=env, check=True)
+        return json.loads(out.read_text())
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--lr", type=int, default=1024, help="LR side in pixels (output: 4x)")
+    p.add_argument("--tile", type=int, default=512, help="LR tile side (released: 512)")
+    p.add_argument("--overlap", type=int, default=64, help="LR overlap (released: 64)")
+    p.add_argument("--repeats", type=int, default=3, help="timed calls per row after one warm-up; the median")
+    p.add_argument("--baseline-rev", help="also time the package as it was at this git revision")
+    p.add_argument(
+        "--smoke", action="store_true", help="128² -> 512² with tiles of 64 / 16, one repeat (tests)"
+    )
+    p.add_argument(
+        "--worker", type=Path, help=argparse.SUPPRESS
+    )  # measure_at's subprocess: rows to this JSON
+    add_output_arguments(p)
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.lr, args.tile, args.overlap, args.repeats = 128, 64, 16, 1
+    if args.worker is not None:
+        import sr4k
+
+        assert Path(sr4k.__file__).parent != REPO, "the worker must import the copy, not this checkout"
+        args.worker.write_text(json.dumps(measure(args.lr, args.tile, args.overlap, args.repeats)))
+        return {}
+    from roofline import commit  # imports sr4k: not in the worker, which measures another copy of it
+
+    versions = {"this": measure(args.lr, args.tile, args.overlap, args.repeats)}
+    if args.baseline_rev:
+        versions[f"@{args.baseline_rev}"] = measure_at(
+            args.baseline_rev, args.lr, args.tile, args.overlap, args.repeats
+        )
+    this_host = {r["variant"]: r["host_s"] for r in versions["this"]}
+    table = []
+    for version, rows in versions.items():
+        base = rows[0]["host_s"]  # the patch-free row of the same version
+        for r in rows:
+            extra = r["host_s"] - base
+            table.append(
+                [
+                    version,
+                    r["variant"],
+                    f"{r['wall_s']:.3f}",
+                    f"{r['network_s']:.3f}",
+                    f"{r['host_s']:.3f}",
+                    "-" if r["variant"] == "patch-free" else f"{extra:.3f}",
+                    f"{r['host_s'] / this_host[r['variant']]:.2f}",
+                ]
+            )
+    env = environment(torch.device("cpu"))
+    n = args.lr * 4
+    text = results_section(
+        f"Host cost of tiled GTASR runs (issue #11): benchmarks/gtasr_tiled_host.py ({env['date']}, commit "
+        f"{args.commit or commit()})",
+        [
+            f"Machine: {env['device']}; torch {torch.__version__}",
+            f"LR {args.lr}² -> HR {n}², float32 on the CPU, tiles {args.tile} / overlap {args.overlap} (LR px); a "
+            "stand-in network (GTASRNet whose forward writes a zero HR tile) timed apart; torch noise stream; "
+            f"median of {args.repeats} after a warm-up",
+            "host s = wall - network; extra = host s - the same version's patch-free host s (what tiling costs); "
+            "/ this = host s over this version's",
+        ],
+        ["version", "variant", "wall s", "network s", "host s", "extra s", "/ this"],
+        table,
+    )
+    publish(text, versions, results=args.results, no_write=args.no_write, json_path=args.json)
+    return {"text": text, "versions": versions}
+
+
+if __name__ == "__main__":
+    main()

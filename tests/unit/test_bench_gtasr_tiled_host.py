@@ -1,0 +1,20 @@
+"""benchmarks/gtasr_tiled_host.py on the CPU: every variant is timed for this version and for a git revision's copy
+of the package (imported in a subprocess, not this checkout), and the section names the rows and the ratio."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import gtasr_tiled_host  # benchmarks/ is a script folder, not a package
+
+
+def test_gtasr_tiled_host_benchmark_smoke() -> None:
+    result = gtasr_tiled_host.main(["--smoke", "--no-write", "--baseline-rev", "HEAD"])
+    versions = result["versions"]
+    assert list(versions) == ["this", "@HEAD"]
+    for rows in versions.values():
+        assert [r["variant"] for r in rows] == list(gtasr_tiled_host.VARIANTS)
+        assert all(r["wall_s"] >= r["host_s"] > 0 and r["network_s"] > 0 for r in rows)
+    assert "| @HEAD | tiled + preview |" in result["text"] and "extra s" in result["text"]
