@@ -171,10 +171,10 @@ class TileBlend:
         iy, ix = self.ys.index(r.y), self.xs.index(r.x)
         return self._wy[iy][self._rows(r), None], self._wx[ix][None, self._cols(r)]
 
-    def coverage(self, r: TileRect) -> Tensor:
+    def coverage(self, r: TileRect, out: Tensor | None = None) -> Tensor:
         """[h*scale, w*scale]: over tile ``r``'s area, the sum of the normalised weights of the tiles up to and
         including ``r`` in plan (row-major) order. The blend accumulated so far divided by this is the blend of
-        those tiles; it is 1 where no later tile reaches.
+        those tiles; it is 1 where no later tile reaches. Written into ``out`` when given (a reused buffer).
 
         Tiles before ``r`` are the rows above (all columns: their column weights sum to 1) and the tiles to the
         left in ``r``'s row, so the sum is rows_above(y) + w_row(y) * cols_so_far(x).
@@ -183,4 +183,4 @@ class TileBlend:
         rows, cols = self._rows(r), self._cols(r)
         above = sum((v[rows] for v in self._wy[:iy]), torch.zeros_like(self._wy[iy][rows]))
         left = sum((v[cols] for v in self._wx[: ix + 1]), torch.zeros_like(self._wx[ix][cols]))
-        return torch.addcmul(above[:, None], self._wy[iy][rows, None], left[None, :])
+        return torch.addcmul(above[:, None], self._wy[iy][rows, None], left[None, :], out=out)

@@ -213,7 +213,7 @@ def test_tiled_output_is_the_feathered_blend_of_the_tile_calls(net: GTASRNet) ->
     lr = _image(h, w, seed=4, batch=2)
     regions: list[tuple[int, tuple[int, int, int, int], Tensor]] = []
     out = upscale(
-        net, lr, seed=9, tile=tile, overlap=overlap, on_tile=lambda i, r, t: regions.append((i, r, t))
+        net, lr, seed=9, tile=tile, overlap=overlap, on_tile=lambda i, r, t: regions.append((i, r, t.clone()))
     )
     lq = lr * 2 - 1
     x_t = F.interpolate(lq, scale_factor=s, mode="bicubic", align_corners=False) + _eps(
