@@ -211,16 +211,17 @@ def bench_gtasr(b: Bench) -> list[dict]:
     tiled = b.measure(
         lambda: upscale(net, lr, seed=0, tile=tile, overlap=tile // 8, allow_tile_fallback=False)
     )
-    n_tiles = len(plan_tiles(lr_px, lr_px, tile, tile // 8, net.lr_multiple))
+    rects = plan_tiles(lr_px, lr_px, tile, tile // 8, net.lr_multiple)  # upscale's default plan
+    n_tiles = len(rects)
     size = f"{lr_px}² -> {s * lr_px}²"
     return [
         b.row("gtasr forward", "patch-free", size, fwd, gtasr_flops(cfg, lr_px)),
         b.row(
             "gtasr upscale",
-            f"tiled {tile}/{tile // 8} ({n_tiles} tiles)",
+            f"tiled {tile}/{tile // 8} ({n_tiles} tiles of {rects[0].h}²)",
             size,
             tiled,
-            n_tiles * gtasr_flops(cfg, tile),
+            n_tiles * gtasr_flops(cfg, rects[0].h),
             tiles=n_tiles,
         ),
     ]

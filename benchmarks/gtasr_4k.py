@@ -109,7 +109,8 @@ def run_mode(mode: str, argv: list[str]) -> dict[str, object]:
 def section(args: argparse.Namespace, argv: list[str], name: str, results: list[dict[str, object]]) -> str:
     multiple = RELEASED.lr_multiple
     side = padded_size(args.lr_size, args.lr_size, multiple)[0]
-    n_tiles = len(plan_tiles(side, side, args.tile, args.overlap, multiple))
+    rects = plan_tiles(side, side, args.tile, args.overlap, multiple)  # upscale's default plan
+    n_tiles = len(rects)
     memory = (
         "torch.cuda.max_memory_allocated"
         if torch.device(args.device).type == "cuda"
@@ -120,7 +121,7 @@ def section(args: argparse.Namespace, argv: list[str], name: str, results: list[
         label = (
             "patch-free"
             if r["mode"] == "patch-free"
-            else (f"tiled {args.tile}/{args.overlap} (stride {args.tile - args.overlap})")
+            else f"tiled ≤ {args.tile}/{args.overlap} ({rects[0].h}² tiles)"
         )
         tiles = 1 if r["mode"] == "patch-free" else n_tiles
         if r["oom"]:

@@ -16,7 +16,15 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..gtasr_core import DEFAULT_OVERLAP, DEFAULT_TILE, load_gtasr, upscale, upscale_to_size
+from ..gtasr_core import (
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE,
+    DEFAULT_TILE_PLAN,
+    TILE_PLANS,
+    load_gtasr,
+    upscale,
+    upscale_to_size,
+)
 from ..gtasr_core.compile import compile_gtasr
 from ..gtasr_core.noise import DEFAULT_NOISE, NOISE_KINDS
 from ..srkit.download import Progress, download_model, manual_download_message
@@ -58,13 +66,21 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
         "--tile",
         type=int,
         default=DEFAULT_TILE,
-        help=f"tile side in low-res pixels, a multiple of the network's multiple (default {DEFAULT_TILE})",
+        help=f"largest tile side in low-res pixels, a multiple of the network's multiple (default {DEFAULT_TILE})",
     )
     group.add_argument(
         "--overlap",
         type=int,
         default=DEFAULT_OVERLAP,
         help=f"tile overlap in low-res pixels (default {DEFAULT_OVERLAP})",
+    )
+    group.add_argument(
+        "--tile-plan",
+        choices=TILE_PLANS,
+        default=DEFAULT_TILE_PLAN,
+        help="balanced: the fewest tiles of at most --tile px, each as small as the overlap allows (1024 px: "
+        "9 tiles of 384 instead of 512; default); released: tiles of --tile px at the released stride, "
+        "which reproduces tiled images made before",
     )
     group.add_argument(
         "--no-download",
@@ -164,6 +180,7 @@ class GTASRUpscaler:
                 allow_tile_fallback=a.tiling == "auto",
                 fallback_tile=a.tile,
                 noise=getattr(a, "noise", DEFAULT_NOISE),
+                tile_plan=getattr(a, "tile_plan", DEFAULT_TILE_PLAN),
             )
 
         start = time.perf_counter()

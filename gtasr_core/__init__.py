@@ -18,12 +18,13 @@ from .checkpoint import convert_to_safetensors, load_gtasr, load_gtasr_state_dic
 from .config import PRESETS, RELEASED, GTASRConfig
 from .detect import GTASR, GTASRCheckpointError, describe_foreign, infer_config
 from .model import GTASRNet, c_noise, c_out, c_skip
-from .tiling import TileRect, plan_tiles, reflect_pad_to_multiple
+from .tiling import DEFAULT_TILE_PLAN, TILE_PLANS, TilePlan, TileRect, plan_tiles, reflect_pad_to_multiple
 from .upscale import DEFAULT_OVERLAP, DEFAULT_TILE, check_image, upscale
 
 __all__ = [
     "DEFAULT_OVERLAP",
     "DEFAULT_TILE",
+    "DEFAULT_TILE_PLAN",
     "GTASR",
     "GTASRCheckpointError",
     "GTASRConfig",
@@ -31,6 +32,8 @@ __all__ = [
     "MAX_PASSES",
     "PRESETS",
     "RELEASED",
+    "TILE_PLANS",
+    "TilePlan",
     "TileRect",
     "build",
     "build_released",

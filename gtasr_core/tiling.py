@@ -2,15 +2,17 @@
 weight table).
 
 The released test code (``EdmUNetRealModel.test``) reflect-pads the LR image to a multiple of 64 and,
-above 512 px, runs 512x512 LR tiles at stride 448 whose outputs are averaged. We keep the plan and blend
-the HR tiles with smooth ramps over the overlaps instead of a flat average, so no seam shows.
+above 512 px, runs 512x512 LR tiles at stride 448 whose outputs are averaged. We blend the HR tiles with smooth
+ramps over the overlaps instead of a flat average, so no seam shows, and by default cover the image with the same
+number of tiles made as small as the overlap allows (``plan`` = "balanced"): at 1024² that is 9 tiles of 384²
+instead of 9 of 512², 44 % fewer pixels through the network. ``plan`` = "released" keeps the released geometry.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -19,15 +21,24 @@ from torch import Tensor
 from ..srkit.sizing import padded_size
 
 __all__ = [
+    "DEFAULT_TILE_PLAN",
+    "TILE_PLANS",
     "TileBlend",
+    "TilePlan",
     "TileRect",
     "axis_blend_weights",
     "axis_starts",
+    "balanced_axis",
     "axis_weight",
     "feather_ramp",
     "plan_tiles",
     "reflect_pad_to_multiple",
 ]
+
+
+TilePlan = Literal["balanced", "released"]
+TILE_PLANS: tuple[TilePlan, ...] = ("balanced", "released")
+DEFAULT_TILE_PLAN: TilePlan = "balanced"
 
 
 class TileRect(NamedTuple):
@@ -72,12 +83,33 @@ def axis_starts(length: int, tile: int, stride: int) -> list[int]:
     return list(range(0, length - tile, stride)) + [length - tile]
 
 
-def plan_tiles(h: int, w: int, tile: int, overlap: int, multiple: int) -> list[TileRect]:
-    """LR tiles covering an (already padded) h x w image, row-major.
+def balanced_axis(length: int, tile: int, overlap: int, multiple: int) -> tuple[int, list[int]]:
+    """(size, starts) of the fewest equal tiles of at most ``tile`` px that cover an axis of ``length`` px with
+    consecutive tiles overlapping by at least ``overlap``, each as small as that allows.
 
-    Tiles are ``tile`` x ``tile`` (clipped to the image), consecutive starts ``tile - overlap`` apart,
-    the last one flush with the border. ``tile``, h and w must be multiples of ``multiple`` so every
-    tile is a valid network input.
+    n = ceil((length - overlap) / (tile - overlap)) tiles (no fewer can cover the axis with that overlap); size = the
+    smallest multiple of ``multiple`` >= (length + (n - 1) * overlap) / n (at most ``tile`` when ``tile`` is a
+    multiple); starts floor(k * (length - size) / (n - 1)), whose steps are at most size - overlap. The released
+    plan (:func:`axis_starts`) uses the same number of tiles but all of ``tile`` px, its last one flush with the
+    border: at 1024 px with tiles of 512 and an overlap of 64, tiles of 512 at 0, 448 and 512 (1536 px of tiles)
+    against tiles of 384 at 0, 320 and 640 (1152 px) here; 9 tiles of 512² against 9 of 384² for the image.
+    """
+    if length <= tile:
+        return length, [0]
+    n = -(-(length - overlap) // (tile - overlap))
+    size = -(-(length + (n - 1) * overlap) // (n * multiple)) * multiple
+    return size, [k * (length - size) // (n - 1) for k in range(n)]
+
+
+def plan_tiles(
+    h: int, w: int, tile: int, overlap: int, multiple: int, plan: TilePlan = DEFAULT_TILE_PLAN
+) -> list[TileRect]:
+    """LR tiles covering an (already padded) h x w image, row-major: a grid of equal tiles.
+
+    ``plan`` = "balanced" (default): the fewest tiles of at most ``tile`` px per axis, as small as they can be with
+    overlaps of at least ``overlap`` (:func:`balanced_axis`). "released": tiles of ``tile`` px (clipped to the
+    image), consecutive starts ``tile - overlap`` apart, the last one flush with the border, as the released test
+    code. ``tile``, h and w must be multiples of ``multiple`` so every tile is a valid network input.
     """
     if tile < multiple or tile % multiple:
         lower = max(multiple, tile // multiple * multiple)
@@ -91,12 +123,17 @@ def plan_tiles(h: int, w: int, tile: int, overlap: int, multiple: int) -> list[T
         raise ValueError(
             f"image {h}x{w} is not a positive multiple of {multiple}; pad it first (reflect_pad_to_multiple)"
         )
-    th, tw = min(tile, h), min(tile, w)
-    return [
-        TileRect(y, x, th, tw)
-        for y in axis_starts(h, th, tile - overlap)
-        for x in axis_starts(w, tw, tile - overlap)
-    ]
+    if plan == "balanced":
+        (th, ys), (tw, xs) = (
+            balanced_axis(h, tile, overlap, multiple),
+            balanced_axis(w, tile, overlap, multiple),
+        )
+    elif plan == "released":
+        th, tw = min(tile, h), min(tile, w)
+        ys, xs = axis_starts(h, th, tile - overlap), axis_starts(w, tw, tile - overlap)
+    else:
+        raise ValueError(f"plan={plan!r}; choose one of {', '.join(TILE_PLANS)}")
+    return [TileRect(y, x, th, tw) for y in ys for x in xs]
 
 
 def feather_ramp(width: int, *, device: torch.device | None = None) -> Tensor:

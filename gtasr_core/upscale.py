@@ -22,7 +22,15 @@ from ..srkit.oom import is_oom
 from ..srkit.transfer import gather_images, to_host
 from .model import GTASRNet
 from .noise import DEFAULT_NOISE, NoiseKind, noise_field, set_layout
-from .tiling import TileBlend, TileRect, plan_tiles, reflect_pad_to_multiple
+from .tiling import (
+    DEFAULT_TILE_PLAN,
+    TILE_PLANS,
+    TileBlend,
+    TilePlan,
+    TileRect,
+    plan_tiles,
+    reflect_pad_to_multiple,
+)
 
 __all__ = ["DEFAULT_OVERLAP", "DEFAULT_TILE", "check_image", "fallback_tiles", "upscale"]
 
@@ -129,6 +137,7 @@ def _tiled(
     overlap: int,
     progress: Progress | None,
     on_tile: TileDone | None = None,
+    plan: TilePlan = DEFAULT_TILE_PLAN,
 ) -> Tensor:
     """Run LR tiles and blend their HR outputs with feathered weights (sum w*y / sum w), on x_t's device.
 
@@ -136,7 +145,7 @@ def _tiled(
     takes one in-place add per tile: no weight map, no division and no copies of the whole image on the host.
     """
     s, (h, w) = net.scale, lq.shape[-2:]
-    rects = plan_tiles(h, w, tile, overlap, net.lr_multiple)
+    rects = plan_tiles(h, w, tile, overlap, net.lr_multiple, plan)
     total, done = lq.shape[0] * len(rects), 0
     out = torch.zeros(x_t.shape, dtype=torch.float32, device=x_t.device)
     blend = TileBlend(rects, h, w, overlap, s, device=out.device)
@@ -187,11 +196,14 @@ def upscale(
     fallback_tile: int = DEFAULT_TILE,
     on_tile: TileDone | None = None,
     noise: NoiseKind = DEFAULT_NOISE,
+    tile_plan: TilePlan = DEFAULT_TILE_PLAN,
 ) -> Tensor:
     """Super-resolve ``lr`` [B, 3, h, w] (float, [0, 1]) to [B, 3, 4h, 4w] (lr's dtype and device, [0, 1]).
 
-    One network call per image (patch-free, ``tile=None``) or per LR tile of ``tile`` px with ``overlap``
-    px (released: 512 / 64, i.e. stride 448). Any size works: the LR is reflect-padded to
+    One network call per image (patch-free, ``tile=None``) or per LR tile of at most ``tile`` px with at least
+    ``overlap`` px (released: 512 / 64): ``tile_plan`` "balanced" (default) covers the image with the fewest tiles,
+    each as small as the overlap allows; "released" with tiles of ``tile`` px at stride ``tile - overlap``, the last
+    one flush with the border, as the released code (``tiling.plan_tiles``). Any size works: the LR is reflect-padded to
     ``net.lr_multiple`` and the output cropped. ``seed`` fixes eps (same seed -> same output).
     ``progress(done, total)`` is called after every image or tile; its exceptions propagate (cancel).
     When patch-free runs out of memory and ``allow_tile_fallback``, the image is retried in tiles of
@@ -209,6 +221,8 @@ def upscale(
         )
     if not 0.0 < sigma <= 1.0:
         raise ValueError(f"sigma={sigma} must be in (0, 1]; the released one-step sampler uses 1.0")
+    if tile_plan not in TILE_PLANS:
+        raise ValueError(f"tile_plan={tile_plan!r}; choose one of {', '.join(TILE_PLANS)}")
     device = next(net.parameters()).device
     h, w = lr.shape[-2:]
     opts = perf.current()
@@ -242,7 +256,7 @@ def upscale(
             if t is None:
                 out = _patch_free(net, x_t, lq, sigma, device, progress)
             else:
-                out = _tiled(net, x_t, lq, sigma, device, t, ov, progress, on_tile)
+                out = _tiled(net, x_t, lq, sigma, device, t, ov, progress, on_tile, tile_plan)
             break
         except Exception as e:  # torch OOM types, and accelerator errors reporting OOM (srkit.oom)
             if not is_oom(e) or i == len(tiles) - 1:

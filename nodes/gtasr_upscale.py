@@ -82,7 +82,7 @@ class Upscale(io.ComfyNode):
                     default="auto",
                     tooltip="auto: whole image if it fits in memory, else tiles (and tiles after an "
                     "out-of-memory error). off: always whole image, error if it does not fit. force: "
-                    "always tiles of tile_size.",
+                    "always tiles of at most tile_size.",
                 ),
                 io.Int.Input(
                     "tile_size",
@@ -90,8 +90,9 @@ class Upscale(io.ComfyNode):
                     min=64,
                     max=8192,
                     step=64,
-                    tooltip="Tile side in low-res pixels (a multiple of the network's multiple, 64 for "
-                    "the released model). 512 is the released setting.",
+                    tooltip="Largest tile side in low-res pixels (a multiple of the network's multiple, 64 "
+                    "for the released model; 512 is the released setting). The image is covered by the fewest "
+                    "tiles of at most this size, each as small as the overlap allows.",
                 ),
                 io.Int.Input(
                     "overlap",

@@ -145,6 +145,24 @@ def test_folder_mode_with_rgba_and_tiling(files: tuple, tmp_path: Path) -> None:
     assert np.abs(one.astype(int) - _expected(net, rgb, 5, tile=16, overlap=8)).max() <= 1
 
 
+@pytest.mark.parametrize("plan", [None, "balanced", "released"])  # None: the default, balanced
+def test_tile_plan_reaches_the_core(files: tuple, tmp_path: Path, plan: str | None) -> None:
+    """40 x 80 LR in tiles of 24 / 8: the two layouts put the tile columns at different places."""
+    pth, _, net = files
+    a = lowres(6, 40, 80)
+    Image.fromarray(a).save(tmp_path / "in.png")
+    args = ["upscale", "--weights", str(pth), "--device", "cpu", "--tiling", "force", "--tile", "24"]
+    args += ["--overlap", "8", "--seed", "2", *([] if plan is None else ["--tile-plan", plan])]
+    assert main([*args, str(tmp_path / "in.png"), str(tmp_path / "out.png")]) == 0
+    out = np.array(Image.open(tmp_path / "out.png")).astype(int)
+    same = _expected(net, a, 2, tile=24, overlap=8, tile_plan=plan or "balanced")
+    other = _expected(
+        net, a, 2, tile=24, overlap=8, tile_plan="released" if plan in (None, "balanced") else "balanced"
+    )
+    assert np.abs(out - same).max() <= 1
+    assert np.abs(out - other).max() > 1
+
+
 def test_missing_input_and_weights_are_clear_errors(
     files: tuple, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -12,7 +12,7 @@ from torch import Tensor
 from gtasr_support import TINY, border_ratio, deterministic_init_
 from memory_budget import memory_budget
 from sr4k.gtasr_core import GTASRNet, build, plan_tiles, reflect_pad_to_multiple, upscale
-from sr4k.gtasr_core.tiling import TileBlend, TileRect, axis_starts, axis_weight
+from sr4k.gtasr_core.tiling import TileBlend, TileRect, axis_starts, axis_weight, balanced_axis
 from sr4k.gtasr_core.upscale import fallback_tiles
 from sr4k.srkit.counter_normal import counter_normal
 
@@ -83,13 +83,14 @@ def test_tiny_image_pads_by_repeated_reflection(net: GTASRNet) -> None:
     assert reflect_pad_to_multiple(x, 8).tolist() == [[[[0, 1, 2, 1, 0, 1, 2, 1]] * 8]]
 
 
-def test_tiled_is_close_to_patch_free(net: GTASRNet) -> None:
+@pytest.mark.parametrize("plan", ["balanced", "released"])
+def test_tiled_is_close_to_patch_free(net: GTASRNet, plan: str) -> None:
     """Same noise field everywhere: tiling changes the output far less than changing the seed does."""
     lr = _image(64, 64)
     rects = plan_tiles(64, 64, 48, 32, net.lr_multiple)
     assert len(rects) == 4
     full = upscale(net, lr, seed=1)
-    tiled = upscale(net, lr, seed=1, tile=48, overlap=32)
+    tiled = upscale(net, lr, seed=1, tile=48, overlap=32, tile_plan=plan)
     other_seed = upscale(net, lr, seed=2)
     tiling_error = (tiled - full).abs().mean()
     seed_spread = (other_seed - full).abs().mean()
@@ -128,10 +129,46 @@ def test_plan_tiles_released_geometry() -> None:
     assert axis_starts(1024, 512, 448) == [0, 448, 512]
     assert axis_starts(512, 512, 448) == [0] and axis_starts(300, 512, 448) == [0]
     assert axis_starts(960, 512, 448) == [0, 448]
-    rects = plan_tiles(1024, 640, 512, 64, 64)
+    rects = plan_tiles(1024, 640, 512, 64, 64, "released")
     assert [(r.y, r.x) for r in rects] == [(y, x) for y in (0, 448, 512) for x in (0, 128)]
     assert all((r.h, r.w) == (512, 512) for r in rects)
+    assert plan_tiles(128, 192, 512, 64, 64, "released") == [TileRect(0, 0, 128, 192)]
+
+
+def test_plan_tiles_balanced_geometry() -> None:
+    """The default plan: as many tiles as the released one, as small as the overlap allows."""
+    rects = plan_tiles(1024, 640, 512, 64, 64)
+    assert [(r.y, r.x) for r in rects] == [(y, x) for y in (0, 320, 640) for x in (0, 256)]
+    assert {(r.h, r.w) for r in rects} == {(384, 384)}  # LR 1024² at 512/64: 9 tiles of 384², not of 512²
+    assert sum(r.h * r.w for r in rects) < 0.6 * sum(
+        r.h * r.w for r in plan_tiles(1024, 640, 512, 64, 64, "released")
+    )
     assert plan_tiles(128, 192, 512, 64, 64) == [TileRect(0, 0, 128, 192)]
+    assert balanced_axis(2048, 512, 64, 64) == (512, [0, 384, 768, 1152, 1536])  # no smaller size can do
+
+
+@pytest.mark.parametrize("multiple", [8, 64])
+def test_balanced_axis_covers_with_the_fewest_smallest_tiles(multiple: int) -> None:
+    for length in range(multiple, 40 * multiple + 1, multiple):
+        for tile in range(multiple, 12 * multiple + 1, multiple):
+            for overlap in sorted({0, 1, multiple // 2, tile // 8, tile // 2, tile - 1}):
+                size, starts = balanced_axis(length, tile, overlap, multiple)
+                released = axis_starts(length, min(tile, length), tile - overlap)
+                assert size % multiple == 0 and size <= min(tile, length)
+                assert starts[0] == 0 and starts[-1] + size == length and starts == sorted(starts)
+                assert all(b - a <= size - overlap for a, b in zip(starts, starts[1:], strict=False))
+                assert len(starts) <= len(released)
+                n = len(starts)  # minimal: n - 1 tiles of at most ``tile`` cannot cover with this overlap
+                assert n == 1 or (n - 1) * tile - (n - 2) * overlap < length
+                # as small as can be: one multiple less would leave a gap or an overlap too small
+                assert size == multiple or n * (size - multiple) - (n - 1) * overlap < length
+
+
+def test_unknown_tile_plan_is_refused(net: GTASRNet) -> None:
+    with pytest.raises(ValueError, match=r"plan='grid'; choose one of balanced, released"):
+        plan_tiles(64, 64, 32, 8, 8, "grid")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"tile_plan='grid'; choose one of balanced, released"):
+        upscale(net, _image(16, 16), seed=0, tile_plan="grid")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -206,20 +243,36 @@ def test_tile_blend_needs_a_grid_of_equal_tiles() -> None:
         TileBlend([*rects[:-1], rects[-1]._replace(h=16)], 64, 64, 16, 4)
 
 
-def test_tiled_output_is_the_feathered_blend_of_the_tile_calls(net: GTASRNet) -> None:
+@pytest.mark.parametrize(
+    ("plan", "columns"),
+    [
+        ("released", [0, 16, 32, 48, 56]),
+        ("balanced", [0, 14, 28, 42, 56]),
+    ],  # uneven last step; starts off the grid
+)
+def test_tiled_output_is_the_feathered_blend_of_the_tile_calls(
+    net: GTASRNet, plan: str, columns: list[int]
+) -> None:
     """The tiled path against its definition: sum(w_i * y_i) / sum(w_i) over explicit network calls on the tiles
     of the one x_T, then (x0 + 1) / 2 clamped; and every preview region is the blend of the tiles so far."""
-    h, w, tile, overlap, s = 40, 80, 24, 8, net.scale  # columns 0, 16, 32, 48, 56: the last one uneven
+    h, w, tile, overlap, s = 40, 80, 24, 8, net.scale
     lr = _image(h, w, seed=4, batch=2)
     regions: list[tuple[int, tuple[int, int, int, int], Tensor]] = []
     out = upscale(
-        net, lr, seed=9, tile=tile, overlap=overlap, on_tile=lambda i, r, t: regions.append((i, r, t.clone()))
+        net,
+        lr,
+        seed=9,
+        tile=tile,
+        overlap=overlap,
+        on_tile=lambda i, r, t: regions.append((i, r, t.clone())),
+        tile_plan=plan,
     )
     lq = lr * 2 - 1
     x_t = F.interpolate(lq, scale_factor=s, mode="bicubic", align_corners=False) + _eps(
         (2, 3, h * s, w * s), 9, "counter"
     )
-    rects = plan_tiles(h, w, tile, overlap, 8)
+    rects = plan_tiles(h, w, tile, overlap, 8, plan)
+    assert sorted({r.x for r in rects}) == columns
     k = 0
     for i in range(2):
         acc, wsum = torch.zeros(3, h * s, w * s), torch.zeros(h * s, w * s)
