@@ -297,6 +297,23 @@ def part_gtasr(run: Run, comfy: Comfy, smoke: bool, scratch: Path) -> None:
                 return node.execute(patcher, image, next(seeds), "auto", 512, 64, noise=noise).result[0]
 
         run.time("gtasr", path, call_new_seed, {"network": patcher.model}, None, versus="headless")
+    # A target that is not x4 (UHD's 3840 from 1024: one pass, then an antialiased resize, on the GPU).
+    side = lr_px * 15 // 4
+
+    def call_resized() -> torch.Tensor:
+        with torch.inference_mode():
+            return node.execute(
+                patcher, image, 0, "auto", 512, 64, target="long_side", long_side=side
+            ).result[0]
+
+    run.time(
+        "gtasr",
+        f"node, long side {side} (x4 pass + resize)",
+        call_resized,
+        {"network": patcher.model},
+        None,
+        versus="node",
+    )
     check_unload_watch(run, comfy, patcher, "gtasr")
 
 

@@ -27,9 +27,11 @@ from ..gtasr_core import (
 )
 from ..gtasr_core.compile import compile_gtasr
 from ..gtasr_core.noise import DEFAULT_NOISE, NOISE_KINDS
+from ..srkit import perf
 from ..srkit.download import Progress, download_model, manual_download_message
 from ..srkit.model_registry import GTASR_FINAL
 from ..srkit.sizing import target_size
+from ..srkit.transfer import to_host
 
 __all__ = ["TILING", "GTASRUpscaler", "add_arguments", "cache_home", "released_weights"]
 
@@ -184,7 +186,10 @@ class GTASRUpscaler:
             )
 
         start = time.perf_counter()
-        out = upscale_to_size(image, size, run_pass, self.net.scale)
+        # A resize to the target (any scale but x4) runs on the model's device; the result comes back to the host.
+        device = next(self.net.parameters()).device
+        out = upscale_to_size(image, size, run_pass, self.net.scale, resize_device=device)
+        out = to_host(out, pinned=perf.current().pinned_output)
         if self.first_call and getattr(a, "compile", False):
             log.info(
                 "GTASR: first image with torch.compile (compilation included): %.1f s",

@@ -8,15 +8,19 @@ resize. Alpha never goes through the network: it is resized straight from the in
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
+from ..srkit.oom import is_oom
 from ..srkit.sizing import resize_exact
 
 __all__ = ["MAX_PASSES", "Pass", "passes_for", "upscale_to_size"]
+
+log = logging.getLogger(__name__)
 
 MAX_PASSES = 3  # x64: beyond it the intermediate images are too large to be useful
 
@@ -37,14 +41,43 @@ def passes_for(height: int, width: int, size: tuple[int, int], scale: int = 4) -
     return n
 
 
-def upscale_to_size(lr: Tensor, size: tuple[int, int], run_pass: Pass, scale: int = 4) -> Tensor:
+def upscale_to_size(
+    lr: Tensor,
+    size: tuple[int, int],
+    run_pass: Pass,
+    scale: int = 4,
+    resize_device: torch.device | None = None,
+) -> Tensor:
     """``lr`` ``[B, 3|4, h, w]`` in [0, 1] -> ``[B, 3|4, H, W]`` = ``size``: RGB through :func:`passes_for`
-    passes of ``run_pass`` then :func:`resize_exact`; alpha (channel 4) resized from the input."""
+    passes of ``run_pass`` then :func:`resize_exact`; alpha (channel 4) resized from the input.
+
+    ``resize_device``: where the resize runs when one is needed (the result stays there), e.g. the GPU when the
+    passes return host images: a 4864 x 3328 -> 4096 x 2804 antialiased resize took 0.47 s on 2 CPU cores. If that
+    device runs out of memory, the resize runs where the image is. Default (and with no resize): where the last
+    pass left the image.
+    """
     h, w = lr.shape[-2:]
     x = lr[:, :3]
     for k in range(passes_for(h, w, size, scale)):
         x = run_pass(x, k)
-    out = resize_exact(x, size)
+    if resize_device is not None and tuple(x.shape[-2:]) != tuple(size) and x.device != resize_device:
+        try:
+            return _resize_with_alpha(x.to(resize_device), lr, size)
+        except Exception as e:  # torch OOM types, and accelerator errors reporting OOM (srkit.oom)
+            if not is_oom(e):
+                raise
+        log.warning(
+            "GTASR: no room on %s for the resize to %dx%d; resizing on %s",
+            resize_device,
+            *size[::-1],
+            x.device,
+        )
+    return _resize_with_alpha(x, lr, size)
+
+
+def _resize_with_alpha(rgb: Tensor, lr: Tensor, size: tuple[int, int]) -> Tensor:
+    """``rgb`` resized to ``size``, with ``lr``'s alpha (if any) resized from the input as channel 4, on rgb's device."""
+    out = resize_exact(rgb, size)
     if lr.shape[1] == 4:
-        out = torch.cat([out, resize_exact(lr[:, 3:].to(out.dtype), size)], dim=1)
+        out = torch.cat([out, resize_exact(lr[:, 3:].to(out.device, out.dtype), size)], dim=1)
     return out

@@ -27,7 +27,7 @@ from .common import from_comfy_image, to_comfy_image
 from .gtasr_advice import oom_message
 from .gtasr_loader import GTASRModel
 from .gtasr_preview import TilePreview
-from .runtime import check_cancel, is_oom
+from .runtime import check_cancel, is_oom, to_intermediate
 
 TILING = ("auto", "off", "force")
 TARGETS = ("scale", "long_side")
@@ -216,8 +216,12 @@ class Upscale(io.ComfyNode):
             for i in range(batch):
                 state["image"] = i
                 check_cancel()  # before each image
-                out = upscale_to_size(lr[i : i + 1].float(), size, run_pass, net.scale)
-                outs.append(out.to(mm.intermediate_device()))
+                # A resize to the target (any scale but x4) runs on the GPU, and the IMAGE layout is made where the
+                # image is: one copy of the final image leaves the device.
+                out = upscale_to_size(
+                    lr[i : i + 1].float(), size, run_pass, net.scale, resize_device=mm.get_torch_device()
+                )
+                outs.append(to_intermediate(to_comfy_image(out)))
             done = True
         except Exception as e:
             if not is_oom(e):
@@ -233,4 +237,4 @@ class Upscale(io.ComfyNode):
                 tiling, tile_size, net.lr_multiple, net.scale, state["lr_hw"], state["patch_free"]
             )
             raise RuntimeError(msg)
-        return io.NodeOutput(to_comfy_image(gather_images(outs)))  # one image: no 200 MB concatenation copy
+        return io.NodeOutput(gather_images(outs))  # one image: no 200 MB concatenation copy

@@ -21,17 +21,16 @@ from ..op4ksr_core.onestep import (
     upsample_bicubic,
 )
 from ..op4ksr_core.settings import AUTO, from_widgets, resolve
-from ..srkit import perf
 from ..srkit.attention_priority import attention_priority
 from ..srkit.color import METHODS, color_correct
 from ..srkit.images import check_image
 from ..srkit.sizing import resize_exact
-from ..srkit.transfer import gather_images, to_host
+from ..srkit.transfer import gather_images
 from .common import from_comfy_image, to_comfy_image
 from .flux_model import empty_flux_conditioning, flux_diffusion_model, one_step_sample
 from .op4ksr_settings import BASE_MODEL_WARNING, model_settings
 from .op4ksr_vae import VAE_TILING, check_vae_tiling, decode, encode
-from .runtime import check_cancel, is_oom
+from .runtime import check_cancel, is_oom, to_intermediate
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +219,7 @@ class Upscale(io.ComfyNode):
             out = color_correct(out.float().to(dev), lr[i : i + 1].float().to(dev), color_correction)
             if alpha.shape[1]:
                 out = torch.cat([out, resize_exact(alpha[i : i + 1].float().to(dev), size)], dim=1)
-            outs.append(to_host(out, pinned=perf.current().pinned_output))  # pinned: a DMA, not a staged copy
+            # The IMAGE layout is made on the device, then one copy (pinned: a DMA) leaves it.
+            outs.append(to_intermediate(to_comfy_image(out)))
         # One image: no concatenation copy.
-        return io.NodeOutput(to_comfy_image(gather_images(outs)), ui=ui.PreviewText(notice).as_dict())
+        return io.NodeOutput(gather_images(outs), ui=ui.PreviewText(notice).as_dict())

@@ -54,10 +54,11 @@ def test_node_path_smoke_run_matches_headless_and_keeps_models_loaded(tmp_path: 
         ("gtasr", "node"),
         ("gtasr", "node, new seed"),
         ("gtasr", "node, new seed, torch noise"),
+        ("gtasr", "node, long side 240 (x4 pass + resize)"),
     ]
     for r in rows:
         assert r["median_s"] > 0 and r["peak_gib"] > 0
-    op_head, op_head_c, op_node, op_node_c, gt_head, gt_node, *gt_new_seed = rows
+    op_head, op_head_c, op_node, op_node_c, gt_head, gt_node, *gt_new_seed, gt_resized = rows
     assert set(op_head["stages_s"]) == set(op_node["stages_s"]) == {"encode", "transformer", "decode"}
     assert all(v > 0 for v in op_node["stages_s"].values())  # the hooks saw ComfyUI's FLUX and our VAE run
     # fp32 on the CPU: ComfyUI's FLUX + sampler + our VAE wrapper reproduce the headless output.
@@ -65,6 +66,9 @@ def test_node_path_smoke_run_matches_headless_and_keeps_models_loaded(tmp_path: 
     assert gt_node["rel_err"] < 1e-5, gt_node["rel_err"]
     # a new seed each run (ComfyUI's randomize) is timed against headless; its noise, so its output, differs
     assert all(r["versus"] == "headless" and r["rel_err"] is None for r in gt_new_seed)
+    assert (
+        gt_resized["versus"] == "node" and gt_resized["rel_err"] is None
+    )  # a smaller image: no error to take
     # compiled: the same outputs, and Dynamo really captured graphs (core's wrapper composes with our RFR patch)
     assert op_head_c["rel_err"] < 1e-5 and op_node_c["rel_err"] < 1e-4
     assert result["extra"]["dynamo_unique_graphs"] > 0

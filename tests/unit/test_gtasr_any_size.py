@@ -4,6 +4,8 @@ canvas: the pure parts and the CLI, on the small-config GTASR. The node in the r
 
 from __future__ import annotations
 
+import importlib
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +60,46 @@ def test_driver_runs_the_passes_and_resizes_rgb_and_alpha(files: tuple) -> None:
         torch.testing.assert_close(out, any_size_reference(tiny, lr, size, 3), rtol=0, atol=1e-6)
     # Exactly x4: one pass and no resize, so the old x4 output is unchanged bit for bit.
     assert torch.equal(upscale_to_size(lr[:, :3], (48, 40), run_pass), upscale(tiny, lr[:, :3], seed=3))
+
+
+def test_resize_runs_on_the_resize_device(files: tuple) -> None:
+    """The passes return host images; a resize (any scale but x4) moves to ``resize_device`` (the meta device
+    standing in for the GPU) with the alpha, and an exact x4 result stays where the pass left it."""
+    tiny, meta = files[2], torch.device("meta")
+    lr = torch.rand(1, 4, 12, 10, generator=torch.Generator().manual_seed(1))
+
+    def run_pass(x: torch.Tensor, k: int) -> torch.Tensor:
+        return upscale(tiny, x, seed=3)
+
+    resized = upscale_to_size(lr, (30, 25), run_pass, resize_device=meta)
+    assert resized.device == meta and resized.shape == (1, 4, 30, 25)
+    exact = upscale_to_size(lr, (48, 40), run_pass, resize_device=meta)
+    assert exact.device.type == "cpu"
+    torch.testing.assert_close(exact, upscale_to_size(lr, (48, 40), run_pass), rtol=0, atol=0)
+
+
+def test_a_full_resize_device_leaves_the_resize_on_the_host(
+    files: tuple, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    tiny, meta = files[2], torch.device("meta")
+    lr = torch.rand(1, 4, 12, 10, generator=torch.Generator().manual_seed(2))
+    any_size = importlib.import_module("sr4k.gtasr_core.any_size")
+    real = any_size.resize_exact
+
+    def full_on_meta(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        if image.device == meta:
+            raise torch.OutOfMemoryError("CUDA out of memory (stand-in)")
+        return real(image, size)
+
+    def run_pass(x: torch.Tensor, k: int) -> torch.Tensor:
+        return upscale(tiny, x, seed=3)
+
+    expected = upscale_to_size(lr, (30, 25), run_pass)
+    monkeypatch.setattr(any_size, "resize_exact", full_on_meta)
+    with caplog.at_level(logging.WARNING, logger="sr4k.gtasr_core.any_size"):
+        out = upscale_to_size(lr, (30, 25), run_pass, resize_device=meta)
+    assert out.device.type == "cpu" and torch.equal(out, expected)
+    assert "no room on meta for the resize to 25x30; resizing on cpu" in caplog.text
 
 
 def _tensor8(a: np.ndarray) -> torch.Tensor:
