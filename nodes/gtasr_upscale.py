@@ -15,13 +15,14 @@ from ..gtasr_core import (
     MAX_PASSES,
     GTASRNet,
     passes_for,
+    plan_tiles,
     upscale,
     upscale_to_size,
 )
 from ..gtasr_core.memory import upscale_memory
 from ..gtasr_core.noise import DEFAULT_NOISE, NOISE_KINDS, noise_kind
 from ..srkit.images import check_image
-from ..srkit.sizing import target_size
+from ..srkit.sizing import padded_size, target_size
 from ..srkit.transfer import gather_images
 from .common import from_comfy_image, to_comfy_image
 from .gtasr_advice import oom_message
@@ -175,14 +176,17 @@ class Upscale(io.ComfyNode):
         state = {"image": 0, "patch_free": True, "lr_hw": (h, w)}
 
         def run_pass(x: torch.Tensor, k: int) -> torch.Tensor:
-            # force reserves one tile's working memory (the whole-image buffers stay on the intermediate device);
-            # off/auto ask for the whole image, so ComfyUI evicts other models before auto decides.
+            # force reserves one tile's working memory (the whole-image buffers stay on the intermediate device), of
+            # the tiles the core will run: at most tile_size, smaller where the layout allows (LR 1024 at 512/64:
+            # 384). off/auto ask for the whole image, so ComfyUI evicts other models before auto decides.
             ph, pw = x.shape[-2:]
-            need = (
-                upscale_memory(net, min(tile_size, ph), min(tile_size, pw))
-                if tiling == "force"
-                else upscale_memory(net, ph, pw)
-            )
+            if tiling == "force":
+                first = plan_tiles(
+                    *padded_size(ph, pw, net.lr_multiple), tile_size, overlap, net.lr_multiple
+                )[0]
+                need = upscale_memory(net, first.h, first.w)
+            else:
+                need = upscale_memory(net, ph, pw)
             mm.load_models_gpu([gtasr_model], memory_required=need, force_full_load=True)
             device = next(net.parameters()).device
             state.update(

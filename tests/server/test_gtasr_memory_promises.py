@@ -90,8 +90,10 @@ def test_force_reserves_one_tile_not_the_whole_image(nodes, monkeypatch: pytest.
     image = _hwc(torch.rand(1, 3, 32, 48))
     nodes.Upscale.execute(patcher, image, 0, "force", 16, 2)
     nodes.Upscale.execute(patcher, image, 0, "off", 16, 2)
+    # 40 px in tiles of at most 32 with an overlap of 8: two tiles of 24 per side, so 24-px tiles are reserved.
+    nodes.Upscale.execute(patcher, _hwc(torch.rand(1, 3, 40, 40)), 0, "force", 32, 8)
     tile, whole = upscale_memory(patcher.model, 16, 16), upscale_memory(patcher.model, 32, 48)
-    assert asked == [tile, whole] and whole == 6 * tile
+    assert asked == [tile, whole, upscale_memory(patcher.model, 24, 24)] and whole == 6 * tile
 
 
 def test_out_of_memory_is_raised_outside_the_except_block(nodes, monkeypatch: pytest.MonkeyPatch) -> None:
