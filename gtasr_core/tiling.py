@@ -28,8 +28,8 @@ __all__ = [
     "TileRect",
     "axis_blend_weights",
     "axis_starts",
-    "balanced_axis",
     "axis_weight",
+    "balanced_axis",
     "feather_ramp",
     "plan_tiles",
     "reflect_pad_to_multiple",
@@ -94,6 +94,11 @@ def balanced_axis(length: int, tile: int, overlap: int, multiple: int) -> tuple[
     border: at 1024 px with tiles of 512 and an overlap of 64, tiles of 512 at 0, 448 and 512 (1536 px of tiles)
     against tiles of 384 at 0, 320 and 640 (1152 px) here; 9 tiles of 512² against 9 of 384² for the image.
     """
+    if not 0 <= overlap < tile or tile % multiple or length % multiple:
+        raise ValueError(
+            f"balanced_axis(length={length}, tile={tile}, overlap={overlap}): need 0 <= overlap < tile and tile, "
+            f"length multiples of {multiple}"
+        )
     if length <= tile:
         return length, [0]
     n = -(-(length - overlap) // (tile - overlap))

@@ -164,6 +164,12 @@ def test_balanced_axis_covers_with_the_fewest_smallest_tiles(multiple: int) -> N
                 assert size == multiple or n * (size - multiple) - (n - 1) * overlap < length
 
 
+def test_balanced_axis_refuses_what_no_layout_can_do() -> None:
+    for args in ((1024, 512, 512, 64), (1024, 512, -1, 64), (1024, 500, 64, 64), (1000, 512, 64, 64)):
+        with pytest.raises(ValueError, match=r"need 0 <= overlap < tile and tile, length multiples of 64"):
+            balanced_axis(*args)
+
+
 def test_unknown_tile_plan_is_refused(net: GTASRNet) -> None:
     with pytest.raises(ValueError, match=r"plan='grid'; choose one of balanced, released"):
         plan_tiles(64, 64, 32, 8, 8, "grid")  # type: ignore[arg-type]
