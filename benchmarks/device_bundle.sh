@@ -37,6 +37,9 @@ pack_tree "$TREE" ComfyUI
 # path, av, torchsde and trampoline for ComfyUI's nodes.py.
 wheels "$(pinned diffusers)" "$(pinned importlib_metadata)" "$(pinned av)" "$(pinned torchsde)" \
     "$(pinned trampoline)"
+# The package as it was before the tiled-run changes of the sixth round, for gtasr_tiled_host.py's before/after rows
+# (the device machine gets the working tree without git).
+git -C "$REPO" archive -o "$OUT/baseline.tar" "${SR4K_BASELINE_REV:-7e90593}"
 git -C "$REPO" rev-parse --short HEAD >"$OUT/commit"
 git -C "$REPO" diff --quiet HEAD || echo "dirty" >>"$OUT/commit"
 du -sh "$OUT" "$OUT"/* "$OUT"/whl/*

@@ -4,7 +4,9 @@ A tiled run (a card with less free memory than a patch-free run needs, or the no
 whole image on the host and blends each tile's output into it there, in series with the GPU: at 1024² → 4096²
 with the released 512 / 64 plan that is 9 tiles of 2048² HR pixels. This script times ``gtasr_core.upscale`` with a
 stand-in network (a ``GTASRNet`` whose forward only writes a zero HR tile, timed apart), so what is left is the
-work around the network: bicubic, noise, the tile loop, the blend, the preview regions and the final crop.
+work around the network: bicubic, noise, the tile loop, the blend, the preview regions and the final crop. With
+``--device cuda`` the stand-in lives on the GPU, so the rows also hold the tile copies between host and GPU and the
+weighting on the device, as a real tiled run on a card has them.
 
 Rows, per version of the package:
 
@@ -14,10 +16,12 @@ Rows, per version of the package:
 
 and ``extra`` = the row's host time minus the patch-free one's: what tiling itself costs. ``--baseline-rev REV``
 runs the same rows against the package as it was at git revision ``REV`` (``git archive`` into a temporary folder,
-imported in a subprocess), for a before/after ratio in one run. Noise: the ``torch`` stream, whose CPU cost is the
+imported in a subprocess), for a before/after ratio in one run; ``--baseline-tar FILE`` takes such an archive
+where there is no git (``benchmarks/device_bundle.sh`` packs one for the GPU machine). Noise: the ``torch`` stream, whose CPU cost is the
 same in every version (the default counter stream is computed on the GPU where there is one).
 
     python benchmarks/gtasr_tiled_host.py --baseline-rev 7e90593   # 1024² -> 4096², this version and 7e90593
+    python benchmarks/gtasr_tiled_host.py --device cuda --baseline-tar .devbundle/baseline.tar   # on a GPU
     python benchmarks/gtasr_tiled_host.py --smoke --no-write         # tests: 128² -> 512², tiles 64 / 16
 """
 
@@ -41,8 +45,9 @@ REPO = Path(__file__).resolve().parent.parent
 VARIANTS = ("patch-free", "tiled", "tiled + preview")
 
 
-def measure(lr_px: int, tile: int, overlap: int, repeats: int) -> list[dict[str, Any]]:
-    """Median wall and stand-in network seconds of each variant, with the ``sr4k`` package importable now."""
+def measure(lr_px: int, tile: int, overlap: int, repeats: int, device: str = "cpu") -> list[dict[str, Any]]:
+    """Median wall and stand-in network seconds of each variant, with the ``sr4k`` package importable now and the
+    stand-in on ``device`` (the image on the host, as the node and the CLI hand it)."""
     from sr4k.gtasr_core import GTASRNet, upscale
     from sr4k.gtasr_core.config import TINY
     from sr4k.nodes.gtasr_preview import TilePreview
@@ -58,7 +63,7 @@ def measure(lr_px: int, tile: int, overlap: int, repeats: int) -> list[dict[str,
             StandIn.network_s += time.perf_counter() - t0
             return out
 
-    net = StandIn(TINY).eval()
+    net = StandIn(TINY).eval().to(device)
     lr = torch.rand(1, 3, lr_px, lr_px, generator=torch.Generator().manual_seed(0))
     preview = TilePreview()
     kwargs: dict[str, dict[str, Any]] = {
@@ -83,17 +88,26 @@ def measure(lr_px: int, tile: int, overlap: int, repeats: int) -> list[dict[str,
     return rows
 
 
-def measure_at(rev: str, lr_px: int, tile: int, overlap: int, repeats: int) -> list[dict[str, Any]]:
-    """:func:`measure` against the package at git revision ``rev``, in a subprocess that imports it from a copy."""
+def measure_at(archive: bytes, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """:func:`measure` against the package in ``archive`` (a ``git archive`` tarball), in a subprocess that imports
+    it from a temporary copy."""
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "sr4k"
         tree.mkdir()
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", rev], capture_output=True, check=True)
-        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
         out = Path(tmp) / "rows.json"
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([tmp, os.environ.get("PYTHONPATH", "")])}
-        worker = [sys.executable, __file__, "--worker", str(out), "--lr", str(lr_px), "--tile", str(tile)]
-        worker += ["--overlap", str(overlap), "--repeats", str(repeats)]
+        worker = [
+            sys.executable,
+            __file__,
+            "--worker",
+            str(out),
+            "--lr",
+            str(args.lr),
+            "--tile",
+            str(args.tile),
+        ]
+        worker += ["--overlap", str(args.overlap), "--repeats", str(args.repeats), "--device", args.device]
         subprocess.run(worker, env=env, check=True)
         return json.loads(out.read_text())
 
@@ -104,7 +118,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--tile", type=int, default=512, help="LR tile side (released: 512)")
     p.add_argument("--overlap", type=int, default=64, help="LR overlap (released: 64)")
     p.add_argument("--repeats", type=int, default=3, help="timed calls per row after one warm-up; the median")
-    p.add_argument("--baseline-rev", help="also time the package as it was at this git revision")
+    p.add_argument("--device", default="cpu", help="where the stand-in network runs (cpu, cuda)")
+    base = p.add_mutually_exclusive_group()
+    base.add_argument("--baseline-rev", help="also time the package as it was at this git revision")
+    base.add_argument("--baseline-tar", type=Path, help="also time the package in this `git archive` tarball")
     p.add_argument(
         "--smoke", action="store_true", help="128² -> 512² with tiles of 64 / 16, one repeat (tests)"
     )
@@ -119,15 +136,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         import sr4k
 
         assert Path(sr4k.__file__).parent != REPO, "the worker must import the copy, not this checkout"
-        args.worker.write_text(json.dumps(measure(args.lr, args.tile, args.overlap, args.repeats)))
+        args.worker.write_text(
+            json.dumps(measure(args.lr, args.tile, args.overlap, args.repeats, args.device))
+        )
         return {}
     from roofline import commit  # imports sr4k: not in the worker, which measures another copy of it
 
-    versions = {"this": measure(args.lr, args.tile, args.overlap, args.repeats)}
+    versions = {"this": measure(args.lr, args.tile, args.overlap, args.repeats, args.device)}
     if args.baseline_rev:
-        versions[f"@{args.baseline_rev}"] = measure_at(
-            args.baseline_rev, args.lr, args.tile, args.overlap, args.repeats
-        )
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", args.baseline_rev], capture_output=True, check=True
+        ).stdout
+        versions[f"@{args.baseline_rev}"] = measure_at(archive, args)
+    elif args.baseline_tar:
+        versions[f"@{args.baseline_tar.stem}"] = measure_at(args.baseline_tar.read_bytes(), args)
     this_host = {r["variant"]: r["host_s"] for r in versions["this"]}
     table = []
     for version, rows in versions.items():
@@ -151,8 +173,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"Host cost of tiled GTASR runs (issue #11): benchmarks/gtasr_tiled_host.py ({env['date']}, commit "
         f"{args.commit or commit()})",
         [
-            f"Machine: {env['device']}; torch {torch.__version__}",
-            f"LR {args.lr}² -> HR {n}², float32 on the CPU, tiles {args.tile} / overlap {args.overlap} (LR px); a "
+            f"Machine: {env['device']}"
+            + (
+                ""
+                if args.device == "cpu"
+                else f"; stand-in on {environment(torch.device(args.device))['device']}"
+            )
+            + f"; torch {torch.__version__}",
+            f"LR {args.lr}² -> HR {n}², float32, image on the host, tiles {args.tile} / overlap {args.overlap} (LR px); a "
             "stand-in network (GTASRNet whose forward writes a zero HR tile) timed apart; torch noise stream; "
             f"median of {args.repeats} after a warm-up",
             "host s = wall - network; extra = host s - the same version's patch-free host s (what tiling costs); "
