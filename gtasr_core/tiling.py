@@ -192,15 +192,18 @@ class TileBlend:
         scale: int = 1,
         device: torch.device | None = None,
     ) -> None:
-        self.rects, self.scale = list(rects), scale
+        self.scale = scale
         self.ys = sorted({r.y for r in rects})
         self.xs = sorted({r.x for r in rects})
         th, tw = rects[0].h, rects[0].w
         if any((r.h, r.w) != (th, tw) for r in rects) or len(rects) != len(self.ys) * len(self.xs):
             raise ValueError("TileBlend needs a grid of equal tiles, as plan_tiles makes")
-        s = scale
-        self._wy = axis_blend_weights([y * s for y in self.ys], th * s, h * s, ramp * s, device)
-        self._wx = axis_blend_weights([x * s for x in self.xs], tw * s, w * s, ramp * s, device)
+        self._wy = axis_blend_weights(
+            [y * scale for y in self.ys], th * scale, h * scale, ramp * scale, device
+        )
+        self._wx = axis_blend_weights(
+            [x * scale for x in self.xs], tw * scale, w * scale, ramp * scale, device
+        )
 
     def _rows(self, r: TileRect) -> slice:
         return slice(r.y * self.scale, (r.y + r.h) * self.scale)
