@@ -1,4 +1,4 @@
-"""What tiling costs a GTASR upscale beyond the network (issue #11): the host's work, timed on the CPU.
+"""What a GTASR upscale costs beyond the network (issue #11), tiled or not, node output included: the host's work.
 
 A tiled run (a card with less free memory than a patch-free run needs, or the node's ``tiling`` = force) keeps the
 whole image on the host and blends each tile's output into it there, in series with the GPU: at 1024² → 4096²
@@ -11,8 +11,11 @@ weighting on the device, as a real tiled run on a card has them.
 Rows, per version of the package:
 
 - ``patch-free``: one call on the whole image (bicubic, noise, one output, clamp);
-- ``tiled``: the released tile plan;
+- ``tiled``: the tile plan of ``--tile`` / ``--overlap``;
 - ``tiled + preview``: the same with the *GTASR Upscale* node's progress preview (``TilePreview.paste``);
+- ``… → IMAGE``: as the node runs them: the input is a ComfyUI ``IMAGE`` ``[1, H, W, 3]`` seen as ``[1, 3, H, W]``,
+  and the output becomes an ``IMAGE`` as that version's node makes it (``nodes.common.as_comfy_image`` where it
+  exists, else ``to_comfy_image``);
 
 and ``extra`` = the row's host time minus the patch-free one's: what tiling itself costs. ``--baseline-rev REV``
 runs the same rows against the package as it was at git revision ``REV`` (``git archive`` into a temporary folder,
@@ -42,7 +45,7 @@ import torch
 from common import add_output_arguments, environment, publish, results_section
 
 REPO = Path(__file__).resolve().parent.parent
-VARIANTS = ("patch-free", "tiled", "tiled + preview")
+VARIANTS = ("patch-free", "tiled", "tiled + preview", "patch-free → IMAGE", "tiled + preview → IMAGE")
 
 
 def measure(lr_px: int, tile: int, overlap: int, repeats: int, device: str = "cpu") -> list[dict[str, Any]]:
@@ -50,7 +53,10 @@ def measure(lr_px: int, tile: int, overlap: int, repeats: int, device: str = "cp
     stand-in on ``device`` (the image on the host, as the node and the CLI hand it)."""
     from sr4k.gtasr_core import GTASRNet, upscale
     from sr4k.gtasr_core.config import TINY
+    from sr4k.nodes import common
     from sr4k.nodes.gtasr_preview import TilePreview
+
+    to_image = getattr(common, "as_comfy_image", common.to_comfy_image)  # what this version's node calls
 
     class StandIn(GTASRNet):
         """The real class (scale, LR multiple, checks) with a forward that only writes its HR-size output."""
@@ -65,25 +71,34 @@ def measure(lr_px: int, tile: int, overlap: int, repeats: int, device: str = "cp
 
     net = StandIn(TINY).eval().to(device)
     lr = torch.rand(1, 3, lr_px, lr_px, generator=torch.Generator().manual_seed(0))
+    comfy_lr = lr.movedim(1, -1).contiguous().movedim(-1, 1)  # an IMAGE as the node sees it
     preview = TilePreview()
     kwargs: dict[str, dict[str, Any]] = {
         "patch-free": {"tile": None, "allow_tile_fallback": False},
         "tiled": {"tile": tile, "overlap": overlap},
         "tiled + preview": {"tile": tile, "overlap": overlap, "on_tile": preview.paste},
     }
+    kwargs["patch-free → IMAGE"] = kwargs["patch-free"]
+    kwargs["tiled + preview → IMAGE"] = kwargs["tiled + preview"]
     rows = []
     for variant in VARIANTS:
         walls, nets = [], []
+        node = variant.endswith("IMAGE")
         for i in range(repeats + 1):  # the first call warms the allocator up and is not counted
             preview.start(lr, net.scale)
             StandIn.network_s = 0.0
             t0 = time.perf_counter()
-            upscale(net, lr, seed=i, noise="torch", **kwargs[variant])
+            out = upscale(net, comfy_lr if node else lr, seed=i, noise="torch", **kwargs[variant])
+            image = to_image(out) if node else None
+            # whether the IMAGE is the core's result itself (no copy on the host)
+            no_copy = image is not None and image.data_ptr() == out.data_ptr()
+            del out, image
             if i:
                 walls.append(time.perf_counter() - t0)
                 nets.append(StandIn.network_s)
         wall, network = statistics.median(walls), statistics.median(nets)
-        rows.append({"variant": variant, "wall_s": wall, "network_s": network, "host_s": wall - network})
+        row = {"variant": variant, "wall_s": wall, "network_s": network, "host_s": wall - network}
+        rows.append(row | ({"image_is_the_result": no_copy} if node else {}))
         print(rows[-1], flush=True)
     return rows
 
@@ -153,9 +168,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     this_host = {r["variant"]: r["host_s"] for r in versions["this"]}
     table = []
     for version, rows in versions.items():
-        base = rows[0]["host_s"]  # the patch-free row of the same version
+        host = {r["variant"]: r["host_s"] for r in rows}
         for r in rows:
-            extra = r["host_s"] - base
+            # against the same version's patch-free row (of the same kind: core call, or the node's IMAGE in and out)
+            base = host["patch-free → IMAGE" if r["variant"].endswith("IMAGE") else "patch-free"]
+            mine = this_host.get(r["variant"])
             table.append(
                 [
                     version,
@@ -163,14 +180,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     f"{r['wall_s']:.3f}",
                     f"{r['network_s']:.3f}",
                     f"{r['host_s']:.3f}",
-                    "-" if r["variant"] == "patch-free" else f"{extra:.3f}",
-                    f"{r['host_s'] / this_host[r['variant']]:.2f}",
+                    "-" if r["variant"].startswith("patch-free") else f"{r['host_s'] - base:.3f}",
+                    "-" if mine is None else f"{r['host_s'] / mine:.2f}",
                 ]
             )
     env = environment(torch.device("cpu"))
     n = args.lr * 4
     text = results_section(
-        f"Host cost of tiled GTASR runs (issue #11): benchmarks/gtasr_tiled_host.py ({env['date']}, commit "
+        f"Host cost of GTASR runs, tiled and as IMAGE (issue #11): benchmarks/gtasr_tiled_host.py ({env['date']}, commit "
         f"{args.commit or commit()})",
         [
             f"Machine: {env['device']}"
@@ -183,8 +200,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"LR {args.lr}² -> HR {n}², float32, image on the host, tiles {args.tile} / overlap {args.overlap} (LR px); a "
             "stand-in network (GTASRNet whose forward writes a zero HR tile) timed apart; torch noise stream; "
             f"median of {args.repeats} after a warm-up",
-            "host s = wall - network; extra = host s - the same version's patch-free host s (what tiling costs); "
-            "/ this = host s over this version's",
+            "host s = wall - network; extra = host s - the same version's patch-free host s of the same kind (core call, "
+            "or the node's IMAGE in and out): what tiling costs; / this = host s over this version's",
         ],
         ["version", "variant", "wall s", "network s", "host s", "extra s", "/ this"],
         table,

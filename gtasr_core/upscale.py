@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..srkit import perf
+from ..srkit.group_norm import is_channels_last
 from ..srkit.images import Progress
 from ..srkit.images import check_image as _check_image
 from ..srkit.oom import is_oom
@@ -91,39 +92,43 @@ class _HostTiles:
     one (a 2-core EPYC). Between the host and CUDA the buffers are pinned, so the copies also run at full PCIe
     speed, and a strided tile view is gathered into one buffer instead of a new contiguous copy per tile."""
 
-    def __init__(self, host: torch.device, pinned: bool) -> None:
-        self.host, self.pinned = host, pinned
+    def __init__(self, host: torch.device, pinned: bool, memory_format: torch.memory_format) -> None:
+        self.host, self.pinned, self.memory_format = host, pinned, memory_format
         self._outgoing: Tensor | None = None
         self._incoming: Tensor | None = None
         self._shown: Tensor | None = None
         self._coverage: Tensor | None = None
 
-    def _buffer(self, like: Tensor, other: torch.device) -> Tensor:
+    def _buffer(self, like: Tensor, other: torch.device, memory_format: torch.memory_format) -> Tensor:
         pin = self.pinned and other.type == "cuda" and self.host.type == "cpu"
-        return torch.empty(like.shape, dtype=like.dtype, device=self.host, pin_memory=pin)
+        return torch.empty(
+            like.shape, dtype=like.dtype, device=self.host, pin_memory=pin, memory_format=memory_format
+        )
 
     def send(self, x: Tensor, device: torch.device) -> Tensor:
         """The host tile ``x`` (a strided view of the whole image) on ``device``, through the outgoing buffer."""
         if x.device == device:
             return x
         if self._outgoing is None:
-            self._outgoing = self._buffer(x, device)
+            self._outgoing = self._buffer(x, device, torch.contiguous_format)
         return self._outgoing.copy_(x).to(device)
 
     def land(self, y: Tensor) -> Tensor:
         """``y`` on the host: ``y`` itself if it is there, else copied into the incoming buffer (valid until the
-        next call)."""
+        next call), which has the whole image's layout (``y`` is made so on its device, where it is cheap)."""
         if y.device == self.host:
             return y
         if self._incoming is None:
-            self._incoming = self._buffer(y, y.device)
+            self._incoming = self._buffer(y, y.device, self.memory_format)
         return self._incoming.copy_(y)
 
     def shown(self, region: Tensor, blend: TileBlend, r: TileRect) -> Tensor:
         """The region as blended from the tiles so far, clamped to [0, 1] (valid until the next call)."""
         self._coverage = blend.coverage(r, out=self._coverage)
         if self._shown is None:
-            self._shown = torch.empty(region.shape, dtype=region.dtype, device=region.device)
+            self._shown = torch.empty(
+                region.shape, dtype=region.dtype, device=region.device, memory_format=self.memory_format
+            )
         return torch.div(region, self._coverage, out=self._shown).clamp_(0, 1)
 
 
@@ -138,8 +143,10 @@ def _tiled(
     progress: Progress | None,
     on_tile: TileDone | None = None,
     plan: TilePlan = DEFAULT_TILE_PLAN,
+    memory_format: torch.memory_format = torch.contiguous_format,
 ) -> Tensor:
-    """Run LR tiles and blend their HR outputs with feathered weights (sum w*y / sum w), on x_t's device.
+    """Run LR tiles and blend their HR outputs with feathered weights (sum w*y / sum w), on x_t's device, into
+    an image of ``memory_format``.
 
     Each tile is weighted by its normalised weight (``TileBlend``) on the model's device, so the whole image only
     takes one in-place add per tile: no weight map, no division and no copies of the whole image on the host.
@@ -147,9 +154,9 @@ def _tiled(
     s, (h, w) = net.scale, lq.shape[-2:]
     rects = plan_tiles(h, w, tile, overlap, net.lr_multiple, plan)
     total, done = lq.shape[0] * len(rects), 0
-    out = torch.zeros(x_t.shape, dtype=torch.float32, device=x_t.device)
+    out = torch.empty(x_t.shape, dtype=torch.float32, device=x_t.device, memory_format=memory_format).zero_()
     blend = TileBlend(rects, h, w, overlap, s, device=out.device)
-    host = _HostTiles(out.device, perf.current().pinned_output)
+    host = _HostTiles(out.device, perf.current().pinned_output, memory_format)
     for i in range(lq.shape[0]):
         for r in rects:
             hr = (slice(None), slice(None), slice(r.y * s, (r.y + r.h) * s), slice(r.x * s, (r.x + r.w) * s))
@@ -157,7 +164,10 @@ def _tiled(
             y = _run(net, x, sigma, lq[i : i + 1, :, r.y : r.y + r.h, r.x : r.x + r.w], device)
             wy, wx = blend.weights(r)
             region = out[i : i + 1][hr]
-            region.add_(host.land(y.mul_(wy.to(device)).mul_(wx.to(device))))
+            y = y.mul_(wy.to(device)).mul_(wx.to(device))
+            if y.device != out.device:  # the copy to the host then lands in the image's layout as one DMA
+                y = y.contiguous(memory_format=memory_format)
+            region.add_(host.land(y))  # on the host, add_ reads either layout (faster than a copy first)
             del x, y  # the device copies, before the next tile's network call
             done += 1
             if on_tile is not None:  # before progress: a progress report may carry the tile as a preview
@@ -213,6 +223,9 @@ def upscale(
     ``noise``: "counter" (default; drawn on the GPU, identical on every device) or "torch" (the CPU
     ``torch.Generator`` stream that was the default before, kept on the device per seed and size; it
     reproduces those images).
+    The output keeps ``lr``'s memory layout, as torch ops do: NHWC-strided when ``lr`` is (a ComfyUI ``IMAGE``'s
+    ``movedim(-1, 1)`` view), else contiguous. Either way the network runs in its own layout; an NHWC result is
+    an ``IMAGE`` as its ``[B, H, W, C]`` view, with no copy on the host (4096²: 0.10 s on 2 cores).
     """
     check_image(lr, net.config.in_channels)
     if net.training:
@@ -226,6 +239,7 @@ def upscale(
     device = next(net.parameters()).device
     h, w = lr.shape[-2:]
     opts = perf.current()
+    out_format = torch.channels_last if is_channels_last(lr) else torch.contiguous_format
     lq = reflect_pad_to_multiple(lr.float() * 2 - 1, net.lr_multiple)
     host = lq.device
     # Patch-free: bicubic x4, noise, clamping then run on the model's device. Tiled: the whole-image buffers (x_T
@@ -256,7 +270,7 @@ def upscale(
             if t is None:
                 out = _patch_free(net, x_t, lq, sigma, device, progress)
             else:
-                out = _tiled(net, x_t, lq, sigma, device, t, ov, progress, on_tile, tile_plan)
+                out = _tiled(net, x_t, lq, sigma, device, t, ov, progress, on_tile, tile_plan, out_format)
             break
         except Exception as e:  # torch OOM types, and accelerator errors reporting OOM (srkit.oom)
             if not is_oom(e) or i == len(tiles) - 1:
@@ -269,6 +283,8 @@ def upscale(
             tiles[i + 1],
             min(overlap, tiles[i + 1] // 8),
         )
-    # The passes return x0 in [0, 1] (the blend is linear and its weights sum to 1), clamped once here.
-    out = out[..., : h * net.scale, : w * net.scale].clamp_(0, 1).to(lr.dtype).contiguous()
+    # The passes return x0 in [0, 1] (the blend is linear and its weights sum to 1), clamped once here. A
+    # patch-free result takes lr's layout on the model's device, where the transpose is cheap.
+    out = out[..., : h * net.scale, : w * net.scale].clamp_(0, 1).to(lr.dtype)
+    out = out.contiguous(memory_format=out_format)
     return to_host(out, pinned=opts.pinned_output) if lr.device.type == "cpu" else out.to(lr.device)

@@ -24,7 +24,7 @@ from ..gtasr_core.noise import DEFAULT_NOISE, NOISE_KINDS, noise_kind
 from ..srkit.images import check_image
 from ..srkit.sizing import padded_size, target_size
 from ..srkit.transfer import gather_images
-from .common import from_comfy_image, to_comfy_image
+from .common import as_comfy_image, from_comfy_image
 from .gtasr_advice import oom_message
 from .gtasr_loader import GTASRModel
 from .gtasr_preview import TilePreview
@@ -221,11 +221,12 @@ class Upscale(io.ComfyNode):
                 state["image"] = i
                 check_cancel()  # before each image
                 # A resize to the target (any scale but x4) runs on the GPU, and the IMAGE layout is made where the
-                # image is: one copy of the final image leaves the device.
+                # image is: one copy of the final image leaves the device. The core keeps the IMAGE's NHWC layout
+                # (lr is its view), so an exact x4 result is an IMAGE without another pass on the host.
                 out = upscale_to_size(
                     lr[i : i + 1].float(), size, run_pass, net.scale, resize_device=mm.get_torch_device()
                 )
-                outs.append(to_intermediate(to_comfy_image(out)))
+                outs.append(to_intermediate(as_comfy_image(out)))
             done = True
         except Exception as e:
             if not is_oom(e):

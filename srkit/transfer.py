@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import torch
 
+from .group_norm import is_channels_last
+
 __all__ = ["gather_images", "to_host"]
 
 
 def to_host(image: torch.Tensor, pinned: bool = True) -> torch.Tensor:
-    """``image`` on the CPU. From CUDA with ``pinned``, the copy lands in page-locked memory (a DMA at full
-    PCIe speed instead of a staged copy through pageable memory); the returned tensor is pinned."""
+    """``image`` on the CPU, in its memory layout (an NHWC-strided ``[B, C, H, W]`` stays NHWC, so a ComfyUI
+    ``IMAGE`` is its ``[B, H, W, C]`` view). From CUDA with ``pinned``, the copy lands in page-locked memory (a DMA
+    at full PCIe speed instead of a staged copy through pageable memory); the returned tensor is pinned."""
     if image.device.type == "cpu":
         return image
     if not pinned or image.device.type != "cuda":
         return image.cpu()
-    out = torch.empty(image.shape, dtype=image.dtype, pin_memory=True)
+    fmt = torch.channels_last if is_channels_last(image) else torch.contiguous_format
+    out = torch.empty(image.shape, dtype=image.dtype, pin_memory=True, memory_format=fmt)
     out.copy_(image, non_blocking=True)
     torch.cuda.current_stream(image.device).synchronize()  # the caller may read it at once
     return out

@@ -238,7 +238,7 @@ def test_tiling_modes_give_the_cores_output(
         monkeypatch.setattr(mm, "get_free_memory", lambda *a, **k: upscale_memory(net, *LR_HW) // 2)
     image = _batch()
     out = nodes.Upscale.execute(patcher, image, SEED, tiling, TILE, OVERLAP).result[0]
-    assert out.shape == (2, 4 * LR_HW[0], 4 * LR_HW[1], 3)
+    assert out.shape == (2, 4 * LR_HW[0], 4 * LR_HW[1], 3) and out.is_contiguous()  # IMAGE: contiguous BHWC
     whole, tiles = _core(net, image), _core(net, image, tile=TILE, overlap=OVERLAP)
     for i, expected in enumerate(whole if runs == "whole" else tiles):
         torch.testing.assert_close(out[i : i + 1], expected, rtol=0, atol=1e-6)
@@ -259,6 +259,7 @@ def test_noise_option_reaches_the_core(nodes) -> None:
     }
     for kind, out in by_kind.items():
         torch.testing.assert_close(out, _core(net, image, noise=kind)[0], rtol=0, atol=1e-6)
+        assert out.is_contiguous()  # one image: the core's NHWC result itself, a contiguous BHWC IMAGE
     assert torch.equal(missing, by_kind["counter"])
     assert (by_kind["counter"] - by_kind["torch"]).abs().mean() > 0.02  # another noise field, another image
     with pytest.raises(ValueError, match="noise='gpu': choose one of counter, torch"):

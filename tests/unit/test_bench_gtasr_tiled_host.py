@@ -20,6 +20,8 @@ def test_gtasr_tiled_host_benchmark_smoke() -> None:
         assert [r["variant"] for r in rows] == list(gtasr_tiled_host.VARIANTS)
         assert all(r["wall_s"] >= r["host_s"] > 0 and r["network_s"] > 0 for r in rows)
     assert "| @HEAD | tiled + preview |" in result["text"] and "extra s" in result["text"]
+    # This version's node hands the core's NHWC result to ComfyUI as is, tiled or not.
+    assert [r["image_is_the_result"] for r in versions["this"] if "image_is_the_result" in r] == [True, True]
 
 
 def test_gtasr_tiled_host_benchmark_takes_a_baseline_archive(tmp_path: Path) -> None:

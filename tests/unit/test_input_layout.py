@@ -95,6 +95,34 @@ def test_gtasr_runs_nchw_whatever_the_input_layout(gtasr: GTASRNet, make: Callab
     assert len(seen) > 20 and not any(seen)
     assert len(inputs) == 4 and not any(inputs)
     assert torch.equal(out, ref)  # same layout, same kernels: the same bits
+    # The result keeps the input's layout: an IMAGE's view in, an IMAGE's layout out (no copy in the node).
+    assert is_channels_last(out) if make is _nhwc_view else out.is_contiguous()
+
+
+@pytest.mark.parametrize("tile", [None, 16], ids=["patch-free", "tiled"])
+def test_gtasr_output_keeps_the_input_layout_with_the_same_bits(gtasr: GTASRNet, tile: int | None) -> None:
+    """A batch of NHWC views whose size is padded and cropped: an NHWC result, every value and every preview
+    region equal to those of the NCHW call (only where the values are stored differs)."""
+    lr = torch.rand(2, 3, 20, 36, generator=torch.Generator().manual_seed(6))
+    regions: dict[str, list[torch.Tensor]] = {"nhwc": [], "nchw": []}
+    outs = {
+        name: upscale(
+            gtasr,
+            x,
+            seed=3,
+            tile=tile,
+            overlap=4,
+            on_tile=lambda i, r, t, name=name: regions[name].append(t.clone()),
+        )
+        for name, x in (("nhwc", _nhwc_view(lr)), ("nchw", lr))
+    }
+    assert outs["nhwc"].shape == (2, 3, 80, 144)
+    assert is_channels_last(outs["nhwc"]) and outs["nchw"].is_contiguous()
+    assert torch.equal(outs["nhwc"], outs["nchw"])
+    assert (
+        len(regions["nhwc"]) == len(regions["nchw"]) == (0 if tile is None else 2 * 2 * 3)
+    )  # padded 24 x 40: 2 x 3 tiles
+    assert all(torch.equal(a, b) for a, b in zip(regions["nhwc"], regions["nchw"], strict=True))
 
 
 def test_gtasr_channels_last_option_still_runs_channels_last(gtasr: GTASRNet) -> None:

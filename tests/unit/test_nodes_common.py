@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sr4k.nodes.common import from_comfy_image, to_comfy_image
+from sr4k.nodes.common import as_comfy_image, from_comfy_image, to_comfy_image
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -25,3 +25,25 @@ def test_to_comfy_image_of_an_nhwc_view_leaves_it_alone() -> None:
     out = to_comfy_image(from_comfy_image(image))
     assert out.data_ptr() != image.data_ptr()
     assert torch.equal(out, before.clamp(0, 1)) and torch.equal(image, before)
+
+
+def test_as_comfy_image_of_an_nhwc_result_is_its_view_clamped() -> None:
+    """A result stored NHWC (GTASR's output for an IMAGE input) is handed over without a copy."""
+    image = torch.rand(2, 4, 6, 3, generator=torch.Generator().manual_seed(2)) * 2 - 0.5
+    expected = to_comfy_image(from_comfy_image(image))
+    out = as_comfy_image(from_comfy_image(image))
+    assert out.data_ptr() == image.data_ptr() and out.is_contiguous() and out.shape == (2, 4, 6, 3)
+    assert torch.equal(out, expected)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda x: x, lambda x: x.bfloat16(), lambda x: from_comfy_image(x.movedim(1, -1).contiguous())[:, :2]],
+    ids=["nchw", "bf16", "nhwc channels slice"],
+)
+def test_as_comfy_image_copies_what_is_not_an_nhwc_float_result(make) -> None:
+    x = make(torch.rand(1, 3, 5, 7, generator=torch.Generator().manual_seed(3)) * 1.4 - 0.2)
+    before = x.clone()
+    out = as_comfy_image(x)
+    assert out.data_ptr() != x.data_ptr() and out.is_contiguous() and out.dtype == torch.float32
+    assert torch.equal(out, to_comfy_image(before)) and torch.equal(x, before)

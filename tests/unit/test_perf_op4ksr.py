@@ -89,6 +89,17 @@ def test_to_host_and_gather() -> None:
     assert torch.equal(gather_images([x, y]), torch.cat([x, y]))
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned host memory needs CUDA")
+@pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
+def test_to_host_from_cuda_keeps_the_layout_in_pinned_memory(fmt: torch.memory_format) -> None:
+    """GTASR's output for an IMAGE input is NHWC on the GPU: it must reach the host NHWC (one DMA), so that the node
+    hands its [B, H, W, C] view to ComfyUI without a host copy."""
+    x = torch.rand(2, 3, 16, 24, device="cuda").contiguous(memory_format=fmt)
+    out = to_host(x)
+    assert out.device.type == "cpu" and out.is_pinned() and torch.equal(out, x.cpu())
+    assert out.stride() == x.stride()
+
+
 def _flux_inputs(model: torch.nn.Module, t: float = 0.5) -> dict:
     g = torch.Generator().manual_seed(3)
     ids = torch.stack(torch.meshgrid(torch.zeros(1), torch.arange(4.0), torch.arange(4.0), indexing="ij"), -1)
