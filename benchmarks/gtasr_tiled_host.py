@@ -82,23 +82,28 @@ def measure(lr_px: int, tile: int, overlap: int, repeats: int, device: str = "cp
     kwargs["tiled + preview → IMAGE"] = kwargs["tiled + preview"]
     rows = []
     for variant in VARIANTS:
-        walls, nets = [], []
+        walls, nets, converts = [], [], []
         node = variant.endswith("IMAGE")
         for i in range(repeats + 1):  # the first call warms the allocator up and is not counted
             preview.start(lr, net.scale)
             StandIn.network_s = 0.0
             t0 = time.perf_counter()
             out = upscale(net, comfy_lr if node else lr, seed=i, noise="torch", **kwargs[variant])
+            t1 = time.perf_counter()
             image = to_image(out) if node else None
+            t2 = time.perf_counter()
             # whether the IMAGE is the core's result itself (no copy on the host)
             no_copy = image is not None and image.data_ptr() == out.data_ptr()
             del out, image
             if i:
-                walls.append(time.perf_counter() - t0)
+                walls.append(t2 - t0)
                 nets.append(StandIn.network_s)
+                converts.append(t2 - t1)
         wall, network = statistics.median(walls), statistics.median(nets)
         row = {"variant": variant, "wall_s": wall, "network_s": network, "host_s": wall - network}
-        rows.append(row | ({"image_is_the_result": no_copy} if node else {}))
+        if node:
+            row |= {"to_image_s": statistics.median(converts), "image_is_the_result": no_copy}
+        rows.append(row)
         print(rows[-1], flush=True)
     return rows
 
@@ -181,6 +186,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     f"{r['network_s']:.3f}",
                     f"{r['host_s']:.3f}",
                     "-" if r["variant"].startswith("patch-free") else f"{r['host_s'] - base:.3f}",
+                    f"{r['to_image_s']:.3f}" if "to_image_s" in r else "-",
                     "-" if mine is None else f"{r['host_s'] / mine:.2f}",
                 ]
             )
@@ -201,9 +207,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "stand-in network (GTASRNet whose forward writes a zero HR tile) timed apart; torch noise stream; "
             f"median of {args.repeats} after a warm-up",
             "host s = wall - network; extra = host s - the same version's patch-free host s of the same kind (core call, "
-            "or the node's IMAGE in and out): what tiling costs; / this = host s over this version's",
+            "or the node's IMAGE in and out): what tiling costs; to IMAGE s = the node's conversion of the result "
+            "to an IMAGE, within host s; / this = host s over this version's",
         ],
-        ["version", "variant", "wall s", "network s", "host s", "extra s", "/ this"],
+        ["version", "variant", "wall s", "network s", "host s", "extra s", "to IMAGE s", "/ this"],
         table,
     )
     publish(text, versions, results=args.results, no_write=args.no_write, json_path=args.json)
