@@ -28,9 +28,9 @@ def as_comfy_image(image: torch.Tensor) -> torch.Tensor:
     """:func:`to_comfy_image` of a result the caller hands over and never uses again (a core's fresh output).
 
     When ``image`` is float32 and already stored as ``[B, H, W, C]`` (NHWC-strided: GTASR keeps an ``IMAGE``
-    input's layout), its ``[B, H, W, C]`` view, clamped in place: no copy. A 4096² image took 0.01 s instead of
-    to_comfy_image's 0.10 s (2-core EPYC: the copy, and the page faults of a fresh 200 MB tensor). Otherwise a new
-    tensor, as :func:`to_comfy_image`.
+    input's layout), its ``[B, H, W, C]`` view, clamped in place: no copy. A 4096² image took 0.009 s instead of
+    0.084 s with to_comfy_image (2-core EPYC, ``benchmarks/gtasr_tiled_host.py``, "to IMAGE s": the copy and the
+    page faults of a fresh 200 MB tensor). Otherwise a new tensor, as :func:`to_comfy_image`.
     """
     view = image.movedim(1, -1)
     if image.dtype == torch.float32 and view.is_contiguous():
