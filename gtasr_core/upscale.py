@@ -225,7 +225,8 @@ def upscale(
     reproduces those images).
     The output keeps ``lr``'s memory layout, as torch ops do: NHWC-strided when ``lr`` is (a ComfyUI ``IMAGE``'s
     ``movedim(-1, 1)`` view), else contiguous. Either way the network runs in its own layout; an NHWC result is
-    an ``IMAGE`` as its ``[B, H, W, C]`` view, with no copy on the host (4096²: 0.084 s saved on 2 cores).
+    an ``IMAGE`` as its ``[B, H, W, C]`` view: with the network on a GPU, no pass over the result on the host
+    (4096²: 0.084 s less on 2 cores).
     """
     check_image(lr, net.config.in_channels)
     if net.training:
