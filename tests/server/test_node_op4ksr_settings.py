@@ -138,8 +138,8 @@ def test_lora_settings_travel_with_the_model_through_apply_rfr(server: ComfyServ
 def test_vae_decode_mode_auto(server: ComfyServer) -> None:
     prompt = api_workflow("op4ksr_exploded")
     for node in prompt.values():
-        if node["class_type"] == "ImageScale":
-            node["inputs"].update(width=128, height=96)
+        if node["class_type"] == "ImageScaleToMaxDimension":
+            node["inputs"]["largest_size"] = 128
 
     def run(vae: str, mode: str) -> np.ndarray:
         prompt["4"]["inputs"].update(vae_name=vae, decode_mode=mode)

@@ -73,7 +73,7 @@ def _exploded(mode: str, long_side: int = 256) -> dict:
     prompt = api_workflow("op4ksr_exploded")
     prompt["2"]["inputs"]["unet_name"] = "sr4k_test_sharp_flux.safetensors"
     prompt["3"]["inputs"].update(rfr_mode=mode, reference_tokens=REF)
-    prompt["5"]["inputs"].update(width=long_side, height=long_side * 3 // 4)
+    prompt["5"]["inputs"]["largest_size"] = long_side  # the example image is 4:3
     return prompt
 
 

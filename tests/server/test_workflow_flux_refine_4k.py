@@ -6,12 +6,10 @@ import numpy as np
 import pytest
 
 from comfy_harness import ComfyServer
-from tiny_models import OP4KSR_LR_SIZE, install_op4ksr_models
+from tiny_models import install_op4ksr_models
 from workflow_files import api_workflow
 
 pytestmark = pytest.mark.comfy
-
-LR_W, LR_H = OP4KSR_LR_SIZE
 
 
 def _small(seed: int = 42) -> dict:
@@ -23,7 +21,7 @@ def _small(seed: int = 42) -> dict:
         "class_type": "SR4KTest_ZeroFluxConditioning",
         "inputs": {"context_dim": 64, "pooled_dim": 32, "tokens": 4},
     }
-    prompt["8"]["inputs"].update(width=128, height=128 * LR_H // LR_W)
+    prompt["8"]["inputs"]["largest_size"] = 128  # 128 x 96 from the 4:3 example image
     prompt["10"]["inputs"]["steps"] = 2
     prompt["12"]["inputs"]["noise_seed"] = seed
     return prompt

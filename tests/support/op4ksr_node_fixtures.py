@@ -5,11 +5,9 @@ from __future__ import annotations
 import pytest
 
 from comfy_harness import ComfyServer
-from tiny_models import OP4KSR_LR_SIZE, install_op4ksr_models
+from tiny_models import install_op4ksr_models
 
 __all__ = ["models", "small"]
-
-LR_W, LR_H = OP4KSR_LR_SIZE
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +22,7 @@ def small(prompt: dict, long_side: int = 128) -> dict:
     for node in prompt.values():
         if node["class_type"] == "OP4KSR_Upscale":
             node["inputs"]["long_side"] = long_side
-        if node["class_type"] == "ImageScale":
-            node["inputs"]["width"], node["inputs"]["height"] = long_side, long_side * LR_H // LR_W
+        # the exploded graph's bicubic, to the long side (the aspect is kept)
+        if node["class_type"] == "ImageScaleToMaxDimension":
+            node["inputs"]["largest_size"] = long_side
     return prompt

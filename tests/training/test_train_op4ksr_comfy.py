@@ -14,7 +14,6 @@ from PIL import Image
 
 from comfy_harness import ComfyServer
 from tiny_models import (
-    OP4KSR_LR_SIZE,
     deterministic_tensor,
     f16_vae_file,
     install_op4ksr_models,
@@ -27,13 +26,12 @@ pytestmark = pytest.mark.comfy
 
 LORA_NAME = "sr4k_test_op4ksr_lora.safetensors"
 RANK, ALPHA = 4, 8.0
-LR_W, LR_H = OP4KSR_LR_SIZE
 
 
 def _small(prompt: dict, long_side: int = 128) -> dict:
     for node in prompt.values():
-        if node["class_type"] == "ImageScale":
-            node["inputs"]["width"], node["inputs"]["height"] = long_side, long_side * LR_H // LR_W
+        if node["class_type"] == "ImageScaleToMaxDimension":
+            node["inputs"]["largest_size"] = long_side
     return prompt
 
 
