@@ -26,6 +26,7 @@ import torch
 from ..op4ksr_core.vae import F16VAE
 from ..op4ksr_core.vae.banded import DEFAULT_BAND_VALUES, Bands, decode_banded, encode_banded
 from .f16_vae import ComfyF16Module
+from .runtime import is_oom
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,8 @@ def _banded(vae: comfy.sd.VAE, run: Callable[[Bands], torch.Tensor], what: str) 
         failed = False
         try:
             return run(Bands(compute=vae.device, store=vae.output_device, band_values=values))
-        except mm.OOM_EXCEPTION:
-            if values // 4 < MIN_BAND_VALUES:
+        except Exception as e:  # torch's OOM types, and accelerator errors reporting OOM (runtime.is_oom)
+            if not is_oom(e) or values // 4 < MIN_BAND_VALUES:
                 raise
             failed = True
         if failed:  # outside the except block: the failed bands are released first
@@ -125,7 +126,9 @@ def vae_step(
     failed = False
     try:
         return untiled()
-    except mm.OOM_EXCEPTION:
+    except Exception as e:  # torch's OOM types, and accelerator errors reporting OOM (runtime.is_oom)
+        if not is_oom(e):
+            raise
         failed = True  # retried below, outside this block, once the failed step's tensors are released
     if failed:
         mm.soft_empty_cache()

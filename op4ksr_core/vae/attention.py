@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from ...srkit.tf32 import tf32_matmul
+
 __all__ = ["GEMM_QUERY_CHUNK", "gemm_single_head_attention"]
 
 # Queries per GEMM chunk. 4096 keeps the fp32 score block at 1 GiB for 65,536 keys.
@@ -22,14 +24,10 @@ def _scores(q: torch.Tensor, kt: torch.Tensor, scale: float) -> torch.Tensor:
     if q.dtype in (torch.bfloat16, torch.float16) and q.is_cuda:
         # bf16 values are exact in tf32 (8 significant bits < 11), so a tf32 product with fp32
         # accumulation loses nothing against an fp32 GEMM of the same bf16 inputs.
-        old = torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = True
-        try:
+        with tf32_matmul():
             return torch.baddbmm(
                 q.new_empty((), dtype=torch.float32), q.float(), kt.float(), beta=0.0, alpha=scale
             )
-        finally:
-            torch.backends.cuda.matmul.allow_tf32 = old
     return torch.bmm(q.float(), kt.float()).mul_(scale)
 
 

@@ -117,3 +117,29 @@ def test_node_vae_tiling_always_matches_the_default(op4ksr_server) -> None:
     assert untiled.shape == (96, 128, 3) and untiled.std() > 1.0
     assert np.abs(tiled - untiled).max() <= 1  # uint8 rounding of float32-equal images
     np.testing.assert_array_equal(old, untiled)
+
+
+@pytest.mark.skipif(not hasattr(torch, "AcceleratorError"), reason="this torch has no AcceleratorError")
+def test_an_out_of_memory_inside_a_kernel_also_tiles(steps) -> None:
+    """CUDA reports an OOM inside a kernel as ``torch.AcceleratorError`` (code 2), not ``OutOfMemoryError``:
+    ``on_oom`` still retries in tiles, the bands still shrink; any other accelerator error is raised."""
+    from sr4k.op4ksr_core.vae.banded import DEFAULT_BAND_VALUES
+
+    def oom() -> torch.Tensor:
+        raise torch.AcceleratorError("CUDA error: out of memory")
+
+    def misaligned() -> torch.Tensor:
+        raise torch.AcceleratorError("CUDA error: misaligned address")
+
+    tiled = torch.ones(1)
+    assert steps.vae_step(oom, lambda: tiled, "on_oom", "decode") is tiled
+    with pytest.raises(torch.AcceleratorError, match="misaligned"):
+        steps.vae_step(misaligned, lambda: tiled, "on_oom", "decode")
+    tried: list[int] = []
+
+    def run(bands) -> torch.Tensor:
+        tried.append(bands.band_values)
+        return oom() if len(tried) == 1 else tiled
+
+    assert steps._banded(_comfy_vae("partitioned"), run, "decode") is tiled
+    assert tried == [DEFAULT_BAND_VALUES, DEFAULT_BAND_VALUES // 4]
