@@ -6,7 +6,7 @@ from comfy_api.latest import io
 
 from ..op4ksr_core.embedder import RFREmbedder
 from ..op4ksr_core.onestep import OneStepConfig
-from ..op4ksr_core.rfr import FLUX_TRAIN_GRID, RFR_MODES, SPATIAL_AXES, RFRConfig
+from ..op4ksr_core.rfr import FLUX_TRAIN_GRID, GRID_MODES, RFR_MODES, SPATIAL_AXES, RFRConfig
 from ..op4ksr_core.settings import AUTO, OP4KSRSettings
 from ..op4ksr_core.settings import rfr_config as weights_rfr_config
 from .flux_model import empty_flux_conditioning, flux_diffusion_model
@@ -26,21 +26,22 @@ def rfr_config(
 
 
 def check_text_axes(inner, config: RFRConfig) -> None:  # noqa: ANN001 - comfy.ldm.flux.model.Flux
-    """Refuse NTK RFR on FLUX-family models whose text tokens take positions on the row/column axes.
+    """Refuse the grid-reading RFR modes (ntk, yarn, dype) on FLUX-family models whose text tokens take
+    positions on the row/column axes.
 
     ComfyUI 0.33+ records them in ``params.txt_ids_dims`` (LongCat-Image and Ovis: ``[1, 2]``, text ids
-    0..T-1 on both spatial axes; FLUX.1: ``[]``, all zeros). NTK reads the token grid from the largest
-    position on those axes, so there the prompt length would count as image size. 'scale' and 'none' do
-    not read the grid and stay exact.
+    0..T-1 on both spatial axes; FLUX.1: ``[]``, all zeros). Those modes read the token grid from the largest
+    position on those axes (``embedder.grid_from_ids``), so there the prompt length would count as image
+    size. 'scale' and 'none' do not read the grid and stay exact.
     """
     text_dims = sorted(set(getattr(getattr(inner, "params", None), "txt_ids_dims", None) or ()))
     spatial = [d for d in text_dims if d in SPATIAL_AXES]
-    if config.mode == "ntk" and spatial:
+    if config.mode in GRID_MODES and spatial:
         raise ValueError(
-            f"rfr_mode 'ntk' cannot be used with this model: its text tokens take positions on the RoPE "
-            f"row/column axes (txt_ids_dims={text_dims}, as in LongCat-Image or Ovis), so the image size NTK "
-            "reads from the positions would include the prompt length. Use rfr_mode 'scale' (alpha sets the "
-            "base directly) or 'none'."
+            f"rfr_mode '{config.mode}' cannot be used with this model: its text tokens take positions on the "
+            f"RoPE row/column axes (txt_ids_dims={text_dims}, as in LongCat-Image or Ovis), so the image size "
+            f"'{config.mode}' reads from the positions would include the prompt length. Use rfr_mode 'scale' "
+            "(alpha sets the base directly) or 'none'."
         )
 
 

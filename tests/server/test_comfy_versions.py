@@ -61,18 +61,24 @@ def _tiny_flux(**extra: object):
 # --- RFR and models whose text ids sit on the spatial axes ------------------------------------------------
 
 
-def test_ntk_rfr_is_refused_where_text_ids_take_the_spatial_axes(comfy) -> None:
+def test_grid_reading_rfr_is_refused_where_text_ids_take_the_spatial_axes(comfy) -> None:
     from sr4k.nodes.op4ksr_patch import check_text_axes
     from sr4k.op4ksr_core.embedder import grid_from_ids
     from sr4k.op4ksr_core.rfr import RFRConfig
 
-    for mode in ("ntk", "scale", "none"):  # FLUX.1 (text ids all zero) takes every mode, on every version
+    for mode in (
+        "ntk",
+        "yarn",
+        "dype",
+        "scale",
+        "none",
+    ):  # FLUX.1 (text ids all zero): every mode, every version
         check_text_axes(_tiny_flux(), RFRConfig(mode=mode))
     if not _has_txt_ids_dims():
         pytest.skip("this ComfyUI has no txt_ids_dims (0.3.75): text ids are always zero there")
     model = _tiny_flux(txt_ids_dims=[1, 2])  # LongCat-Image / Ovis placement
-    # Why: the ids the model hands its embedder put the 20 text tokens at rows/cols 0..19, so the grid NTK
-    # reads is 20 x 20, not the image's 4 x 4 tokens.
+    # Why: the ids the model hands its embedder put the 20 text tokens at rows/cols 0..19, so the grid NTK, YaRN
+    # and DyPE read is 20 x 20, not the image's 4 x 4 tokens.
     seen: list[torch.Tensor] = []
     stock = model.pe_embedder
     model.pe_embedder = type(
@@ -81,8 +87,11 @@ def test_ntk_rfr_is_refused_where_text_ids_take_the_spatial_axes(comfy) -> None:
     with torch.no_grad():
         model(torch.randn(1, 4, 8, 8), torch.tensor([0.5]), torch.randn(1, 20, 8), y=torch.randn(1, 8))
     assert grid_from_ids(seen[0]) == (20.0, 20.0)
-    with pytest.raises(ValueError, match=r"rfr_mode 'ntk' cannot be used.*txt_ids_dims=\[1, 2\].*'scale'"):
-        check_text_axes(model, RFRConfig(mode="ntk"))
+    for mode in ("ntk", "yarn", "dype"):
+        with pytest.raises(
+            ValueError, match=rf"rfr_mode '{mode}' cannot be used.*txt_ids_dims=\[1, 2\].*'scale'"
+        ):
+            check_text_axes(model, RFRConfig(mode=mode))
     check_text_axes(model, RFRConfig(mode="scale", alpha=2.0))  # grid-independent: exact
     check_text_axes(model, RFRConfig(mode="none"))
     check_text_axes(_tiny_flux(txt_ids_dims=[3]), RFRConfig(mode="ntk"))  # a non-spatial axis is harmless
