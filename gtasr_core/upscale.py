@@ -22,7 +22,7 @@ from ..srkit.images import check_image as _check_image
 from ..srkit.oom import is_oom
 from ..srkit.transfer import gather_images, to_host
 from .model import GTASRNet
-from .noise import DEFAULT_NOISE, NoiseKind, noise_field, set_layout
+from .noise import DEFAULT_NOISE, NoiseKind, clear_noise_cache, noise_field, set_layout
 from .tiling import (
     DEFAULT_TILE_PLAN,
     TILE_PLANS,
@@ -188,6 +188,9 @@ def fallback_tiles(first: int, longest_side: int, multiple: int) -> list[int]:
 
 
 def _free_memory(device: torch.device) -> None:
+    """Release what a failed attempt held on ``device``, the cached ``torch`` noise field included (a whole HR
+    image: 201 MB at 4096², 3.2 GB at 16384²), which tiles made on the host no longer use."""
+    clear_noise_cache()
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -216,8 +219,9 @@ def upscale(
     one flush with the border, as the released code (``tiling.plan_tiles``). Any size works: the LR is reflect-padded to
     ``net.lr_multiple`` and the output cropped. ``seed`` fixes eps (same seed -> same output).
     ``progress(done, total)`` is called after every image or tile; its exceptions propagate (cancel).
-    When patch-free runs out of memory and ``allow_tile_fallback``, the image is retried in tiles of
-    ``fallback_tile`` (halved on further OOM, down to the LR multiple) with a logged warning; when ``tile``
+    When patch-free runs out of memory (the network, or already the whole image's HR input on the device) and
+    ``allow_tile_fallback``, the image is retried in tiles of ``fallback_tile`` (halved on further OOM, down to
+    the LR multiple) with a logged warning; when ``tile``
     runs out of memory and ``allow_tile_fallback``, it is halved likewise (overlap capped at tile // 8).
     ``on_tile`` receives each finished tile of a tiled run (e.g. for a progress preview).
     ``noise``: "counter" (default; drawn on the GPU, identical on every device) or "torch" (the CPU
@@ -254,7 +258,6 @@ def upscale(
     lq = lq.contiguous(
         memory_format=torch.channels_last if opts.gtasr_channels_last else torch.contiguous_format
     )
-    x_t = _noisy_input(lq, sigma, seed, net.scale, noise, compute=device)
     longest = max(lq.shape[-2:])
     tiles: list[int | None] = [tile]
     if (
@@ -262,7 +265,25 @@ def upscale(
     ):  # after the whole image, or after the caller's tile size (halved, as tiles only shrink)
         first = fallback_tile if tile is None else min(tile, longest) // 2
         tiles += fallback_tiles(first, longest, net.lr_multiple)
+    start = 0  # the first entry of tiles to try
+    try:
+        x_t = _noisy_input(lq, sigma, seed, net.scale, noise, compute=device)
+    except Exception as e:  # the HR input itself (3 HR float32 maps at its peak) did not fit on the device
+        if not is_oom(e) or lq.device == host or len(tiles) == 1:
+            raise
+        start = 1  # the whole image cannot run where its input does not fit
+    if start:  # outside the except block, so the failed attempt's tensors are released first
+        _free_memory(device)
+        log.warning(
+            "GTASR: out of memory making the whole-image input on %s; running in %d px LR tiles from the host",
+            device,
+            tiles[1],
+        )
+        lq = lq.to(host)
+        x_t = _noisy_input(lq, sigma, seed, net.scale, noise, compute=device)
     for i, t in enumerate(tiles):
+        if i < start:
+            continue
         ov = overlap if i == 0 else min(overlap, (t or 0) // 8)
         if t is not None and x_t.device != host:  # falling back to tiles: the whole image goes to the host
             x_t, lq = x_t.to(host), lq.to(host)

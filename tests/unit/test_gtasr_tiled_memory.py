@@ -10,6 +10,7 @@ whatever the image size, whether the caller asked for tiles or the whole image r
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -76,14 +77,42 @@ def test_tiles_hold_one_tile_on_the_device(noise: str) -> None:
     assert set(many) == set(one), (one, many)
 
 
-def test_falling_back_to_tiles_moves_the_whole_image_to_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("noise", ["counter", "torch"])
+def test_falling_back_to_tiles_moves_the_whole_image_to_the_host(
+    monkeypatch: pytest.MonkeyPatch, noise: str
+) -> None:
     """The whole image is tried first on the device; when it runs out of memory (the environment here: a card
-    too small), x_T goes back to the host before the tiles start."""
-    expected = set(_live_at_tile_starts(TILE, tile=TILE))
+    too small), x_T goes back to the host before the tiles start, and the device copy of the ``torch`` noise
+    field (cached for the next call of that seed and size) is dropped with it."""
+    expected = set(_live_at_tile_starts(TILE, tile=TILE, noise=noise))
 
     def out_of_memory(*_: object) -> torch.Tensor:
         raise torch.OutOfMemoryError("CUDA out of memory (stand-in)")
 
     monkeypatch.setattr(upscale_mod, "_patch_free", out_of_memory)
-    live = _live_at_tile_starts(WIDE)
+    live = _live_at_tile_starts(WIDE, noise=noise)
     assert len(live) == 9 and set(live) == expected, (expected, live)
+
+
+@pytest.mark.parametrize("noise", ["counter", "torch"])
+def test_an_input_too_large_for_the_device_runs_in_tiles_from_the_host(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, noise: str
+) -> None:
+    """Out of memory while making the whole image's input (bicubic x4 + noise) on the device, e.g. the 16384²
+    second pass of x16 on a small card: the run goes on in the fallback tiles from the host, as when the network
+    runs out of memory; without the fallback the error is raised."""
+    expected = set(_live_at_tile_starts(TILE, tile=TILE, noise=noise))
+    real = upscale_mod._noisy_input
+
+    def noisy_input(lq: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if lq.device.type == "meta":  # the device attempt
+            raise torch.OutOfMemoryError("CUDA out of memory (stand-in)")
+        return real(lq, *args, **kwargs)
+
+    monkeypatch.setattr(upscale_mod, "_noisy_input", noisy_input)
+    with caplog.at_level(logging.WARNING, logger="sr4k.gtasr_core.upscale"):
+        live = _live_at_tile_starts(WIDE, noise=noise)
+    assert len(live) == 9 and set(live) == expected, (expected, live)
+    assert f"making the whole-image input on meta; running in {TILE} px LR tiles from the host" in caplog.text
+    with pytest.raises(torch.OutOfMemoryError):
+        _live_at_tile_starts(WIDE, noise=noise, allow_tile_fallback=False)
