@@ -22,7 +22,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["E4M3_MAX", "FP8Linear", "Mode", "fp8_linears", "quantize_rows", "use_scaled_mm"]
+__all__ = [
+    "E4M3_MAX",
+    "FP8_CAPABILITY",
+    "FP8Linear",
+    "Mode",
+    "fp8_linears",
+    "quantize_rows",
+    "scaled_mm_supported",
+    "use_scaled_mm",
+]
 
 E4M3_MAX = 448.0
 Mode = Literal["rowwise", "weight_only"]
@@ -37,11 +46,23 @@ def quantize_rows(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (w.float() / scale).to(torch.float8_e4m3fn), scale
 
 
+# fp8 tensor cores, which torch._scaled_mm's row-wise kernel needs: Ada (sm 8.9), Hopper and later.
+FP8_CAPABILITY = (8, 9)
+
+
+def scaled_mm_supported(capability: tuple[int, int] | None, dtype: torch.dtype) -> bool:
+    """Whether row-wise ``torch._scaled_mm`` runs for activations of ``dtype`` on a CUDA device of compute
+    ``capability`` (None: not CUDA): fp8 tensor cores, and bf16 activations (the kernel's only row-wise output
+    type). Elsewhere (A100, RTX 30xx, fp16 or fp32 activations) the row-wise mode runs the dequantised GEMM."""
+    return capability is not None and capability >= FP8_CAPABILITY and dtype == torch.bfloat16
+
+
 def use_scaled_mm(x: torch.Tensor) -> bool:
-    """Whether the row-wise mode multiplies ``x`` with ``torch._scaled_mm``: on CUDA only (recent CPU builds
-    have the kernel too, but it is slower there than the dequantised GEMM). A module-level function so that
-    the CPU tests can trace the ``_scaled_mm`` path under ``torch.compile``."""
-    return x.is_cuda
+    """Whether the row-wise mode multiplies ``x`` with ``torch._scaled_mm``: on CUDA GPUs that can
+    (:func:`scaled_mm_supported`; recent CPU builds have the kernel too, but it is slower there than the
+    dequantised GEMM). A module-level function so that the CPU tests can trace the ``_scaled_mm`` path under
+    ``torch.compile``."""
+    return x.is_cuda and scaled_mm_supported(torch.cuda.get_device_capability(x.device), x.dtype)
 
 
 class FP8Linear(nn.Module):

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from small_vae import perturbed_vae
 from sr4k.op4ksr_core.flux.const_modulation import ConstantModulation, freeze_modulation, modulation_names
-from sr4k.op4ksr_core.flux.fp8_linear import FP8Linear, fp8_linears
+from sr4k.op4ksr_core.flux.fp8_linear import FP8Linear, fp8_linears, scaled_mm_supported, use_scaled_mm
 from sr4k.op4ksr_core.vae import layers as vae_layers
 from sr4k.op4ksr_core.vae.attention import gemm_single_head_attention
 from sr4k.op4ksr_core.vae.config import FLUX_F16
@@ -155,6 +155,17 @@ def test_fp8_linear_error_is_bounded() -> None:
         for name, m in model.named_modules()
     )
     assert rel(out, ref) < 0.1
+
+
+def test_rowwise_fp8_gemms_only_where_the_kernel_runs() -> None:
+    """torch._scaled_mm's row-wise kernel needs fp8 tensor cores (sm 8.9+) and bf16 activations; an A100 or an
+    RTX 3090, or fp16 activations, take the dequantised GEMM instead of an error."""
+    assert scaled_mm_supported((9, 0), torch.bfloat16) and scaled_mm_supported((8, 9), torch.bfloat16)
+    assert not scaled_mm_supported((8, 0), torch.bfloat16)  # A100
+    assert not scaled_mm_supported((8, 6), torch.bfloat16)  # RTX 30xx
+    assert not scaled_mm_supported((9, 0), torch.float16) and not scaled_mm_supported((9, 0), torch.float32)
+    assert not scaled_mm_supported(None, torch.bfloat16)  # not CUDA
+    assert not use_scaled_mm(torch.zeros(2, 2, dtype=torch.bfloat16))
 
 
 def test_vae_memory_estimates_cover_the_h200_measurement() -> None:
