@@ -281,9 +281,7 @@ def upscale(
         )
         lq = lq.to(host)
         x_t = _noisy_input(lq, sigma, seed, net.scale, noise, compute=device)
-    for i, t in enumerate(tiles):
-        if i < start:
-            continue
+    for i, t in enumerate(tiles[start:], start):
         ov = overlap if i == 0 else min(overlap, (t or 0) // 8)
         if t is not None and x_t.device != host:  # falling back to tiles: the whole image goes to the host
             x_t, lq = x_t.to(host), lq.to(host)
