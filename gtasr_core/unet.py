@@ -14,8 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..srkit import perf
-from ..srkit.group_norm import is_channels_last
-from ..srkit.layout import in_layout_of
+from ..srkit.layout import in_layout_of, layout_of
 from ..srkit.upsample_conv import transposed_kernel, upsample2x_conv
 from .config import BlockSpec, GTASRConfig, decoder_plan, encoder_plan, group_count
 from .layers import FP32GroupNorm, ResampleConv2d
@@ -171,7 +170,7 @@ class SongUNet(nn.Module):
         """
         b, _, height, width = h.shape
         s = 4  # two x2 nearest stages
-        layout = torch.channels_last if is_channels_last(h) else torch.contiguous_format
+        layout = layout_of(h)
         out = torch.empty(
             b,
             self.conv_last.out_channels,

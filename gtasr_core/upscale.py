@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..srkit import perf
-from ..srkit.group_norm import is_channels_last
 from ..srkit.images import Progress
 from ..srkit.images import check_image as _check_image
+from ..srkit.layout import layout_of
 from ..srkit.oom import is_oom
 from ..srkit.transfer import gather_images, to_host
 from .model import GTASRNet
@@ -244,7 +244,7 @@ def upscale(
     device = next(net.parameters()).device
     h, w = lr.shape[-2:]
     opts = perf.current()
-    out_format = torch.channels_last if is_channels_last(lr) else torch.contiguous_format
+    out_format = layout_of(lr)
     lq = reflect_pad_to_multiple(lr.float() * 2 - 1, net.lr_multiple)
     host = lq.device
     # Patch-free: bicubic x4, noise, clamping then run on the model's device. Tiled: the whole-image buffers (x_T

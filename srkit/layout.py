@@ -20,9 +20,10 @@ from .group_norm import is_channels_last
 __all__ = ["in_layout_of", "layout_of"]
 
 
-def layout_of(weight: Tensor) -> torch.memory_format:
-    """``torch.channels_last`` for a 4-D weight stored NHWC, else ``torch.contiguous_format``."""
-    return torch.channels_last if is_channels_last(weight) else torch.contiguous_format
+def layout_of(x: Tensor) -> torch.memory_format:
+    """``torch.channels_last`` for a 4-D tensor (a weight, a map, an image) stored NHWC, else
+    ``torch.contiguous_format``: the format that keeps ``x``'s layout in ``contiguous`` / ``empty``."""
+    return torch.channels_last if is_channels_last(x) else torch.contiguous_format
 
 
 def in_layout_of(x: Tensor, weight: Tensor) -> Tensor:

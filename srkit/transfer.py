@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .group_norm import is_channels_last
+from .layout import layout_of
 
 __all__ = ["gather_images", "to_host"]
 
@@ -17,8 +17,7 @@ def to_host(image: torch.Tensor, pinned: bool = True) -> torch.Tensor:
         return image
     if not pinned or image.device.type != "cuda":
         return image.cpu()
-    fmt = torch.channels_last if is_channels_last(image) else torch.contiguous_format
-    out = torch.empty(image.shape, dtype=image.dtype, pin_memory=True, memory_format=fmt)
+    out = torch.empty(image.shape, dtype=image.dtype, pin_memory=True, memory_format=layout_of(image))
     out.copy_(image, non_blocking=True)
     torch.cuda.current_stream(image.device).synchronize()  # the caller may read it at once
     return out

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from ...srkit import perf
 from ...srkit.group_norm import is_channels_last
+from ...srkit.layout import layout_of
 from ...srkit.upsample_conv import transposed_kernel
 
 __all__ = [
@@ -127,7 +128,7 @@ def upsample2x_conv_rows(
         raise ValueError(f"rows [{row_start}, {row_stop}): must lie in [0, {2 * height}) and be non-empty")
     m_lo, m_hi = row_start + 1 - shift, row_stop + 1 - shift  # rows [m_lo, m_hi) of y
     i_lo, i_hi = max(0, (m_lo - 2) // 2), min(height, (m_hi - 1) // 2 + 1)  # (m - 2) // 2 = ceil((m - 3) / 2)
-    layout = torch.channels_last if is_channels_last(features) else torch.contiguous_format
+    layout = layout_of(features)
     # A row slice of a batched map is not contiguous in either layout; the copy is slab-sized.
     slab = features[:, :, i_lo:i_hi].contiguous(memory_format=layout)
     y = F.conv_transpose2d(slab, kernel, bias, stride=2, padding=(0, 1 - shift))
@@ -161,7 +162,7 @@ def upsample_conv_tail(
     batch, _, height, width = features.shape
     up_h, up_w = height * upscale, width * upscale
     # Keep a channels_last input's layout (the conv after the VAE's chunked Upsample reads it as NHWC).
-    layout = torch.channels_last if is_channels_last(features) else torch.contiguous_format
+    layout = layout_of(features)
     out = torch.empty(
         batch, weight.shape[0], up_h, up_w, dtype=features.dtype, device=features.device, memory_format=layout
     )
