@@ -91,24 +91,29 @@ def _clone_pack(dest: Path) -> list[str]:
 
 def comfyui_closure(requirements: Path) -> dict[str, metadata.Distribution]:
     """The installed distributions that ComfyUI's ``requirements.txt`` pulls in (plus ``requests``, which the
-    harness adds because ComfyUI imports it without listing it), walked through their own requirements."""
+    harness adds because ComfyUI imports it without listing it), walked through their own requirements and the
+    extras those name."""
     roots = [
         Requirement(ln).name for ln in requirements.read_text().splitlines() if ln.strip() and ln[0] != "#"
     ]
-    todo, found = [*roots, "requests"], {}
+    # (name, extra) pairs: a requirement with extras pulls in what those extras list, e.g. PyPI's CUDA torch
+    # requires cuda-toolkit[cudart,cufft,...], whose packages are all behind extras.
+    todo, found, seen = [(name, "") for name in [*roots, "requests"]], {}, set()
     while todo:
-        name = canonicalize_name(todo.pop())
-        if name in found:
+        name, extra = todo.pop()
+        name = canonicalize_name(name)
+        if (name, extra) in seen:
             continue
+        seen.add((name, extra))
         try:
-            dist = metadata.distribution(name)
+            dist = found.get(name) or metadata.distribution(name)
         except metadata.PackageNotFoundError:
             continue  # torchaudio: no CPU build (the harness leaves it out; two core audio nodes fail to import)
         found[name] = dist
         for spec in dist.requires or []:
             req = Requirement(spec)
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                todo.append(req.name)
+            if req.marker is None or req.marker.evaluate({"extra": extra}):
+                todo += [(req.name, "")] + [(req.name, e) for e in req.extras]
     return found
 
 
