@@ -15,7 +15,12 @@ WEB_DIRECTORY = "./web"
 
 
 async def comfy_entrypoint() -> Any:
-    """Return the pack's ``ComfyExtension`` (imported lazily: only ComfyUI has ``comfy_api``)."""
+    """Return the pack's ``ComfyExtension`` (imported lazily: only ComfyUI has ``comfy_api``). Below the oldest
+    supported torch it raises one ``RuntimeError`` that says what to update, before any node module loads
+    (ComfyUI prints it under "Cannot import ... sr4k")."""
+    from .srkit.torch_support import require_supported_torch
+
+    require_supported_torch()
     from .nodes.extension import SR4KExtension
 
     return SR4KExtension()

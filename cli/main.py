@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from ..gtasr_core import convert_to_safetensors
+from ..srkit.torch_support import CLI_REMEDY, unsupported_torch_message
 from . import gtasr, op4ksr
 from .bench import add_bench_parser
 from .calibrate import add_calibrate_parser
@@ -217,9 +218,13 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 1 failed, 2 bad arguments)."""
+    """Run the CLI; returns the exit status (0 ok, 1 failed, 2 bad arguments or a torch older than supported)."""
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose, args.quiet)
+    too_old = unsupported_torch_message(torch.__version__, CLI_REMEDY)
+    if too_old is not None:
+        log.error("sr4k: error: %s", too_old)
+        return 2
     try:
         status = args.run(args)  # a subcommand may return its exit status (None means success)
     except torch.cuda.OutOfMemoryError as err:
