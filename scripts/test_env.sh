@@ -6,6 +6,11 @@
 # Another ComfyUI version: SR4K_COMFY_TREE=/path/to/ComfyUI (an existing tree, used in place) with its own
 # SR4K_COMFY_WORK=/path/to/work (its venv goes to $SR4K_COMFY_WORK/venv), e.g.
 #   SR4K_COMFY_TREE=/x/ComfyUI SR4K_COMFY_WORK=/x bash scripts/test.sh
+# Another torch (a "torch lane"; default the CPU wheel 2.13.0), in its own work folder, e.g. the oldest supported
+# release (srkit/torch_support.py MIN_TORCH) or the GPU machine's:
+#   SR4K_TORCH=2.6.0 SR4K_COMFY_WORK=/x bash scripts/test.sh
+# (its torchvision is the matching 0.(minor+15) release; PyPI's wheels of other releases bring their CUDA libraries,
+# some 4-6 GB, and run on the CPU here.)
 # Recipe and pitfalls: shared/docs/comfyui-harness.md. Used by scripts/test.sh and .ci/run.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -50,15 +55,21 @@ PY
 fi
 
 # 2. venv: the CPU torch wheel + torchvision 0.28.0 with its unguarded fake-op registration patched.
-STAMP=venv/.sr4k-ready-$(cat "$REPO/requirements.txt" "$REPO/pyproject.toml" "$REPO/scripts/test_env.sh" \
-  "$REPO/scripts/torchaudio_stub.py" "$TREE/requirements.txt" | sha256sum | cut -c1-16)
+TORCH=${SR4K_TORCH:-2.13.0}
+if ! [[ $TORCH =~ ^2\.([0-9]+)\.([0-9]+)$ ]]; then
+  echo "error: SR4K_TORCH=$TORCH is not a torch release like 2.6.0" >&2
+  exit 2
+fi
+VISION=0.$((BASH_REMATCH[1] + 15)).${BASH_REMATCH[2]}  # torchvision's release for this torch (2.6.0 -> 0.21.0)
+STAMP=venv/.sr4k-ready-$( (cat "$REPO/requirements.txt" "$REPO/pyproject.toml" "$REPO/scripts/test_env.sh" \
+  "$REPO/scripts/torchaudio_stub.py" "$TREE/requirements.txt"; echo "$TORCH") | sha256sum | cut -c1-16)
 if [ ! -f "$STAMP" ]; then
   [ -x venv/bin/python ] || python3 -m venv venv
-  venv/bin/pip install -q torch==2.13.0 torchvision==0.28.0
+  venv/bin/pip install -q "torch==$TORCH" "torchvision==$VISION"
   TV=$(venv/bin/python -c "import importlib.util as u, os; print(os.path.dirname(u.find_spec('torchvision').origin))")
   sed -i 's/^@torch\.library\.register_fake("torchvision::\(q\?nms\)")/@(torch.library.register_fake("torchvision::\1") if torchvision.extension._has_ops() else (lambda f: f))/' "$TV/_meta_registrations.py"
   grep -vE '^(torch|torchvision|torchaudio)\s*$' "$TREE/requirements.txt" > req-notorch.txt
-  printf 'torch==2.13.0\ntorchvision==0.28.0\n' > torch-pin.txt   # keeps other packages from pulling a CUDA torch
+  printf 'torch==%s\ntorchvision==%s\n' "$TORCH" "$VISION" > torch-pin.txt  # others may not pull another torch
   venv/bin/pip install -q -r req-notorch.txt requests -c torch-pin.txt
   # No torchaudio wheel exists for this CPU torch; trees whose core model loading imports it (0.33) get a
   # stand-in package (importable; any use raises a clear error; only audio nodes need it).
