@@ -10,7 +10,8 @@
 # release (srkit/torch_support.py MIN_TORCH) or the GPU machine's:
 #   SR4K_TORCH=2.6.0 SR4K_COMFY_WORK=/x bash scripts/test.sh
 # (its torchvision is the matching 0.(minor+15) release; PyPI's wheels of other releases bring their CUDA libraries,
-# some 4-6 GB, and run on the CPU here.)
+# some 4-6 GB, and run on the CPU here.) Another Python likewise ("Python lane"; a new venv needs a new work folder):
+#   SR4K_PYTHON=python3.13 SR4K_COMFY_WORK=/y bash scripts/test.sh
 # Recipe and pitfalls: shared/docs/comfyui-harness.md. Used by scripts/test.sh and .ci/run.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -54,17 +55,27 @@ PY
   mv ComfyUI.partial ComfyUI
 fi
 
-# 2. venv: the CPU torch wheel + torchvision 0.28.0 with its unguarded fake-op registration patched.
+# 2. venv: torch (default the CPU wheel 2.13.0) + its torchvision (0.28.0: unguarded fake-op registration patched).
 TORCH=${SR4K_TORCH:-2.13.0}
+PYTHON=${SR4K_PYTHON:-python3}
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+  echo "error: SR4K_PYTHON=$PYTHON is not an interpreter on PATH" >&2
+  exit 2
+fi
 if ! [[ $TORCH =~ ^2\.([0-9]+)\.([0-9]+)$ ]]; then
   echo "error: SR4K_TORCH=$TORCH is not a torch release like 2.6.0" >&2
   exit 2
 fi
 VISION=0.$((BASH_REMATCH[1] + 15)).${BASH_REMATCH[2]}  # torchvision's release for this torch (2.6.0 -> 0.21.0)
 STAMP=venv/.sr4k-ready-$( (cat "$REPO/requirements.txt" "$REPO/pyproject.toml" "$REPO/scripts/test_env.sh" \
-  "$REPO/scripts/torchaudio_stub.py" "$TREE/requirements.txt"; echo "$TORCH") | sha256sum | cut -c1-16)
+  "$REPO/scripts/torchaudio_stub.py" "$TREE/requirements.txt"; echo "$TORCH"; "$PYTHON" -V) | sha256sum | cut -c1-16)
+if [ -x venv/bin/python ] && [ "$(venv/bin/python -V)" != "$("$PYTHON" -V)" ]; then
+  echo "error: $WORK/venv runs $(venv/bin/python -V), not $("$PYTHON" -V) ($PYTHON); give that Python its own" \
+    "SR4K_COMFY_WORK" >&2
+  exit 2
+fi
 if [ ! -f "$STAMP" ]; then
-  [ -x venv/bin/python ] || python3 -m venv venv
+  [ -x venv/bin/python ] || "$PYTHON" -m venv venv
   venv/bin/pip install -q "torch==$TORCH" "torchvision==$VISION"
   TV=$(venv/bin/python -c "import importlib.util as u, os; print(os.path.dirname(u.find_spec('torchvision').origin))")
   sed -i 's/^@torch\.library\.register_fake("torchvision::\(q\?nms\)")/@(torch.library.register_fake("torchvision::\1") if torchvision.extension._has_ops() else (lambda f: f))/' "$TV/_meta_registrations.py"

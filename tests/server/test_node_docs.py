@@ -81,10 +81,11 @@ def test_the_pack_web_extension_is_listed_for_the_frontend(comfy_server: ComfySe
 
 
 def test_the_registry_icon_named_in_pyproject_is_shipped_and_small_enough() -> None:
-    import tomllib
     from PIL import Image
 
-    url = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["comfy"]["Icon"]
+    from project_file import pyproject
+
+    url = pyproject()["tool"]["comfy"]["Icon"]
     path = REPO / url.split("/main/", 1)[1]
     assert path.is_file(), f"{url} points at {path}, which is missing"
     with Image.open(path) as icon:

@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
-import tomllib
 
 from comfy_harness import REPO, ComfyServer
+from project_file import pyproject
 
 
 def _names(lines: list[str]) -> dict[str, str]:
@@ -24,7 +24,7 @@ def _names(lines: list[str]) -> dict[str, str]:
 
 
 def test_requirements_txt_equals_pyproject_dependencies() -> None:
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    project = pyproject()["project"]
     reqs = _names((REPO / "requirements.txt").read_text().splitlines())
     deps = _names(project["dependencies"])
     # torch: bare in requirements.txt (no version there can make pip replace a user's CUDA build; the floor is
@@ -34,7 +34,7 @@ def test_requirements_txt_equals_pyproject_dependencies() -> None:
 
 
 def test_pyproject_has_what_the_registry_needs() -> None:
-    data = tomllib.loads((REPO / "pyproject.toml").read_text())
+    data = pyproject()
     project = data["project"]
     assert project["name"] == "sr4k"
     assert re.fullmatch(r"\d+\.\d+\.\d+", project["version"])

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import tomllib
-
 from comfy_harness import REPO
+from project_file import pyproject
 
 
 def test_every_package_folder_is_listed() -> None:
-    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    listed = set(pyproject()["tool"]["setuptools"]["packages"])
     skip = {"tests", ".cache", ".git", "web", "workflows", "docs", "scripts", "benchmarks"}
     found = {"sr4k"} | {
         "sr4k." + ".".join(init.parent.relative_to(REPO).parts)

@@ -16,16 +16,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from comfy_harness import REPO
+from project_file import pyproject
 
 # The ComfyUI version scripts/test_env.sh installs: the floor the pack is tested on.
 TESTED_COMFYUI = "0.3.75"
-
-
-def _pyproject() -> dict:
-    return tomllib.loads((REPO / "pyproject.toml").read_text())
 
 
 def _requirement_names(lines: list[str]) -> set[str]:
@@ -38,7 +34,7 @@ def _requirement_names(lines: list[str]) -> set[str]:
 
 
 def test_registry_fields() -> None:
-    data = _pyproject()
+    data = pyproject()
     project, comfy = data["project"], data["tool"]["comfy"]
     assert comfy["requires-comfyui"] == f">={TESTED_COMFYUI}"
     # comfy-cli's validate_version: [operator]major.minor.patch, comma-separated parts.
@@ -110,7 +106,7 @@ def test_requirements_txt_is_what_the_nodes_import() -> None:
     wanted = {DISTRIBUTION.get(m, m) for m in imported}
     assert _requirement_names((REPO / "requirements.txt").read_text().splitlines()) == wanted
     assert "diffusers" not in wanted  # only the headless path (op4ksr_core.flux_loader) imports it
-    extras = _pyproject()["project"]["optional-dependencies"]
+    extras = pyproject()["project"]["optional-dependencies"]
     assert "diffusers" in _requirement_names(extras["cli"]) and "diffusers" in _requirement_names(
         extras["train"]
     )
@@ -126,7 +122,7 @@ def _archive_files() -> list[str]:
     if not (REPO / ".git").exists():
         pytest.skip("not a git checkout: the registry archive is built from git-tracked files")
     ignored = set(git("ls-files", "--cached", "--ignored", "--exclude-from=.comfyignore"))
-    includes = _pyproject()["tool"]["comfy"].get("includes", [])
+    includes = pyproject()["tool"]["comfy"].get("includes", [])
     return [
         f
         for f in git("ls-files")

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import tomllib
 import torch
 
+from project_file import pyproject
 from sr4k.srkit.torch_support import MIN_TORCH, torch_release, unsupported_torch_message
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,7 +53,7 @@ def test_this_torch_is_supported() -> None:
 
 
 def test_pyproject_states_the_same_floor_and_requirements_txt_none() -> None:
-    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    deps = pyproject()["project"]["dependencies"]
     (torch_dep,) = [d for d in deps if re.match(r"torch\b", d)]
     assert torch_dep.replace(" ", "") == "torch>=" + ".".join(map(str, MIN_TORCH))
     lines = [ln.split("#", 1)[0].strip() for ln in (REPO / "requirements.txt").read_text().splitlines()]
