@@ -17,7 +17,8 @@ WEB_DIRECTORY = "./web"
 async def comfy_entrypoint() -> Any:
     """Return the pack's ``ComfyExtension`` (imported lazily: only ComfyUI has ``comfy_api``). Below the oldest
     supported torch it raises one ``RuntimeError`` that says what to update, before any node module loads
-    (ComfyUI prints it under "Cannot import ... sr4k")."""
+    (ComfyUI's console: "Error while calling comfy_entrypoint in .../sr4k: <the message>", and sr4k is in its
+    IMPORT FAILED list; tests/server/test_torch_floor.py)."""
     from .srkit.torch_support import require_supported_torch
 
     require_supported_torch()
