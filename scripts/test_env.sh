@@ -12,6 +12,8 @@
 # (its torchvision is the matching 0.(minor+15) release; PyPI's wheels of other releases bring their CUDA libraries,
 # some 4-6 GB, and run on the CPU here.) Another Python likewise ("Python lane"; a new venv needs a new work folder):
 #   SR4K_PYTHON=python3.13 SR4K_COMFY_WORK=/y bash scripts/test.sh
+# Other versions of any package (pip constraints, space-separated; e.g. the numpy 1 many ComfyUIs keep):
+#   SR4K_CONSTRAINTS="numpy==1.26.4" SR4K_COMFY_WORK=/z bash scripts/test.sh
 # Recipe and pitfalls: shared/docs/comfyui-harness.md. Used by scripts/test.sh and .ci/run.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -68,7 +70,8 @@ if ! [[ $TORCH =~ ^2\.([0-9]+)\.([0-9]+)$ ]]; then
 fi
 VISION=0.$((BASH_REMATCH[1] + 15)).${BASH_REMATCH[2]}  # torchvision's release for this torch (2.6.0 -> 0.21.0)
 STAMP=venv/.sr4k-ready-$( (cat "$REPO/requirements.txt" "$REPO/pyproject.toml" "$REPO/scripts/test_env.sh" \
-  "$REPO/scripts/torchaudio_stub.py" "$TREE/requirements.txt"; echo "$TORCH"; "$PYTHON" -V) | sha256sum | cut -c1-16)
+  "$REPO/scripts/torchaudio_stub.py" "$TREE/requirements.txt"; echo "$TORCH ${SR4K_CONSTRAINTS:-}"; "$PYTHON" -V) |
+  sha256sum | cut -c1-16)
 if [ -x venv/bin/python ] && [ "$(venv/bin/python -V)" != "$("$PYTHON" -V)" ]; then
   echo "error: $WORK/venv runs $(venv/bin/python -V), not $("$PYTHON" -V) ($PYTHON); give that Python its own" \
     "SR4K_COMFY_WORK" >&2
@@ -81,7 +84,9 @@ if [ ! -f "$STAMP" ]; then
   sed -i 's/^@torch\.library\.register_fake("torchvision::\(q\?nms\)")/@(torch.library.register_fake("torchvision::\1") if torchvision.extension._has_ops() else (lambda f: f))/' "$TV/_meta_registrations.py"
   grep -vE '^(torch|torchvision|torchaudio)\s*$' "$TREE/requirements.txt" > req-notorch.txt
   printf 'torch==%s\ntorchvision==%s\n' "$TORCH" "$VISION" > torch-pin.txt  # others may not pull another torch
+  for pin in ${SR4K_CONSTRAINTS:-}; do echo "$pin"; done >> torch-pin.txt
   venv/bin/pip install -q -r req-notorch.txt requests -c torch-pin.txt
+  [ -z "${SR4K_CONSTRAINTS:-}" ] || venv/bin/pip install -q ${SR4K_CONSTRAINTS} -c torch-pin.txt  # already installed ones too
   # No torchaudio wheel exists for this CPU torch; trees whose core model loading imports it (0.33) get a
   # stand-in package (importable; any use raises a clear error; only audio nodes need it).
   venv/bin/python "$REPO/scripts/torchaudio_stub.py" "$TREE"
