@@ -4,8 +4,9 @@
 it is also the oldest that ComfyUI's own requirements resolve to today (transformers 5 and kornia 0.9 need torch
 2.6 and 2.5.1). The ComfyUI ``requirements.txt`` cannot enforce it: any version there would make a plain ``pip
 install -r`` replace the user's CUDA/ROCm build of torch with PyPI's, so it names ``torch`` bare and the pack
-checks the version when ComfyUI loads it (``comfy_entrypoint``) and when the CLI starts. ``pyproject.toml`` (the
-headless package, its own environment) states the same floor.
+checks the version when ComfyUI loads it (``comfy_entrypoint``, before any node module: so for every older torch)
+and when the CLI starts (a torch older than 2.3 already fails importing the CLI's modules, which need
+``torch.nn.attention``). ``pyproject.toml`` (the headless package, its own environment) states the same floor.
 """
 
 from __future__ import annotations
