@@ -10,23 +10,13 @@ import sys
 import pytest
 
 from comfy_harness import REPO, ComfyServer
-from project_file import pyproject
-
-
-def _names(lines: list[str]) -> dict[str, str]:
-    out = {}
-    for line in lines:
-        line = line.split("#", 1)[0].strip()
-        if line:
-            name = re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0].lower().replace("_", "-")
-            out[name] = line.replace(" ", "")
-    return out
+from project_file import pyproject, requirements
 
 
 def test_requirements_txt_equals_pyproject_dependencies() -> None:
     project = pyproject()["project"]
-    reqs = _names((REPO / "requirements.txt").read_text().splitlines())
-    deps = _names(project["dependencies"])
+    reqs = requirements((REPO / "requirements.txt").read_text().splitlines())
+    deps = requirements(project["dependencies"])
     # torch: bare in requirements.txt (no version there can make pip replace a user's CUDA build; the floor is
     # checked at load, tests/unit/test_torch_support.py); pyproject states the floor for headless installs.
     assert reqs.pop("torch") == "torch" and deps.pop("torch").startswith("torch>=")

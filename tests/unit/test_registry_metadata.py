@@ -18,19 +18,10 @@ from pathlib import Path
 import pytest
 
 from comfy_harness import REPO
-from project_file import pyproject
+from project_file import pyproject, requirements
 
 # The ComfyUI version scripts/test_env.sh installs: the floor the pack is tested on.
 TESTED_COMFYUI = "0.3.75"
-
-
-def _requirement_names(lines: list[str]) -> set[str]:
-    out = set()
-    for line in lines:
-        line = line.split("#", 1)[0].strip()
-        if line:
-            out.add(re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0].lower().replace("_", "-"))
-    return out
 
 
 def test_registry_fields() -> None:
@@ -104,12 +95,10 @@ COMFYUI_ITSELF = {"comfy", "comfy_api", "folder_paths", "comfy_execution", "serv
 def test_requirements_txt_is_what_the_nodes_import() -> None:
     imported = _imported_by_the_nodes() - COMFYUI_ITSELF
     wanted = {DISTRIBUTION.get(m, m) for m in imported}
-    assert _requirement_names((REPO / "requirements.txt").read_text().splitlines()) == wanted
+    assert set(requirements((REPO / "requirements.txt").read_text().splitlines())) == wanted
     assert "diffusers" not in wanted  # only the headless path (op4ksr_core.flux_loader) imports it
     extras = pyproject()["project"]["optional-dependencies"]
-    assert "diffusers" in _requirement_names(extras["cli"]) and "diffusers" in _requirement_names(
-        extras["train"]
-    )
+    assert "diffusers" in requirements(extras["cli"]) and "diffusers" in requirements(extras["train"])
 
 
 def _archive_files() -> list[str]:

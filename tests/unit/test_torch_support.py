@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ import pytest
 import torch
 
 from comfy_harness import REPO
-from project_file import pyproject
+from project_file import pyproject, requirements
 from sr4k.srkit.torch_support import MIN_TORCH, torch_release, unsupported_torch_message
 
 
@@ -53,9 +52,8 @@ def test_this_torch_is_supported() -> None:
 
 def test_pyproject_states_the_same_floor() -> None:
     # requirements.txt names torch bare (tests/server/test_packaging.py): the floor lives here and in pyproject.
-    deps = pyproject()["project"]["dependencies"]
-    (torch_dep,) = [d for d in deps if re.match(r"torch\b", d)]
-    assert torch_dep.replace(" ", "") == "torch>=" + ".".join(map(str, MIN_TORCH))
+    deps = requirements(pyproject()["project"]["dependencies"])
+    assert deps["torch"] == "torch>=" + ".".join(map(str, MIN_TORCH))
 
 
 def _with_torch_2_4(code: str) -> subprocess.CompletedProcess[str]:
