@@ -82,15 +82,21 @@ def check_loop_settings(config: LoopConfig) -> None:
 
 
 def data_loader(
-    accelerator: Accelerator, dataset: Dataset, config: LoopConfig, sampler: Sampler
+    accelerator: Accelerator, dataset: Dataset, config: LoopConfig, sampler: Sampler, seed: int
 ) -> DataLoader:
-    """The run's loader over ``sampler`` (a resumable stream; pinned memory on CUDA)."""
+    """The run's loader over ``sampler`` (a resumable stream; pinned memory on CUDA).
+
+    The loader has its own generator (``seed``): without one, creating its iterator draws a worker base seed
+    from the global RNG. On resume that draw comes after the checkpoint's RNG states are restored, so
+    dropout (LoRA dropout) would run one draw out of step with the uninterrupted run.
+    """
     return DataLoader(
         dataset,
         batch_size=config.batch_size,
         sampler=sampler,
         num_workers=config.num_workers,
         pin_memory=accelerator.device.type == "cuda",
+        generator=torch.Generator().manual_seed(seed),
     )
 
 

@@ -98,4 +98,4 @@ def data_stream(accelerator: Accelerator, dataset: Dataset, config: RunConfig, s
         rank=accelerator.process_index,
         world=accelerator.num_processes,
     )
-    return iter(data_loader(accelerator, dataset, config, sampler))
+    return iter(data_loader(accelerator, dataset, config, sampler, config.seed))
