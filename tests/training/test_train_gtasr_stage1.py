@@ -4,6 +4,7 @@ exported BasicSR checkpoint loads through gtasr_core."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -89,3 +90,26 @@ def test_resume_continues_exactly(run, tmp_path):
     for part in ("params", "params_ema"):
         for k, v in first[part].items():
             torch.testing.assert_close(second[part][k], v, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("lpips") is None or importlib.util.find_spec("torchvision") is None,
+    reason="needs the optional lpips and torchvision packages (the train extra)",
+)
+def test_resume_is_exact_with_the_released_perceptual_loss(tmp_path):
+    """LPIPS (the released loss) initialises layers from the global RNG when built: a resume must not shift the
+    dropout stream by building it after the checkpoint's RNG states are restored."""
+    import torchvision
+
+    vgg = tmp_path / "vgg16-397923af.pth"  # a random trunk standing in for the ImageNet file (same keys)
+    torch.save(torchvision.models.vgg16().state_dict(), vgg)
+    data = write_images(tmp_path / "data", count=4)
+    config = tiny_config(
+        1, data, tmp_path / "a", total_steps=4, save_every=2, perceptual="lpips_vgg", vgg16_weights=str(vgg)
+    )
+    full = train(config)
+    shutil.copytree(tmp_path / "a" / "checkpoint-00000002", tmp_path / "b" / "checkpoint-00000002")
+    resumed = train(dataclasses.replace(config, output_dir=str(tmp_path / "b"), resume="latest"))
+    assert [h["total"] for h in resumed.history] == [h["total"] for h in full.history[2:]]
+    first, second = (torch.load(r.weights, weights_only=True)["params"] for r in (full, resumed))
+    assert all(torch.equal(first[k], second[k]) for k in first)

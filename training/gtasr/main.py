@@ -185,8 +185,10 @@ def train(
             acc.device,
             acc.num_processes,
         )
-    run = setup_run(config, acc)
+    # Before setup_run: building LPIPS initialises layers from the global RNG, which setup_run seeds and a
+    # resume restores. Built after, a resumed run would draw its dropout from a shifted stream.
     perceptual = perceptual or make_perceptual(config.perceptual, acc.device, config.vgg16_weights or None)
+    run = setup_run(config, acc)
     files = list_images(config.data_dirs, config.image_exts)
     batches = iter(
         make_loader(
