@@ -190,7 +190,8 @@ class F16VAE(nn.Module):
     def encode_moments(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior (mean, logvar), each [B, latent, H/downscale, W/downscale], of images [B, 3, H, W] in [-1, 1]."""
         self._check_image(image)
-        image = in_layout_of(image.to(self.dtype), self.encoder.conv_in.weight)  # srkit/layout.py
+        w = self.encoder.conv_in.weight  # its own dtype: a decoder fine-tune holds the decoder in float32
+        image = in_layout_of(image.to(w.dtype), w)  # srkit/layout.py
         moments = self.encoder(image)
         mean, logvar = moments.chunk(2, dim=1)
         return mean, logvar.clamp(*LOGVAR_RANGE)
@@ -213,7 +214,8 @@ class F16VAE(nn.Module):
         self._check_latent(latent)
         mode = check_decode_mode(decode_mode or self.decode_mode, self.config)
         rows = check_chunk_rows(self.chunk_rows if chunk_rows is None else chunk_rows)
-        latent = in_layout_of(latent.to(self.dtype), self.decoder.conv_in.weight)  # srkit/layout.py
+        w = self.decoder.conv_in.weight
+        latent = in_layout_of(latent.to(w.dtype), w)  # srkit/layout.py
         return self.decoder(latent, DECODE_SHIFT[mode], rows)
 
     def forward(

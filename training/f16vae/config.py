@@ -45,7 +45,7 @@ class F16VAETrainConfig:
     vae_path: str = ""
     decode_mode: Literal["partitioned", "aligned"] = "partitioned"
     train_scope: Literal["tail", "last_block", "decoder"] = "tail"
-    base_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    base_dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # the frozen part; trainable: float32
     sample_posterior: bool = True  # decode a posterior sample (as SC-VAE) rather than the mean
     # Data: a folder of HR images (>= crop_size on both sides), random crops and flips.
     data_dir: str = ""

@@ -178,7 +178,7 @@ def train(
             noise = posterior_noise(config, vae, target.shape, step, micro, accelerator.process_index)
             with accelerator.accumulate(model):
                 with accelerator.autocast():
-                    recon = model(target.to(vae.dtype), noise)
+                    recon = model(target, noise)  # cast to the frozen encoder's dtype inside
                     terms = compute_losses(recon, target, config, perceptual)
                 optimizer_step(accelerator, terms["total"], params, optimizer, config, step)
             add_terms(sums, terms, config.grad_accum)

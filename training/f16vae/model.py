@@ -31,23 +31,29 @@ def trainable_modules(vae: F16VAE, scope: str) -> list[nn.Module]:
 
 
 class DecoderFinetune(nn.Module):
-    """``image -> reconstruction`` with only the ``scope`` part of the decoder trainable."""
+    """``image -> reconstruction`` with only the ``scope`` part of the decoder trainable.
+
+    The trainable part is held in float32 whatever the VAE's dtype: AdamW updates a bfloat16 weight in
+    place, and at a fine-tune's learning rate (1e-5) most updates are below half a bfloat16 ulp and round
+    away. The frozen part keeps the VAE's dtype (``frozen_dtype``); its output is cast up at the boundary.
+    """
 
     def __init__(self, vae: F16VAE, scope: str, decode_mode: str, sample_posterior: bool) -> None:
         super().__init__()
+        self.frozen_dtype = vae.dtype  # before the upcast below (vae.dtype reads the trainable conv_out)
         self.vae = vae
         self.scope = scope
         self.shift = DECODE_SHIFT[decode_mode]
         self.sample_posterior = sample_posterior
         vae.requires_grad_(False)
         for module in trainable_modules(vae, scope):
-            module.requires_grad_(True)
+            module.requires_grad_(True).float()
 
     def _frozen_features(self, image: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         """Decoder activations entering the trainable part (no autograd)."""
         vae, dec = self.vae, self.vae.decoder
         with torch.no_grad():
-            mean, logvar = vae.encode_moments(image)
+            mean, logvar = vae.encode_moments(image.to(self.frozen_dtype))
             z = mean if noise is None else mean + torch.exp(0.5 * logvar) * noise.to(mean)
             if self.scope == "decoder":
                 return z
@@ -59,7 +65,7 @@ class DecoderFinetune(nn.Module):
     def forward(self, image: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """``image`` [B, 3, H, W] in [-1, 1]; ``noise`` the posterior's standard normal draw (None: the mean)."""
         dec = self.vae.decoder
-        h = self._frozen_features(image, noise if self.sample_posterior else None)
+        h = self._frozen_features(image, noise if self.sample_posterior else None).float()
         if self.scope == "decoder":
             h = dec.mid_block(dec.conv_in(h))
             h = run_layers([layer for block in dec.up_blocks for layer in block.layers()], h)
