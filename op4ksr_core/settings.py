@@ -35,6 +35,7 @@ __all__ = [
     "OP4KSRSettings",
     "DEFAULTS",
     "DEFAULT_INPUT_MODE",
+    "AMBIGUOUS_DIFFUSERS_VAE",
     "default_decode_mode",
     "auto_decode_mode",
     "to_metadata",
@@ -122,6 +123,15 @@ DEFAULTS = OP4KSRSettings(
 """What ``auto`` means without metadata (one source for node, CLI and core)."""
 
 
+AMBIGUOUS_DIFFUSERS_VAE = (
+    "sr4k: this VAE file is in diffusers layout and carries no sr4k metadata, so decode_mode auto assumes "
+    "'partitioned' (the F16 decoders published that way: Diffusion-4K SC-VAE, UltraFlux). If it is the raw FLUX.1 "
+    "VAE (e.g. FLUX.1-dev's vae/diffusion_pytorch_model.safetensors), set decode_mode to 'aligned': 'partitioned' "
+    "would shift its output one pixel down and right and leave a line along the top and left edges."
+)
+"""Logged when ``auto`` falls back to the key layout for a diffusers-layout file (docs/op4ksr.md §9.3)."""
+
+
 def default_decode_mode(vae_layout: str) -> str:
     """``aligned`` for a BFL-layout FLUX VAE (the raw ``ae.safetensors``), ``partitioned`` for diffusers layout.
 
@@ -141,7 +151,12 @@ def auto_decode_mode(vae_state_dict: Mapping[str, Any], *layers: OP4KSRSettings 
     for layer in layers:
         if layer is not None and layer.decode_mode is not None:
             return layer.decode_mode
-    return default_decode_mode(detect_vae_layout(extract_vae_state_dict(vae_state_dict)))
+    layout = detect_vae_layout(extract_vae_state_dict(vae_state_dict))
+    if layout == "diffusers":
+        # The key layout does not tell an F16 decoder from the raw FLUX VAE saved by diffusers (FLUX.1-dev's
+        # vae/diffusion_pytorch_model.safetensors), and the wrong mode shifts the image by one pixel.
+        log.warning(AMBIGUOUS_DIFFUSERS_VAE)
+    return default_decode_mode(layout)
 
 
 def to_metadata(settings: OP4KSRSettings) -> dict[str, str]:

@@ -94,7 +94,7 @@ def _resolve_dtype(sd: Mapping[str, torch.Tensor], dtype: torch.dtype | None) ->
 
 def load_f16_vae(
     path_or_state_dict: str | os.PathLike[str] | Mapping[str, torch.Tensor],
-    decode_mode: str = "partitioned",
+    decode_mode: str = "auto",
     *,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     dtype: torch.dtype | None = None,
@@ -105,8 +105,9 @@ def load_f16_vae(
 
     path_or_state_dict: a weights file or the VAE tensors (optionally under ``first_stage_model.`` or ``vae.``).
     config: default read from the shapes (``srkit.registry.detect``) on the FLUX F16 geometry. decode_mode: 'partitioned'
-    (Diffusion-4K's default: SC-VAE and decoders fine-tuned with it) or 'aligned' (raw FLUX VAE weights); see
-    docs/op4ksr.md §9.3. chunk_rows: output rows per chunk of the full-resolution decoder tail. dtype: parameter
+    (Diffusion-4K's default: SC-VAE and decoders fine-tuned with it), 'aligned' (raw FLUX VAE weights; see
+    docs/op4ksr.md §9.3) or 'auto' (what the nodes and the CLI use: the file's sr4k metadata, else ``aligned`` for
+    BFL-layout weights and ``partitioned`` for diffusers layout, see ``settings.auto_decode_mode``). chunk_rows: output rows per chunk of the full-resolution decoder tail. dtype: parameter
     dtype (default: the checkpoint's). device: where the parameters go (default: where the tensors are).
     Returns the module in eval mode; gradients stay enabled on its parameters (use ``torch.no_grad`` to infer).
     """
@@ -129,6 +130,11 @@ def load_f16_vae(
             raise CheckpointError(f"{found.arch} weights are not a VAE. Expected {EXPECTED_VAE}")
         config = found.config
     check_vae_state_dict(sd, config)
+    if decode_mode == "auto":
+        from ..settings import auto_decode_mode, read_settings  # settings imports this package
+
+        path = path_or_state_dict if isinstance(path_or_state_dict, (str, os.PathLike)) else None
+        decode_mode = auto_decode_mode(state_dict, read_settings(path) if path is not None else None)
     dtype = _resolve_dtype(sd, dtype)
     # Build on the meta device and adopt the tensors (no random init, no second copy of the weights).
     with torch.device("meta"):

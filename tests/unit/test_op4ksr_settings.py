@@ -10,9 +10,11 @@ import torch
 from safetensors.torch import save_file
 
 from sr4k.op4ksr_core.settings import (
+    AMBIGUOUS_DIFFUSERS_VAE,
     DEFAULTS,
     METADATA_KEY,
     OP4KSRSettings,
+    auto_decode_mode,
     default_decode_mode,
     from_metadata,
     from_widgets,
@@ -110,3 +112,19 @@ def test_decode_mode_default_follows_the_vae_layout() -> None:
     assert default_decode_mode("diffusers") == "partitioned"
     with pytest.raises(ValueError, match="layout"):
         default_decode_mode("gguf")
+
+
+def test_auto_warns_when_a_diffusers_layout_vae_could_be_the_raw_flux_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The key layout cannot tell an F16 decoder from FLUX.1-dev's own diffusers-layout VAE: ``auto`` says so."""
+    diffusers = {"encoder.down_blocks.0.resnets.0.conv1.weight": torch.zeros(1)}
+    bfl = {"encoder.down.0.block.0.conv1.weight": torch.zeros(1)}
+    with caplog.at_level("WARNING", logger="sr4k.op4ksr_core.settings"):
+        assert auto_decode_mode(bfl) == "aligned"
+        assert not caplog.records
+        assert auto_decode_mode(diffusers, OP4KSRSettings(decode_mode="partitioned")) == "partitioned"
+        assert not caplog.records  # the file says so: nothing to guess
+        assert auto_decode_mode(diffusers) == "partitioned"
+    assert [r.getMessage() for r in caplog.records] == [AMBIGUOUS_DIFFUSERS_VAE]
+    assert "set decode_mode to 'aligned'" in AMBIGUOUS_DIFFUSERS_VAE

@@ -45,13 +45,13 @@ def golden(fixtures_dir: Path) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def vae(diffusers_sd: dict[str, torch.Tensor]) -> F16VAE:
-    return load_f16_vae(diffusers_sd)
+    return load_f16_vae(diffusers_sd, "partitioned")
 
 
 @pytest.mark.parametrize("layout", ["diffusers", "bfl"])
 def test_golden_encode_and_both_decodes(layout: str, diffusers_sd: dict, golden: dict) -> None:
     sd = diffusers_sd if layout == "diffusers" else diffusers_to_bfl_vae(diffusers_sd)
-    model = load_f16_vae(sd, chunk_rows=48)  # 128 rows: three chunks, the last one short
+    model = load_f16_vae(sd, "partitioned", chunk_rows=48)  # 128 rows: three chunks, the last one short
     with torch.no_grad():
         mean, logvar = model.encode_moments(golden["sq128_image"])
         torch.testing.assert_close(mean, golden["sq128_latent_mean"], **TOL)

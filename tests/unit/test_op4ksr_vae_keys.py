@@ -229,3 +229,22 @@ def test_loader_dtype_device_and_mode_options() -> None:
         load_f16_vae(sd, "aligned", config=TINY_F8, chunk_rows=0)
     with pytest.raises(TypeError, match="mapping"):
         load_f16_vae([1, 2])  # type: ignore[arg-type]
+
+
+def test_loader_decode_mode_auto_reads_the_file_then_the_key_layout(tmp_path: Path) -> None:
+    """``load_f16_vae``'s default is the nodes' and CLI's ``auto``: raw BFL weights decode aligned."""
+    from safetensors.torch import save_file
+
+    from small_vae import small_f16_vae
+    from sr4k.op4ksr_core.settings import OP4KSRSettings, to_metadata
+
+    diffusers = {k: v.contiguous() for k, v in small_f16_vae().state_dict().items()}
+    config = small_f16_vae().config
+    assert load_f16_vae(diffusers_to_bfl_vae(diffusers), config=config).decode_mode == "aligned"
+    assert load_f16_vae(diffusers, config=config).decode_mode == "partitioned"
+    tagged = tmp_path / "raw_flux_vae_diffusers.safetensors"
+    save_file(diffusers, str(tagged), metadata=to_metadata(OP4KSRSettings(decode_mode="aligned")))
+    assert load_f16_vae(tagged, config=config).decode_mode == "aligned"  # the file's metadata wins
+    assert (
+        load_f16_vae(tagged, "partitioned", config=config).decode_mode == "partitioned"
+    )  # and a choice wins
