@@ -40,6 +40,15 @@ def empty_flux_conditioning(model: Any, tokens: int, guidance: float) -> list:
     return [[cond, extra]]
 
 
+def with_guidance_default(conditioning: list, guidance: float) -> list:
+    """``conditioning`` whose entries without a ``guidance`` value get ``guidance`` (the weights' own).
+
+    ComfyUI's FLUX falls back to 3.5 when an entry has none, whatever the weights were trained with; an entry
+    that has one (a FluxGuidance node upstream) keeps it. The input list is not modified.
+    """
+    return [[cond, {"guidance": guidance, **extra}] for cond, extra in conditioning]
+
+
 def one_step_sample(model: Any, latent: torch.Tensor, positive: list, config: OneStepConfig) -> torch.Tensor:
     """``x0 = x_{t*} - t* v`` through ComfyUI's sampler: one Euler step on sigmas ``[t*, 0]``, cfg 1.
 

@@ -35,14 +35,21 @@ def load_vae_file(vae_name: str, decode_mode: str, *settings: OP4KSRSettings | N
     return make_comfy_vae(load_f16_vae(sd, vae_decode_mode(decode_mode, path, sd, *settings)))
 
 
-def decode_mode_input() -> io.Combo.Input:
+def decode_mode_input(with_weights: bool) -> io.Combo.Input:
+    """The decode_mode widget; ``with_weights``: the node also reads the OP4KSR weights' settings."""
+    source = (
+        "the VAE file's sr4k settings, then the OP4KSR weights'"
+        if with_weights
+        else "the VAE file's sr4k settings"
+    )
     return io.Combo.Input(
         "decode_mode",
         options=list(DECODE_OPTIONS),
         default=AUTO,
-        tooltip="auto: what the VAE (or OP4KSR weights) file says, else aligned for the raw FLUX ae.safetensors "
-        "and partitioned for a diffusers-format F16 VAE. partitioned: the Diffusion-4K F16 decode (SC-VAE, "
-        "UltraFlux, sr4k-trained decoders). aligned: plain nearest x2 before the last conv (raw FLUX VAE).",
+        tooltip=f"auto: {source}, else aligned for the raw FLUX ae.safetensors and partitioned for a "
+        "diffusers-format F16 VAE (for FLUX.1-dev's own diffusers-format VAE pick aligned). partitioned: the "
+        "Diffusion-4K F16 decode (SC-VAE, UltraFlux, sr4k-trained decoders). aligned: plain nearest x2 before "
+        "the last conv (raw FLUX VAE).",
     )
 
 
@@ -61,7 +68,7 @@ class LoadF16VAE(io.ComfyNode):
                     options=file_list("vae"),
                     tooltip="A FLUX.1 VAE file from models/vae (BFL or diffusers key layout).",
                 ),
-                decode_mode_input(),
+                decode_mode_input(with_weights=False),
             ],
             outputs=[io.Vae.Output(tooltip="The F16 VAE.")],
         )
@@ -180,7 +187,7 @@ class LoadModel(io.ComfyNode):
                 io.Combo.Input(
                     "vae_name", options=file_list("vae"), tooltip="FLUX.1 VAE weights for the F16 VAE."
                 ),
-                decode_mode_input(),
+                decode_mode_input(with_weights=True),
                 *rfr_inputs(),
             ],
             outputs=[

@@ -27,7 +27,12 @@ from ..srkit.images import check_image
 from ..srkit.sizing import resize_exact
 from ..srkit.transfer import gather_images
 from .common import from_comfy_image, to_comfy_image
-from .flux_model import empty_flux_conditioning, flux_diffusion_model, one_step_sample
+from .flux_model import (
+    empty_flux_conditioning,
+    flux_diffusion_model,
+    one_step_sample,
+    with_guidance_default,
+)
 from .op4ksr_settings import BASE_MODEL_WARNING, model_settings
 from .op4ksr_vae import VAE_TILING, check_vae_tiling, decode, encode
 from .runtime import check_cancel, is_oom, to_intermediate
@@ -145,7 +150,8 @@ class Upscale(io.ComfyNode):
                 io.Conditioning.Input(
                     "conditioning",
                     optional=True,
-                    tooltip="Optional FLUX text conditioning; empty = zero conditioning.",
+                    tooltip="Optional FLUX text conditioning; empty = zero conditioning. Without a FluxGuidance "
+                    "value, the OP4KSR weights' guidance applies (3.5 if they carry none).",
                 ),
                 io.Combo.Input(
                     "vae_tiling",
@@ -177,12 +183,12 @@ class Upscale(io.ComfyNode):
     ) -> io.NodeOutput:
         weights = model_settings(model)
         chosen = resolve(from_widgets(t_star=t_star, input_mode=input_mode), weights)
-        cfg = OneStepConfig(t_star=chosen.t_star, input_mode=chosen.input_mode)
+        cfg = OneStepConfig(t_star=chosen.t_star, input_mode=chosen.input_mode, guidance=chosen.guidance)
         if weights is None:
             log.warning("OP4KSR Upscale: %s", BASE_MODEL_WARNING)
             notice = f"Warning: {BASE_MODEL_WARNING}"
         else:
-            notice = f"OP4KSR weights' settings: t* {cfg.t_star:g}, input {cfg.input_mode}."
+            notice = f"OP4KSR weights' settings: t* {cfg.t_star:g}, input {cfg.input_mode}, guidance {cfg.guidance:g}."
         check_vae_tiling(vae_tiling)
         lr = from_comfy_image(image)
         check_image(lr, purpose="OP4KSR")
@@ -193,7 +199,11 @@ class Upscale(io.ComfyNode):
             if target == "long_side"
             else target_size(h, w, scale=scale)
         )
-        cond = conditioning or empty_flux_conditioning(model, cfg.empty_text_tokens, cfg.guidance)
+        cond = (
+            with_guidance_default(conditioning, cfg.guidance)
+            if conditioning
+            else empty_flux_conditioning(model, cfg.empty_text_tokens, cfg.guidance)
+        )
         pbar = comfy.utils.ProgressBar(STAGES_PER_IMAGE * lr.shape[0])
         outs = []
         for i in range(lr.shape[0]):

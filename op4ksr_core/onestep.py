@@ -19,6 +19,7 @@ documented candidates are options of :class:`OneStepConfig`:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,6 +33,7 @@ from ..srkit.sizing import (
 )
 
 __all__ = [
+    "DEFAULT_GUIDANCE",
     "DEFAULT_TARGET_LONG_SIDE",
     "DEFAULT_T_STAR",
     "INPUT_MODES",
@@ -51,6 +53,7 @@ InputMode = Literal["flow", "direct"]
 INPUT_MODES: tuple[str, ...] = ("flow", "direct")
 
 DEFAULT_T_STAR = 0.5  # OMGSR-F's FLUX mid-timestep is sigma ~ 0.505 (docs/op4ksr.md Appendix D)
+DEFAULT_GUIDANCE = 3.5  # FLUX.1-dev's usual guidance-embedding value (diffusers/ComfyUI default)
 DEFAULT_INPUT_MODE: InputMode = "direct"
 DEFAULT_TARGET_LONG_SIDE = 4096
 
@@ -69,7 +72,7 @@ class OneStepConfig:
 
     t_star: float = DEFAULT_T_STAR
     input_mode: InputMode = DEFAULT_INPUT_MODE
-    guidance: float = 3.5
+    guidance: float = DEFAULT_GUIDANCE
     empty_text_tokens: int = 1
 
     def __post_init__(self) -> None:
@@ -79,6 +82,10 @@ class OneStepConfig:
             raise ValueError(f"input_mode {self.input_mode!r} unknown; choose one of {INPUT_MODES}.")
         if self.input_mode == "flow" and self.t_star == 1.0:
             raise ValueError("input_mode 'flow' with t_star 1.0 discards the LR latent; use t_star < 1.")
+        if not (math.isfinite(self.guidance) and self.guidance >= 0):
+            raise ValueError(
+                f"guidance must be a finite number >= 0, got {self.guidance}; 3.5 is the default."
+            )
         if self.empty_text_tokens < 1:
             raise ValueError(f"empty_text_tokens must be >= 1, got {self.empty_text_tokens}.")
 

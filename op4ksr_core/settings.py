@@ -4,7 +4,7 @@ A LoRA, a full fine-tune or an F16 VAE written by our trainers carries, under :d
 object with the inference settings it was trained for (any field may be missing = unknown)::
 
     {"t_star": 0.5, "input_mode": "direct", "rfr_mode": "ntk", "rfr_alpha": 1.0, "reference_tokens": 64,
-     "decode_mode": "aligned", "canvas_long_side": 4096}
+     "decode_mode": "aligned", "canvas_long_side": 4096, "guidance": 3.5}
 
 Nodes and the CLI resolve each setting with :func:`resolve`: an explicit value (a widget or flag that is not
 ``auto``; ``t_star`` 0 means auto) wins, then the weights' metadata, then :data:`DEFAULTS`. The decode mode's
@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .onestep import DEFAULT_INPUT_MODE, DEFAULT_T_STAR, INPUT_MODES
+from .onestep import DEFAULT_GUIDANCE, DEFAULT_INPUT_MODE, DEFAULT_T_STAR, INPUT_MODES
 from .rfr import FLUX_TRAIN_GRID, RFR_MODES, RFRConfig
 from .vae.config import DECODE_MODES
 from .vae.keys import detect_vae_layout, extract_vae_state_dict
@@ -64,7 +64,8 @@ class OP4KSRSettings:
     t_star: flow time of the one model call, in (0, 1]. input_mode: ``direct`` | ``flow``
     (``op4ksr_core.onestep``). rfr_mode / rfr_alpha / reference_tokens: RoPE base-frequency rescaling
     (``op4ksr_core.rfr``). decode_mode: ``aligned`` | ``partitioned`` (F16 VAE tail). canvas_long_side: the
-    output long side (px) the weights were trained for.
+    output long side (px) the weights were trained for. guidance: the FLUX-dev guidance-embedding value the
+    weights were trained with (it modulates every block; used when no conditioning carries its own).
     """
 
     t_star: float | None = None
@@ -74,6 +75,7 @@ class OP4KSRSettings:
     reference_tokens: int | None = None
     decode_mode: str | None = None
     canvas_long_side: int | None = None
+    guidance: float | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -89,6 +91,8 @@ class OP4KSRSettings:
                 problems.append(f"{name}={value!r} (one of {', '.join(allowed)})")
         if self.rfr_alpha is not None and not (_number(self.rfr_alpha) and 0 < self.rfr_alpha < math.inf):
             problems.append(f"rfr_alpha={self.rfr_alpha!r} (a number > 0)")
+        if self.guidance is not None and not (_number(self.guidance) and self.guidance >= 0):
+            problems.append(f"guidance={self.guidance!r} (a number >= 0, e.g. 3.5)")
         for name in ("reference_tokens", "canvas_long_side"):
             value = getattr(self, name)
             if value is not None and not (
@@ -99,8 +103,9 @@ class OP4KSRSettings:
             raise ValueError(f"bad OP4KSR settings: {'; '.join(problems)}")
         if self.t_star is not None:
             object.__setattr__(self, "t_star", float(self.t_star))
-        if self.rfr_alpha is not None:
-            object.__setattr__(self, "rfr_alpha", float(self.rfr_alpha))
+        for name in ("rfr_alpha", "guidance"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, float(getattr(self, name)))
 
     def known(self) -> dict[str, Any]:
         """The fields that are set (not None)."""
@@ -119,6 +124,7 @@ DEFAULTS = OP4KSRSettings(
     reference_tokens=int(FLUX_TRAIN_GRID[0]),
     decode_mode=None,  # depends on the VAE file: default_decode_mode(layout)
     canvas_long_side=DEFAULT_CANVAS_LONG_SIDE,
+    guidance=DEFAULT_GUIDANCE,
 )
 """What ``auto`` means without metadata (one source for node, CLI and core)."""
 

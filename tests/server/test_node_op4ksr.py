@@ -88,8 +88,8 @@ def test_flux_generate_then_4k(models: ComfyServer) -> None:
     assert out.shape == (128, 128, 3)
 
 
-def test_comfyui_path_equals_the_headless_diffusers_path(models: ComfyServer) -> None:
-    """Same tiny weights: ComfyUI's FLUX + our VAE wrapper vs diffusers' FluxTransformer2DModel."""
+def _headless8(models: ComfyServer, guidance: float) -> np.ndarray:
+    """The headless diffusers path on the node test's input and tiny weights, as SaveImage stores it."""
     import torch
 
     from sr4k.op4ksr_core.flux.forward import set_rfr
@@ -100,16 +100,40 @@ def test_comfyui_path_equals_the_headless_diffusers_path(models: ComfyServer) ->
     from sr4k.op4ksr_core.vae.loader import load_f16_vae
     from tiny_models import load
 
-    comfy = models.images(models.run(small(api_workflow("op4ksr_upscale_4k"))), "4")[0]
     transformer = set_rfr(load_flux_transformer(load(tiny_flux_bfl_file())), RFRConfig(mode="ntk"))
     vae = load_f16_vae(load(f16_vae_file("bfl")), "aligned", dtype=torch.float32)
     lr = np.array(Image.open(models.input_dir / "sr4k_example_lowres.png").convert("RGB"))
     lr_t = torch.from_numpy(lr).float().div(255).permute(2, 0, 1)[None]
-    ours = upscale_image(transformer, vae, lr_t, long_side=128, config=OneStepConfig(t_star=0.5))
-    ours8 = (
-        np.clip(ours[0].permute(1, 2, 0).numpy() * 255, 0, 255).astype(np.uint8).astype(np.float64)
-    )  # as SaveImage
+    config = OneStepConfig(t_star=0.5, guidance=guidance)
+    ours = upscale_image(transformer, vae, lr_t, long_side=128, config=config)
+    return np.clip(ours[0].permute(1, 2, 0).numpy() * 255, 0, 255).astype(np.uint8).astype(np.float64)
+
+
+def test_comfyui_path_equals_the_headless_diffusers_path(models: ComfyServer) -> None:
+    """Same tiny weights: ComfyUI's FLUX + our VAE wrapper vs diffusers' FluxTransformer2DModel."""
+    comfy = models.images(models.run(small(api_workflow("op4ksr_upscale_4k"))), "4")[0]
+    ours8 = _headless8(models, guidance=3.5)
     assert ours8.shape == comfy.shape
     diff = np.abs(ours8 - comfy.astype(np.float64))
     assert diff.max() <= 1, f"max |diff| {diff.max()} of 255"
     assert diff.mean() < 0.02
+
+
+def test_the_weights_guidance_reaches_the_model(models: ComfyServer) -> None:
+    """A fine-tune trained at guidance 1.0 (OMGSR-F's value) runs at 1.0, not ComfyUI's 3.5 default."""
+    from safetensors.torch import save_file
+
+    from sr4k.op4ksr_core.settings import OP4KSRSettings, to_metadata
+    from tiny_models import load
+
+    name = "sr4k_test_op4ksr_guidance1.safetensors"
+    path = models.models / "diffusion_models" / name
+    if not path.exists():
+        save_file(load(tiny_flux_bfl_file()), str(path), metadata=to_metadata(OP4KSRSettings(guidance=1.0)))
+    prompt = small(api_workflow("op4ksr_upscale_4k"))
+    prompt["2"]["inputs"]["unet_name"] = name
+    comfy = models.images(models.run(prompt), "4")[0].astype(np.float64)
+    at_1, at_default = _headless8(models, guidance=1.0), _headless8(models, guidance=3.5)
+    assert np.abs(at_1 - comfy).max() <= 1
+    margin = np.abs(at_default - comfy).max()
+    assert margin >= 8, f"guidance 1.0 vs 3.5 differ by only {margin} of 255 on the tiny model"

@@ -87,6 +87,7 @@ def test_lora_export_carries_the_settings(smoke: TrainResult) -> None:
         reference_tokens=64,
         decode_mode="aligned",
         canvas_long_side=4096,
+        guidance=3.5,  # the trainer's guidance, which inference must reuse
     )
     from sr4k.op4ksr_core.settings import read_metadata
 
@@ -149,3 +150,14 @@ def test_full_finetune_export_merges_the_lora_and_carries_the_settings(tmp_path:
 def test_config_rejects_what_the_settings_cannot_carry() -> None:
     cfg = dataclasses.replace(OP4KSRTrainConfig(), decode_mode="partitioned")
     assert cfg.settings("partitioned").decode_mode == "partitioned"
+
+
+def test_settings_carry_guidance_and_say_what_they_cannot_carry(caplog: pytest.LogCaptureFixture) -> None:
+    from sr4k.op4ksr_core.rfr import RFRConfig
+
+    with caplog.at_level("WARNING", logger="sr4k.training.op4ksr.config"):
+        assert OP4KSRTrainConfig(guidance=1.0).settings("aligned").guidance == 1.0
+        assert not caplog.records  # the defaults are all carried
+        wide = OP4KSRTrainConfig(rfr=RFRConfig(mode="ntk", reference_grid=(64.0, 96.0)))
+        assert wide.settings("aligned").reference_tokens is None
+    assert len(caplog.records) == 1 and "(64.0, 96.0)" in caplog.text and "set_rfr" in caplog.text

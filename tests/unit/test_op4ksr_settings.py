@@ -31,6 +31,7 @@ FULL = OP4KSRSettings(
     reference_tokens=64,
     decode_mode="partitioned",
     canvas_long_side=4096,
+    guidance=1.0,
 )
 
 
@@ -71,6 +72,8 @@ def test_header_only_read_does_not_touch_tensor_bytes(tmp_path: Path) -> None:
         ('{"input_mode": "noise"}', "input_mode='noise'"),
         ('{"decode_mode": "auto"}', "decode_mode='auto'"),
         ('{"reference_tokens": 6.5}', "reference_tokens=6.5"),
+        ('{"guidance": -1}', "guidance=-1"),
+        ('{"guidance": "high"}', "guidance='high'"),
     ],
 )
 def test_malformed_metadata_is_a_clear_error(raw: str, message: str, tmp_path: Path) -> None:
@@ -104,7 +107,13 @@ def test_resolve_prefers_widgets_then_metadata_then_defaults() -> None:
     assert (got.reference_tokens, got.canvas_long_side) == (DEFAULTS.reference_tokens, 4096)
     assert resolve(from_widgets(t_star=0.7), meta).t_star == 0.7  # an explicit value always wins
     assert resolve(None, None) == DEFAULTS
-    assert (DEFAULTS.t_star, DEFAULTS.input_mode, DEFAULTS.rfr_mode) == (0.5, "direct", "ntk")
+    assert (DEFAULTS.t_star, DEFAULTS.input_mode, DEFAULTS.rfr_mode, DEFAULTS.guidance) == (
+        0.5,
+        "direct",
+        "ntk",
+        3.5,
+    )
+    assert resolve(None, OP4KSRSettings(guidance=1)).guidance == 1.0  # stored as a float
 
 
 def test_decode_mode_default_follows_the_vae_layout() -> None:
