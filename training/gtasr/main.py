@@ -31,6 +31,7 @@ from ..common import EMA, derive_seed, parse_overrides, resume_checkpoint, save_
 from .config import PRESETS, GTASRTrainConfig, describe, resolve_config
 from .data import list_images, make_loader, make_pairs
 from .export import export_weights, load_stage1_init
+from .init import edm_init_
 from .losses import PerceptualLoss
 from .perceptual import make_perceptual
 from .steps import stage1_losses, stage2_losses
@@ -120,7 +121,7 @@ class Run:
 def setup_run(config: GTASRTrainConfig, acc: Accelerator) -> Run:
     """Build the student (stage II: from the stage-I weights), AdamW, EMA and D_phi; resume if asked."""
     set_seed(config.seed)  # identical initial weights on every process
-    net = build(config.network_config).train()
+    net = edm_init_(build(config.network_config)).train()  # stage II overwrites it below
     init = None
     if config.stage == 2:
         init = load_stage1_init(
