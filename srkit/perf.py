@@ -100,7 +100,7 @@ def current() -> PerfOptions:
 
 
 def set_options(opts: PerfOptions) -> None:
-    """Install ``opts`` process-wide (the CLI's ``--no-fast`` uses :data:`BASELINE`)."""
+    """Install ``opts`` process-wide, e.g. :data:`BASELINE` for a whole script; :func:`options` scopes a change."""
     global _CURRENT
     _CURRENT = opts
 
