@@ -3,7 +3,7 @@
 # has 15 device-minutes in all, start-up included, and one command may run 10 minutes; so, in this order:
 #     run(command="bash benchmarks/device_run.sh sdpa gtasr vae kernels noise", carry=[".devbundle"], timeout_s=540)  # ~5 min
 #     run(command="bash benchmarks/device_run.sh compile2", carry=[".devbundle"], timeout_s=480)  # if >= 8 min are left
-#     run(command="bash benchmarks/device_run.sh node tiledhost roofline layout folder", carry=[".devbundle"], timeout_s=...)  # else
+#     run(command="bash benchmarks/device_run.sh node tiledhost roofline layout folder inspect", carry=[".devbundle"], timeout_s=...)  # else
 # The first call measures what decides the eager defaults (SDPA backend of the GTASR window attention, the GTASR
 # and VAE toggles with channels_last +- NHWC GroupNorm and the fused upsample conv, kernel classes); the second the
 # compiled paths. Make the second call while the machine is warm.
@@ -20,6 +20,7 @@
 #   folder    benchmarks/folder_io.py --model gtasr: a folder of 1024² PNGs to 4096² with --io-workers 0/1/2/4 (~1 min)
 #   layout    benchmarks/layout_audit.py: the ops breaking channels_last in GTASR (LR 256) and the VAE (1024²; < 1 min)
 #   noise     benchmarks/noise_field.py: a new seed's 4K noise field, counter vs CPU stream, CPU and GPU (< 1 min)
+#   inspect   benchmarks/inspect_artifacts.py --no-cpu: SR4K Inspect Artifacts at 3840x2160 and 4096² (< 1 min)
 #   tiledhost benchmarks/gtasr_tiled_host.py: what a tiled GTASR run costs beyond the network, this version against
 #             the bundle's baseline.tar, stand-in network on the GPU (< 1 min)
 # Results (Markdown sections for benchmarks/RESULTS.md, JSON, logs) are written to $OUT and come back.
@@ -91,12 +92,16 @@ for step in $STEPS; do
         timeout 90 python3 benchmarks/noise_field.py --commit "$REV" --json "$OUT/noise.json" \
             --results "$OUT/RESULTS_noise.md" 2>&1 | tail -20 | tee -a "$OUT/run.log"
         ;;
+    inspect)
+        timeout 120 python3 benchmarks/inspect_artifacts.py --no-cpu --commit "$REV" --json "$OUT/inspect.json" \
+            --results "$OUT/RESULTS_inspect.md" 2>&1 | tail -20 | tee -a "$OUT/run.log"
+        ;;
     tiledhost)
         timeout 120 python3 benchmarks/gtasr_tiled_host.py --device cuda --baseline-tar "$B/baseline.tar" \
             --commit "$REV" --json "$OUT/tiledhost.json" --results "$OUT/RESULTS_tiledhost.md" 2>&1 | tail -20 |
             tee -a "$OUT/run.log"
         ;;
-    *) echo "unknown step $step (node, node-compile, compile2, roofline, gtasr, vae, kernels, sdpa, layout, toggles, noise, tiledhost)" | tee -a "$OUT/run.log" ;;
+    *) echo "unknown step $step (node, node-compile, compile2, roofline, gtasr, vae, kernels, sdpa, layout, toggles, noise, inspect, tiledhost)" | tee -a "$OUT/run.log" ;;
     esac
 done
 echo "=== done in $((SECONDS - start)) s" | tee -a "$OUT/run.log"
