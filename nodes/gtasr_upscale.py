@@ -119,8 +119,8 @@ class Upscale(io.ComfyNode):
                     max=float(4**MAX_PASSES),
                     step=0.25,
                     optional=True,
-                    tooltip="Output/input size ratio when target is scale. 4 = one network pass; "
-                    "up to 16 = two passes, then an antialiased resize to the exact size.",
+                    tooltip="Output/input size ratio when target is scale. 4 = one network pass (up to 5: one "
+                    "pass and a slight enlargement); up to 20 = two passes; then a resize to the exact size.",
                 ),
                 io.Int.Input(
                     "long_side",

@@ -20,10 +20,26 @@ from sr4k.srkit.sizing import resize_exact
 
 
 def test_passes_are_whole_x4_steps_up_to_x64() -> None:
-    cases = {(25, 25): 1, (100, 100): 1, (400, 400): 1, (400, 401): 2, (1600, 1600): 2, (1601, 10): 3}
+    """A pass more only when the final resize would otherwise enlarge by more than x1.25: "make it 4K" from a
+    1000 px side (x4.096) is one pass, not a second one on a 16x larger image shrunk back down."""
+    cases = {
+        (25, 25): 1,
+        (100, 100): 1,
+        (400, 400): 1,
+        (400, 401): 1,
+        (500, 500): 1,
+        (501, 501): 2,
+        (1600, 1600): 2,
+        (1601, 10): 2,
+        (2000, 2000): 2,
+        (2001, 2001): 3,
+    }
     for size, n in cases.items():
         assert passes_for(100, 100, size) == n, size
-    with pytest.raises(ValueError, match=r"x81\.9, more than GTASR's 3 x4 passes \(x64\)"):
+    assert passes_for(1000, 1000, (4096, 4096)) == 1
+    with pytest.raises(
+        ValueError, match=r"x81\.9, more than GTASR's 3 x4 passes and a final x1\.25 resize \(x80\)"
+    ):
         passes_for(20, 28, (1638, 2293))
 
 
