@@ -188,8 +188,8 @@ def fallback_tiles(first: int, longest_side: int, multiple: int) -> list[int]:
 
 
 def _free_memory(device: torch.device) -> None:
-    """Release what a failed attempt held on ``device``, the cached ``torch`` noise field included (a whole HR
-    image: 201 MB at 4096², 3.2 GB at 16384²), which tiles made on the host no longer use."""
+    """Release what a failed attempt held on ``device``, and the host's cached ``torch`` noise field (a whole HR
+    image, 201 MB at 4096²), which tiles do not use."""
     clear_noise_cache()
     gc.collect()
     if device.type == "cuda":
