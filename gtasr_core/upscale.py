@@ -20,7 +20,7 @@ from ..srkit.images import Progress
 from ..srkit.images import check_image as _check_image
 from ..srkit.layout import layout_of
 from ..srkit.oom import is_oom
-from ..srkit.transfer import gather_images, to_host
+from ..srkit.transfer import ImageBatch, to_host
 from .model import GTASRNet
 from .noise import DEFAULT_NOISE, NoiseKind, clear_noise_cache, noise_field, set_layout
 from .tiling import (
@@ -78,12 +78,12 @@ def _run(net: GTASRNet, x: Tensor, sigma: float, lq: Tensor, device: torch.devic
 def _patch_free(
     net: GTASRNet, x_t: Tensor, lq: Tensor, sigma: float, device: torch.device, progress: Progress | None
 ) -> Tensor:
-    outs = []
+    outs = ImageBatch(lq.shape[0], x_t.device, pinned=False)
     for i in range(lq.shape[0]):
-        outs.append(_run(net, x_t[i : i + 1], sigma, lq[i : i + 1], device).to(x_t.device))
+        outs.add(_run(net, x_t[i : i + 1], sigma, lq[i : i + 1], device))
         if progress is not None:
             progress(i + 1, lq.shape[0])
-    return gather_images(outs)
+    return outs.result()
 
 
 class _HostTiles:

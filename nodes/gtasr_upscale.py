@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import comfy.model_management as mm
@@ -23,12 +24,13 @@ from ..gtasr_core.memory import upscale_memory
 from ..gtasr_core.noise import DEFAULT_NOISE, NOISE_KINDS, noise_kind
 from ..srkit.images import check_image
 from ..srkit.sizing import padded_size, target_size
-from ..srkit.transfer import gather_images
 from .common import as_comfy_image, from_comfy_image
 from .gtasr_advice import oom_message
 from .gtasr_loader import GTASRModel
 from .gtasr_preview import TilePreview
-from .runtime import check_cancel, is_oom, to_intermediate
+from .runtime import check_cancel, intermediate_batch, is_oom
+
+log = logging.getLogger(__name__)
 
 TILING = ("auto", "off", "force")
 TARGETS = ("scale", "long_side")
@@ -47,6 +49,19 @@ def _gtasr_net(model: object) -> GTASRNet:
         kind = type(net).__name__ if net is not None else type(model).__name__
         raise TypeError(f"gtasr_model must come from GTASR Load Model, got a {kind}.")
     return net
+
+
+def _clamped(image: torch.Tensor) -> torch.Tensor:
+    """``image`` in [0, 1]: an IMAGE from an HDR/EXR loader or a non-clamping node may overshoot, which GTASR
+    (trained on [0, 1] photos) would refuse. Clamped (a copy, the input is left as is) with a warning that says
+    by how much."""
+    lo, hi = float(image.min()), float(image.max())
+    if lo >= 0.0 and hi <= 1.0:
+        return image
+    log.warning(
+        "GTASR Upscale: the image has values in [%.3g, %.3g], outside [0, 1]; clamped to [0, 1]", lo, hi
+    )
+    return image.clamp(0.0, 1.0)
 
 
 class Upscale(io.ComfyNode):
@@ -167,6 +182,12 @@ class Upscale(io.ComfyNode):
         if target not in TARGETS:
             raise ValueError(f"target={target!r}; choose one of {', '.join(TARGETS)}")
         kind = noise_kind(noise)  # a clear error before any work
+        if tiling != "off" and overlap >= tile_size:  # auto tiles too when the image does not fit
+            raise ValueError(
+                f"overlap {overlap} must be smaller than tile_size {tile_size}: lower overlap (the released "
+                f"value is tile_size / 8, {tile_size // 8} here) or raise tile_size"
+            )
+        lr = _clamped(lr)
         h, w = lr.shape[-2:]
         size = target_size(h, w, scale=scale) if target == "scale" else target_size(h, w, long_side=long_side)
         passes = passes_for(h, w, size, net.scale)  # a clear error before any work if the target is too large
@@ -215,7 +236,7 @@ class Upscale(io.ComfyNode):
                 noise=kind,
             )
 
-        outs, oom, done = [], False, False
+        outs, oom, done = intermediate_batch(batch), False, False
         try:
             for i in range(batch):
                 state["image"] = i
@@ -226,7 +247,7 @@ class Upscale(io.ComfyNode):
                 out = upscale_to_size(
                     lr[i : i + 1].float(), size, run_pass, net.scale, resize_device=mm.get_torch_device()
                 )
-                outs.append(to_intermediate(as_comfy_image(out)))
+                outs.add(as_comfy_image(out))
             done = True
         except Exception as e:
             if not is_oom(e):
@@ -242,4 +263,4 @@ class Upscale(io.ComfyNode):
                 tiling, tile_size, net.lr_multiple, net.scale, state["lr_hw"], state["patch_free"]
             )
             raise RuntimeError(msg)
-        return io.NodeOutput(gather_images(outs))  # one image: no 200 MB concatenation copy
+        return io.NodeOutput(outs.result())

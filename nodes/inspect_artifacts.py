@@ -97,11 +97,16 @@ class InspectArtifacts(io.ComfyNode):
                 pbar.update_absolute(i * STAGES_PER_IMAGE + stage, total)
                 check_cancel()  # newer ComfyUI throttles progress updates, and the cancel check with them
 
+            oom = False
             try:
                 found, heat = inspect_one(img.to(device), period_px, tile_stride_px, done)
             except Exception as e:
                 if not is_oom(e):
                     raise
+                oom = (
+                    True  # retried below, outside the except block, so the failed attempt's tensors are freed
+                )
+            if oom:
                 # The FFT windows of a 4K map are large; the CPU is slower but has the memory.
                 log.warning(
                     "SR4K Inspect Artifacts: out of memory on %s, measuring on the CPU instead", device

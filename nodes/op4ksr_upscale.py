@@ -25,7 +25,6 @@ from ..srkit.attention_priority import attention_priority
 from ..srkit.color import METHODS, color_correct
 from ..srkit.images import check_image
 from ..srkit.sizing import resize_exact
-from ..srkit.transfer import gather_images
 from .common import from_comfy_image, to_comfy_image
 from .flux_model import (
     empty_flux_conditioning,
@@ -35,7 +34,7 @@ from .flux_model import (
 )
 from .op4ksr_settings import BASE_MODEL_WARNING, model_settings
 from .op4ksr_vae import VAE_TILING, check_vae_tiling, decode, encode
-from .runtime import check_cancel, is_oom, to_intermediate
+from .runtime import check_cancel, intermediate_batch, is_oom
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +204,7 @@ class Upscale(io.ComfyNode):
             else empty_flux_conditioning(model, cfg.empty_text_tokens, cfg.guidance)
         )
         pbar = comfy.utils.ProgressBar(STAGES_PER_IMAGE * lr.shape[0])
-        outs = []
+        outs = intermediate_batch(lr.shape[0])
         for i in range(lr.shape[0]):
             oom = False
             try:
@@ -230,6 +229,5 @@ class Upscale(io.ComfyNode):
             if alpha.shape[1]:
                 out = torch.cat([out, resize_exact(alpha[i : i + 1].float().to(dev), size)], dim=1)
             # The IMAGE layout is made on the device, then one copy (pinned: a DMA) leaves it.
-            outs.append(to_intermediate(to_comfy_image(out)))
-        # One image: no concatenation copy.
-        return io.NodeOutput(gather_images(outs), ui=ui.PreviewText(notice).as_dict())
+            outs.add(to_comfy_image(out))
+        return io.NodeOutput(outs.result(), ui=ui.PreviewText(notice).as_dict())

@@ -7,18 +7,18 @@ where a node's result goes.
 - ``check_cancel``: raises ``InterruptProcessingException`` when the user pressed Cancel. ComfyUI checks
   for cancel only when a progress update is sent, and 0.33 throttles those updates, so long stages call
   this explicitly between stages and tiles.
-- ``to_intermediate``: a node's output on ComfyUI's intermediate device (the host, unless started with
-  ``--gpu-only``), copied from CUDA through pinned memory.
+- ``intermediate_batch``: where a node collects the result images it makes one at a time: on ComfyUI's
+  intermediate device (the host, unless started with ``--gpu-only``), one image copied from CUDA through pinned
+  memory, a batch into one tensor (no concatenation copy).
 """
 
 from __future__ import annotations
 
 import comfy.model_management as mm
-import torch
 
 from ..srkit import perf
 from ..srkit.oom import is_oom as _torch_is_oom
-from ..srkit.transfer import to_host
+from ..srkit.transfer import ImageBatch
 
 
 def is_oom(err: BaseException) -> bool:
@@ -29,13 +29,10 @@ def is_oom(err: BaseException) -> bool:
     return isinstance(err, mm.OOM_EXCEPTION) or _torch_is_oom(err)
 
 
-def to_intermediate(image: torch.Tensor) -> torch.Tensor:
-    """``image`` on ``intermediate_device()``; to the host from CUDA as one DMA into pinned memory (as the
-    ``pinned_output`` option says), not a copy staged through pageable memory."""
-    target = mm.intermediate_device()
-    if target.type == "cpu":
-        return to_host(image, pinned=perf.current().pinned_output)
-    return image.to(target)
+def intermediate_batch(count: int) -> ImageBatch:
+    """Where a node collects its ``count`` result images: on ``intermediate_device()``, a single image through
+    pinned memory (the ``pinned_output`` option), a batch copied into one tensor as each image finishes."""
+    return ImageBatch(count, mm.intermediate_device(), pinned=perf.current().pinned_output)
 
 
 def check_cancel() -> None:

@@ -15,7 +15,7 @@ from ..srkit import perf
 from ..srkit.attention_priority import attention_priority
 from ..srkit.color import color_correct
 from ..srkit.images import Progress, check_image
-from ..srkit.transfer import gather_images, to_host
+from ..srkit.transfer import ImageBatch
 from ..srkit.weights import load_state_dict
 from .flux.forward import set_rfr, token_pixels, velocity
 from .flux.loader import load_flux_transformer
@@ -97,7 +97,7 @@ def upscale_image(
     multiple = token_pixels(transformer, vae)
     device = next(transformer.parameters()).device
     set_vae_layout(vae, channels_last=perf.current().vae_channels_last)
-    outs = []
+    outs = ImageBatch(lr.shape[0], "cpu", pinned=perf.current().pinned_output)
     for i in range(lr.shape[0]):
         # Everything at output size (bicubic, padding, colour) stays on the model's device: on CPU
         # these 4K maps cost seconds, several times the transformer call itself.
@@ -110,7 +110,7 @@ def upscale_image(
         x0 = one_step_x0(x_t, v, config.t_star)
         image = vae.decode(vae.from_model_latent(x0).to(vae.device)).float()
         image = ((image + 1) / 2).clamp(0, 1)[..., :h, :w].to(device)
-        outs.append(to_host(color_correct(image, lr_i, color), pinned=perf.current().pinned_output))
+        outs.add(color_correct(image, lr_i, color))
         if progress is not None:
             progress(i + 1, lr.shape[0])
-    return gather_images(outs)
+    return outs.result()

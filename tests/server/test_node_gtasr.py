@@ -266,6 +266,29 @@ def test_noise_option_reaches_the_core(nodes) -> None:
         nodes.Upscale.execute(patcher, image, SEED, "off", TILE, OVERLAP, noise="gpu")
 
 
+def test_overlap_not_below_tile_size_is_a_clear_error_before_any_work(nodes) -> None:
+    """auto tiles only when the image does not fit, so the check cannot wait for that: a workflow that runs on
+    small images must not fail on large ones."""
+    patcher = gtasr_patcher(nodes)
+    image = _batch()[:1]
+    for tiling in ("auto", "force"):
+        with pytest.raises(ValueError, match="overlap 16 must be smaller than tile_size 16: lower overlap"):
+            nodes.Upscale.execute(patcher, image, SEED, tiling, TILE, TILE)
+    nodes.Upscale.execute(patcher, image, SEED, "off", TILE, TILE)  # off never tiles
+
+
+def test_values_outside_0_1_are_clamped_with_a_warning(nodes, caplog: pytest.LogCaptureFixture) -> None:
+    """An HDR loader's IMAGE may overshoot [0, 1]: the node runs on the clamped image (input untouched)."""
+    patcher = gtasr_patcher(nodes)
+    image = _batch()[:1] * 2 - 0.5  # [-0.5, 1.5]
+    before = image.clone()
+    with caplog.at_level("WARNING"):
+        out = nodes.Upscale.execute(patcher, image, SEED, "off", TILE, OVERLAP).result[0]
+    assert torch.equal(image, before)
+    torch.testing.assert_close(out, _core(patcher.model, image.clamp(0, 1))[0], rtol=0, atol=1e-6)
+    assert "outside [0, 1]; clamped" in caplog.text
+
+
 def test_auto_falls_back_to_tile_size_tiles_and_off_does_not(nodes) -> None:
     """Under a real allocation budget the whole image does not fit: auto retries in tile_size tiles (overlap
     capped at tile // 8, as the core documents), off reports the out-of-memory error."""

@@ -7,6 +7,7 @@ exact rewrites (chunking, constant modulation) must agree bit for bit or to 1e-6
 from __future__ import annotations
 
 import dataclasses
+import weakref
 
 import pytest
 import torch
@@ -21,7 +22,7 @@ from sr4k.op4ksr_core.vae.config import FLUX_F16
 from sr4k.op4ksr_core.vae.model import F16VAE, set_vae_layout
 from sr4k.srkit import perf
 from sr4k.srkit.color import color_correct
-from sr4k.srkit.transfer import gather_images, to_host
+from sr4k.srkit.transfer import ImageBatch, to_host
 from tiny_models import TINY_FLUX, tiny_flux_diffusers_model
 
 
@@ -82,11 +83,27 @@ def test_separable_wavelet_matches_2d_blur() -> None:
     assert (fast - base).abs().max() < 1e-5
 
 
-def test_to_host_and_gather() -> None:
+def test_to_host_and_image_batches() -> None:
     x = torch.rand(1, 3, 4, 4)
-    assert to_host(x) is x and gather_images([x]) is x
-    y = torch.rand(1, 3, 4, 4)
-    assert torch.equal(gather_images([x, y]), torch.cat([x, y]))
+    assert to_host(x) is x
+    one = ImageBatch(1, "cpu")
+    one.add(x)
+    assert one.result() is x  # a single image: no copy at all
+    frames = [torch.rand(1, 4, 5, 3) for _ in range(3)]
+    batch = ImageBatch(3, "cpu")
+    for f in frames:
+        batch.add(f)
+    out = batch.result()
+    assert torch.equal(out, torch.cat(frames))
+    alive = weakref.ref(frames[1])
+    del frames[1], f
+    assert alive() is None  # the batch keeps no reference to what was added: held once, in the batch
+    with pytest.raises(ValueError, match="one more"):
+        batch.add(x)
+    with pytest.raises(ValueError, match="1 of 2 images"):
+        half = ImageBatch(2, "cpu")
+        half.add(x)
+        half.result()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned host memory needs CUDA")
