@@ -11,9 +11,13 @@ GTASR and 1.45 s for OP4KSR on an H200 (benchmarks/RESULTS.md). Done in turn, th
   the GIL, so the writers run in parallel with each other and with the model.
 
 At most ``io_workers`` outputs wait for or are being written, plus the one the model is working on, which bounds
-the host memory (one 4096² float32 RGB output is 192 MiB). A failed read stops the run at that file, as the serial
-loop does. A failed write stops it too: the writes already under way are finished (they are good files) and the
-first error is raised. Outputs are the same files, byte for byte, as with ``io_workers=0`` (everything in turn).
+the host memory (one 4096² float32 RGB output is 192 MiB). Outputs are the same files, byte for byte, as with
+``io_workers=0`` (everything in turn).
+
+Errors: a file that cannot be read or upscaled (a damaged image, one too small for the requested size) is passed
+over when ``skip(job, error)`` says so, and the run goes on with the next file; ``FolderRun.failed`` lists those
+files. Any other error stops the run, as does every failed write (a full disk or a lost mount would fail every
+later write too): the writes already under way are finished (they are good files) and the first error is raised.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-__all__ = ["DEFAULT_IO_WORKERS", "FolderRun", "Job", "run_folder"]
+__all__ = ["DEFAULT_IO_WORKERS", "Failure", "FolderRun", "Job", "Skip", "run_folder"]
 
 
 def usable_cores() -> int:
@@ -55,11 +59,21 @@ class Job:
 
 
 @dataclass(frozen=True)
+class Failure:
+    """A file the run passed over: its job and the error's message."""
+
+    job: Job
+    reason: str
+
+
+@dataclass(frozen=True)
 class FolderRun:
-    """What a folder run did: images written and the wall time from the first read to the last write (s)."""
+    """What a folder run did: images written, the wall time from the first read to the last write (s), and the
+    files passed over after a read or model error (``skip``)."""
 
     images: int
     seconds: float
+    failed: tuple[Failure, ...] = ()
 
     @property
     def seconds_per_image(self) -> float:
@@ -69,6 +83,7 @@ class FolderRun:
 Load = Callable[[Path], Tensor]
 Model = Callable[[Tensor], Tensor]
 Save = Callable[[Job, Tensor, Tensor], None]  # (job, input image, output image): writes job.dst
+Skip = Callable[[Job, Exception], bool]  # (job, read or model error): True to pass over the file and go on
 
 
 def run_folder(
@@ -79,13 +94,16 @@ def run_folder(
     *,
     io_workers: int = DEFAULT_IO_WORKERS,
     done: Callable[[Job, Tensor, Tensor, float, float], None] | None = None,
+    skip: Skip | None = None,
 ) -> FolderRun:
     """Upscale ``jobs`` in order: ``load(src)`` -> ``model(image)`` -> ``save(job, image, out)``.
 
     ``io_workers`` = 0 runs the three in turn in this thread; N > 0 reads one file ahead in a reader thread and
     writes in N writer threads (module docstring). ``done(job, image, out, model_s, save_s)`` is called after each
     write (from a writer thread when N > 0). The model always runs in the calling thread, one image at a time.
-    Raises the first error of a read, the model or a write, after the writes under way have finished.
+    A read or model error (an ``Exception``) for which ``skip(job, error)`` returns True is recorded in
+    ``FolderRun.failed`` and the run goes on; ``skip`` may log it. Any other error of a read, the model or a write
+    is raised, after the writes under way have finished.
     """
     if io_workers < 0:
         raise ValueError(
@@ -99,17 +117,35 @@ def run_folder(
         if done is not None:
             done(job, image, out, model_s, time.perf_counter() - t0)
 
-    def upscale(image: Tensor) -> tuple[Tensor, float]:
+    failed: list[Failure] = []
+
+    def attempt(job: Job, step: Callable[[], Tensor]) -> Tensor | None:
+        """``step()``, or None when it raised an error that ``skip`` passes over (recorded in ``failed``)."""
+        try:
+            return step()
+        except Exception as err:  # not BaseException: Ctrl-C and SystemExit always stop the run
+            if skip is None or not skip(job, err):
+                raise
+            failed.append(Failure(job, str(err) or type(err).__name__))
+            return None
+
+    def upscale(job: Job, image: Tensor) -> tuple[Tensor | None, float]:
         t0 = time.perf_counter()
-        out = model(image)
+        out = attempt(job, lambda: model(image))
         return out, time.perf_counter() - t0
+
+    def finish() -> FolderRun:
+        return FolderRun(len(jobs) - len(failed), time.perf_counter() - start, tuple(failed))
 
     if io_workers == 0:
         for job in jobs:
-            image = load(job.src)
-            out, model_s = upscale(image)
-            write(job, image, out, model_s)
-        return FolderRun(len(jobs), time.perf_counter() - start)
+            image = attempt(job, lambda job=job: load(job.src))
+            if image is None:
+                continue
+            out, model_s = upscale(job, image)
+            if out is not None:
+                write(job, image, out, model_s)
+        return finish()
 
     pending: deque[Future[None]] = deque()
     ahead: Future[Tensor] | None = None
@@ -120,10 +156,15 @@ def run_folder(
         try:
             ahead = reader.submit(load, jobs[0].src) if jobs else None
             for k, job in enumerate(jobs):
-                assert ahead is not None
-                image = ahead.result()  # a failed read raises here, naming its file
+                read = ahead
+                assert read is not None
                 ahead = reader.submit(load, jobs[k + 1].src) if k + 1 < len(jobs) else None
-                out, model_s = upscale(image)
+                image = attempt(job, read.result)  # a failed read raises here (naming its file) or is skipped
+                if image is None:
+                    continue
+                out, model_s = upscale(job, image)
+                if out is None:
+                    continue
                 while len(pending) >= io_workers:  # bound the outputs held in memory
                     _collect(pending, wait(pending, return_when=FIRST_COMPLETED).done)
                 _collect(pending, [f for f in pending if f.done()])  # a failed write stops the run early
@@ -134,7 +175,7 @@ def run_folder(
             if ahead is not None:
                 ahead.cancel()
             raise  # leaving the `with` waits for the writes under way: they are good files
-    return FolderRun(len(jobs), time.perf_counter() - start)
+    return finish()
 
 
 def _collect(pending: deque[Future[None]], finished: Iterable[Future[None]]) -> None:

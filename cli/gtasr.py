@@ -22,6 +22,7 @@ from ..gtasr_core import (
     DEFAULT_TILE_PLAN,
     TILE_PLANS,
     load_gtasr,
+    passes_for,
     upscale,
     upscale_to_size,
 )
@@ -32,12 +33,24 @@ from ..srkit.download import Progress, download_model, manual_download_message
 from ..srkit.model_registry import GTASR_FINAL
 from ..srkit.sizing import target_size
 from ..srkit.transfer import to_host
+from .targets import check_target
 
-__all__ = ["TILING", "GTASRUpscaler", "add_arguments", "cache_home", "released_weights"]
+__all__ = [
+    "TILING",
+    "GTASRUpscaler",
+    "add_arguments",
+    "cache_home",
+    "check_args",
+    "check_size",
+    "released_weights",
+]
 
 log = logging.getLogger(__name__)
 
 TILING = ("auto", "off", "force")
+NET_SCALE = (
+    4  # every GTASR network is x4 (GTASRConfig refuses other scales), so sizes are known before loading
+)
 PROGRESS_STEP = 0.1  # log the download every 10 %
 
 
@@ -96,6 +109,29 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
     )
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse option values the upscale would reject, before the weights are loaded or downloaded."""
+    check_target(args)
+    if args.tiling != "off" and not 0 <= args.overlap < args.tile:
+        raise ValueError(
+            f"--tile {args.tile} --overlap {args.overlap}: tiles need --tile > 0 and 0 <= --overlap < --tile "
+            f"(defaults: --tile {DEFAULT_TILE} --overlap {DEFAULT_OVERLAP}), or --tiling off"
+        )
+
+
+def _target(args: argparse.Namespace, height: int, width: int) -> tuple[int, int]:
+    """Output ``(H, W)`` for an input of ``height`` x ``width``: ``--long-side``, else ``--scale`` (default x4)."""
+    if args.long_side is not None:
+        return target_size(height, width, long_side=args.long_side)
+    return target_size(height, width, scale=args.scale if args.scale is not None else NET_SCALE)
+
+
+def check_size(args: argparse.Namespace, height: int, width: int) -> None:
+    """Refuse an input too small for the requested output (beyond GTASR's x64 and a final resize). Called with
+    the file's header size, so such a file is passed over before the weights load."""
+    passes_for(height, width, _target(args, height, width), NET_SCALE)
+
+
 def cache_home() -> Path:
     """The CLI's model cache: ``$SR4K_HOME`` or ``~/.cache/sr4k``."""
     return Path(os.environ.get("SR4K_HOME") or Path.home() / ".cache" / "sr4k").expanduser()
@@ -138,8 +174,7 @@ class GTASRUpscaler:
     (``--scale``, default 4, or ``--long-side``; alpha resized bicubically)."""
 
     def __init__(self, args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> None:
-        if args.long_side is not None and args.scale is not None:
-            raise ValueError("give --long-side or --scale, not both")
+        check_args(args)
         weights = args.weights or released_weights(
             allow_download=not args.no_download, endpoint=args.hf_endpoint
         )
@@ -155,12 +190,7 @@ class GTASRUpscaler:
     def __call__(self, image: Tensor) -> Tensor:
         a = self.args
         progress = lambda done, total: log.debug("  %d/%d", done, total)  # noqa: E731 - a one-line callback
-        h, w = image.shape[-2:]
-        size = (
-            target_size(h, w, long_side=a.long_side)
-            if a.long_side is not None
-            else target_size(h, w, scale=a.scale if a.scale is not None else self.net.scale)
-        )
+        size = _target(a, *image.shape[-2:])
 
         def run_pass(x: Tensor, k: int) -> Tensor:
             if k:

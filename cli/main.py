@@ -12,20 +12,24 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from ..gtasr_core import convert_to_safetensors
+from ..srkit.image_io import icc_profile
+from ..srkit.oom import is_oom
 from ..srkit.torch_support import CLI_REMEDY, unsupported_torch_message
 from . import gtasr, op4ksr
 from .bench import add_bench_parser
 from .calibrate import add_calibrate_parser
 from .devices import DEVICES, DTYPES, resolve_device, resolve_dtype
 from .folder import DEFAULT_IO_WORKERS, Job, run_folder
-from .images import check_bits, load_image, output_bits, plan_outputs, save_image
-from .shard import device_for, rank_from_env, shard, write_atomically
+from .images import check_bits, check_sizes, load_image, output_bits, plan_outputs, save_image
+from .shard import Rank, device_for, failures_everywhere, rank_from_env, shard, write_atomically
+from .signals import sigterm_exits
 
 __all__ = ["UPSCALERS", "UpscalerSpec", "build_parser", "main"]
 
@@ -34,21 +38,29 @@ log = logging.getLogger("sr4k.cli")
 
 @dataclass(frozen=True)
 class UpscalerSpec:
-    """One ``--model`` choice: its help line, its flags, and ``load(args, device, dtype) -> image fn``."""
+    """One ``--model`` choice: its help line, its flags, ``load(args, device, dtype) -> image fn``, and the checks
+    run before loading: ``check(args)`` on the option values, ``check_size(args, H, W)`` on each input's size."""
 
     help: str
     add_arguments: Callable[[argparse._ArgumentGroup], None]
     load: Callable[[argparse.Namespace, torch.device, torch.dtype], Callable[[Tensor], Tensor]]
+    check: Callable[[argparse.Namespace], None]
+    check_size: Callable[[argparse.Namespace, int, int], None] | None = None
 
 
 UPSCALERS: dict[str, UpscalerSpec] = {
     "gtasr": UpscalerSpec(
-        "GTASR one-step x4 (pixel space, 171.5 M parameters)", gtasr.add_arguments, gtasr.GTASRUpscaler
+        "GTASR one-step x4 (pixel space, 171.5 M parameters)",
+        gtasr.add_arguments,
+        gtasr.GTASRUpscaler,
+        gtasr.check_args,
+        gtasr.check_size,
     ),
     "op4ksr": UpscalerSpec(
         "OP4KSR one-step patch-free 4K on FLUX.1 + F16 VAE (needs --flux and --vae)",
         op4ksr.add_arguments,
         op4ksr.OP4KSRUpscaler,
+        op4ksr.check_args,
     ),
 }
 
@@ -64,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser(
         "upscale",
         help="upscale an image file or a folder of images",
-        description="Upscale IN (a file, or a folder of images) to OUT (a file, or a folder).",
+        description="Upscale IN (a file, or a folder of images) to OUT (a file, or a folder). In a folder, a file "
+        "that cannot be read or upscaled is reported and passed over; the run then ends with status 1 and lists "
+        "those files. Hidden files (names starting with '.') are not inputs.",
     )
     up.add_argument(
         "--model",
@@ -82,7 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="weights/compute dtype; auto: bf16 on GPUs that support it, else fp32",
     )
     up.add_argument("input", type=Path, metavar="IN", help="image file or folder of images")
-    up.add_argument("output", type=Path, metavar="OUT", help="output image file, or folder (PNG files)")
+    up.add_argument(
+        "output",
+        type=Path,
+        metavar="OUT",
+        help="output image file, or folder (PNG files named after the inputs). The format follows the suffix: "
+        ".jpg is written at quality 95 with full-resolution colour (4:4:4), .webp lossless. The input's EXIF "
+        "orientation is applied and its ICC colour profile kept",
+    )
     # Output size, for every model: op4ksr defaults to a 4096 px long side, gtasr to x4 (one network pass).
     up.add_argument(
         "--long-side",
@@ -156,21 +177,50 @@ def _io_workers(text: str) -> int:
 
 def _upscale(args: argparse.Namespace) -> int:
     rank = rank_from_env()  # several processes (accelerate launch / torchrun): each takes its share of files
-    pairs = plan_outputs(args.input, args.output)  # check the paths before loading a model
+    spec = UPSCALERS[args.model]
+    spec.check(args)  # option values, paths and input sizes are checked before a model is loaded
+    pairs = plan_outputs(args.input, args.output)
     check_bits(pairs, args.bits)
     mine = shard(pairs, rank)
     todo = [(s, d) for s, d in mine if not (args.skip_existing and d.exists())]
     if rank.world > 1 or len(todo) < len(mine):
         log.info("%s: %d of %d file(s), %d already done", rank, len(mine), len(pairs), len(mine) - len(todo))
-    if not todo:
-        return 0
+    check_size = None if spec.check_size is None else partial(spec.check_size, args)
+    ready, failed = check_sizes(todo, check_size)
+    if ready:
+        with sigterm_exits():  # a SLURM time limit stops the run as Ctrl-C does: no partial files left
+            failed += _run(args, spec, rank, ready)
+    if failed:
+        _log_failures(failed, todo, rank)
+    return 1 if failures_everywhere(rank, len(failed)) else 0
+
+
+def _log_failures(failed: list[tuple[Path, str]], todo: list[tuple[Path, Path]], rank: Rank) -> None:
+    """One line: "N of M images failed: a.png (reason), ..." in input order (each was logged when it failed)."""
+    order = {src: k for k, (src, _) in enumerate(todo)}
+    failed = sorted(failed, key=lambda f: order.get(f[0], len(order)))
+    log.error(
+        "%d of %d images failed%s: %s",
+        len(failed),
+        len(todo),
+        f" in {rank}" if rank.world > 1 else "",
+        ", ".join(f"{src.name} ({reason.removeprefix(str(src)).lstrip(': ')})" for src, reason in failed),
+    )
+
+
+def _run(
+    args: argparse.Namespace, spec: UpscalerSpec, rank: Rank, todo: list[tuple[Path, Path]]
+) -> list[tuple[Path, str]]:
+    """Load the model and upscale ``todo``; returns (input, reason) for each file passed over."""
     device = device_for(resolve_device(args.device), rank)
-    model = UPSCALERS[args.model].load(args, device, resolve_dtype(args.dtype, device))
+    model = spec.load(args, device, resolve_dtype(args.dtype, device))
     where = f", {rank}" if rank.world > 1 else ""
 
     def save(job: Job, image: Tensor, out: Tensor) -> None:
         bits = output_bits(job.src, job.dst, args.bits)
-        write_atomically(job.dst, lambda path: save_image(out, path, bits=bits))
+        write_atomically(
+            job.dst, lambda path: save_image(out, path, bits=bits, icc_profile=icc_profile(job.src))
+        )
 
     def done(job: Job, image: Tensor, out: Tensor, model_s: float, save_s: float) -> None:
         log.info(
@@ -188,13 +238,22 @@ def _upscale(args: argparse.Namespace) -> int:
             save_s,
         )
 
+    def skip(job: Job, err: Exception) -> bool:
+        """Pass over a file that cannot be read or upscaled; out of memory stops the run (main's message)."""
+        if is_oom(err) or not isinstance(err, (OSError, ValueError, TypeError)):
+            return False
+        log.error(
+            "[%d/%d%s] %s: failed, going on with the next file: %s", job.index, len(todo), where, job.src, err
+        )
+        return True
+
     jobs = [Job(k, src, dst) for k, (src, dst) in enumerate(todo, 1)]
-    run = run_folder(jobs, load_image, model, save, io_workers=args.io_workers, done=done)
+    run = run_folder(jobs, load_image, model, save, io_workers=args.io_workers, done=done, skip=skip)
     if len(jobs) > 1:
         log.info(
             "%d images in %.1f s (%.2f s per image%s)", run.images, run.seconds, run.seconds_per_image, where
         )
-    return 0
+    return [(f.job.src, f.reason) for f in run.failed]
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -227,14 +286,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         status = args.run(args)  # a subcommand may return its exit status (None means success)
-    except torch.cuda.OutOfMemoryError as err:
-        log.error(
-            "sr4k: error: out of memory (%s). Use --tiling force with a smaller --tile (or --tiling auto), "
-            "or --dtype bf16/fp16.",
-            str(err).splitlines()[0],
-        )
-        return 1
     except (OSError, ValueError, RuntimeError) as err:  # includes checkpoint and download errors
-        log.error("sr4k: error: %s", err)
+        if is_oom(err):  # torch's OOM types, and accelerator errors that report running out of memory
+            log.error(
+                "sr4k: error: out of memory (%s). Use --tiling force with a smaller --tile (or --tiling auto), "
+                "or --dtype bf16/fp16.",
+                str(err).splitlines()[0],
+            )
+        else:
+            log.error("sr4k: error: %s", err)
         return 1
     return int(status or 0)

@@ -19,6 +19,7 @@ from ..op4ksr_core.flux.compile import compile_blocks
 from ..op4ksr_core.flux.low_vram import to_low_vram
 from ..op4ksr_core.headless import load_pipeline, upscale_image
 from ..op4ksr_core.onestep import (
+    DEFAULT_GUIDANCE,
     DEFAULT_INPUT_MODE,
     DEFAULT_T_STAR,
     DEFAULT_TARGET_LONG_SIDE,
@@ -31,10 +32,24 @@ from ..op4ksr_core.vae.compile import compile_vae
 from ..op4ksr_core.vae.config import DECODE_MODES
 from ..srkit.color import METHODS
 from ..srkit.sizing import resize_exact
+from .targets import check_target
 
-__all__ = ["OP4KSRUpscaler", "add_arguments"]
+__all__ = ["OP4KSRUpscaler", "add_arguments", "check_args"]
 
 log = logging.getLogger(__name__)
+
+
+def _guidance(text: str) -> str | float:
+    """``--guidance``: ``auto`` or a finite number >= 0."""
+    if text == AUTO:
+        return AUTO
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r}: a number >= 0 (FLUX-dev's usual value is 3.5) or auto")
+    return value
 
 
 def add_arguments(group: argparse._ArgumentGroup) -> None:
@@ -57,6 +72,13 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
         choices=[AUTO, *INPUT_MODES],
         default=AUTO,
         help=f"how the LR latent enters at t*; auto: the weights' metadata, else {DEFAULT_INPUT_MODE}",
+    )
+    group.add_argument(
+        "--guidance",
+        type=_guidance,
+        default=AUTO,
+        help="FLUX-dev guidance embedding (a number >= 0); auto: the weights' metadata (what they were trained "
+        f"with), else {DEFAULT_GUIDANCE:g}",
     )
     group.add_argument(
         "--rfr",
@@ -82,18 +104,22 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
     )
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse missing files and bad sizes before the FLUX transformer (tens of GiB) is loaded."""
+    for flag, path in (("--flux", args.flux), ("--vae", args.vae)):
+        if path is None:
+            raise ValueError(f"--model op4ksr needs {flag} FILE (see the model table in the README)")
+    check_target(args)
+    for flag, path in (("--flux", args.flux), ("--vae", args.vae), ("--lora", args.lora)):
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"{flag} file {path} does not exist")
+
+
 class OP4KSRUpscaler:
     """Loads transformer and VAE once; ``__call__`` upscales one ``[1, 3|4, H, W]`` image (alpha resized)."""
 
     def __init__(self, args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> None:
-        for flag, path in (("--flux", args.flux), ("--vae", args.vae)):
-            if path is None:
-                raise ValueError(f"--model op4ksr needs {flag} FILE (see the model table in the README)")
-        if args.long_side is not None and args.scale is not None:
-            raise ValueError("give --long-side or --scale, not both")
-        for flag, path in (("--flux", args.flux), ("--vae", args.vae), ("--lora", args.lora)):
-            if path is not None and not Path(path).is_file():
-                raise FileNotFoundError(f"{flag} file {path} does not exist")
+        check_args(args)
         weights = files_settings(args.lora, args.flux)
         if weights is None:
             log.warning(
@@ -103,7 +129,9 @@ class OP4KSRUpscaler:
                 args.flux,
                 f" + {args.lora}" if args.lora else "",
             )
-        chosen = resolve(from_widgets(t_star=args.t_star, input_mode=args.input_mode), weights)
+        chosen = resolve(
+            from_widgets(t_star=args.t_star, input_mode=args.input_mode, guidance=args.guidance), weights
+        )
         rfr = rfr_config(weights) if args.rfr == AUTO else RFR_PRESETS[args.rfr]
         low_vram = getattr(args, "low_vram", False)
         self.transformer, self.vae = load_pipeline(
@@ -116,7 +144,9 @@ class OP4KSRUpscaler:
             dtype=dtype,
             device="cpu" if low_vram else device,
         )
-        self.config = OneStepConfig(t_star=chosen.t_star, input_mode=chosen.input_mode)
+        self.config = OneStepConfig(
+            t_star=chosen.t_star, input_mode=chosen.input_mode, guidance=chosen.guidance
+        )
         if low_vram:  # quantised on the CPU, so the bf16 transformer never has to fit on the GPU
             self.vae.to(device)
             probe = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
@@ -131,13 +161,14 @@ class OP4KSRUpscaler:
         self.first_call = True
         self.args = args
         log.info(
-            "OP4KSR: %s + %s on %s (%s), t* %g, input %s, RFR %s, decode %s",
+            "OP4KSR: %s + %s on %s (%s), t* %g, input %s, guidance %g, RFR %s, decode %s",
             args.flux,
             args.vae,
             device,
             dtype,
             chosen.t_star,
             chosen.input_mode,
+            chosen.guidance,
             rfr.mode,
             self.vae.decode_mode,
         )

@@ -6,18 +6,24 @@ same in every process (sorted, taken before anything is written), so each file b
 process. With ``--skip-existing`` a process passes over outputs already on disk, which makes an interrupted
 run resumable; outputs are written to a temporary name and renamed, so a killed process never leaves a
 truncated file that a resumed run would skip.
+
+A process that passed over files (unreadable inputs) must not exit before the others: a launcher that sees one
+process fail stops the rest, which would lose their remaining files. So at the end every process meets the others
+(:func:`failures_everywhere`), and all exit with status 1 if any file failed anywhere.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import torch
 
-__all__ = ["Rank", "device_for", "rank_from_env", "shard", "write_atomically"]
+__all__ = ["Rank", "device_for", "failures_everywhere", "rank_from_env", "shard", "write_atomically"]
 
 
 @dataclass(frozen=True)
@@ -71,9 +77,34 @@ def shard(pairs: list[tuple[Path, Path]], rank: Rank) -> list[tuple[Path, Path]]
     return pairs[rank.rank :: rank.world]
 
 
+# How long a process that has finished waits for the slowest one. Generous: with --skip-existing one process may
+# have nothing left to do while another has hours of images.
+MEET_TIMEOUT = timedelta(days=7)
+
+
+def failures_everywhere(rank: Rank, failed: int) -> int:
+    """The number of failed files over all processes, once every process has finished (``failed`` alone when
+    this is the only process, or when no launcher set ``MASTER_ADDR`` to meet at)."""
+    if rank.world == 1 or not os.environ.get("MASTER_ADDR"):
+        return failed
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", rank=rank.rank, world_size=rank.world, timeout=MEET_TIMEOUT)
+    try:
+        total = torch.tensor([failed], dtype=torch.int64)
+        dist.all_reduce(total)
+        return int(total.item())
+    finally:
+        dist.destroy_process_group()
+
+
 def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """``write(tmp)`` then rename to ``path``; the temporary keeps the suffix (the image format follows it)."""
-    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    """``write(tmp)`` then rename to ``path``; the temporary keeps the suffix (the image format follows it).
+
+    The temporary name is unique to this call (process id and a random part), so two writes to one path, from
+    two threads or processes, never share a temporary file; the last rename wins.
+    """
+    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}-{uuid.uuid4().hex[:12]}{path.suffix}")
     try:
         write(tmp)
         os.replace(tmp, path)

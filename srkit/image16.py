@@ -4,17 +4,27 @@ Pillow opens 16-bit-per-channel RGB(A) PNG and TIFF files as 8-bit RGB (it keeps
 cannot write them, so :mod:`srkit.image_io` hands those files to this module. OpenCV
 (``opencv-python-headless``, in the ``cli`` and ``train`` extras) reads and writes them exactly; it is
 imported only when a 16-bit file is met. Arrays here are ``[H, W, C]`` uint16 in RGB(A) order.
+
+Files go through ``np.fromfile`` / ``tofile`` and OpenCV's in-memory codecs, not ``cv2.imread`` / ``imwrite``,
+which take a narrow-character path and fail on Windows for names outside the system code page (e.g. "café.png").
+OpenCV reads the pixels as stored: the caller applies the EXIF orientation (:func:`orient`). An ICC profile is
+written into 16-bit PNGs (an iCCP chunk); OpenCV cannot write one into a TIFF, so 16-bit TIFFs go without.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["SIXTEEN_BIT_SUFFIXES", "bit_depth", "read_rgb16", "write_rgb16"]
+__all__ = ["SIXTEEN_BIT_SUFFIXES", "bit_depth", "orient", "read_rgb16", "write_rgb16"]
+
+log = logging.getLogger(__name__)
 
 SIXTEEN_BIT_SUFFIXES: tuple[str, ...] = (".png", ".tif", ".tiff")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -58,11 +68,15 @@ def bit_depth(path: str | os.PathLike[str], image: Any = None) -> int:
 
 
 def read_rgb16(path: str | os.PathLike[str], *, keep_alpha: bool) -> np.ndarray:
-    """A 16-bit PNG/TIFF as ``[H, W, 3|4]`` uint16 RGB(A); grey becomes RGB, alpha only if ``keep_alpha``."""
+    """A 16-bit PNG/TIFF as ``[H, W, 3|4]`` uint16 RGB(A), as stored; grey becomes RGB, alpha only if
+    ``keep_alpha``."""
     cv2 = _cv2()
-    a = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    a = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if a is None:
-        raise ValueError(f"{path} is not a readable 16-bit image")
+        raise ValueError(
+            f"{path} is not a readable 16-bit image: OpenCV could not decode it (damaged or truncated?); "
+            "check that it opens in an image viewer, and re-save it"
+        )
     if a.dtype != np.uint16:
         raise ValueError(f"{path}: expected 16-bit samples, OpenCV read {a.dtype}")
     if a.ndim == 2:
@@ -75,10 +89,25 @@ def read_rgb16(path: str | os.PathLike[str], *, keep_alpha: bool) -> np.ndarray:
     return np.ascontiguousarray(a if keep_alpha else a[..., :3])
 
 
-def write_rgb16(path: str | os.PathLike[str], a: np.ndarray) -> None:
-    """Write ``[H, W, 3|4]`` uint16 RGB(A) as a 16-bit PNG or TIFF (by the suffix)."""
+def orient(a: np.ndarray, orientation: int) -> np.ndarray:
+    """``[H, W, C]`` stored with EXIF ``orientation`` (1-8) -> upright, as ``PIL.ImageOps.exif_transpose`` turns
+    an image; other values leave it as it is."""
+    if orientation in (5, 6, 7, 8):  # a quarter turn, with a mirror for 5 and 7: sides swap
+        a = a.transpose(1, 0, 2)  # 5 (TRANSPOSE) is this alone
+        orientation = {5: 1, 6: 2, 7: 3, 8: 4}[orientation]
+    if orientation in (2, 3):
+        a = a[:, ::-1]
+    if orientation in (3, 4):
+        a = a[::-1]
+    return np.ascontiguousarray(a)
+
+
+def write_rgb16(path: str | os.PathLike[str], a: np.ndarray, *, icc_profile: bytes | None = None) -> None:
+    """Write ``[H, W, 3|4]`` uint16 RGB(A) as a 16-bit PNG or TIFF (by the suffix), with ``icc_profile`` in a
+    PNG (a TIFF goes without: module docstring)."""
     path = Path(path)
-    if path.suffix.lower() not in SIXTEEN_BIT_SUFFIXES:
+    suffix = path.suffix.lower()
+    if suffix not in SIXTEEN_BIT_SUFFIXES:
         raise ValueError(
             f"{path}: {path.suffix} cannot store 16 bits per channel; use .png or .tif, or 8 bits"
         )
@@ -90,8 +119,27 @@ def write_rgb16(path: str | os.PathLike[str], a: np.ndarray) -> None:
     # files (benchmarks/png_encode.py)
     params = (
         [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
-        if path.suffix.lower() == ".png"
+        if suffix == ".png"
         else []
     )
-    if not cv2.imwrite(str(path), bgr, params):
-        raise OSError(f"could not write {path}")
+    ok, encoded = cv2.imencode(suffix, bgr, params)
+    if not ok:
+        raise OSError(f"could not encode {path} as a 16-bit {suffix} image")
+    data = encoded.tobytes()
+    if icc_profile and suffix == ".png":
+        data = _with_png_chunk(data, b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc_profile))
+    elif icc_profile:
+        log.warning(
+            "%s: OpenCV cannot store the ICC colour profile in a 16-bit TIFF; written without it", path
+        )
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def _with_png_chunk(png: bytes, kind: bytes, payload: bytes) -> bytes:
+    """``png`` with one more chunk right after IHDR (where iCCP and eXIf must come: before the pixels)."""
+    if png[:8] != _PNG_SIGNATURE or png[12:16] != b"IHDR":
+        raise ValueError("not a PNG that starts with its IHDR chunk")
+    end = 8 + 12 + struct.unpack(">I", png[8:12])[0]  # signature, then IHDR: length, type, data, CRC
+    chunk = struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+    return png[:end] + chunk + png[end:]

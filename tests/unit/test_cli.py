@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import ExifTags, Image, ImageCms
 
 from comfy_harness import REPO
 from gtasr_support import LR_H, LR_W, lowres
@@ -260,3 +260,24 @@ def test_python_dash_m_entry_point() -> None:
     )
     assert res.returncode == 0
     assert "--tiling {auto,off,force}" in res.stdout and "gtasr options" in res.stdout
+
+
+def test_phone_photo_comes_out_upright_with_its_colour_profile(files: tuple, tmp_path: Path) -> None:
+    """A JPEG stored 20 wide x 12 high with EXIF Orientation 6 and an ICC profile (as phones write them): the
+    output is upright (48 x 80) and carries the profile, in a folder run and to a JPEG file."""
+    pth, _, _ = files
+    src = tmp_path / "in"
+    src.mkdir()
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(lowres(8, 12, 20)).save(src / "phone.jpg", exif=exif, icc_profile=profile)
+    Image.fromarray(lowres(9, 12, 20)).save(src / "plain.png")
+    base = ["upscale", "--weights", str(pth), "--device", "cpu"]
+    assert main([*base, str(src), str(tmp_path / "out")]) == 0
+    assert main([*base, str(src / "phone.jpg"), str(tmp_path / "one.jpg")]) == 0
+    for out in (tmp_path / "out" / "phone.png", tmp_path / "one.jpg"):
+        with Image.open(out) as im:
+            assert im.size == (48, 80) and im.info.get("icc_profile") == profile
+    with Image.open(tmp_path / "out" / "plain.png") as im:
+        assert im.size == (80, 48) and "icc_profile" not in im.info

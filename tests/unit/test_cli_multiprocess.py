@@ -58,7 +58,7 @@ def test_write_atomically_leaves_no_partial_file(tmp_path: Path) -> None:
     assert target.read_bytes() == b"ok" and list(tmp_path.iterdir()) == [target]
 
 
-def _run(cmd_tail: list[str], cwd: Path) -> subprocess.CompletedProcess:
+def _run(cmd_tail: list[str], cwd: Path, status: int = 0) -> subprocess.CompletedProcess:
     cmd = [
         sys.executable,
         "-m",
@@ -78,7 +78,7 @@ def _run(cmd_tail: list[str], cwd: Path) -> subprocess.CompletedProcess:
         text=True,
         timeout=300,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == status, proc.stderr[-3000:]
     return proc
 
 
@@ -117,3 +117,20 @@ def test_two_processes_split_a_folder_and_resume(tmp_path: Path) -> None:
     second = _run(args, tmp_path).stderr
     assert sorted(name for _, name in _done(second)) == ["in1.png", "in4.png"]
     assert "already done" in second and Image.open(dst / "in2.png").size == (3, 3)
+
+
+def test_each_process_reports_its_failures_and_the_others_finish(tmp_path: Path) -> None:
+    """in0 (process 1's first file) is damaged: process 1 goes on to in2 and in4, process 2 is not stopped by
+    process 1's failure, and the launch ends with status 1."""
+    _, weights, _ = tiny_gtasr_files(tmp_path / "w")
+    src, dst = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for i in range(6):
+        Image.fromarray(lowres(i, 16, 16)).save(src / f"in{i}.png")
+    data = (src / "in0.png").read_bytes()
+    (src / "in0.png").write_bytes(data[: len(data) // 2])
+    args = ["upscale", "--weights", str(weights), "--device", "cpu", str(src), str(dst)]
+    stderr = _run(args, tmp_path, status=1).stderr
+    assert sorted(p.name for p in dst.iterdir()) == [f"in{i}.png" for i in range(1, 6)]
+    assert re.search(r"1 of 3 images failed in process 1/2: in0\.png \(is not a readable image", stderr)
+    assert "images failed in process 2/2" not in stderr  # process 2 had none to list

@@ -60,6 +60,42 @@ def test_cli_matches_the_headless_pipeline(tmp_path: Path) -> None:
     assert np.abs(ref8 - out).max() <= 1
 
 
+def test_guidance_comes_from_the_weights_unless_a_flag_says(tmp_path: Path) -> None:
+    """A fine-tune trained at guidance 1.0 runs at 1.0 (its metadata), ``--guidance`` overrides it."""
+    from safetensors.torch import save_file
+
+    from sr4k.op4ksr_core.settings import OP4KSRSettings, to_metadata
+
+    lr = (np.random.default_rng(4).random((24, 32, 3)) * 255).astype(np.uint8)
+    Image.fromarray(lr).save(tmp_path / "in.png")
+    flux = tmp_path / "ft_guidance1.safetensors"
+    save_file(load(tiny_flux_bfl_file()), str(flux), metadata=to_metadata(OP4KSRSettings(guidance=1.0)))
+    vae = f16_vae_file("bfl")
+    transformer = set_rfr(load_flux_transformer(load(flux)), RFR_PRESETS["ntk"])
+    f16 = load_f16_vae(load(vae), "aligned", dtype=torch.float32)
+    x = torch.from_numpy(lr).float().div(255).permute(2, 0, 1)[None]
+
+    def headless(guidance: float) -> np.ndarray:
+        out = upscale_image(transformer, f16, x, long_side=128, config=OneStepConfig(guidance=guidance))
+        return (out[0].permute(1, 2, 0).numpy() * 255).round()
+
+    def cli(*flags: str) -> np.ndarray:
+        args = ["upscale", "--model", "op4ksr", "--flux", str(flux), "--vae", str(vae), "--device", "cpu"]
+        out = tmp_path / f"out{len(flags)}.png"
+        assert (
+            main([*args, "--dtype", "fp32", "--long-side", "128", *flags, str(tmp_path / "in.png"), str(out)])
+            == 0
+        )
+        return np.array(Image.open(out)).astype(np.float64)
+
+    at_1, at_default = headless(1.0), headless(3.5)
+    assert np.abs(at_1 - at_default).max() > 8  # guidance matters on this model
+    assert np.abs(cli() - at_1).max() <= 1
+    assert np.abs(cli("--guidance", "3.5") - at_default).max() <= 1
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["upscale", "--guidance", "-1", "a.png", "b.png"])
+
+
 @pytest.mark.parametrize(
     ("extra", "message"), [([], "needs --flux"), (["--flux", "nope.safetensors"], "does not exist")]
 )

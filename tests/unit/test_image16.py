@@ -4,19 +4,22 @@ exactly; the CLI keeps 16 bits for 16-bit inputs and on ``--bits 16``."""
 from __future__ import annotations
 
 import logging
+import struct
 import sys
+import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import ExifTags, Image, ImageCms, ImageOps
 
 from gtasr_support import lowres
 from sr4k.cli.main import main
 from sr4k.gtasr_core import upscale
-from sr4k.srkit.image_io import image_bits, read_image, write_image
+from sr4k.srkit.image16 import orient
+from sr4k.srkit.image_io import image_bits, image_size, read_image, write_image
 
 SUFFIXES = (".png", ".tif")
 
@@ -121,3 +124,45 @@ def test_cli_keeps_16_bits_and_follows_bits(
     with caplog.at_level(logging.ERROR):
         assert main([*base, "--bits", "16", str(tmp_path / "in.png"), str(tmp_path / "o2.jpg")]) == 1
     assert "--bits 16" in caplog.text and not (tmp_path / "o2.jpg").exists()
+
+
+def _png_with_chunk(png: bytes, kind: bytes, payload: bytes) -> bytes:
+    """An independent chunk writer for the tests: ``payload`` as a ``kind`` chunk right after IHDR."""
+    chunk = struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+    return png[:33] + chunk + png[33:]  # 8-byte signature + 25-byte IHDR chunk
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orient_turns_as_pillow_exif_transpose_does(orientation: int) -> None:
+    a = np.arange(3 * 5 * 2, dtype=np.uint16).reshape(3, 5, 2)
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    im = Image.fromarray(a[..., 0].astype(np.uint8), "L")
+    im.info["exif"] = exif.tobytes()
+    expected = np.asarray(ImageOps.exif_transpose(im))
+    got = orient(a, orientation)
+    np.testing.assert_array_equal(got[..., 0], expected)
+    np.testing.assert_array_equal(got[..., 1], expected + 1)  # every channel turns alike
+
+
+def test_16_bit_png_with_an_exif_orientation_reads_upright(tmp_path: Path) -> None:
+    a = _lowres16(3)  # 12 high, 16 wide
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6  # stored turned: view it turned 90° clockwise
+    bgr = np.ascontiguousarray(a[..., ::-1])
+    png = _png_with_chunk(cv2.imencode(".png", bgr)[1].tobytes(), b"eXIf", exif.tobytes())
+    (tmp_path / "turned.png").write_bytes(png)
+    x = read_image(tmp_path / "turned.png")
+    assert x.shape == (3, 16, 12) and image_size(tmp_path / "turned.png") == (16, 12)
+    upright = np.rot90(a, k=-1)  # 90° clockwise
+    assert torch.equal(x, torch.from_numpy(upright.astype(np.float32) / np.float32(65535)).permute(2, 0, 1))
+
+
+def test_16_bit_png_keeps_the_icc_profile_and_non_ascii_names_work(tmp_path: Path) -> None:
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    path = tmp_path / "café ü 写真.png"
+    x = torch.from_numpy(_lowres16(4).astype(np.float32) / np.float32(65535)).permute(2, 0, 1)
+    write_image(path, x, bits=16, icc_profile=profile)
+    with Image.open(path) as im:
+        assert im.info["icc_profile"] == profile
+    assert image_bits(path) == 16 and torch.equal(read_image(path), x)
