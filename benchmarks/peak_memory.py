@@ -155,8 +155,9 @@ def gtasr_peak(
     """Tracker of ``upscale`` (patch-free) of an lr_px² image under ``opts`` on the net's device.
 
     ``noise``: "torch" by default, the stream of the H200 rows in ``MEASURED`` (perf_parts' network rows keep
-    it): its field, cached on the device, stays alive through the network; the default "counter" field does
-    not, and its temporaries (176 MiB at most) are gone before the network starts."""
+    it). When those were measured its field was cached on the device and stayed alive through the network; it is
+    now cached on the host, so, like the default "counter" field (whose temporaries, 176 MiB at most, are gone
+    before the network starts), its device copy is freed once x_t is made."""
     device = next(net.parameters()).device.type
     lr = torch.rand(1, 3, lr_px, lr_px, generator=torch.Generator().manual_seed(0)).to(lr_device)
     clear_noise_cache()

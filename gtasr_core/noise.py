@@ -52,21 +52,22 @@ def noise_field(
     "counter" (default): :func:`srkit.counter_normal.counter_normal`, computed on ``compute`` (default
     ``device``; a GPU, or the CPU for the CPU and for accelerators without float64), e.g. on the GPU for a field
     that stays on the host. "torch": ``torch.randn`` from a CPU ``torch.Generator`` (the default stream before
-    "counter", kept to reproduce those images), copied to the device (the last field is cached on the
-    host); ``compute`` does not apply.
+    "counter", kept to reproduce those images), copied to the device (for a device other than the CPU
+    the last field is cached on the host); ``compute`` does not apply.
     """
     device = torch.device(device)
     if noise_kind(kind) == "counter":
         return counter_normal(shape, seed, device, compute=compute)
+    if device.type == "cpu":  # no cache: on the CPU a kept field would add to the network's own peak
+        return torch.randn(shape, generator=torch.Generator().manual_seed(int(seed)), dtype=torch.float32)
     key = (int(seed), tuple(shape))
     eps = _CACHE.get(key)
     if eps is None:
         _CACHE.clear()  # drop the old field before drawing the new one
         eps = torch.randn(shape, generator=torch.Generator().manual_seed(int(seed)), dtype=torch.float32)
-        if eps.numel() > _CACHE_MAX_VALUES:
-            return eps.to(device)
-        _CACHE[key] = eps
-    return eps.clone() if device.type == "cpu" else eps.to(device)  # callers own what they get
+        if eps.numel() <= _CACHE_MAX_VALUES:
+            _CACHE[key] = eps
+    return eps.to(device)
 
 
 def clear_noise_cache() -> None:

@@ -1,4 +1,4 @@
-"""Stage I starts from the reference's EDM initialisation (gtasr.md §2.2), not from gtasr_core's full-scale one."""
+"""Stage I starts from the reference's EDM initialisation (docs/gtasr.md §2.2), not from gtasr_core's full-scale one."""
 
 from __future__ import annotations
 

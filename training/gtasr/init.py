@@ -1,6 +1,6 @@
 """The released network's initialisation for training from scratch (EDM's SongUNet conventions).
 
-docs: gtasr.md §2.2 (the released config: "init xavier_uniform"; the second 3×3 conv of each ``UNetBlock`` at
+docs/gtasr.md §2.2 (the released config: "init xavier_uniform"; the second 3×3 conv of each ``UNetBlock`` at
 ``init_weight 1e-5``). The reference network builds its EDM layers with ``init = xavier_uniform`` (weights) and
 zero biases, and ``init_zero = xavier_uniform × 1e-5`` for each block's ``conv1`` and the decoder's ``aux_conv``,
 so every residual block starts close to its skip path and the trunk's output starts close to zero. The
