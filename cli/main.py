@@ -239,8 +239,9 @@ def _run(
         )
 
     def skip(job: Job, err: Exception) -> bool:
-        """Pass over a file that cannot be read or upscaled; out of memory stops the run (main's message)."""
-        if is_oom(err) or not isinstance(err, (OSError, ValueError, TypeError)):
+        """Pass over a file that cannot be read or upscaled (OSError, ValueError: the pack's image and size
+        errors); anything else, out of memory (a RuntimeError) included, stops the run with main's message."""
+        if not isinstance(err, (OSError, ValueError)):
             return False
         log.error(
             "[%d/%d%s] %s: failed, going on with the next file: %s", job.index, len(todo), where, job.src, err

@@ -84,8 +84,11 @@ MEET_TIMEOUT = timedelta(days=7)
 
 def failures_everywhere(rank: Rank, failed: int) -> int:
     """The number of failed files over all processes, once every process has finished (``failed`` alone when
-    this is the only process, or when no launcher set ``MASTER_ADDR`` to meet at)."""
-    if rank.world == 1 or not os.environ.get("MASTER_ADDR"):
+    this is the only process, or when no launcher set ``MASTER_ADDR`` and ``MASTER_PORT`` to meet at).
+
+    The wait assumes a launcher that stops every process when one fails, as torchrun and accelerate do; under
+    ``srun`` use ``--kill-on-bad-exit``, or a crashed process leaves the others waiting for it."""
+    if rank.world == 1 or not (os.environ.get("MASTER_ADDR") and os.environ.get("MASTER_PORT")):
         return failed
     import torch.distributed as dist
 

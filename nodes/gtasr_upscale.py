@@ -55,7 +55,7 @@ def _clamped(image: torch.Tensor) -> torch.Tensor:
     """``image`` in [0, 1]: an IMAGE from an HDR/EXR loader or a non-clamping node may overshoot, which GTASR
     (trained on [0, 1] photos) would refuse. Clamped (a copy, the input is left as is) with a warning that says
     by how much."""
-    lo, hi = float(image.min()), float(image.max())
+    lo, hi = (float(v) for v in torch.aminmax(image))
     if lo >= 0.0 and hi <= 1.0:
         return image
     log.warning(

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import ExifTags, Image, ImageOps
+from PIL import ExifTags, Image
 from torch import Tensor
 
 from .image16 import SIXTEEN_BIT_SUFFIXES, bit_depth, orient, read_rgb16, write_rgb16
@@ -126,20 +126,21 @@ def read_image(path: str | os.PathLike[str], *, keep_alpha: bool = False) -> Ten
     """Image file -> ``[3|4, H, W]`` float32 in [0, 1], upright (EXIF orientation applied); ValueError naming
     the file and the fix if it is unreadable."""
     with _opened(path) as im:
+        # From the header, before the pixels are decoded, for every path alike: what image_size reports.
+        orientation = _header_orientation(im)
         if im.mode not in _SIXTEEN_BIT and bit_depth(path, im) == 16:  # Pillow would keep 8 of the 16 bits
-            a16 = orient(read_rgb16(path, keep_alpha=keep_alpha), _header_orientation(im))
+            a16 = orient(read_rgb16(path, keep_alpha=keep_alpha), orientation)
             a16 = a16.astype(np.float32) / np.float32(65535.0)
             return torch.from_numpy(a16).permute(2, 0, 1).contiguous()
         _check_depth(path, im)
         im.load()
-        ImageOps.exif_transpose(im, in_place=True)
         if im.mode in _SIXTEEN_BIT:  # 16-bit grey PNGs (older Pillow widens them to mode I)
-            a = np.asarray(im, dtype=np.float64) / 65535.0
+            a = orient(np.asarray(im, dtype=np.float64)[..., None] / 65535.0, orientation)[..., 0]
             return torch.from_numpy(np.clip(a, 0, 1)).float()[None].expand(3, -1, -1).contiguous()
         alpha = keep_alpha and (
             im.mode in ("RGBA", "LA", "PA") or (im.mode in ("P", "L", "RGB") and "transparency" in im.info)
         )
-        a = np.asarray(im.convert("RGBA" if alpha else "RGB"), dtype=np.uint8)
+        a = orient(np.asarray(im.convert("RGBA" if alpha else "RGB"), dtype=np.uint8), orientation)
     # NCHW-contiguous (permuting the uint8 copy, the cheapest place): a permuted view would be an NHWC-strided tensor,
     # whose layout convolutions downstream would follow (srkit/layout.py).
     return torch.from_numpy(a.copy()).permute(2, 0, 1).contiguous().float() / 255.0

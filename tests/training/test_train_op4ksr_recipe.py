@@ -152,12 +152,13 @@ def test_config_rejects_what_the_settings_cannot_carry() -> None:
     assert cfg.settings("partitioned").decode_mode == "partitioned"
 
 
-def test_settings_carry_guidance_and_say_what_they_cannot_carry(caplog: pytest.LogCaptureFixture) -> None:
+def test_settings_carry_guidance_and_say_what_they_cannot_carry() -> None:
     from sr4k.op4ksr_core.rfr import RFRConfig
 
-    with caplog.at_level("WARNING", logger="sr4k.training.op4ksr.config"):
-        assert OP4KSRTrainConfig(guidance=1.0).settings("aligned").guidance == 1.0
-        assert not caplog.records  # the defaults are all carried
-        wide = OP4KSRTrainConfig(rfr=RFRConfig(mode="ntk", reference_grid=(64.0, 96.0)))
-        assert wide.settings("aligned").reference_tokens is None
-    assert len(caplog.records) == 1 and "(64.0, 96.0)" in caplog.text and "set_rfr" in caplog.text
+    assert OP4KSRTrainConfig(guidance=1.0).settings("aligned").guidance == 1.0
+    assert OP4KSRTrainConfig().unstorable_rfr() is None  # the defaults are all carried
+    wide = OP4KSRTrainConfig(rfr=RFRConfig(mode="ntk", reference_grid=(64.0, 96.0)))
+    assert wide.settings("aligned").reference_tokens is None
+    note = wide.unstorable_rfr()
+    assert note is not None and "(64.0, 96.0)" in note and "set_rfr" in note
+    assert OP4KSRTrainConfig(rfr=RFRConfig(mode="none", reference_grid=(64.0, 96.0))).unstorable_rfr() is None

@@ -146,3 +146,29 @@ def test_jpeg_and_webp_outputs_keep_the_detail(tmp_path: Path) -> None:
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(reference, quality=95, subsampling=0)
     with Image.open(reference) as im:
         assert luma_table == im.quantization[0]
+
+
+def test_orientation_is_the_headers_for_every_path(tmp_path: Path) -> None:
+    """A PNG whose eXIf chunk follows the pixels: image_size (header only) and read_image, 8-bit and 16-bit,
+    all see the same image (the pixels as stored), so the size checks made before loading hold."""
+    import struct
+    import zlib
+
+    import cv2
+
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+
+    def late_exif(src: Path, dst: Path) -> Path:
+        png = src.read_bytes()
+        end = png.rfind(b"IEND") - 4
+        body = b"eXIf" + exif.tobytes()
+        chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
+        dst.write_bytes(png[:end] + chunk + png[end:])
+        return dst
+
+    Image.fromarray(np.zeros((12, 20, 3), np.uint8)).save(tmp_path / "a.png")
+    cv2.imwrite(str(tmp_path / "a16.png"), np.full((12, 20, 3), 1000, np.uint16))
+    for name in ("a.png", "a16.png"):
+        path = late_exif(tmp_path / name, tmp_path / f"late_{name}")
+        assert image_size(path) == (12, 20) and tuple(read_image(path).shape) == (3, 12, 20), name

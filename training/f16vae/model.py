@@ -35,12 +35,11 @@ class DecoderFinetune(nn.Module):
 
     The trainable part is held in float32 whatever the VAE's dtype: AdamW updates a bfloat16 weight in
     place, and at a fine-tune's learning rate (1e-5) most updates are below half a bfloat16 ulp and round
-    away. The frozen part keeps the VAE's dtype (``frozen_dtype``); its output is cast up at the boundary.
+    away. The frozen part keeps the VAE's dtype; its output is cast up at the boundary.
     """
 
     def __init__(self, vae: F16VAE, scope: str, decode_mode: str, sample_posterior: bool) -> None:
         super().__init__()
-        self.frozen_dtype = vae.dtype  # before the upcast below (vae.dtype reads the trainable conv_out)
         self.vae = vae
         self.scope = scope
         self.shift = DECODE_SHIFT[decode_mode]
@@ -53,7 +52,7 @@ class DecoderFinetune(nn.Module):
         """Decoder activations entering the trainable part (no autograd)."""
         vae, dec = self.vae, self.vae.decoder
         with torch.no_grad():
-            mean, logvar = vae.encode_moments(image.to(self.frozen_dtype))
+            mean, logvar = vae.encode_moments(image)  # cast to the encoder's own dtype there
             z = mean if noise is None else mean + torch.exp(0.5 * logvar) * noise.to(mean)
             if self.scope == "decoder":
                 return z

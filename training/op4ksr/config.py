@@ -16,7 +16,6 @@ Losses (each weight 0 disables the term; pixel terms need one decoder pass per s
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -29,8 +28,6 @@ from ...srkit.degradations import PRESETS as DEGRADATION_PRESETS
 from ...srkit.periodicity import PeriodicityConfig
 from ..common import build_dataclass, check_loop_settings, load_config_file, merge_settings, parse_overrides
 from .lora import DEFAULT_DOUBLE_TARGETS, DEFAULT_SINGLE_TARGETS, check_targets
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "DTYPES",
@@ -175,24 +172,25 @@ class OP4KSRTrainConfig:
     def one_step(self) -> OneStepConfig:
         return OneStepConfig(t_star=self.t_star, input_mode=self.input_mode, guidance=self.guidance)
 
-    def settings(self, decode_mode: str) -> OP4KSRSettings:
-        """The inference settings this run trains for (written into the exported weights' metadata).
+    def unstorable_rfr(self) -> str | None:
+        """What of ``rfr`` the weights' metadata cannot hold (it has one whole reference side and no axes), said
+        as a warning for the start of the run; None when everything is carried."""
+        ref = self.rfr.reference_grid
+        square = ref[0] == ref[1] and float(ref[0]).is_integer()
+        if self.rfr.mode == "none" or (square and self.rfr.axes == SPATIAL_AXES):
+            return None
+        return (
+            f"rfr.reference_grid={ref} and rfr.axes={self.rfr.axes} cannot be stored in the weights' metadata (it "
+            f"holds one whole reference side and no axes), so the nodes and the CLI will run these weights with "
+            f"their defaults there (64 x 64 reference tokens, axes {SPATIAL_AXES}). To run them as trained, pass the "
+            "same RFRConfig through the Python API (op4ksr_core.flux.forward.set_rfr)."
+        )
 
-        The metadata holds one whole reference side and no RFR axes (what the nodes take): a run with a
-        non-square reference grid or other axes is logged as such, since inference then uses the defaults.
-        """
+    def settings(self, decode_mode: str) -> OP4KSRSettings:
+        """The inference settings this run trains for (written into the exported weights' metadata; what it cannot
+        hold: :meth:`unstorable_rfr`)."""
         ref = self.rfr.reference_grid
         square = ref[0] == ref[1] and float(ref[0]).is_integer()  # the nodes take one whole reference side
-        if self.rfr.mode != "none" and (not square or self.rfr.axes != SPATIAL_AXES):
-            log.warning(
-                "OP4KSR export: rfr.reference_grid=%s and rfr.axes=%s cannot be stored in the weights' metadata "
-                "(it holds one whole reference side and no axes), so the nodes and the CLI will run these "
-                "weights with their defaults there (64 x 64 reference tokens, axes %s). To run them as trained, "
-                "pass the same RFRConfig through the Python API (op4ksr_core.flux.forward.set_rfr).",
-                ref,
-                self.rfr.axes,
-                SPATIAL_AXES,
-            )
         return OP4KSRSettings(
             t_star=self.t_star,
             input_mode=self.input_mode,

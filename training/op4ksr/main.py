@@ -151,6 +151,9 @@ def train(
 ) -> TrainResult:
     """Run (or resume) a LoRA training; models/dataset/perceptual may be passed in (tests, notebooks)."""
     accelerator = make_accelerator(config)
+    note = config.unstorable_rfr()
+    if note and accelerator.is_main_process:  # said before hours of training, not at the export
+        log.warning("OP4KSR: %s", note)
     transformer = transformer if transformer is not None else load_transformer(config)
     vae = vae if vae is not None else load_vae(config)
     vae = vae.to(accelerator.device).eval().requires_grad_(False)
