@@ -23,13 +23,12 @@ import torch
 import torch.nn.functional as F
 
 from ..op4ksr_core.onestep import upsample_bicubic
-from ..op4ksr_core.settings import AUTO, auto_decode_mode, read_settings
+from ..op4ksr_core.settings import AUTO
 from ..op4ksr_core.tstar import calibrate_tstar
 from ..op4ksr_core.vae import F16VAE
 from ..op4ksr_core.vae.config import DECODE_MODES
 from ..op4ksr_core.vae.loader import load_f16_vae
 from ..srkit.image_io import IMAGE_SUFFIXES, read_image
-from ..srkit.weights import load_state_dict
 from .devices import DEVICES, DTYPES, resolve_device, resolve_dtype
 
 log = logging.getLogger(__name__)
@@ -119,9 +118,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
         raise ValueError(f"--scale must be >= 1, got {args.scale}")
     files = _images(args.hr)
     device = resolve_device(args.device)
-    sd = load_state_dict(args.vae)
-    mode = args.decode_mode if args.decode_mode != AUTO else auto_decode_mode(sd, read_settings(args.vae))
-    vae = load_f16_vae(sd, mode, dtype=resolve_dtype(args.dtype, device), device=device)
+    # decode_mode auto resolves in the loader (the file's metadata, else its key layout)
+    vae = load_f16_vae(args.vae, args.decode_mode, dtype=resolve_dtype(args.dtype, device), device=device)
+    mode = vae.decode_mode
     stats = calibrate_tstar(latent_pairs(vae, files, args.lr, args.scale))
     result = {**stats.as_dict(), "decode_mode": mode, "scale": args.scale, "vae": str(args.vae)}
     text = json.dumps(result, indent=2)
