@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The GPU benchmarks of issue #11 on the lent machine (prepare with benchmarks/device_bundle.sh first). A session
-# has 15 device-minutes in all, start-up included, and one command may run 10 minutes; so, in this order:
-#     run(command="bash benchmarks/device_run.sh sdpa gtasr vae kernels noise", carry=[".devbundle"], timeout_s=540)  # ~5 min
-#     run(command="bash benchmarks/device_run.sh compile2", carry=[".devbundle"], timeout_s=480)  # if >= 8 min are left
-#     run(command="bash benchmarks/device_run.sh node tiledhost roofline layout folder inspect", carry=[".devbundle"], timeout_s=...)  # else
-# The first call measures what decides the eager defaults (SDPA backend of the GTASR window attention, the GTASR
-# and VAE toggles with channels_last +- NHWC GroupNorm and the fused upsample conv, kernel classes); the second the
-# compiled paths. Make the second call while the machine is warm.
+# has 15 device-minutes in all, start-up (about 1 min) included, one command may run 10 minutes, and the machine
+# goes back 30 s after a call; so two calls, the second sent as soon as the first returns:
+#     run(command="SR4K_DEADLINE_S=540 bash benchmarks/device_run.sh toggles node sdpa noise", carry=[".devbundle"],
+#         timeout_s=560)                     # the eager defaults, the headline rows, the node path: ~6-7 min
+#     run(command="SR4K_DEADLINE_S=<left - 20> bash benchmarks/device_run.sh compile2", carry=[".devbundle"],
+#         timeout_s=<left - 10>)             # the compiled paths, in order of interest, as far as the budget goes
+# (<left>: the first reply's lease.budget_left_s.) Diagnostics for a later lease: kernels, layout, roofline, folder,
+# inspect, tiledhost.
 # Steps (each under its own time limit, so one that hangs cannot take the others' results with it):
-#   node      benchmarks/node_path.py: ComfyUI node path vs headless, on a simulated 80 GiB card (~2-3 min)
+#   node      benchmarks/node_path.py: ComfyUI node path vs headless, on a simulated 80 GiB card (~2-4 min)
 #   node-compile  the same plus the compiled paths (headless regional vs core TorchCompileModel; ~4-6 min)
 #   compile2  benchmarks/perf_toggles.py --parts compile2: compiled VAE / GTASR / fp8 transformer (~5-7 min)
 #   gtasr     benchmarks/perf_toggles.py --parts gtasr: the GTASR toggles (box resample among them; ~1 min)
@@ -40,64 +41,76 @@ python3 -c "import torch, diffusers; print('torch', torch.__version__, 'diffuser
     tee -a "$OUT/run.log"
 STEPS=${*:-sdpa gtasr vae kernels noise}
 start=$SECONDS
+# SR4K_DEADLINE_S: seconds from here that the whole call may take (set it a little under the call's timeout_s). Each
+# step's own limit is cut to what is left, compile2's budget with it, and a step with under 20 s left is skipped, so
+# the steps that ran return their results instead of the call being killed mid-step.
+DEADLINE=${SR4K_DEADLINE_S:-100000}
+tmo() { # tmo N: N seconds, or what is left before the deadline if that is less
+    local left=$((DEADLINE - (SECONDS - start) - 5))
+    echo $((left < $1 ? left : $1))
+}
 for step in $STEPS; do
     echo "=== $step at $((SECONDS - start)) s" | tee -a "$OUT/run.log"
+    if [ "$(tmo 20)" -lt 20 ]; then
+        echo "skipped: under 20 s left before SR4K_DEADLINE_S=$DEADLINE" | tee -a "$OUT/run.log"
+        continue
+    fi
     case $step in
     node)
-        timeout 240 python3 benchmarks/node_path.py --comfy-dir /tmp/ComfyUI --card-gib 80 --commit "$REV" \
+        timeout "$(tmo 300)" python3 benchmarks/node_path.py --comfy-dir /tmp/ComfyUI --card-gib 80 --commit "$REV" \
             --json "$OUT/node.json" --results "$OUT/RESULTS_node.md" 2>&1 | tail -40 | tee -a "$OUT/run.log"
         ;;
     node-compile)
-        timeout 420 python3 benchmarks/node_path.py --comfy-dir /tmp/ComfyUI --card-gib 80 --compile --commit "$REV" \
+        timeout "$(tmo 420)" python3 benchmarks/node_path.py --comfy-dir /tmp/ComfyUI --card-gib 80 --compile --commit "$REV" \
             --json "$OUT/node_compile.json" --results "$OUT/RESULTS_node_compile.md" 2>&1 | tail -40 |
             tee -a "$OUT/run.log"
         ;;
     compile2)
-        timeout 430 python3 benchmarks/perf_toggles.py --parts compile2 --budget-s 400 --commit "$REV" \
+        timeout "$(tmo 430)" python3 benchmarks/perf_toggles.py --parts compile2 --budget-s "$(($(tmo 430) - 30))" --commit "$REV" \
             --json "$OUT/compile2.json" --results "$OUT/RESULTS_compile2.md" 2>&1 | tail -60 | tee -a "$OUT/run.log"
         ;;
     roofline)
-        timeout 150 python3 benchmarks/roofline_gpu.py --commit "$REV" --json "$OUT/roofline_gpu.json" \
+        timeout "$(tmo 150)" python3 benchmarks/roofline_gpu.py --commit "$REV" --json "$OUT/roofline_gpu.json" \
             --results "$OUT/RESULTS_roofline_gpu.md" 2>&1 | tail -60 | tee -a "$OUT/run.log"
         ;;
     gtasr)
-        timeout 150 python3 benchmarks/perf_toggles.py --parts gtasr --budget-s 140 --commit "$REV" \
+        timeout "$(tmo 150)" python3 benchmarks/perf_toggles.py --parts gtasr --budget-s "$(($(tmo 150) - 10))" --commit "$REV" \
             --json "$OUT/gtasr.json" --results "$OUT/RESULTS_gtasr.md" 2>&1 | tail -30 | tee -a "$OUT/run.log"
         ;;
     vae)
-        timeout 150 python3 benchmarks/perf_toggles.py --parts vae --budget-s 140 --commit "$REV" \
+        timeout "$(tmo 150)" python3 benchmarks/perf_toggles.py --parts vae --budget-s "$(($(tmo 150) - 10))" --commit "$REV" \
             --json "$OUT/vae.json" --results "$OUT/RESULTS_vae.md" 2>&1 | tail -30 | tee -a "$OUT/run.log"
         ;;
     kernels)
-        timeout 120 python3 benchmarks/kernel_profile.py --commit "$REV" --json "$OUT/kernels.json" \
+        timeout "$(tmo 120)" python3 benchmarks/kernel_profile.py --commit "$REV" --json "$OUT/kernels.json" \
             --results "$OUT/RESULTS_kernels.md" 2>&1 | tail -60 | tee -a "$OUT/run.log"
         ;;
     folder)
-        timeout 150 python3 benchmarks/folder_io.py --model gtasr --commit "$REV" --json "$OUT/folder.json" \
+        timeout "$(tmo 150)" python3 benchmarks/folder_io.py --model gtasr --commit "$REV" --json "$OUT/folder.json" \
             --results "$OUT/RESULTS_folder.md" 2>&1 | tail -20 | tee -a "$OUT/run.log"
         ;;
     sdpa)
-        timeout 90 python3 benchmarks/sdpa_backends.py --commit "$REV" --json "$OUT/sdpa.json" \
+        timeout "$(tmo 90)" python3 benchmarks/sdpa_backends.py --commit "$REV" --json "$OUT/sdpa.json" \
             --results "$OUT/RESULTS_sdpa.md" 2>&1 | tail -40 | tee -a "$OUT/run.log"
         ;;
     toggles)
-        timeout 240 python3 benchmarks/perf_toggles.py --parts vae,op4ksr,gtasr --budget-s 220 --commit "$REV" \
+        timeout "$(tmo 240)" python3 benchmarks/perf_toggles.py --parts vae,op4ksr,gtasr --budget-s "$(($(tmo 240) - 20))" --commit "$REV" \
             --json "$OUT/toggles.json" --results "$OUT/RESULTS_toggles.md" 2>&1 | tail -60 | tee -a "$OUT/run.log"
         ;;
     layout)
-        timeout 90 python3 benchmarks/layout_audit.py --commit "$REV" --json "$OUT/layout.json" \
+        timeout "$(tmo 90)" python3 benchmarks/layout_audit.py --commit "$REV" --json "$OUT/layout.json" \
             --results "$OUT/RESULTS_layout.md" 2>&1 | tail -80 | tee -a "$OUT/run.log"
         ;;
     noise)
-        timeout 90 python3 benchmarks/noise_field.py --commit "$REV" --json "$OUT/noise.json" \
+        timeout "$(tmo 90)" python3 benchmarks/noise_field.py --commit "$REV" --json "$OUT/noise.json" \
             --results "$OUT/RESULTS_noise.md" 2>&1 | tail -20 | tee -a "$OUT/run.log"
         ;;
     inspect)
-        timeout 120 python3 benchmarks/inspect_artifacts.py --no-cpu --commit "$REV" --json "$OUT/inspect.json" \
+        timeout "$(tmo 120)" python3 benchmarks/inspect_artifacts.py --no-cpu --commit "$REV" --json "$OUT/inspect.json" \
             --results "$OUT/RESULTS_inspect.md" 2>&1 | tail -20 | tee -a "$OUT/run.log"
         ;;
     tiledhost)
-        timeout 120 python3 benchmarks/gtasr_tiled_host.py --device cuda --baseline-tar "$B/baseline.tar" \
+        timeout "$(tmo 120)" python3 benchmarks/gtasr_tiled_host.py --device cuda --baseline-tar "$B/baseline.tar" \
             --commit "$REV" --json "$OUT/tiledhost.json" --results "$OUT/RESULTS_tiledhost.md" 2>&1 | tail -20 |
             tee -a "$OUT/run.log"
         ;;

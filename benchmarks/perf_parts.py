@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,8 @@ LEAN = dataclasses.replace(OPT, vae_channels_last=True, gtasr_channels_last=True
 
 
 def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
+    if out is None:
+        return float("nan")
     out, ref = out.float().cpu(), ref.float().cpu()
     return float((out - ref).norm() / ref.norm().clamp_min(1e-30))
 
@@ -55,12 +58,35 @@ class Ctx:
         bench: bool = False,
         **info: Any,
     ) -> Any:
-        """Measure ``fn`` under ``opts`` (and cudnn.benchmark if ``bench``); append a row; return its output."""
+        """Measure ``fn`` under ``opts`` (and cudnn.benchmark if ``bench``); append a row; return its output.
+
+        A variant that raises (a CUDA-only failure, an out-of-memory) gets a row with its error and returns None,
+        so one broken toggle cannot take the rest of its part's rows with it on a rationed GPU run.
+        """
         old = torch.backends.cudnn.benchmark
         torch.backends.cudnn.benchmark = bench
         try:
             with perf.options(opts), torch.no_grad():
                 m = measure(fn, self.device, repeats=self.repeats, warmup=self.warmup)
+        except Exception as e:  # recorded in the row and printed; the part goes on
+            traceback.print_exc()
+            error = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+            self.rows.append(
+                {
+                    "part": part,
+                    "variant": f"{label} (failed: {error})",
+                    "median_s": float("nan"),
+                    "times_s": [],
+                    "peak_gib": float("nan"),
+                    "work_gib": float("nan"),
+                    "rel_err": None,
+                    "error": error,
+                    **info,
+                }
+            )
+            print(f"  {part:8s} {label:44s} failed: {error}", flush=True)
+            free()
+            return None
         finally:
             torch.backends.cudnn.benchmark = old
         out = m.result
@@ -161,6 +187,8 @@ def _e2e(
         out = c.run("op4ksr", label, lambda: upscale_image(flux, vae, lr, long_side=out_px), opts, ref, bench)
     finally:
         timer.remove()
+    if out is None:  # the row holds the failure
+        return None
     stages = {
         k: sorted(r["seconds"] for r in v[-c.repeats :])[len(v[-c.repeats :]) // 2]
         for k, v in timer.records.items()
@@ -233,6 +261,8 @@ def part_gtasr(c: Ctx, cfg: Any, lr_px: int) -> None:
         ("+box resample (pooling)", dataclasses.replace(B, **on, gtasr_box_resample=True)),
         ("defaults (+ head in slabs)", OPT),
         ("defaults, fp32 GroupNorm", dataclasses.replace(OPT, gtasr_native_groupnorm=False)),
+        # the window attention in one call (all 16,384 windows at LR 1024) against the default chunks of 2048
+        ("defaults, window attention unchunked", dataclasses.replace(OPT, gtasr_attn_windows=0)),
         ("lean (defaults + channels_last)", LEAN),
         ("lean, native GroupNorm", dataclasses.replace(LEAN, nhwc_group_norm="off")),
         ("defaults + fused upsample conv", dataclasses.replace(OPT, fused_upsample_conv=True)),

@@ -18,6 +18,7 @@ Mask forms: ``3-D`` [heads, N, N] (what the code passed before this version), ``
 from __future__ import annotations
 
 import argparse
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -93,7 +94,8 @@ def inputs(
         return q, k, v, bias
     if mask_form == "4-D":
         return q, k, v, bias[None]
-    side = int(round((windows * window * window) ** 0.5))  # a square map of that many windows
+    # a square map of at least that many windows (2048 is no square: 46² windows, the first 2048 used)
+    side = window * math.ceil(windows**0.5)
     mask = shifted_window_mask(side, side, window, window // 2, device=device)
     idx = torch.arange(windows, device=device) % mask.shape[0]
     return q, k, v, bias[None] + mask[idx][:, None].to(dtype)
