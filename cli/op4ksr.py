@@ -30,6 +30,7 @@ from ..op4ksr_core.rfr import RFR_PRESETS
 from ..op4ksr_core.settings import AUTO, files_settings, from_widgets, resolve, rfr_config
 from ..op4ksr_core.vae.compile import compile_vae
 from ..op4ksr_core.vae.config import DECODE_MODES
+from ..srkit import perf
 from ..srkit.color import METHODS
 from ..srkit.sizing import resize_exact
 from .targets import check_target
@@ -99,7 +100,7 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--low-vram",
         action="store_true",
-        help="fp8 token linears + constant AdaLN modulation: 16.5 instead of 30.6 GiB at 4K (H200), "
+        help="fp8 token linears + constant AdaLN modulation: 13.5 instead of 30.6 GiB at 4K (H200, 1.30 s), "
         "output within ~4 %% of bf16",
     )
 
@@ -154,8 +155,16 @@ class OP4KSRUpscaler:
                 self.transformer,
                 device,
                 lambda: upscale_image(self.transformer, self.vae, probe, long_side=256, config=self.config),
+                # Compiled, Inductor fuses the activation quantisation and the fp8 GEMMs win: 4K in 0.957 s vs
+                # 1.067 s with weight-only (H200, benchmarks/RESULTS.md, 2026-11-30); eager, weight-only is faster.
+                mode="rowwise" if getattr(args, "compile", False) else "weight_only",
             )
-        if getattr(args, "compile", False):  # FLUX blocks (measured) and the VAE's resnets (not yet measured)
+        # None: the options in force when an image runs
+        self.perf_options: perf.PerfOptions | None = None
+        if getattr(args, "compile", False):
+            # FLUX blocks and the VAE's resnets, run in the layout measured fastest compiled (perf.COMPILED):
+            # 1024² -> 4096² 1.463 -> 1.098 s on an H200 (benchmarks/RESULTS.md, 2026-11-30)
+            self.perf_options = perf.COMPILED
             compile_blocks(self.transformer)
             compile_vae(self.vae)
         self.first_call = True
@@ -179,15 +188,16 @@ class OP4KSRUpscaler:
             a.long_side if a.long_side is not None or a.scale is not None else DEFAULT_TARGET_LONG_SIDE
         )
         start = time.perf_counter()
-        out = upscale_image(
-            self.transformer,
-            self.vae,
-            image[:, :3],
-            long_side=long_side,
-            scale=a.scale,
-            config=self.config,
-            color=a.color_correction,
-        )
+        with perf.options(self.perf_options):
+            out = upscale_image(
+                self.transformer,
+                self.vae,
+                image[:, :3],
+                long_side=long_side,
+                scale=a.scale,
+                config=self.config,
+                color=a.color_correction,
+            )
         if self.first_call and getattr(a, "compile", False):
             log.info(
                 "OP4KSR: first image with torch.compile (compilation included): %.1f s",

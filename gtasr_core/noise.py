@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ..srkit.counter_normal import counter_normal
+from ..srkit.layout import relayout_
 
 __all__ = [
     "DEFAULT_NOISE",
@@ -79,6 +80,6 @@ def set_layout(net: nn.Module, channels_last: bool) -> nn.Module:
     """All 4-D weights of ``net`` in channels_last (or back to contiguous), in place; cheap when already so."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     for p in net.parameters():
-        if p.ndim == 4 and not p.is_contiguous(memory_format=fmt):
-            p.data = p.data.contiguous(memory_format=fmt)
+        if p.ndim == 4:
+            relayout_(p, fmt)
     return net

@@ -33,7 +33,6 @@ from .rfr import RFRConfig
 from .settings import AUTO, auto_decode_mode, files_settings, read_settings
 from .vae import F16VAE
 from .vae.loader import load_f16_vae
-from .vae.model import set_vae_layout
 
 __all__ = [
     "load_pipeline",
@@ -96,7 +95,6 @@ def upscale_image(
     size = target_size(*lr.shape[-2:], long_side=long_side, scale=scale)
     multiple = token_pixels(transformer, vae)
     device = next(transformer.parameters()).device
-    set_vae_layout(vae, channels_last=perf.current().vae_channels_last)
     outs = ImageBatch(lr.shape[0], "cpu", pinned=perf.current().pinned_output)
     for i in range(lr.shape[0]):
         # Everything at output size (bicubic, padding, colour) stays on the model's device: on CPU

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from .group_norm import is_channels_last
 
-__all__ = ["in_layout_of", "layout_of"]
+__all__ = ["in_layout_of", "layout_of", "relayout_"]
 
 
 def layout_of(x: Tensor) -> torch.memory_format:
@@ -30,3 +30,16 @@ def in_layout_of(x: Tensor, weight: Tensor) -> Tensor:
     """``x`` (4-D) in the memory layout of ``weight`` (a 4-D convolution weight with more than one input channel
     or a kernel larger than 1x1, so that its layout is not ambiguous); same values."""
     return x.contiguous(memory_format=layout_of(weight))
+
+
+def relayout_(param: Tensor, memory_format: torch.memory_format) -> None:
+    """Store ``param`` (a weight) in ``memory_format`` in place (same values, same Parameter object); no-op if it is.
+
+    The copy is made in the weight's own kind of tensor: an inference tensor (a model loaded inside
+    ``torch.inference_mode``, as ComfyUI runs its loader nodes) stays one, a normal weight stays normal even when this
+    runs inside inference mode (a node), so autograd can still use it afterwards (training the same model).
+    """
+    if param.is_contiguous(memory_format=memory_format):
+        return
+    with torch.inference_mode(param.is_inference()), torch.no_grad():
+        param.data = param.data.contiguous(memory_format=memory_format)

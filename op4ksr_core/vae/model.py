@@ -11,8 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ...srkit import perf
 from ...srkit.images import check_image
-from ...srkit.layout import in_layout_of
+from ...srkit.layout import in_layout_of, relayout_
 from .config import FLUX_F16, DecodeMode, VaeConfig, check_decode_mode
 from .latent_format import LatentFormat, latent_format_for
 from .layers import DownBlock, MidBlock, UpBlock, group_norm, norm_silu, run_layers
@@ -118,9 +119,18 @@ def set_vae_layout(vae: nn.Module, channels_last: bool) -> nn.Module:
     """
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     for module in vae.modules():
-        if isinstance(module, nn.Conv2d) and not module.weight.is_contiguous(memory_format=fmt):
-            module.weight.data = module.weight.data.contiguous(memory_format=fmt)
+        if isinstance(module, nn.Conv2d):
+            relayout_(module.weight, fmt)
     return vae
+
+
+def _inference_layout(part: nn.Module) -> None:
+    """In inference (autograd off, ``part`` in eval mode) put ``part``'s conv weights in the layout of
+    ``perf.vae_channels_last``, so every caller runs the measured layout: the headless pipeline, ComfyUI's VAE
+    nodes and OP4KSR Upscale alike. Training keeps whatever layout the trainer gave the weights (an optimiser's
+    state and DDP's gradient buckets are laid out like them)."""
+    if not torch.is_grad_enabled() and not part.training:
+        set_vae_layout(part, perf.current().vae_channels_last)
 
 
 def check_chunk_rows(chunk_rows: int) -> int:
@@ -190,6 +200,7 @@ class F16VAE(nn.Module):
     def encode_moments(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior (mean, logvar), each [B, latent, H/downscale, W/downscale], of images [B, 3, H, W] in [-1, 1]."""
         self._check_image(image)
+        _inference_layout(self.encoder)
         w = self.encoder.conv_in.weight  # its own dtype: a decoder fine-tune holds the decoder in float32
         image = in_layout_of(image.to(w.dtype), w)  # srkit/layout.py
         moments = self.encoder(image)
@@ -214,6 +225,7 @@ class F16VAE(nn.Module):
         self._check_latent(latent)
         mode = check_decode_mode(decode_mode or self.decode_mode, self.config)
         rows = check_chunk_rows(self.chunk_rows if chunk_rows is None else chunk_rows)
+        _inference_layout(self.decoder)
         w = self.decoder.conv_in.weight
         latent = in_layout_of(latent.to(w.dtype), w)  # srkit/layout.py
         return self.decoder(latent, DECODE_SHIFT[mode], rows)

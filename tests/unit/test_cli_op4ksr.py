@@ -17,6 +17,7 @@ from sr4k.op4ksr_core.onestep import OneStepConfig
 from sr4k.op4ksr_core.rfr import RFR_PRESETS
 from sr4k.op4ksr_core.vae.compile import VAE_COMPILED_BLOCKS
 from sr4k.op4ksr_core.vae.loader import load_f16_vae
+from sr4k.srkit import perf
 from sr4k.srkit.regional_compile import compiled_modules
 from tiny_models import f16_vae_file, load, tiny_flux_bfl_file
 
@@ -137,6 +138,33 @@ def test_compile_flag_compiles_flux_blocks_and_vae_blocks() -> None:
     vae_blocks = [m for m in up.vae.modules() if isinstance(m, VAE_COMPILED_BLOCKS)]
     assert vae_blocks and compiled_modules(up.vae) == vae_blocks
     assert len(compiled_modules(up.transformer)) == 2  # TINY_FLUX: one double and one single block
+    # images run in the layout measured fastest compiled, scoped to the upscaler's calls (nothing process-wide)
+    assert up.perf_options == perf.COMPILED and perf.current() == perf.PerfOptions()
+    plain = UPSCALERS["op4ksr"].load(
+        build_parser().parse_args([*common, "in.png", "out.png"]), torch.device("cpu"), torch.float32
+    )
+    assert plain.perf_options is None
+
+
+@pytest.mark.parametrize(("compiled", "mode"), [(False, "weight_only"), (True, "rowwise")])
+def test_low_vram_quantises_activations_only_when_compiled(compiled: bool, mode: str) -> None:
+    """--low-vram: fp8 weight-only eager (row-wise was slower there), row-wise under --compile (faster there:
+    0.957 vs 1.067 s per 4K image on an H200, benchmarks/RESULTS.md 2026-11-30)."""
+    from sr4k.op4ksr_core.flux.fp8_linear import FP8Linear
+
+    argv = [
+        "upscale",
+        "--model",
+        "op4ksr",
+        "--flux",
+        str(tiny_flux_bfl_file()),
+        "--vae",
+        str(f16_vae_file("bfl")),
+    ]
+    argv += ["--low-vram", *(["--compile"] if compiled else []), "in.png", "out.png"]
+    up = UPSCALERS["op4ksr"].load(build_parser().parse_args(argv), torch.device("cpu"), torch.float32)
+    modes = {m.mode for m in up.transformer.modules() if isinstance(m, FP8Linear)}
+    assert modes == {mode}
 
 
 @pytest.mark.parametrize("decode_mode", ["aligned", "partitioned"])

@@ -180,10 +180,10 @@ def test_memory_estimates_cover_the_h200_measurement() -> None:
     with torch.device("meta"):
         released = GTASRNet(RELEASED).to(torch.bfloat16)
     gib = 2**30
-    for slabs, measured in ((False, 25.80), (True, 11.55)):
+    for slabs, measured in ((False, 25.80), (True, 6.67)):
         est = upscale_memory(released, 1024, 1024, slabbed_head=slabs) / gib
         assert measured <= est <= 1.25 * measured, (slabs, est)
-    assert upscale_memory(released, 512, 512, slabbed_head=True) / gib >= 2.89
+    assert 1.84 <= upscale_memory(released, 512, 512, slabbed_head=True) / gib <= 1.25 * 1.84
     with perf.options(gtasr_head_rows=0):
         assert upscale_memory(released, 1024, 1024) == upscale_memory(
             released, 1024, 1024, slabbed_head=False
