@@ -10,7 +10,8 @@ over the reduction; the measured output error against bf16 is in benchmarks/RESU
 Under ``torch.compile`` (``flux.compile.compile_blocks`` after :func:`fp8_linears`) the forward traces into
 the block graphs with ``fullgraph=True``, so Inductor fuses the activation quantisation (row max, scale, cast)
 into the producers instead of the three extra eager passes that made eager row-wise slower than bf16 on the
-H200 (0.81 -> 0.98 s). Compiled row-wise is not yet measured on a GPU (``perf_toggles.py --parts compile2``).
+H200 (0.81 -> 0.98 s). Compiled, row-wise is the faster mode: transformer 0.585 s against 0.695 s with weight-only
+and 0.686 s in bf16 (H200, benchmarks/RESULTS.md, 2026-11-30).
 """
 
 from __future__ import annotations

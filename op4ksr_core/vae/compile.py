@@ -12,17 +12,17 @@ full-resolution tail (Python loops over row chunks: compiled, each chunk would b
 and the banded out-of-memory fallback (``banded.py`` calls the blocks' convolutions and norms directly, except
 the mid block, whose compiled resnets it then uses at latent size).
 
-Layout: ``perf.PerfOptions.vae_channels_last`` still decides the layout (``headless.upscale_image`` applies
-it); a channels_last VAE compiles its own graphs (guards on strides), so "compile + channels_last" is
-``compile_vae(vae)`` plus ``perf.options(vae_channels_last=True)``. Eager channels_last was slower on the
-H200 (GroupNorm on NHWC); Inductor generates its own GroupNorm for either layout.
+Layout: ``perf.PerfOptions.vae_channels_last`` still decides the layout (F16VAE applies it in inference calls); a
+channels_last VAE compiles its own graphs (guards on strides). Inductor generates its own GroupNorm for either
+layout, and compiled NCHW measured faster (H200, benchmarks/RESULTS.md, 2026-11-30, 4096²: encode 0.114 s NCHW vs
+0.131 s channels_last, decode 0.224 vs 0.231 s; eager defaults 0.212 / 0.387 s), so the CLI runs a compiled VAE
+under ``perf.COMPILED`` (NCHW).
 
 Shapes: with the default ``dynamic=None`` the first block shape compiles a static graph and any later shape
 of the same block class (another level, another image size) a graph with symbolic sizes, so a folder of
-mixed sizes does not recompile per image; ``dynamic=False`` compiles one static graph per block shape and
-image size (at most :data:`~sr4k.srkit.regional_compile.RECOMPILE_LIMIT` per block class).
-
-Not yet measured on a GPU (the CPU tests check that it compiles without graph breaks and matches eager).
+mixed sizes does not recompile per image (first call 26 s on the H200); ``dynamic=False`` compiles one static
+graph per block shape and image size (at most :data:`~sr4k.srkit.regional_compile.RECOMPILE_LIMIT` per block
+class): faster (0.095 / 0.189 s) but 17.7 s of compilation for every new image size.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from gtasr_support import tiny_gtasr_files
+from perf_pins import nchw_unfused  # noqa: F401 - a fixture for the files that pin the NCHW unfused graph
 from sr4k.gtasr_core import GTASRNet
 
 

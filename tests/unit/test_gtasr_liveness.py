@@ -7,6 +7,7 @@ import math
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -87,3 +88,7 @@ def test_memory_model_covers_the_meta_count() -> None:
         t = pm.gtasr_peak(net, 512, perf.PerfOptions())
     assert ".swin_layer." in t.peak_total_path
     assert t.peak_total <= upscale_memory(net, 512, 512, slabbed_head=True)
+
+
+# The released NCHW graph, unfused: this file pins its bits, FLOPs or memory (tests/support/perf_pins.py).
+pytestmark = pytest.mark.usefixtures("nchw_unfused")

@@ -111,3 +111,7 @@ def test_bad_inputs_get_clear_errors(vae: F16VAE) -> None:
         vae.decode(torch.zeros(1, 4, 8, 8))
     with pytest.raises(ValueError, match="decode_mode='tiled'"):
         vae.decode(torch.zeros(1, 16, 2, 2), decode_mode="tiled")
+
+
+# The released NCHW graph, unfused: this file pins its bits, FLOPs or memory (tests/support/perf_pins.py).
+pytestmark = pytest.mark.usefixtures("nchw_unfused")

@@ -130,3 +130,7 @@ def test_decode_mode_validation() -> None:
         check_decode_mode("full", FLUX_F16)
     with pytest.raises(ValueError, match="needs input_stride=2"):
         check_decode_mode("partitioned", FLUX_F8)
+
+
+# The released NCHW graph, unfused: this file pins its bits, FLOPs or memory (tests/support/perf_pins.py).
+pytestmark = pytest.mark.usefixtures("nchw_unfused")

@@ -15,6 +15,7 @@ sys.path.insert(0, str(BENCH))
 import peak_memory as pm  # noqa: E402  (a script folder, not a package)
 from peak_tracker import PeakTracker, round_block  # noqa: E402
 
+from perf_pins import NCHW_UNFUSED  # noqa: E402
 from sr4k.gtasr_core.config import TINY  # noqa: E402
 from sr4k.srkit import perf  # noqa: E402
 from sr4k.training.op4ksr.toy import TOY_F16_VAE  # noqa: E402
@@ -80,7 +81,7 @@ def test_tiny_gtasr_peak_is_the_same_on_cpu_and_meta(lr_px: int) -> None:
     for device in ("cpu", "meta"):
         net = pm.gtasr_net(TINY, device, torch.float32)
         with pm.cuda_like():
-            t = pm.gtasr_peak(net, lr_px, perf.PerfOptions(), warmup=0, workspace=None)
+            t = pm.gtasr_peak(net, lr_px, NCHW_UNFUSED, warmup=0, workspace=None)
         peaks.append(t.peak_bytes)
         assert t.peak_path.startswith("model.")  # inside the network, not in upscale's buffers
     x_t = 3 * (4 * lr_px) ** 2 * 4
@@ -107,3 +108,7 @@ def test_cudnn_workspace_model_counts_half_nchw_convolutions_only() -> None:
     cl = (x.contiguous(memory_format=torch.channels_last), *args[1:])
     assert pm.cudnn_nchw_workspace(conv, cl, {}, out) == 0
     assert pm.cudnn_nchw_workspace(conv, (x.float(), *args[1:]), {}, out) == 0
+
+
+# The released NCHW graph, unfused: this file pins its bits, FLOPs or memory (tests/support/perf_pins.py).
+pytestmark = pytest.mark.usefixtures("nchw_unfused")

@@ -147,7 +147,7 @@ def test_compile_gtasr_matches_eager_in_both_layouts() -> None:
         out = upscale(net, lr, seed=3)
     first = graphs()
     assert 0 < first <= len(blocks) and graph_breaks() == 0 and rel(out, ref) < TOL
-    with torch.no_grad(), perf.options(perf.PerfOptions()):
+    with torch.no_grad(), perf.options(dataclasses.replace(perf.current())):
         upscale(net, lr, seed=3)
     # The blocks read perf options (GroupNorm path): a new, equal options object must not recompile them.
     assert graphs() == first
@@ -280,3 +280,7 @@ def test_cli_compile_flag_compiles_the_gtasr_blocks(files: tuple) -> None:
     assert blocks and compiled_modules(net) == blocks
     plain = build_parser().parse_args(["upscale", "--weights", str(pth), "in.png", "out.png"])
     assert compiled_modules(UPSCALERS["gtasr"].load(plain, CPU, torch.float32).net) == []
+
+
+# The released NCHW graph, unfused: this file pins its bits, FLOPs or memory (tests/support/perf_pins.py).
+pytestmark = pytest.mark.usefixtures("nchw_unfused")

@@ -80,3 +80,7 @@ def test_other_filters_keep_the_convolution() -> None:
     ref, _ = _run(layer, x, box=False)
     out, ops = _run(layer, x, box=True)
     assert torch.equal(out, ref) and 4 in ops.conv_groups
+
+
+# The released NCHW graph, unfused: this file pins its bits, FLOPs or memory (tests/support/perf_pins.py).
+pytestmark = pytest.mark.usefixtures("nchw_unfused")

@@ -69,7 +69,7 @@ def test_rejects_other_kernels() -> None:
 def test_gtasr_up_blocks_and_head_match(head_rows: int) -> None:
     net = deterministic_init_(build(TINY))
     lr = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
-    base = dataclasses.replace(perf.PerfOptions(), gtasr_head_rows=head_rows)
+    base = dataclasses.replace(perf.PerfOptions(), gtasr_head_rows=head_rows, fused_upsample_conv=False)
     with perf.options(base):
         ref = upscale(net, lr, seed=3)
     with perf.options(base, fused_upsample_conv=True):

@@ -166,3 +166,7 @@ def test_decoder_conv_flops(toy_vae: F16VAE) -> None:
     fused_part = 2 * 9 * (c * c * up_pixels + c * 3 * 64 * 96)  # + conv_out on the 64x96 image
     assert plain - fused == pytest.approx(fused_part * 5 / 9, rel=1e-9)
     assert fused / plain < 0.86  # the toy decode's conv FLOPs drop by 15.4 % (FLUX_F16 at 4096²: 15.6 %)
+
+
+# The released NCHW graph, unfused: this file pins its bits, FLOPs or memory (tests/support/perf_pins.py).
+pytestmark = pytest.mark.usefixtures("nchw_unfused")
