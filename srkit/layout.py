@@ -4,10 +4,11 @@ Why: a convolution's output takes the channels_last layout when its input *or* i
 often arrive as channels_last views without anyone asking: ComfyUI's ``IMAGE`` is ``[B, H, W, C]``, so
 ``image.movedim(-1, 1)`` is an NHWC-strided ``[B, C, H, W]`` (``srkit.image_io.read_image`` returned the same
 until it was made to copy into NCHW). Fed as they are, such inputs put every convolution of an NCHW network
-(``perf.gtasr_channels_last`` / ``perf.vae_channels_last`` off) in channels_last, the layout the H200 measured
-slower (GTASR 0.82 -> 1.16 s, F16 encode 0.27 -> 0.39 s; benchmarks/RESULTS.md, "Perf toggles"), and made the
-ComfyUI nodes and the CLI run another layout than the benchmarks. :func:`in_layout_of` gives the input the layout
-of the network's weights instead: a no-op when it has it, one copy of the input (not of any activation) otherwise.
+(``perf.gtasr_channels_last`` / ``perf.vae_channels_last`` off, as under ``perf.COMPILED``) in channels_last, which
+made the ComfyUI nodes and the CLI run another layout than the benchmarks (and, before the layout-keeping GroupNorm,
+a slower one: GTASR 0.82 -> 1.16 s on an H200). :func:`in_layout_of` gives the input the layout of the network's
+weights instead: a no-op when it has it, one copy of the input (not of any activation) otherwise. The weights'
+layout is the option's (:func:`relayout_` changes it in place).
 """
 
 from __future__ import annotations

@@ -121,10 +121,9 @@ def test_missing_weights_are_clear_errors(
     assert message in caplog.text
 
 
-def test_compile_flag_compiles_flux_blocks_and_vae_blocks() -> None:
-    """``--compile`` compiles the FLUX blocks and the F16 VAE's resnets and downsamplers at load (the
-    compilation itself happens on the first image; compiled vs eager: tests/unit/test_perf_compile.py)."""
-    common = [
+def _tiny_op4ksr_argv() -> list[str]:
+    """``sr4k upscale --model op4ksr`` on the tiny FLUX and F16 VAE files (inputs and options to follow)."""
+    return [
         "upscale",
         "--model",
         "op4ksr",
@@ -133,6 +132,12 @@ def test_compile_flag_compiles_flux_blocks_and_vae_blocks() -> None:
         "--vae",
         str(f16_vae_file("bfl")),
     ]
+
+
+def test_compile_flag_compiles_flux_blocks_and_vae_blocks() -> None:
+    """``--compile`` compiles the FLUX blocks and the F16 VAE's resnets and downsamplers at load (the
+    compilation itself happens on the first image; compiled vs eager: tests/unit/test_perf_compile.py)."""
+    common = _tiny_op4ksr_argv()
     args = build_parser().parse_args([*common, "--compile", "in.png", "out.png"])
     up = UPSCALERS["op4ksr"].load(args, torch.device("cpu"), torch.float32)
     vae_blocks = [m for m in up.vae.modules() if isinstance(m, VAE_COMPILED_BLOCKS)]
@@ -152,15 +157,7 @@ def test_low_vram_quantises_activations_only_when_compiled(compiled: bool, mode:
     0.957 vs 1.067 s per 4K image on an H200, benchmarks/RESULTS.md 2026-11-30)."""
     from sr4k.op4ksr_core.flux.fp8_linear import FP8Linear
 
-    argv = [
-        "upscale",
-        "--model",
-        "op4ksr",
-        "--flux",
-        str(tiny_flux_bfl_file()),
-        "--vae",
-        str(f16_vae_file("bfl")),
-    ]
+    argv = _tiny_op4ksr_argv()
     argv += ["--low-vram", *(["--compile"] if compiled else []), "in.png", "out.png"]
     up = UPSCALERS["op4ksr"].load(build_parser().parse_args(argv), torch.device("cpu"), torch.float32)
     modes = {m.mode for m in up.transformer.modules() if isinstance(m, FP8Linear)}
